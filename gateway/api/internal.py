@@ -1,0 +1,197 @@
+"""The internal API for case systems, on its own loopback listener. Every request carries a
+bearer token; the token decides the role and the role decides what may be done."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.api.problems import problem
+from gateway.context import GatewayContext
+from gateway.outbound import SubmissionError, submit
+from gateway.store.store import StoredMessage
+from gateway.xml.envelope import read_acknowledgement, read_form, utc_text
+from gateway.xml.forms import form_from_element
+from gateway.xml.parser import parse_trusted
+
+CONTEXT: web.AppKey[GatewayContext] = web.AppKey("api-context", GatewayContext)
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "submit": frozenset({"case-officer"}),
+    "read-messages": frozenset({"case-officer"}),
+    "health": frozenset({"case-officer", "health-practitioner", "administrator", "auditor"}),
+}
+MAX_JSON_BYTES = 12 * 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _role_for(ctx: GatewayContext, header: str | None) -> str | None:
+    if not header or not header.startswith("Bearer "):
+        return None
+    token = header.removeprefix("Bearer ").strip().encode()
+    for role, expected in ctx.config.api.tokens.items():
+        if hmac.compare_digest(token, expected.encode()):
+            return role
+    return None
+
+
+def requires(permission: str) -> Callable[[Handler], Handler]:
+    allowed = PERMISSIONS[permission]
+
+    def wrap(handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            ctx = request.app[CONTEXT]
+            role = _role_for(ctx, request.headers.get("Authorization"))
+            if role is None:
+                return problem(
+                    401,
+                    "Unauthorized",
+                    "send 'Authorization: Bearer <token>' with a token from the configuration",
+                    headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
+                )
+            if role not in allowed:
+                return problem(
+                    403,
+                    "Forbidden",
+                    f"the role {role!r} may not {permission.replace('-', ' ')}",
+                    rule=permission,
+                )
+            return await handler(request)
+
+        return guarded
+
+    return wrap
+
+
+def _ack_view(msg: StoredMessage) -> dict[str, Any] | None:
+    if msg.ack_xml is None:
+        return None
+    ack = read_acknowledgement(parse_trusted(msg.ack_xml))
+    return {
+        "acknowledgement_id": ack.acknowledgement_id,
+        "status": ack.status,
+        "receipt_time": utc_text(ack.receipt_time),
+        "digest": ack.digest,
+        "reason": None
+        if ack.reason_code is None
+        else {"code": ack.reason_code, "text": ack.reason_text},
+        "register_head": {"sequence": ack.head_sequence, "hash": ack.head_hash},
+    }
+
+
+def message_view(msg: StoredMessage, *, with_form: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "message_id": msg.message_id,
+        "direction": msg.direction,
+        "type": msg.message_type,
+        "reference": msg.reference,
+        "sender" if msg.direction == "in" else "receiver": msg.peer,
+        "in_reply_to": msg.in_reply_to,
+        "urgent": bool(msg.urgent),
+        "created": utc_text(msg.created_at),
+        "state": msg.state,
+        "digest": msg.digest,
+        "receipt_time": None if msg.receipt_time is None else utc_text(msg.receipt_time),
+        "answered_by": msg.answered_by,
+        "acknowledgement": _ack_view(msg),
+    }
+    if msg.state == "undeliverable":
+        view["error"] = msg.reason_text
+    if with_form:
+        view["form"] = None
+        if msg.signed_xml is not None:
+            _, view["form"] = form_from_element(read_form(parse_trusted(msg.signed_xml)))
+    return view
+
+
+@requires("submit")
+async def post_message(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    if request.content_type != "application/json":
+        return problem(415, "Unsupported Media Type", "send the submission as application/json")
+    try:
+        data = json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return problem(400, "Bad Request", f"the body is not JSON: {exc}")
+    if not isinstance(data, dict):
+        return problem(400, "Bad Request", "the body must be a JSON object", field="")
+    try:
+        submitted = await submit(ctx, data)
+    except SubmissionError as exc:
+        return problem(422, "Invalid Submission", str(exc), field=exc.field, rule=exc.rule)
+    return web.json_response(
+        {
+            "message_id": submitted.message_id,
+            "reference": submitted.reference,
+            "digest": submitted.digest,
+            "state": "queued",
+        },
+        status=201,
+        headers={"Location": f"/api/v1/messages/{submitted.message_id}"},
+    )
+
+
+@requires("read-messages")
+async def get_message(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    msg = await ctx.store.get_message(request.match_info["message_id"])
+    if msg is None:
+        return problem(404, "Not Found", "no message with this id", field="message_id")
+    view = message_view(msg)
+    if msg.direction == "out" and msg.state == "queued":
+        pending = await ctx.store.outbox_state(msg.message_id)
+        if pending is not None:
+            view["delivery"] = {
+                "attempts": pending["attempts"],
+                "next_attempt_at": utc_text(pending["next_attempt_at"]),
+                "last_error": pending["last_error"],
+            }
+    return web.json_response(view)
+
+
+@requires("read-messages")
+async def get_inbox(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    try:
+        after = int(request.query.get("cursor", "0"))
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        return problem(400, "Bad Request", "cursor and limit must be integers", field="cursor")
+    if after < 0 or not 1 <= limit <= 500:
+        return problem(
+            400, "Bad Request", "cursor must be >= 0 and limit between 1 and 500", field="limit"
+        )
+    items = await ctx.store.inbox(after, limit)
+    return web.json_response(
+        {
+            "items": [message_view(m, with_form=True) for m in items],
+            "next_cursor": str(items[-1].id) if items else str(after),
+        }
+    )
+
+
+@requires("health")
+async def get_health(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    seq, head = await ctx.store.register_head()
+    return web.json_response(
+        {
+            "status": "ok",
+            "authority": ctx.config.authority,
+            "register": {"sequence": seq, "hash": head},
+        }
+    )
+
+
+def api_app(ctx: GatewayContext) -> web.Application:
+    app = web.Application(client_max_size=MAX_JSON_BYTES)
+    app[CONTEXT] = ctx
+    app.router.add_post("/api/v1/messages", post_message)
+    app.router.add_get("/api/v1/messages/{message_id}", get_message)
+    app.router.add_get("/api/v1/inbox", get_inbox)
+    app.router.add_get("/api/v1/health", get_health)
+    return app

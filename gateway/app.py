@@ -1,0 +1,91 @@
+"""Wires configuration, store, peer transport, internal API and the delivery worker into one
+running gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.api.internal import api_app
+from gateway.config import Config
+from gateway.context import GatewayContext, open_context
+from gateway.transport.delivery import Deliverer
+from gateway.transport.inbound import peer_app
+from gateway.transport.tls import server_context
+
+
+@dataclass
+class RunningGateway:
+    ctx: GatewayContext
+    peer_runner: web.AppRunner
+    api_runner: web.AppRunner
+    delivery_task: asyncio.Task[None]
+    peer_port: int
+    api_port: int
+
+    async def stop(self) -> None:
+        self.delivery_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.delivery_task
+        await self.api_runner.cleanup()
+        await self.peer_runner.cleanup()
+        await self.ctx.store.close()
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    raise RuntimeError("site is not listening")
+
+
+async def start_gateway(config: Config) -> RunningGateway:
+    ctx = await open_context(config)
+    try:
+        peer_runner = web.AppRunner(peer_app(ctx), access_log=None)
+        await peer_runner.setup()
+        await web.TCPSite(
+            peer_runner, config.peer.host, config.peer.port, ssl_context=server_context(config)
+        ).start()
+        api_runner = web.AppRunner(api_app(ctx), access_log=None)
+        await api_runner.setup()
+        await web.TCPSite(api_runner, config.api.host, config.api.port).start()
+    except BaseException:
+        await ctx.store.close()
+        raise
+    delivery_task = asyncio.create_task(Deliverer(ctx).run(), name="delivery")
+    running = RunningGateway(
+        ctx,
+        peer_runner,
+        api_runner,
+        delivery_task,
+        _bound_port(peer_runner),
+        _bound_port(api_runner),
+    )
+    ctx.log.info(
+        "gateway started",
+        authority=config.authority,
+        peer_port=running.peer_port,
+        api_port=running.api_port,
+    )
+    return running
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGINT or SIGTERM, then stop cleanly (in-flight deliveries resume on restart
+    from the outbox)."""
+    running = await start_gateway(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        running.ctx.log.info("gateway stopping", authority=config.authority)
+        await running.stop()

@@ -1,0 +1,134 @@
+"""`gateway ...` commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.config import ConfigError, load_config
+from gateway.core.directory import DirectoryError
+from gateway.logs import configure_logging
+from gateway.pki.certs import CertificateError
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.app import serve
+
+    config = load_config(args.config)
+    asyncio.run(serve(config))
+    return 0
+
+
+def _cmd_pki_demo(args: argparse.Namespace) -> int:
+    from gateway.pki.demo import create_demo_network
+
+    codes = [c.strip() for c in args.authorities.split(",") if c.strip()]
+    if not codes:
+        raise ConfigError("--authorities needs at least one code, e.g. BE-DU,NL-DU")
+    network = create_demo_network(args.out, codes)
+    print(f"network CA: {network.ca_cert}")
+    for code, files in network.authorities.items():
+        print(f"{code}: TLS {files.tls_cert}, signing {files.signing_cert}")
+    print(f"directory: {network.directory}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    return asyncio.run(run_demo(args.workdir, args.keep_running, say))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gateway.store.store import Store
+
+    config = load_config(args.config)
+
+    async def fetch() -> bytes | None:
+        store = await Store.open(config.database_url)
+        try:
+            msg = await store.get_message(args.message_id)
+        finally:
+            await store.close()
+        if msg is None:
+            raise LookupError(f"no message {args.message_id} in {config.authority}'s store")
+        return msg.signed_xml
+
+    data = asyncio.run(fetch())
+    if data is None:
+        raise LookupError(f"the payload of {args.message_id} has been erased")
+    out: Path = args.out
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out)
+    print(f"wrote {len(data)} bytes to {out} (exactly as signed)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Secure messaging gateway of a Dublin unit (signed forms over mutual TLS).",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument("--log-json", action="store_true", help="JSON logs even on a terminal")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run a gateway")
+    serve.add_argument("--config", type=Path, required=True, help="gateway TOML file")
+    serve.set_defaults(func=_cmd_serve)
+
+    pki = sub.add_parser("pki", help="certificates and the authority directory")
+    pki_sub = pki.add_subparsers(dest="pki_command", required=True)
+    demo_pki = pki_sub.add_parser("demo", help="create a demo network CA, certificates, directory")
+    demo_pki.add_argument("--out", type=Path, required=True, help="folder to create")
+    demo_pki.add_argument(
+        "--authorities", default="BE-DU,NL-DU,GR-DU", help="comma-separated authority codes"
+    )
+    demo_pki.set_defaults(func=_cmd_pki_demo)
+
+    demo = sub.add_parser("demo", help="run three gateways and a take charge exchange")
+    demo.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
+    demo.add_argument(
+        "--keep-running", action="store_true", help="stay up after the exchange (Ctrl-C stops)"
+    )
+    demo.set_defaults(func=_cmd_demo)
+
+    export = sub.add_parser("export", help="write a stored transmission exactly as signed")
+    export.add_argument("--config", type=Path, required=True)
+    export.add_argument("--message-id", required=True)
+    export.add_argument("--out", type=Path, required=True)
+    export.set_defaults(func=_cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, json=True if args.log_json else None)
+    try:
+        result: int = args.func(args)
+        return result
+    except (
+        ConfigError,
+        DirectoryError,
+        CertificateError,
+        LookupError,
+        FileExistsError,
+        ValueError,
+    ) as exc:
+        print(f"gateway: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,135 @@
+"""A typed async client of the internal API, for adapters, the demo and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+
+class ApiError(Exception):
+    """The gateway answered with a problem+json (or another error)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        detail = problem.get("detail") or problem.get("title") or "error"
+        field = problem.get("field")
+        super().__init__(f"HTTP {status}: {detail}" + (f" (field {field})" if field else ""))
+        self.status = status
+        self.problem = problem
+
+
+class GatewayClient:
+    def __init__(self, api_url: str, token: str, *, timeout: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> GatewayClient:
+        self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        async with self._session.request(method, self.api_url + path, **kwargs) as resp:
+            if resp.content_type in ("application/json", "application/problem+json"):
+                body: Any = await resp.json(content_type=None)
+            else:
+                body = {"detail": (await resp.text())[:500]}
+            if resp.status >= 400:
+                raise ApiError(resp.status, body if isinstance(body, dict) else {})
+            if not isinstance(body, dict):
+                raise ApiError(resp.status, {"detail": "unexpected response shape"})
+            return body
+
+    async def health(self) -> dict[str, Any]:
+        return await self._request("GET", "/api/v1/health")
+
+    async def submit(
+        self,
+        message_type: str,
+        receiver: str,
+        form: dict[str, Any],
+        *,
+        case_number: str | None = None,
+        in_reply_to: str | None = None,
+        urgent: bool = False,
+        eurodac_reference: str | None = None,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"type": message_type, "receiver": receiver, "form": form}
+        if case_number is not None:
+            payload["case_number"] = case_number
+        if in_reply_to is not None:
+            payload["in_reply_to"] = in_reply_to
+        if urgent:
+            payload["urgent"] = True
+        if eurodac_reference is not None:
+            payload["eurodac_reference"] = eurodac_reference
+        return await self._request("POST", "/api/v1/messages", json=payload)
+
+    async def message(self, message_id: str) -> dict[str, Any]:
+        return await self._request("GET", f"/api/v1/messages/{message_id}")
+
+    async def inbox(self, cursor: str = "0", limit: int = 50) -> dict[str, Any]:
+        return await self._request(
+            "GET", "/api/v1/inbox", params={"cursor": cursor, "limit": str(limit)}
+        )
+
+    async def wait_for_state(
+        self, message_id: str, states: Iterable[str], within: float = 30.0
+    ) -> dict[str, Any]:
+        wanted = frozenset(states)
+        deadline = time.monotonic() + within
+        while True:
+            view = await self.message(message_id)
+            if view["state"] in wanted:
+                return view
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"message {message_id} still {view['state']!r} after {within} s")
+            await asyncio.sleep(0.05)
+
+    async def wait_for_inbox(
+        self, predicate: Callable[[dict[str, Any]], bool], within: float = 30.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while True:
+            cursor = "0"
+            while True:
+                page = await self.inbox(cursor, 100)
+                for item in page["items"]:
+                    if predicate(item):
+                        return dict(item)
+                if not page["items"]:
+                    break
+                cursor = page["next_cursor"]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no matching inbox message after {within} s")
+            await asyncio.sleep(0.05)
+
+    async def wait_until_up(self, within: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return await self.health()
+            except (aiohttp.ClientError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)

@@ -1,0 +1,231 @@
+"""Gateway configuration: one TOML file per gateway. Relative paths resolve against the
+file's folder; every setting but the authority code has a default; a bad setting fails at
+start with a message naming it."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.core.directory import AUTHORITY_CODE, ROLES
+from gateway.core.retry import RetryPolicy
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot work; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_depth: int = 64
+    max_clock_skew_seconds: int = 300
+    body_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: dict[str, str] = field(default_factory=dict)
+    """role -> bearer token"""
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    connect_timeout_seconds: float = 10.0
+    request_timeout_seconds: float = 30.0
+    poll_interval_seconds: float = 1.0
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    authority: str
+    data_dir: Path
+    database_url: str
+    directory: Path
+    ca_cert: Path
+    tls_cert: Path
+    tls_key: Path
+    signing_cert: Path
+    signing_key: Path
+    peer: PeerSettings
+    api: ApiSettings
+    delivery: DeliverySettings
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _typed(table: dict[str, Any], prefix: str, key: str, kind: type, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+        raise ConfigError(f"{prefix}{key} must be a {kind.__name__}")
+    return value
+
+
+def _positive(value: float, name: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> Config:
+    base = path.resolve().parent
+
+    def p(value: str) -> Path:
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else base / candidate
+
+    known = {
+        "authority",
+        "data_dir",
+        "database_url",
+        "directory",
+        "peer",
+        "api",
+        "tls",
+        "signing",
+        "delivery",
+    }
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    authority = raw.get("authority")
+    if not isinstance(authority, str) or not AUTHORITY_CODE.match(authority):
+        raise ConfigError("authority must be set to this gateway's code, e.g. 'BE-DU'")
+    data_dir = p(_typed(raw, "", "data_dir", str, "data"))
+    database_url = _typed(raw, "", "database_url", str, "")
+    if not database_url:
+        database_url = f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}"
+    elif not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+        )
+
+    peer_t = _section(raw, "peer")
+    peer = PeerSettings(
+        host=_typed(peer_t, "peer.", "host", str, PeerSettings.host),
+        port=_typed(peer_t, "peer.", "port", int, PeerSettings.port),
+        max_body_bytes=_typed(peer_t, "peer.", "max_body_bytes", int, PeerSettings.max_body_bytes),
+        max_depth=_typed(peer_t, "peer.", "max_depth", int, PeerSettings.max_depth),
+        max_clock_skew_seconds=_typed(
+            peer_t, "peer.", "max_clock_skew_seconds", int, PeerSettings.max_clock_skew_seconds
+        ),
+        body_timeout_seconds=_typed(
+            peer_t, "peer.", "body_timeout_seconds", float, PeerSettings.body_timeout_seconds
+        ),
+    )
+    for name in ("max_body_bytes", "max_depth", "max_clock_skew_seconds", "body_timeout_seconds"):
+        _positive(getattr(peer, name), f"peer.{name}")
+
+    api_t = _section(raw, "api")
+    tokens_t = api_t.get("tokens", {})
+    if not isinstance(tokens_t, dict):
+        raise ConfigError("[api.tokens] must be a table of role = token")
+    tokens: dict[str, str] = {}
+    for role, token in tokens_t.items():
+        if role not in ROLES:
+            raise ConfigError(
+                f"api.tokens.{role}: unknown role (known: {', '.join(sorted(ROLES))})"
+            )
+        if not isinstance(token, str) or len(token) < 16:
+            raise ConfigError(f"api.tokens.{role} must be a string of at least 16 characters")
+        tokens[role] = token
+    if len(set(tokens.values())) != len(tokens):
+        raise ConfigError("api.tokens: each role needs its own token")
+    api = ApiSettings(
+        host=_typed(api_t, "api.", "host", str, ApiSettings.host),
+        port=_typed(api_t, "api.", "port", int, ApiSettings.port),
+        tokens=tokens,
+    )
+    try:
+        loopback = ipaddress.ip_address(api.host).is_loopback
+    except ValueError:
+        loopback = api.host == "localhost"
+    if not loopback:
+        raise ConfigError("api.host must be a loopback address: the internal API is not public")
+    for name, port in (("peer.port", peer.port), ("api.port", api.port)):
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{name} must be between 0 and 65535")
+
+    tls_t = _section(raw, "tls")
+    signing_t = _section(raw, "signing")
+    delivery_t = _section(raw, "delivery")
+    d = DeliverySettings()
+    try:
+        retry = RetryPolicy(
+            initial_delay=_typed(
+                delivery_t, "delivery.", "initial_delay_seconds", float, d.retry.initial_delay
+            ),
+            max_delay=_typed(
+                delivery_t, "delivery.", "max_delay_seconds", float, d.retry.max_delay
+            ),
+            multiplier=_typed(delivery_t, "delivery.", "multiplier", float, d.retry.multiplier),
+            max_attempts=_typed(delivery_t, "delivery.", "max_attempts", int, d.retry.max_attempts),
+        )
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"[delivery]: {exc}") from exc
+    delivery = DeliverySettings(
+        retry=retry,
+        connect_timeout_seconds=_typed(
+            delivery_t, "delivery.", "connect_timeout_seconds", float, d.connect_timeout_seconds
+        ),
+        request_timeout_seconds=_typed(
+            delivery_t, "delivery.", "request_timeout_seconds", float, d.request_timeout_seconds
+        ),
+        poll_interval_seconds=_typed(
+            delivery_t, "delivery.", "poll_interval_seconds", float, d.poll_interval_seconds
+        ),
+        concurrency=_typed(delivery_t, "delivery.", "concurrency", int, d.concurrency),
+    )
+    for name in (
+        "connect_timeout_seconds",
+        "request_timeout_seconds",
+        "poll_interval_seconds",
+        "concurrency",
+    ):
+        _positive(getattr(delivery, name), f"delivery.{name}")
+
+    return Config(
+        path=path.resolve(),
+        authority=authority,
+        data_dir=data_dir,
+        database_url=database_url,
+        directory=p(_typed(raw, "", "directory", str, "directory.json")),
+        ca_cert=p(_typed(tls_t, "tls.", "ca", str, "ca.pem")),
+        tls_cert=p(_typed(tls_t, "tls.", "cert", str, "tls.pem")),
+        tls_key=p(_typed(tls_t, "tls.", "key", str, "tls.key")),
+        signing_cert=p(_typed(signing_t, "signing.", "cert", str, "signing.pem")),
+        signing_key=p(_typed(signing_t, "signing.", "key", str, "signing.key")),
+        peer=peer,
+        api=api,
+        delivery=delivery,
+    )

@@ -1,0 +1,155 @@
+"""The authority directory (Art. 41(1)-(2)): who may exchange, and by which pinned certificates."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+AUTHORITY_CODE = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,10}$")
+FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+ROLES = frozenset({"case-officer", "health-practitioner", "administrator", "auditor"})
+
+
+class DirectoryError(ValueError):
+    """The directory is malformed or names something it must not."""
+
+
+@dataclass(frozen=True)
+class Authority:
+    """One notified authority. Fingerprints are lowercase hex SHA-256 of DER certificates;
+    several may be pinned at once during a rotation."""
+
+    code: str
+    member_state: str
+    name: str
+    time_zone: str
+    endpoint: str
+    roles: frozenset[str]
+    tls_fingerprints: frozenset[str]
+    signing_fingerprints: frozenset[str]
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "member_state": self.member_state,
+            "name": self.name,
+            "time_zone": self.time_zone,
+            "endpoint": self.endpoint,
+            "roles": sorted(self.roles),
+            "tls_fingerprints": sorted(self.tls_fingerprints),
+            "signing_fingerprints": sorted(self.signing_fingerprints),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Authority:
+        try:
+            code = str(data["code"])
+            member_state = str(data["member_state"])
+            auth = cls(
+                code=code,
+                member_state=member_state,
+                name=str(data["name"]),
+                time_zone=str(data["time_zone"]),
+                endpoint=str(data["endpoint"]),
+                roles=frozenset(str(r) for r in data.get("roles", ())),
+                tls_fingerprints=frozenset(str(f).lower() for f in data["tls_fingerprints"]),
+                signing_fingerprints=frozenset(
+                    str(f).lower() for f in data["signing_fingerprints"]
+                ),
+            )
+        except KeyError as exc:
+            raise DirectoryError(f"authority entry lacks the field {exc.args[0]!r}") from exc
+        auth.check()
+        return auth
+
+    def check(self) -> None:
+        where = f"authority {self.code!r}"
+        if not AUTHORITY_CODE.match(self.code):
+            raise DirectoryError(f"{where}: code must look like 'BE-DU'")
+        if not re.fullmatch(r"[A-Z]{2}", self.member_state):
+            raise DirectoryError(f"{where}: member_state must be two capital letters")
+        if not self.code.startswith(self.member_state + "-"):
+            raise DirectoryError(f"{where}: code must start with its member_state letters")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise DirectoryError(f"{where}: unknown IANA time zone {self.time_zone!r}") from exc
+        if not self.endpoint.startswith("https://"):
+            raise DirectoryError(f"{where}: endpoint must be an https:// URL")
+        unknown = self.roles - ROLES
+        if unknown:
+            raise DirectoryError(f"{where}: unknown roles {sorted(unknown)}")
+        for fp in self.tls_fingerprints | self.signing_fingerprints:
+            if not FINGERPRINT.match(fp):
+                raise DirectoryError(f"{where}: fingerprint {fp!r} is not 64 hex digits")
+        if not self.tls_fingerprints or not self.signing_fingerprints:
+            raise DirectoryError(f"{where}: needs at least one TLS and one signing fingerprint")
+        if self.tls_fingerprints & self.signing_fingerprints:
+            raise DirectoryError(f"{where}: a certificate may not serve both TLS and signing")
+
+
+@dataclass(frozen=True)
+class Directory:
+    """An immutable snapshot of the directory; a reload replaces the whole snapshot."""
+
+    authorities: Mapping[str, Authority]
+    version: int = 1
+    _by_tls: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _by_signing: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, authorities: Iterable[Authority], version: int = 1) -> Directory:
+        by_code: dict[str, Authority] = {}
+        by_tls: dict[str, str] = {}
+        by_signing: dict[str, str] = {}
+        for auth in authorities:
+            if auth.code in by_code:
+                raise DirectoryError(f"authority {auth.code!r} is listed twice")
+            by_code[auth.code] = auth
+            for fp in auth.tls_fingerprints:
+                if fp in by_tls or fp in by_signing:
+                    raise DirectoryError(f"fingerprint {fp} is pinned twice")
+                by_tls[fp] = auth.code
+            for fp in auth.signing_fingerprints:
+                if fp in by_tls or fp in by_signing:
+                    raise DirectoryError(f"fingerprint {fp} is pinned twice")
+                by_signing[fp] = auth.code
+        return cls(by_code, version, by_tls, by_signing)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Directory:
+        entries = data.get("authorities")
+        if not isinstance(entries, list):
+            raise DirectoryError("directory must have an 'authorities' list")
+        version = data.get("version", 1)
+        if not isinstance(version, int) or version < 1:
+            raise DirectoryError("directory 'version' must be a positive integer")
+        return cls.of((Authority.from_dict(e) for e in entries), version)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "authorities": [a.to_dict() for a in sorted(self.authorities.values(), key=_code)],
+        }
+
+    def get(self, code: str) -> Authority | None:
+        return self.authorities.get(code)
+
+    def by_tls_fingerprint(self, fingerprint: str) -> Authority | None:
+        code = self._by_tls.get(fingerprint.lower())
+        return self.authorities[code] if code else None
+
+    def by_signing_fingerprint(self, fingerprint: str) -> Authority | None:
+        code = self._by_signing.get(fingerprint.lower())
+        return self.authorities[code] if code else None
+
+
+def _code(a: Authority) -> str:
+    return a.code

@@ -1,0 +1,174 @@
+"""Who may send what to whom, and whether a transmission fits the conversation it claims to
+belong to. Pure decisions: the shell looks up the facts and acts on the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from gateway.core.directory import Directory
+from gateway.core.forms import FORM_TYPES
+from gateway.core.references import InvalidReference, Reference
+
+
+class Reason(StrEnum):
+    """Reason codes of negative acknowledgements and register rejections (a public interface)."""
+
+    UNKNOWN_PEER = "unknown-peer"
+    BODY_TOO_LARGE = "body-too-large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
+    MALFORMED_XML = "malformed-xml"
+    DOCTYPE_FORBIDDEN = "doctype-forbidden"
+    TOO_DEEP = "too-deep"
+    SCHEMA_INVALID = "schema-invalid"
+    SIGNATURE_MISSING = "signature-missing"
+    SIGNATURE_MULTIPLE = "signature-multiple"
+    SIGNATURE_LOCATION = "signature-location"
+    SIGNATURE_REFERENCE = "signature-reference"
+    SIGNATURE_ALGORITHM = "signature-algorithm"
+    SIGNATURE_INVALID = "signature-invalid"
+    SIGNER_UNKNOWN = "signer-unknown"
+    SIGNER_MISMATCH = "signer-mismatch"
+    SENDER_MISMATCH = "sender-mismatch"
+    WRONG_RECEIVER = "wrong-receiver"
+    UNKNOWN_TYPE = "unknown-type"
+    REFERENCE_INVALID = "reference-invalid"
+    CLOCK_SKEW = "clock-skew"
+    UNEXPECTED_IN_REPLY_TO = "unexpected-in-reply-to"
+    NO_MATCHING_REQUEST = "no-matching-request"
+    ALREADY_ANSWERED = "already-answered"
+    MESSAGE_ID_REUSED = "message-id-reused"
+
+
+class Rejection(Exception):
+    """Input we refuse, at any layer (transport, parsing, signature, rules): `reason` is the
+    code, str() the explanation. Texts never quote payload values (they may be personal data)."""
+
+    def __init__(self, reason: Reason, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+
+
+@dataclass(frozen=True)
+class Header:
+    """The signed envelope header of a transmission."""
+
+    message_id: str
+    reference: str
+    message_type: str
+    sender: str
+    receiver: str
+    created: datetime
+    in_reply_to: str | None = None
+    urgent: bool = False
+
+
+@dataclass(frozen=True)
+class PriorMessage:
+    """What we hold about the message a reply names."""
+
+    message_id: str
+    direction: str  # "in" or "out", from our point of view
+    message_type: str
+    peer: str
+    reference: str
+    answered: bool
+
+
+def check_outbound(header: Header, directory: Directory, request: PriorMessage | None) -> None:
+    """Rules a case system's submission must satisfy before we sign it."""
+    if directory.get(header.receiver) is None:
+        raise Rejection(
+            Reason.WRONG_RECEIVER, f"{header.receiver!r} is not an authority of the directory"
+        )
+    if header.receiver == header.sender:
+        raise Rejection(Reason.WRONG_RECEIVER, "an authority cannot send to itself")
+    _check_conversation(header, request, our_request_direction="in")
+
+
+def check_inbound(
+    header: Header,
+    *,
+    local: str,
+    peer: str,
+    directory: Directory,
+    request: PriorMessage | None,
+    now: datetime,
+    max_skew: timedelta,
+) -> None:
+    """Rules a verified transmission must satisfy before we accept it. `peer` is the authority
+    identified by the TLS client certificate; the header is read from signed bytes only."""
+    if header.sender != peer:
+        raise Rejection(
+            Reason.SENDER_MISMATCH,
+            f"header names sender {header.sender!r} but the TLS peer is {peer!r}",
+        )
+    if header.receiver != local:
+        raise Rejection(
+            Reason.WRONG_RECEIVER,
+            f"transmission is addressed to {header.receiver!r}, not {local!r}",
+        )
+    if directory.get(header.sender) is None:
+        raise Rejection(Reason.UNKNOWN_PEER, f"{header.sender!r} is not in the directory")
+    if header.created.tzinfo is None:
+        raise Rejection(Reason.SCHEMA_INVALID, "created time has no time zone")
+    if abs(header.created - now) > max_skew:
+        raise Rejection(
+            Reason.CLOCK_SKEW,
+            f"created time {header.created.isoformat()} is more than "
+            f"{int(max_skew.total_seconds())} s from our clock",
+        )
+    _check_conversation(header, request, our_request_direction="out")
+
+
+def _check_conversation(
+    header: Header, request: PriorMessage | None, our_request_direction: str
+) -> None:
+    ft = FORM_TYPES.get(header.message_type)
+    if ft is None:
+        raise Rejection(Reason.UNKNOWN_TYPE, f"unknown message type {header.message_type!r}")
+    try:
+        ref = Reference.parse(header.reference)
+    except InvalidReference as exc:
+        raise Rejection(Reason.REFERENCE_INVALID, str(exc)) from exc
+    if ref.type_digit != ft.type_digit:
+        raise Rejection(
+            Reason.REFERENCE_INVALID,
+            f"reference type digit {ref.type_digit} does not match {ft.name} ({ft.type_digit})",
+        )
+    if not ft.is_reply:
+        if header.in_reply_to is not None:
+            raise Rejection(
+                Reason.UNEXPECTED_IN_REPLY_TO, f"a {ft.name} does not answer another message"
+            )
+        if ref.member_state != header.sender[:2]:
+            raise Rejection(
+                Reason.REFERENCE_INVALID,
+                f"a request's reference must start with the sender's letters "
+                f"{header.sender[:2]!r} (1560/2003 Art. 20)",
+            )
+        return
+    if header.in_reply_to is None:
+        raise Rejection(Reason.NO_MATCHING_REQUEST, f"a {ft.name} must name its request")
+    if (
+        request is None
+        or request.direction != our_request_direction
+        or request.message_type != ft.answers
+        or request.peer != (header.receiver if our_request_direction == "in" else header.sender)
+    ):
+        raise Rejection(
+            Reason.NO_MATCHING_REQUEST,
+            f"{header.in_reply_to!r} is not a {ft.answers} exchanged between "
+            f"{header.sender} and {header.receiver}",
+        )
+    if request.reference != header.reference:
+        raise Rejection(
+            Reason.REFERENCE_INVALID,
+            f"a reply carries the request's reference {request.reference!r}",
+        )
+    if request.answered:
+        raise Rejection(
+            Reason.ALREADY_ANSWERED, f"request {request.message_id!r} has already been answered"
+        )

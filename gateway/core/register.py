@@ -1,0 +1,188 @@
+"""The hash chain of the transmission register (Art. 40(9)).
+
+Each entry is encoded canonically (sorted-key compact JSON, UTF-8) and its hash is
+SHA-256(previous hash || encoding). Entries hold metadata and digests only, never payloads,
+so erasing a payload never breaks the chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC as _UTC
+from datetime import datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+EVENTS = frozenset(
+    {
+        "submitted",  # a case system handed us a form; we signed and queued it
+        "delivery-failed",  # one delivery attempt failed (network, TLS, bad acknowledgement)
+        "delivered",  # the peer acknowledged receipt (positively)
+        "refused-by-peer",  # the peer answered with a negative acknowledgement
+        "undeliverable",  # retries exhausted
+        "received",  # a transmission from a peer was accepted
+        "rejected",  # a transmission from a peer was refused, with a reason code
+        "duplicate",  # a transmission we already hold came again; the original ack was returned
+    }
+)
+DIRECTIONS = frozenset({"in", "out"})
+
+
+class RegisterChainError(ValueError):
+    def __init__(self, sequence: int, reason: str) -> None:
+        super().__init__(f"register entry {sequence}: {reason}")
+        self.sequence = sequence
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RegisterEntry:
+    """What happened to which transmission, when, with whom. No payload content."""
+
+    sequence: int
+    time: datetime
+    event: str
+    direction: str
+    peer: str | None
+    message_id: str | None
+    message_type: str | None
+    reference: str | None
+    digest: str | None
+    status: str | None
+    reason: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def canonical(self) -> bytes:
+        return encode_entry(
+            self.sequence,
+            self.time,
+            self.event,
+            self.direction,
+            self.peer,
+            self.message_id,
+            self.message_type,
+            self.reference,
+            self.digest,
+            self.status,
+            self.reason,
+            self.details,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["time"] = self.time.isoformat()
+        return d
+
+
+def encode_entry(
+    sequence: int,
+    time: datetime,
+    event: str,
+    direction: str,
+    peer: str | None,
+    message_id: str | None,
+    message_type: str | None,
+    reference: str | None,
+    digest: str | None,
+    status: str | None,
+    reason: str | None,
+    details: dict[str, Any],
+) -> bytes:
+    if time.tzinfo is None or time.utcoffset() is None:
+        raise ValueError("register times must be timezone-aware")
+    if event not in EVENTS:
+        raise ValueError(f"unknown register event {event!r}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {direction!r}")
+    body = {
+        "seq": sequence,
+        "time": time.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "event": event,
+        "direction": direction,
+        "peer": peer,
+        "message_id": message_id,
+        "type": message_type,
+        "reference": reference,
+        "digest": digest,
+        "status": status,
+        "reason": reason,
+        "details": details,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
+
+
+def next_entry(
+    prev_sequence: int,
+    prev_hash: str,
+    *,
+    time: datetime,
+    event: str,
+    direction: str,
+    peer: str | None = None,
+    message_id: str | None = None,
+    message_type: str | None = None,
+    reference: str | None = None,
+    digest: str | None = None,
+    status: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> RegisterEntry:
+    """The entry that follows (prev_sequence, prev_hash); sequence 1 follows (0, GENESIS_HASH)."""
+    seq = prev_sequence + 1
+    det = dict(details or {})
+    canonical = encode_entry(
+        seq,
+        time,
+        event,
+        direction,
+        peer,
+        message_id,
+        message_type,
+        reference,
+        digest,
+        status,
+        reason,
+        det,
+    )
+    return RegisterEntry(
+        seq,
+        time,
+        event,
+        direction,
+        peer,
+        message_id,
+        message_type,
+        reference,
+        digest,
+        status,
+        reason,
+        det,
+        prev_hash,
+        chain_hash(prev_hash, canonical),
+    )
+
+
+def verify_chain(
+    entries: Iterable[RegisterEntry], start_sequence: int = 0, start_hash: str = GENESIS_HASH
+) -> tuple[int, str]:
+    """Check that entries continue the chain from (start_sequence, start_hash) without gap or
+    edit; returns the head. Raises RegisterChainError naming the first bad sequence."""
+    seq, head = start_sequence, start_hash
+    for entry in entries:
+        if entry.sequence != seq + 1:
+            raise RegisterChainError(seq + 1, f"missing (next entry found is {entry.sequence})")
+        if entry.prev_hash != head:
+            raise RegisterChainError(entry.sequence, "previous-hash link does not match")
+        if chain_hash(head, entry.canonical()) != entry.hash:
+            raise RegisterChainError(entry.sequence, "content does not match its hash (edited)")
+        seq, head = entry.sequence, entry.hash
+    return seq, head

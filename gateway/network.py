@@ -1,0 +1,154 @@
+"""A complete local network of gateways on loopback (PKI, directory, one configuration per
+authority), as used by `gateway demo` and the integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.pki.demo import DemoNetwork, create_demo_network
+
+API_ROLES = ("case-officer", "health-practitioner", "administrator", "auditor")
+
+
+@dataclass(frozen=True)
+class LocalGateway:
+    code: str
+    config: Path
+    data_dir: Path
+    peer_port: int
+    api_port: int
+    tokens: dict[str, str]
+
+    @property
+    def peer_url(self) -> str:
+        return f"https://127.0.0.1:{self.peer_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+
+@dataclass(frozen=True)
+class LocalNetwork:
+    root: Path
+    pki: DemoNetwork
+    gateways: dict[str, LocalGateway]
+
+    def describe(self) -> dict[str, Any]:
+        """The network.json shape: everything a script needs to talk to each gateway."""
+        out: dict[str, Any] = {"ca_certificate": str(self.pki.ca_cert), "authorities": {}}
+        for code, gw in self.gateways.items():
+            files = self.pki.authorities[code]
+            out["authorities"][code] = {
+                "code": code,
+                "peer_url": gw.peer_url,
+                "api_url": gw.api_url,
+                "api_tokens": dict(gw.tokens),
+                "config": str(gw.config),
+                "data_dir": str(gw.data_dir),
+                "ca_cert": str(self.pki.ca_cert),
+                "tls_cert": str(files.tls_cert),
+                "tls_key": str(files.tls_key),
+                "signing_cert": str(files.signing_cert),
+                "signing_key": str(files.signing_key),
+            }
+        return out
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel hands out now; held together so that they are distinct."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def write_toml(path: Path, tables: dict[str, dict[str, Any]]) -> None:
+    """Tiny TOML writer for our flat configuration (top-level keys under the "" table)."""
+    lines: list[str] = []
+    for name, table in tables.items():
+        if name:
+            lines.append(f"\n[{name}]")
+        for key, value in table.items():
+            lines.append(f"{json.dumps(key) if '-' in key else key} = {_toml_value(value)}")
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines).lstrip() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def build_local_network(
+    root: Path,
+    codes: Sequence[str],
+    *,
+    delivery: dict[str, Any] | None = None,
+    peer: dict[str, Any] | None = None,
+) -> LocalNetwork:
+    root.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(2 * len(codes))
+    peer_ports = dict(zip(codes, ports[0::2], strict=True))
+    api_ports = dict(zip(codes, ports[1::2], strict=True))
+    pki = create_demo_network(
+        root / "pki", codes, {c: f"https://127.0.0.1:{peer_ports[c]}" for c in codes}
+    )
+    gateways: dict[str, LocalGateway] = {}
+    for code in codes:
+        home = root / code
+        home.mkdir(mode=0o700, exist_ok=True)
+        files = pki.authorities[code]
+        tokens = {role: secrets.token_urlsafe(24) for role in API_ROLES}
+        config = home / "gateway.toml"
+        write_toml(
+            config,
+            {
+                "": {
+                    "authority": code,
+                    "data_dir": str(home / "data"),
+                    "directory": str(pki.directory),
+                },
+                "peer": {"host": "127.0.0.1", "port": peer_ports[code]} | (peer or {}),
+                "api": {"host": "127.0.0.1", "port": api_ports[code]},
+                "api.tokens": tokens,
+                "tls": {
+                    "ca": str(pki.ca_cert),
+                    "cert": str(files.tls_cert),
+                    "key": str(files.tls_key),
+                },
+                "signing": {"cert": str(files.signing_cert), "key": str(files.signing_key)},
+                "delivery": {
+                    "initial_delay_seconds": 0.2,
+                    "max_delay_seconds": 2.0,
+                    "poll_interval_seconds": 0.5,
+                    "max_attempts": 100,
+                }
+                | (delivery or {}),
+            },
+        )
+        gateways[code] = LocalGateway(
+            code, config, home / "data", peer_ports[code], api_ports[code], tokens
+        )
+    return LocalNetwork(root, pki, gateways)

@@ -1,0 +1,50 @@
+"""Loading certificates and keys, and the one way we name a certificate: its SHA-256 fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+
+class CertificateError(ValueError):
+    """A certificate or key file is missing, unreadable or of the wrong kind."""
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """Lowercase hex SHA-256 of the DER encoding, as pinned in the directory."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def fingerprint_der(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise CertificateError(f"cannot read certificate {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise CertificateError(f"{path} is not a PEM certificate: {exc}") from exc
+
+
+def load_certificates(path: Path) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as exc:
+        raise CertificateError(f"cannot read certificates {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise CertificateError(f"{path} holds no PEM certificate: {exc}") from exc
+
+
+def load_private_key(path: Path, password: bytes | None = None) -> PrivateKeyTypes:
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=password)
+    except OSError as exc:
+        raise CertificateError(f"cannot read private key {path}: {exc.strerror}") from exc
+    except (ValueError, TypeError) as exc:
+        raise CertificateError(f"{path} is not a usable PEM private key: {exc}") from exc

@@ -1,0 +1,122 @@
+"""Table definitions used by queries. Alembic migrations (store/migrations) create them; a
+test checks that the migrated database matches this metadata."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no zones), always returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("direction", String(3), nullable=False),
+    Column("peer", String(16), nullable=False),
+    Column("message_type", String(64), nullable=False),
+    Column("reference", String(96), nullable=False),
+    Column("in_reply_to", String(36), nullable=True),
+    Column("urgent", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("stored_at", UtcDateTime, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("signed_xml", LargeBinary, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("ack_xml", LargeBinary, nullable=True),
+    Column("receipt_time", UtcDateTime, nullable=True),
+    Column("answered_by", String(36), nullable=True),
+    Column("reason_code", String(64), nullable=True),
+    Column("reason_text", Text, nullable=True),
+    Index("ix_messages_direction_id", "direction", "id"),
+    Index("ix_messages_reference", "reference"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "message_id",
+        String(36),
+        ForeignKey("messages.message_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("leased_until", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_outbox_next_attempt_at", "next_attempt_at"),
+)
+
+register = Table(
+    "register",
+    metadata,
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("time", UtcDateTime, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("direction", String(3), nullable=False),
+    Column("peer", String(16), nullable=True),
+    Column("message_id", String(36), nullable=True),
+    Column("message_type", String(64), nullable=True),
+    Column("reference", String(96), nullable=True),
+    Column("digest", String(64), nullable=True),
+    Column("status", String(32), nullable=True),
+    Column("reason", String(64), nullable=True),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_register_message_id", "message_id"),
+)
+
+register_head = Table(
+    "register_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("sequence", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("hash", String(64), nullable=False),
+)

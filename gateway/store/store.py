@@ -1,0 +1,293 @@
+"""Persistence: messages, the outbox and the register, each change in one transaction.
+
+SQLite (WAL, synchronous=FULL) is the default and serves one gateway process; PostgreSQL
+lets several processes of one authority share the outbox (claims use FOR UPDATE SKIP LOCKED)
+and serialises register appends on the register_head row."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.core.policy import PriorMessage
+from gateway.core.register import RegisterEntry, next_entry
+from gateway.store.schema import messages, outbox, register, register_head
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class DuplicateMessage(Exception):
+    """A message with this id is already stored."""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    message_id: str
+    direction: str
+    peer: str
+    message_type: str
+    reference: str
+    in_reply_to: str | None
+    urgent: bool
+    created_at: datetime
+    stored_at: datetime
+    digest: str
+    signed_xml: bytes | None
+    state: str
+    ack_xml: bytes | None
+    receipt_time: datetime | None
+    answered_by: str | None
+    reason_code: str | None
+    reason_text: str | None
+
+    def as_prior(self) -> PriorMessage:
+        return PriorMessage(
+            message_id=self.message_id,
+            direction=self.direction,
+            message_type=self.message_type,
+            peer=self.peer,
+            reference=self.reference,
+            answered=self.answered_by is not None,
+        )
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    message_id: str
+    peer: str
+    digest: str
+    signed_xml: bytes
+    attempts: int
+
+
+def _message(row: Any) -> StoredMessage:
+    m = row._mapping
+    return StoredMessage(**{k: m[k] for k in StoredMessage.__dataclass_fields__})
+
+
+def _entry(row: Any) -> RegisterEntry:
+    m = row._mapping
+    return RegisterEntry(
+        sequence=m["sequence"],
+        time=m["time"],
+        event=m["event"],
+        direction=m["direction"],
+        peer=m["peer"],
+        message_id=m["message_id"],
+        message_type=m["message_type"],
+        reference=m["reference"],
+        digest=m["digest"],
+        status=m["status"],
+        reason=m["reason"],
+        details=json.loads(m["details"]),
+        prev_hash=m["prev_hash"],
+        hash=m["hash"],
+    )
+
+
+class Transaction:
+    """One unit of work. Everything done through it commits together or not at all."""
+
+    def __init__(self, conn: AsyncConnection, postgres: bool) -> None:
+        self.conn = conn
+        self._postgres = postgres
+        self.appended: list[RegisterEntry] = []
+
+    async def append_register(self, *, time: datetime, **fields: Any) -> RegisterEntry:
+        q = select(register_head.c.sequence, register_head.c.hash).where(register_head.c.id == 1)
+        if self._postgres:
+            q = q.with_for_update()
+        head = (await self.conn.execute(q)).one()
+        entry = next_entry(head.sequence, head.hash, time=time, **fields)
+        values = entry.to_dict()
+        values["time"] = entry.time
+        values["details"] = json.dumps(entry.details, sort_keys=True)
+        await self.conn.execute(register.insert().values(**values))
+        await self.conn.execute(
+            update(register_head)
+            .where(register_head.c.id == 1)
+            .values(sequence=entry.sequence, hash=entry.hash)
+        )
+        self.appended.append(entry)
+        return entry
+
+    async def insert_message(self, **values: Any) -> None:
+        try:
+            await self.conn.execute(messages.insert().values(**values))
+        except IntegrityError as exc:
+            raise DuplicateMessage(values.get("message_id")) from exc
+
+    async def update_message(self, message_id: str, **values: Any) -> None:
+        await self.conn.execute(
+            update(messages).where(messages.c.message_id == message_id).values(**values)
+        )
+
+    async def get_message(self, message_id: str) -> StoredMessage | None:
+        row = (
+            await self.conn.execute(select(messages).where(messages.c.message_id == message_id))
+        ).first()
+        return None if row is None else _message(row)
+
+    async def enqueue(self, message_id: str, now: datetime) -> None:
+        await self.conn.execute(
+            outbox.insert().values(message_id=message_id, attempts=0, next_attempt_at=now)
+        )
+
+    async def finish_outbox(self, message_id: str) -> None:
+        await self.conn.execute(outbox.delete().where(outbox.c.message_id == message_id))
+
+    async def reschedule(self, message_id: str, attempts: int, at: datetime, error: str) -> None:
+        await self.conn.execute(
+            update(outbox)
+            .where(outbox.c.message_id == message_id)
+            .values(attempts=attempts, next_attempt_at=at, leased_until=None, last_error=error)
+        )
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        # SQLite allows one writer; serialising writers in-process avoids lock upgrades.
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(url, connect_args={"timeout": 30})
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+        else:
+            engine = create_async_engine(url, pool_pre_ping=True)
+        store = cls(engine)
+        await store.migrate()
+        return store
+
+    async def migrate(self) -> None:
+        def upgrade(sync_conn: Connection) -> None:
+            cfg = AlembicConfig()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._write_lock, self.engine.begin() as conn:
+            yield Transaction(conn, self.postgres)
+
+    async def get_message(self, message_id: str) -> StoredMessage | None:
+        async with self.engine.connect() as conn:
+            return await Transaction(conn, self.postgres).get_message(message_id)
+
+    async def inbox(self, after: int, limit: int) -> list[StoredMessage]:
+        q = (
+            select(messages)
+            .where(messages.c.direction == "in", messages.c.id > after)
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [_message(r) for r in await conn.execute(q)]
+
+    async def release_leases(self) -> None:
+        """At start of a single-process (SQLite) gateway no claim can still be live."""
+        if not self.postgres:
+            async with self.transaction() as tx:
+                await tx.conn.execute(update(outbox).values(leased_until=None))
+
+    async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        """Claim due deliveries for `lease`; a crashed claimer's rows come back when it ends."""
+        q = (
+            select(
+                outbox.c.message_id,
+                outbox.c.attempts,
+                messages.c.peer,
+                messages.c.digest,
+                messages.c.signed_xml,
+            )
+            .join(messages, messages.c.message_id == outbox.c.message_id)
+            .where(outbox.c.next_attempt_at <= now)
+            .where((outbox.c.leased_until.is_(None)) | (outbox.c.leased_until < now))
+            .order_by(outbox.c.next_attempt_at)
+            .limit(limit)
+        )
+        if self.postgres:
+            q = q.with_for_update(skip_locked=True, of=outbox)
+        async with self.transaction() as tx:
+            rows = list(await tx.conn.execute(q))
+            if rows:
+                await tx.conn.execute(
+                    update(outbox)
+                    .where(outbox.c.message_id.in_([r.message_id for r in rows]))
+                    .values(leased_until=now + lease)
+                )
+        return [
+            OutboxItem(r.message_id, r.peer, r.digest, r.signed_xml, r.attempts)
+            for r in rows
+            if r.signed_xml is not None
+        ]
+
+    async def next_due(self) -> datetime | None:
+        async with self.engine.connect() as conn:
+            value: datetime | None = (
+                await conn.execute(select(func.min(outbox.c.next_attempt_at)))
+            ).scalar()
+            return value
+
+    async def outbox_state(self, message_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(outbox).where(outbox.c.message_id == message_id))
+            ).first()
+            return None if row is None else dict(row._mapping)
+
+    async def register_head(self) -> tuple[int, str]:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(register_head).where(register_head.c.id == 1))).one()
+            return row.sequence, row.hash
+
+    async def register_entries(
+        self, after: int = 0, limit: int = 1000, message_id: str | None = None
+    ) -> list[RegisterEntry]:
+        q = select(register).where(register.c.sequence > after)
+        if message_id is not None:
+            q = q.where(register.c.message_id == message_id)
+        q = q.order_by(register.c.sequence).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_entry(r) for r in await conn.execute(q)]
+
+    async def count_messages(self) -> int:
+        async with self.engine.connect() as conn:
+            return int(
+                (await conn.execute(select(func.count()).select_from(messages))).scalar_one()
+            )

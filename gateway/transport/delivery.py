@@ -1,0 +1,233 @@
+"""Durable outbound delivery: claims due outbox rows, POSTs each over a pooled keep-alive mTLS
+connection, verifies the peer's signed acknowledgement (signature, digest of what we sent,
+receiver identity) and stores it as proof of transmission and time of receipt. Failures are
+retried with exponential backoff and jitter until the retry policy gives up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from datetime import datetime, timedelta
+
+import aiohttp
+
+from gateway.context import GatewayContext
+from gateway.core.policy import Reason, Rejection
+from gateway.store.store import OutboxItem
+from gateway.transport.tls import client_context, peer_fingerprint
+from gateway.xml.envelope import Acknowledgement, read_acknowledgement, validate_envelope
+from gateway.xml.parser import parse_untrusted
+from gateway.xml.signature import verify
+
+MAX_ACK_BYTES = 256 * 1024
+
+
+class DeliveryError(Exception):
+    """One attempt failed for a reason worth retrying."""
+
+
+class Deliverer:
+    def __init__(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+        settings = ctx.config.delivery
+        self._ssl = client_context(ctx.config)
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.request_timeout_seconds,
+            sock_connect=settings.connect_timeout_seconds,
+        )
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._semaphore = asyncio.Semaphore(settings.concurrency)
+        self._lease = timedelta(seconds=settings.request_timeout_seconds * 2 + 30)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._random = random.SystemRandom()
+
+    def _session(self, peer: str) -> aiohttp.ClientSession:
+        """One pool per peer keeps connections alive (a handshake costs far more than a POST)."""
+        session = self._sessions.get(peer)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit_per_host=8, keepalive_timeout=60)
+            session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            self._sessions[peer] = session
+        return session
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        await ctx.store.release_leases()
+        poll = ctx.config.delivery.poll_interval_seconds
+        try:
+            while True:
+                ctx.wake_delivery.clear()
+                claimed = await ctx.store.claim_due(
+                    ctx.clock(), ctx.config.delivery.concurrency * 4, self._lease
+                )
+                for item in claimed:
+                    task = asyncio.create_task(self._deliver_guarded(item))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+                wait = poll
+                next_due = await ctx.store.next_due()
+                if next_due is not None:
+                    wait = max(0.0, min(poll, (next_due - ctx.clock()).total_seconds()))
+                if claimed and wait == 0:
+                    wait = 0.01
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ctx.wake_delivery.wait(), timeout=wait)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for task in list(self._inflight):
+            task.cancel()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+    async def _deliver_guarded(self, item: OutboxItem) -> None:
+        async with self._semaphore:
+            try:
+                await self.deliver(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ctx.log.exception("delivery crashed", message_id=item.message_id)
+
+    async def deliver(self, item: OutboxItem) -> None:
+        ctx = self.ctx
+        attempt = item.attempts + 1
+        try:
+            ack, ack_bytes = await self._attempt(item)
+        except DeliveryError as exc:
+            await self._failed(item, attempt, str(exc))
+            return
+        await self._record_ack(item, attempt, ack, ack_bytes)
+        ctx.log.info(
+            "transmission acknowledged",
+            message_id=item.message_id,
+            peer=item.peer,
+            status=ack.status,
+            receipt_time=ack.receipt_time.isoformat(),
+            attempt=attempt,
+        )
+
+    async def _attempt(self, item: OutboxItem) -> tuple[Acknowledgement, bytes]:
+        peer = self.ctx.directory.get(item.peer)
+        if peer is None:
+            raise DeliveryError(f"{item.peer} is no longer in the directory")
+        url = peer.endpoint.rstrip("/") + "/v1/transmissions"
+        try:
+            async with self._session(item.peer).post(
+                url, data=item.signed_xml, headers={"Content-Type": "application/xml"}
+            ) as resp:
+                fp = peer_fingerprint(resp.connection.transport if resp.connection else None)
+                if fp is None or fp not in peer.tls_fingerprints:
+                    raise DeliveryError(
+                        f"the server at {url} did not present a TLS certificate pinned for "
+                        f"{item.peer}"
+                    )
+                body = await resp.content.read(MAX_ACK_BYTES + 1)
+                status = resp.status
+        except aiohttp.ServerDisconnectedError as exc:
+            raise DeliveryError(
+                f"{url} closed the connection (if at the TLS handshake: our client "
+                "certificate was probably refused)"
+            ) from exc
+        except aiohttp.ClientSSLError as exc:
+            raise DeliveryError(f"TLS with {url} failed: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise DeliveryError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        if len(body) > MAX_ACK_BYTES:
+            raise DeliveryError(f"{url} answered with an oversized body (HTTP {status})")
+        try:
+            ack = self._verify_ack(body, item)
+        except Rejection as exc:
+            raise DeliveryError(
+                f"{url} answered HTTP {status} without a valid acknowledgement: "
+                f"{exc.reason.value}: {exc.text}"
+            ) from exc
+        return ack, body
+
+    def _verify_ack(self, body: bytes, item: OutboxItem) -> Acknowledgement:
+        root = parse_untrusted(body, max_bytes=MAX_ACK_BYTES, max_depth=16)
+        validate_envelope(root)
+        verified = verify(root, self.ctx.signer_authority)
+        ack = read_acknowledgement(verified.root)
+        if verified.signer_authority != item.peer or ack.sender != item.peer:
+            raise Rejection(
+                Reason.SIGNER_MISMATCH,
+                f"acknowledgement signed by {verified.signer_authority} for {ack.sender}, "
+                f"expected {item.peer}",
+            )
+        if ack.digest != item.digest:
+            raise Rejection(Reason.SIGNATURE_INVALID, "acknowledgement digest is not ours")
+        if ack.accepted and ack.message_id != item.message_id:
+            raise Rejection(Reason.SIGNATURE_INVALID, "acknowledgement names another message")
+        return ack
+
+    async def _record_ack(
+        self, item: OutboxItem, attempt: int, ack: Acknowledgement, ack_bytes: bytes
+    ) -> None:
+        state = "delivered" if ack.accepted else "refused"
+        async with self.ctx.store.transaction() as tx:
+            await tx.update_message(
+                item.message_id,
+                state=state,
+                ack_xml=ack_bytes,
+                receipt_time=ack.receipt_time,
+                reason_code=ack.reason_code,
+                reason_text=ack.reason_text,
+            )
+            await tx.finish_outbox(item.message_id)
+            await tx.append_register(
+                time=self.ctx.clock(),
+                event="delivered" if ack.accepted else "refused-by-peer",
+                direction="out",
+                peer=item.peer,
+                message_id=item.message_id,
+                digest=item.digest,
+                status=ack.status,
+                reason=ack.reason_code,
+                details={
+                    "attempt": attempt,
+                    "acknowledgement_id": ack.acknowledgement_id,
+                    "receipt_time": ack.receipt_time.isoformat(),
+                    "peer_register_head": {"sequence": ack.head_sequence, "hash": ack.head_hash},
+                },
+            )
+
+    async def _failed(self, item: OutboxItem, attempt: int, error: str) -> None:
+        ctx = self.ctx
+        policy = ctx.config.delivery.retry
+        now = ctx.clock()
+        give_up = policy.exhausted(attempt)
+        next_at: datetime | None = None
+        if not give_up:
+            next_at = now + timedelta(seconds=policy.delay(attempt, self._random.random()))
+        async with ctx.store.transaction() as tx:
+            await tx.append_register(
+                time=now,
+                event="undeliverable" if give_up else "delivery-failed",
+                direction="out",
+                peer=item.peer,
+                message_id=item.message_id,
+                digest=item.digest,
+                status="undeliverable" if give_up else "retrying",
+                details={"attempt": attempt, "error": error[:500]}
+                | ({"next_attempt_at": next_at.isoformat()} if next_at else {}),
+            )
+            if give_up:
+                await tx.update_message(item.message_id, state="undeliverable", reason_text=error)
+                await tx.finish_outbox(item.message_id)
+            else:
+                assert next_at is not None
+                await tx.reschedule(item.message_id, attempt, next_at, error)
+        ctx.log.warning(
+            "delivery attempt failed",
+            message_id=item.message_id,
+            peer=item.peer,
+            attempt=attempt,
+            error=error,
+            gave_up=give_up,
+        )

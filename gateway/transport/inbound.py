@@ -1,0 +1,260 @@
+"""The peer-facing server: POST /v1/transmissions takes one signed transmission and answers
+with a signed acknowledgement of receipt; GET /v1/health.
+
+Order of checks: pinned TLS identity -> media type and size -> safe parse -> schema ->
+signature (signer pinned for the TLS peer and the header's sender) -> conversation rules ->
+one transaction (message, register entry, acknowledgement). A refusal leaves a register
+entry and a signed negative acknowledgement, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from datetime import timedelta
+
+from aiohttp import web
+
+from gateway.context import GatewayContext
+from gateway.core.policy import Header, Reason, Rejection, check_inbound
+from gateway.store.store import DuplicateMessage, StoredMessage
+from gateway.transport.tls import peer_fingerprint
+from gateway.xml.envelope import (
+    Acknowledgement,
+    build_acknowledgement,
+    read_header,
+    validate_envelope,
+)
+from gateway.xml.parser import parse_untrusted
+from gateway.xml.signature import verify
+
+CONTEXT: web.AppKey[GatewayContext] = web.AppKey("context", GatewayContext)
+XML_TYPES = frozenset({"application/xml", "text/xml"})
+_HTTP_STATUS = {
+    Reason.UNKNOWN_PEER: 403,
+    Reason.BODY_TOO_LARGE: 413,
+    Reason.UNSUPPORTED_MEDIA_TYPE: 415,
+}
+
+
+def _ack_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/xml")
+
+
+class Receiver:
+    """Processes one inbound transmission; one instance per gateway."""
+
+    def __init__(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+
+    async def handle(self, request: web.Request) -> web.Response:
+        ctx = self.ctx
+        fp = peer_fingerprint(request.transport)
+        peer = ctx.directory.by_tls_fingerprint(fp) if fp else None
+        peer_code = peer.code if peer else None
+        body = b""
+        header: Header | None = None
+        try:
+            if peer is None:
+                raise Rejection(
+                    Reason.UNKNOWN_PEER,
+                    "the TLS client certificate is not pinned for any authority of the directory",
+                )
+            if request.content_type not in XML_TYPES:
+                raise Rejection(
+                    Reason.UNSUPPORTED_MEDIA_TYPE, "transmissions must be sent as application/xml"
+                )
+            limit = ctx.config.peer.max_body_bytes
+            if request.content_length is not None and request.content_length > limit:
+                raise Rejection(Reason.BODY_TOO_LARGE, f"body exceeds {limit} bytes")
+            body = await self._read_body(request, limit)
+            root = parse_untrusted(body, max_bytes=limit, max_depth=ctx.config.peer.max_depth)
+            validate_envelope(root)
+            verified = verify(root, ctx.signer_authority)
+            header = read_header(verified.root)
+            if verified.signer_authority != header.sender or verified.signer_authority != peer.code:
+                raise Rejection(
+                    Reason.SIGNER_MISMATCH,
+                    f"signed by {verified.signer_authority}, but the header names "
+                    f"{header.sender} and the TLS peer is {peer.code}",
+                )
+            return await self._accept(header, body, peer.code)
+        except Rejection as rejection:
+            return await self._reject(rejection, body, peer_code, header)
+
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.ctx.config.peer.body_timeout_seconds):
+                async for chunk in request.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        raise Rejection(Reason.BODY_TOO_LARGE, f"body exceeds {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError as exc:
+            raise Rejection(Reason.MALFORMED_XML, "the body did not arrive in time") from exc
+        return b"".join(chunks)
+
+    async def _accept(self, header: Header, body: bytes, peer: str) -> web.Response:
+        ctx = self.ctx
+        digest = hashlib.sha256(body).hexdigest()
+        existing = await ctx.store.get_message(header.message_id)
+        if existing is not None:
+            return self._duplicate(existing, digest)
+        request_msg = None
+        if header.in_reply_to is not None:
+            request_msg = await ctx.store.get_message(header.in_reply_to)
+        check_inbound(
+            header,
+            local=ctx.config.authority,
+            peer=peer,
+            directory=ctx.directory,
+            request=None if request_msg is None else request_msg.as_prior(),
+            now=ctx.clock(),
+            max_skew=timedelta(seconds=ctx.config.peer.max_clock_skew_seconds),
+        )
+        receipt = ctx.clock()
+        try:
+            async with ctx.store.transaction() as tx:
+                if header.in_reply_to is not None:
+                    fresh = await tx.get_message(header.in_reply_to)
+                    if fresh is None or fresh.answered_by is not None:
+                        raise Rejection(
+                            Reason.ALREADY_ANSWERED,
+                            f"request {header.in_reply_to} has already been answered",
+                        )
+                    await tx.update_message(header.in_reply_to, answered_by=header.message_id)
+                await tx.insert_message(
+                    message_id=header.message_id,
+                    direction="in",
+                    peer=peer,
+                    message_type=header.message_type,
+                    reference=header.reference,
+                    in_reply_to=header.in_reply_to,
+                    urgent=int(header.urgent),
+                    created_at=header.created,
+                    stored_at=receipt,
+                    digest=digest,
+                    signed_xml=body,
+                    state="received",
+                    receipt_time=receipt,
+                )
+                entry = await tx.append_register(
+                    time=receipt,
+                    event="received",
+                    direction="in",
+                    peer=peer,
+                    message_id=header.message_id,
+                    message_type=header.message_type,
+                    reference=header.reference,
+                    digest=digest,
+                    status="accepted",
+                )
+                ack = self._sign_ack(
+                    Acknowledgement(
+                        acknowledgement_id=str(uuid.uuid4()),
+                        message_id=header.message_id,
+                        sender=ctx.config.authority,
+                        receiver=peer,
+                        digest=digest,
+                        receipt_time=receipt,
+                        status="accepted",
+                        reason_code=None,
+                        reason_text=None,
+                        head_sequence=entry.sequence,
+                        head_hash=entry.hash,
+                    )
+                )
+                await tx.update_message(header.message_id, ack_xml=ack)
+        except DuplicateMessage:
+            # A concurrent copy of the same transmission won the race; answer as it was answered.
+            existing = await ctx.store.get_message(header.message_id)
+            assert existing is not None
+            return self._duplicate(existing, digest)
+        ctx.log.info(
+            "transmission received",
+            message_id=header.message_id,
+            type=header.message_type,
+            peer=peer,
+            register_seq=entry.sequence,
+        )
+        return _ack_response(ack)
+
+    def _duplicate(self, existing: StoredMessage, digest: str) -> web.Response:
+        if existing.direction != "in" or existing.digest != digest or existing.ack_xml is None:
+            raise Rejection(
+                Reason.MESSAGE_ID_REUSED,
+                f"message id {existing.message_id} is already used for a different transmission",
+            )
+        self.ctx.log.info("duplicate transmission answered", message_id=existing.message_id)
+        return _ack_response(existing.ack_xml)
+
+    async def _reject(
+        self,
+        rejection: Rejection,
+        body: bytes,
+        peer: str | None,
+        header: Header | None,
+    ) -> web.Response:
+        ctx = self.ctx
+        digest = hashlib.sha256(body).hexdigest()
+        now = ctx.clock()
+        async with ctx.store.transaction() as tx:
+            entry = await tx.append_register(
+                time=now,
+                event="rejected",
+                direction="in",
+                peer=peer,
+                message_id=header.message_id if header else None,
+                message_type=header.message_type if header else None,
+                reference=header.reference if header else None,
+                digest=digest,
+                status="rejected",
+                reason=rejection.reason.value,
+                details={"text": rejection.text},
+            )
+        ctx.log.warning(
+            "transmission rejected",
+            reason=rejection.reason.value,
+            detail=rejection.text,
+            peer=peer,
+            message_id=header.message_id if header else None,
+            register_seq=entry.sequence,
+        )
+        ack = self._sign_ack(
+            Acknowledgement(
+                acknowledgement_id=str(uuid.uuid4()),
+                message_id=header.message_id if header else None,
+                sender=ctx.config.authority,
+                receiver=peer,
+                digest=digest,
+                receipt_time=now,
+                status="rejected",
+                reason_code=rejection.reason.value,
+                reason_text=rejection.text,
+                head_sequence=entry.sequence,
+                head_hash=entry.hash,
+            )
+        )
+        return _ack_response(ack, _HTTP_STATUS.get(rejection.reason, 422))
+
+    def _sign_ack(self, ack: Acknowledgement) -> bytes:
+        return self.ctx.signer.sign(build_acknowledgement(ack))
+
+
+async def health(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    seq, _ = await ctx.store.register_head()
+    return web.json_response(
+        {"status": "ok", "authority": ctx.config.authority, "register": {"sequence": seq}}
+    )
+
+
+def peer_app(ctx: GatewayContext) -> web.Application:
+    app = web.Application(client_max_size=ctx.config.peer.max_body_bytes)
+    app[CONTEXT] = ctx
+    receiver = Receiver(ctx)
+    app.router.add_post("/v1/transmissions", receiver.handle)
+    app.router.add_get("/v1/health", health)
+    return app

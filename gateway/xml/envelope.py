@@ -1,0 +1,176 @@
+"""The transmission envelope and the acknowledgement of receipt, as XML.
+
+Readers here are only ever given trees that came out of signature verification (or that we
+built ourselves); the transport makes sure of that."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lxml import etree
+
+from gateway.core.policy import Header, Reason, Rejection
+from gateway.xml.schemas import ENVELOPE_NS, envelope_schema
+
+_NS = {"gw": ENVELOPE_NS}
+
+
+def utc_text(moment: datetime) -> str:
+    """UTC with microseconds and a Z, the only time format on the wire."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are refused")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("time without zone")
+    return moment.astimezone(UTC)
+
+
+def _el(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+    child = etree.SubElement(parent, f"{{{ENVELOPE_NS}}}{name}")
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _text(root: etree._Element, path: str) -> str | None:
+    found = root.find(path, _NS)
+    return None if found is None else (found.text or "")
+
+
+def _req(root: etree._Element, path: str) -> str:
+    value = _text(root, path)
+    if value is None:
+        raise Rejection(Reason.SCHEMA_INVALID, f"missing {path}")
+    return value
+
+
+def validate_envelope(root: etree._Element) -> None:
+    """Validate a transmission or acknowledgement (forms included) against schemas/. Error
+    texts name the line, path and rule but never the offending value (personal data)."""
+    schema = envelope_schema()
+    if schema.validate(root):
+        return
+    log: Any = schema.error_log  # lxml-stubs leave _ErrorLog opaque
+    first = log[0] if len(log) else None
+    if first is None:
+        raise Rejection(Reason.SCHEMA_INVALID, "document does not match the schema")
+    raise Rejection(
+        Reason.SCHEMA_INVALID,
+        f"schema violation at line {first.line}, {first.path}: {first.type_name}",
+    )
+
+
+def build_transmission(header: Header, form: etree._Element) -> etree._Element:
+    root = etree.Element(f"{{{ENVELOPE_NS}}}Transmission", nsmap={"gw": ENVELOPE_NS})
+    root.set("version", "1")
+    h = _el(root, "Header")
+    _el(h, "MessageId", header.message_id)
+    _el(h, "Reference", header.reference)
+    _el(h, "Type", header.message_type)
+    _el(h, "Sender", header.sender)
+    _el(h, "Receiver", header.receiver)
+    _el(h, "Created", utc_text(header.created))
+    if header.in_reply_to is not None:
+        _el(h, "InReplyTo", header.in_reply_to)
+    _el(h, "Urgency", "urgent" if header.urgent else "normal")
+    body = _el(root, "Body")
+    body.append(form)
+    return root
+
+
+def read_header(root: etree._Element) -> Header:
+    if root.tag != f"{{{ENVELOPE_NS}}}Transmission":
+        raise Rejection(Reason.SCHEMA_INVALID, "root element is not a gw:Transmission")
+    try:
+        created = parse_utc(_req(root, "gw:Header/gw:Created"))
+    except ValueError as exc:
+        raise Rejection(Reason.SCHEMA_INVALID, "Created is not a UTC time") from exc
+    return Header(
+        message_id=_req(root, "gw:Header/gw:MessageId"),
+        reference=_req(root, "gw:Header/gw:Reference"),
+        message_type=_req(root, "gw:Header/gw:Type"),
+        sender=_req(root, "gw:Header/gw:Sender"),
+        receiver=_req(root, "gw:Header/gw:Receiver"),
+        created=created,
+        in_reply_to=_text(root, "gw:Header/gw:InReplyTo"),
+        urgent=_req(root, "gw:Header/gw:Urgency") == "urgent",
+    )
+
+
+def read_form(root: etree._Element) -> etree._Element:
+    body = root.find("gw:Body", _NS)
+    if body is None or len(body) != 1:
+        raise Rejection(Reason.SCHEMA_INVALID, "Body must hold exactly one form")
+    return body[0]
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The signed acknowledgement of receipt: proof of transmission and time of receipt."""
+
+    acknowledgement_id: str
+    message_id: str | None
+    sender: str
+    receiver: str | None
+    digest: str
+    receipt_time: datetime
+    status: str
+    reason_code: str | None
+    reason_text: str | None
+    head_sequence: int
+    head_hash: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+
+def build_acknowledgement(ack: Acknowledgement) -> etree._Element:
+    root = etree.Element(f"{{{ENVELOPE_NS}}}Acknowledgement", nsmap={"gw": ENVELOPE_NS})
+    root.set("version", "1")
+    _el(root, "AcknowledgementId", ack.acknowledgement_id)
+    if ack.message_id is not None:
+        _el(root, "MessageId", ack.message_id)
+    _el(root, "Sender", ack.sender)
+    if ack.receiver is not None:
+        _el(root, "Receiver", ack.receiver)
+    _el(root, "Digest", ack.digest)
+    _el(root, "ReceiptTime", utc_text(ack.receipt_time))
+    _el(root, "Status", ack.status)
+    if ack.reason_code is not None:
+        reason = _el(root, "Reason", (ack.reason_text or "")[:1000])
+        reason.set("code", ack.reason_code)
+    head = _el(root, "RegisterHead")
+    _el(head, "Sequence", str(ack.head_sequence))
+    _el(head, "Hash", ack.head_hash)
+    return root
+
+
+def read_acknowledgement(root: etree._Element) -> Acknowledgement:
+    if root.tag != f"{{{ENVELOPE_NS}}}Acknowledgement":
+        raise Rejection(Reason.SCHEMA_INVALID, "root element is not a gw:Acknowledgement")
+    reason = root.find("gw:Reason", _NS)
+    try:
+        receipt = parse_utc(_req(root, "gw:ReceiptTime"))
+        sequence = int(_req(root, "gw:RegisterHead/gw:Sequence"))
+    except ValueError as exc:
+        raise Rejection(Reason.SCHEMA_INVALID, "bad ReceiptTime or RegisterHead") from exc
+    return Acknowledgement(
+        acknowledgement_id=_req(root, "gw:AcknowledgementId"),
+        message_id=_text(root, "gw:MessageId"),
+        sender=_req(root, "gw:Sender"),
+        receiver=_text(root, "gw:Receiver"),
+        digest=_req(root, "gw:Digest"),
+        receipt_time=receipt,
+        status=_req(root, "gw:Status"),
+        reason_code=None if reason is None else reason.get("code"),
+        reason_text=None if reason is None else (reason.text or ""),
+        head_sequence=sequence,
+        head_hash=_req(root, "gw:RegisterHead/gw:Hash"),
+    )
