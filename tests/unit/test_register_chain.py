@@ -1,0 +1,109 @@
+"""The register's hash chain (Art. 40(9)): every change to history is detectable."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.core.register import (
+    GENESIS_HASH,
+    RegisterChainError,
+    RegisterEntry,
+    next_entry,
+    verify_chain,
+)
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def chain(n: int) -> list[RegisterEntry]:
+    entries: list[RegisterEntry] = []
+    seq, head = 0, GENESIS_HASH
+    for i in range(n):
+        e = next_entry(
+            seq,
+            head,
+            time=T0 + timedelta(seconds=i),
+            event="received" if i % 2 else "submitted",
+            direction="in" if i % 2 else "out",
+            peer="NL-DU",
+            message_id=f"00000000-0000-4000-8000-{i:012d}",
+            message_type="take-charge-request",
+            reference="BE1CASE-1",
+            digest="ab" * 32,
+            status="accepted",
+        )
+        entries.append(e)
+        seq, head = e.sequence, e.hash
+    return entries
+
+
+def test_art40_9_intact_chain_verifies_to_its_head() -> None:
+    entries = chain(10)
+    assert verify_chain(entries) == (10, entries[-1].hash)
+
+
+def test_art40_9_edited_entry_is_detected_at_its_sequence() -> None:
+    entries = chain(5)
+    entries[2] = dataclasses.replace(entries[2], peer="GR-DU")
+    with pytest.raises(RegisterChainError) as err:
+        verify_chain(entries)
+    assert err.value.sequence == 3
+    assert "edited" in err.value.reason
+
+
+def test_art40_9_gap_is_detected() -> None:
+    entries = chain(5)
+    del entries[1]
+    with pytest.raises(RegisterChainError) as err:
+        verify_chain(entries)
+    assert err.value.sequence == 2
+
+
+def test_art40_9_relinked_forgery_breaks_the_next_link() -> None:
+    entries = chain(4)
+    forged = next_entry(
+        1, entries[0].hash, time=T0, event="rejected", direction="in", reason="forged"
+    )
+    entries[1] = forged
+    with pytest.raises(RegisterChainError) as err:
+        verify_chain(entries)
+    assert err.value.sequence == 3
+
+
+def test_register_refuses_naive_times_and_unknown_events() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        next_entry(0, GENESIS_HASH, time=datetime(2026, 1, 1), event="received", direction="in")
+    with pytest.raises(ValueError, match="event"):
+        next_entry(0, GENESIS_HASH, time=T0, event="teleported", direction="in")
+
+
+def test_canonical_encoding_is_independent_of_time_zone_of_the_instant() -> None:
+    a = next_entry(0, GENESIS_HASH, time=T0, event="received", direction="in")
+    b = next_entry(
+        0,
+        GENESIS_HASH,
+        time=T0.astimezone(datetime.now().astimezone().tzinfo),
+        event="received",
+        direction="in",
+    )
+    assert a.hash == b.hash
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=1, max_value=12), st.data())
+def test_art40_9_any_single_field_change_is_detected(n: int, data: st.DataObject) -> None:
+    entries = chain(n)
+    i = data.draw(st.integers(min_value=0, max_value=n - 1))
+    field = data.draw(st.sampled_from(["peer", "reference", "digest", "status", "message_id"]))
+    value = data.draw(st.text(min_size=1, max_size=8))
+    if getattr(entries[i], field) == value:
+        return
+    entries[i] = dataclasses.replace(entries[i], **{field: value})
+    with pytest.raises(RegisterChainError) as err:
+        verify_chain(entries)
+    assert err.value.sequence == i + 1
