@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -45,16 +46,18 @@ class GatewayContext:
         return None if auth is None else auth.code
 
 
-def load_signer(config: Config) -> Signer:
-    key = load_private_key(config.signing_key)
+def load_signer_files(cert_path: Path, key_path: Path) -> Signer:
+    key = load_private_key(key_path)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise CertificateError(f"{config.signing_key}: the signing key must be ECDSA P-256")
-    cert = load_certificate(config.signing_cert)
+        raise CertificateError(f"{key_path}: the signing key must be ECDSA P-256")
+    cert = load_certificate(cert_path)
     if cert.public_key() != key.public_key():
-        raise CertificateError(
-            f"{config.signing_cert} does not belong to the key {config.signing_key}"
-        )
+        raise CertificateError(f"{cert_path} does not belong to the key {key_path}")
     return Signer(key, cert)
+
+
+def load_signer(config: Config) -> Signer:
+    return load_signer_files(config.signing_cert, config.signing_key)
 
 
 async def open_context(config: Config) -> GatewayContext:

@@ -1,0 +1,220 @@
+"""Gateways as separate processes: crash safety of the durable outbox, the export command and
+its interoperability with standard tools, and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.client import GatewayClient
+from gateway.network import LocalNetwork, build_local_network
+
+from .conftest import CODES, FAST_DELIVERY, Harness, example
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def spawn(net: LocalNetwork, code: str) -> subprocess.Popen[bytes]:
+    gw = net.gateways[code]
+    log = (gw.config.parent / "gateway.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--log-json", "serve", "--config", str(gw.config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+async def test_sender_killed_between_submit_and_delivery_delivers_exactly_once_after_restart(
+    tmp_path: Path,
+) -> None:
+    net = build_local_network(tmp_path / "net", CODES, delivery=FAST_DELIVERY)
+    h = Harness(net)
+    be_gw = net.gateways["BE-DU"]
+    proc = spawn(net, "BE-DU")
+    try:
+        async with GatewayClient(be_gw.api_url, be_gw.tokens["case-officer"]) as be:
+            await be.wait_until_up(within=30)
+            sent = await be.submit(
+                "take-charge-request",
+                "NL-DU",
+                example("take-charge-request.json"),
+                case_number="KILL-1",
+            )
+            assert (await be.message(sent["message_id"]))["state"] == "queued"
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+            await h.start("NL-DU")
+            proc = spawn(net, "BE-DU")
+            await be.wait_until_up(within=30)
+            view = await be.wait_for_state(sent["message_id"], {"delivered"}, within=30)
+            assert view["acknowledgement"]["status"] == "accepted"
+
+        nl_store = h.ctx("NL-DU").store
+        assert await nl_store.count_messages() == 1
+        received = [
+            e
+            for e in await nl_store.register_entries(message_id=sent["message_id"])
+            if e.event == "received"
+        ]
+        assert len(received) == 1
+    finally:
+        stop(proc)
+        await h.close()
+
+
+@pytest.mark.skipif(
+    shutil.which("xmllint") is None or shutil.which("xmlsec1") is None,
+    reason="needs xmllint (libxml2-utils) and xmlsec1 (Debian packages; .ci/run installs them)",
+)
+async def test_exported_transmission_validates_with_xmllint_and_verifies_with_xmlsec1(
+    harness: Harness, tmp_path: Path
+) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be = harness.api("BE-DU")
+    sent = await be.submit(
+        "take-charge-request", "NL-DU", example("take-charge-request.json"), case_number="X-1"
+    )
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    out = tmp_path / "exported.xml"
+    cfg = harness.net.gateways["NL-DU"].config
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "export",
+            "--config",
+            str(cfg),
+            "--message-id",
+            sent["message_id"],
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    stored = await harness.ctx("BE-DU").store.get_message(sent["message_id"])
+    assert out.read_bytes() == stored.signed_xml, "exported exactly as signed"
+
+    lint = subprocess.run(
+        [
+            "xmllint",
+            "--noout",
+            "--nonet",
+            "--schema",
+            str(REPO / "schemas" / "envelope.xsd"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert lint.returncode == 0, lint.stderr
+    sig = subprocess.run(
+        ["xmlsec1", "--verify", "--trusted-pem", str(harness.net.pki.ca_cert), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sig.returncode == 0, sig.stderr
+
+
+def test_export_of_an_unknown_message_fails_clearly(harness: Harness, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "export",
+            "--config",
+            str(harness.net.gateways["BE-DU"].config),
+            "--message-id",
+            "nope",
+            "--out",
+            str(tmp_path / "x.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no message nope" in done.stderr
+    assert not (tmp_path / "x.xml").exists()
+
+
+def test_demo_runs_the_exchange_and_exits_0(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("acknowledgement of receipt accepted: receipt time") == 2
+    assert "take charge reply (Art. 30, acceptance)" in done.stdout
+    assert "Stopped all gateways" in done.stdout
+
+
+def test_demo_keep_running_writes_network_json(tmp_path: Path) -> None:
+    import json
+    import time
+
+    workdir = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "demo", "--workdir", str(workdir), "--keep-running"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (workdir / "network.json").exists():
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "network.json not written in time"
+            time.sleep(0.2)
+        time.sleep(0.2)
+        described = json.loads((workdir / "network.json").read_text())
+        be = described["authorities"]["BE-DU"]
+        for key in (
+            "code",
+            "peer_url",
+            "api_url",
+            "api_tokens",
+            "config",
+            "data_dir",
+            "ca_cert",
+            "tls_cert",
+            "tls_key",
+            "signing_cert",
+            "signing_key",
+        ):
+            assert key in be
+        assert Path(be["signing_key"]).stat().st_mode & 0o777 == 0o600
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

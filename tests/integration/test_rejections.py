@@ -1,0 +1,293 @@
+"""Every rejection reason of the foundation: each gets a signed negative acknowledgement (or a
+TLS refusal) and a register entry, and nothing else is stored."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from gateway.xml.forms import form_to_element
+from lxml import etree
+
+from gateway.context import load_signer_files
+from gateway.core.forms import form_type
+from gateway.core.policy import Header
+from gateway.pki.certs import load_certificate, load_private_key
+from gateway.pki.demo import create_demo_network, issue_certificate
+from gateway.xml.envelope import build_transmission, read_acknowledgement
+from gateway.xml.parser import parse_untrusted
+from gateway.xml.signature import Signer, verify
+
+from .conftest import Harness, example
+
+TCR_NS = "urn:eu:dublin:forms:take-charge-request:1"
+
+
+def header(**kw: Any) -> Header:
+    base: dict[str, Any] = {
+        "message_id": str(uuid.uuid4()),
+        "reference": "BE1REJ-1",
+        "message_type": "take-charge-request",
+        "sender": "BE-DU",
+        "receiver": "NL-DU",
+        "created": datetime.now(UTC),
+    }
+    base.update(kw)
+    return Header(**base)
+
+
+def request_form() -> etree._Element:
+    return form_to_element(form_type("take-charge-request"), example("take-charge-request.json"))
+
+
+def signer(h: Harness, code: str) -> Signer:
+    files = h.net.pki.authorities[code]
+    return load_signer_files(files.signing_cert, files.signing_key)
+
+
+async def post(
+    session: aiohttp.ClientSession, h: Harness, body: bytes, content_type: str = "application/xml"
+) -> tuple[int, bytes]:
+    async with session.post(
+        h.net.gateways["NL-DU"].peer_url + "/v1/transmissions",
+        data=body,
+        headers={"Content-Type": content_type},
+    ) as resp:
+        return resp.status, await resp.read()
+
+
+async def assert_rejected(
+    h: Harness, status: int, body: bytes, http: int, reason: str, sender: str | None = "BE-DU"
+) -> None:
+    """Negative ack signed by NL-DU with the reason; a register entry; no message stored."""
+    assert status == http, body[:300]
+    ctx = h.ctx("NL-DU")
+    verified = verify(parse_untrusted(body), ctx.signer_authority)
+    assert verified.signer_authority == "NL-DU"
+    ack = read_acknowledgement(verified.root)
+    assert ack.status == "rejected"
+    assert ack.reason_code == reason, ack.reason_text
+    assert ack.receiver == sender
+    entries = await ctx.store.register_entries()
+    assert entries[-1].event == "rejected" and entries[-1].reason == reason
+    assert entries[-1].sequence == ack.head_sequence
+    assert await ctx.store.count_messages() == 0
+
+
+@pytest.fixture
+async def nl(harness: Harness) -> Harness:
+    await harness.start("NL-DU")
+    return harness
+
+
+async def test_well_formed_transmission_is_accepted(nl: Harness) -> None:
+    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    async with nl.session_as("BE-DU") as s:
+        status, _ = await post(s, nl, body)
+    assert status == 200
+    assert await nl.ctx("NL-DU").store.count_messages() == 1
+
+
+@pytest.mark.parametrize(
+    ("make_body", "reason"),
+    [
+        (lambda h: b"<not-closed>", "malformed-xml"),
+        (
+            lambda h: b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>',
+            "doctype-forbidden",
+        ),
+        (
+            lambda h: etree.tostring(build_transmission(header(), request_form())),
+            "signature-missing",
+        ),
+        (
+            lambda h: signer(h, "BE-DU").sign(
+                build_transmission(
+                    header(),
+                    etree.Element("{urn:eu:dublin:forms:take-charge-request:1}TakeChargeRequest"),
+                )
+            ),
+            "schema-invalid",
+        ),
+        (
+            lambda h: signer(h, "GR-DU").sign(build_transmission(header(), request_form())),
+            "signer-mismatch",
+        ),
+        (
+            lambda h: signer(h, "BE-DU").sign(
+                build_transmission(header(receiver="GR-DU"), request_form())
+            ),
+            "wrong-receiver",
+        ),
+        (
+            lambda h: signer(h, "BE-DU").sign(
+                build_transmission(
+                    header(created=datetime.now(UTC) - timedelta(hours=2)), request_form()
+                )
+            ),
+            "clock-skew",
+        ),
+        (
+            lambda h: signer(h, "BE-DU").sign(
+                build_transmission(header(reference="NL1REJ-1"), request_form())
+            ),
+            "reference-invalid",
+        ),
+        (
+            lambda h: signer(h, "BE-DU").sign(
+                build_transmission(
+                    header(message_type="take-charge-reply", in_reply_to=str(uuid.uuid4())),
+                    form_to_element(
+                        form_type("take-charge-reply"), example("take-charge-reply-refusal.json")
+                    ),
+                )
+            ),
+            "no-matching-request",
+        ),
+        (
+            lambda h: (
+                signer(h, "BE-DU")
+                .sign(build_transmission(header(), request_form()))
+                .replace(b"<gw:Sender>BE-DU", b"<gw:Sender>GR-DU")
+            ),
+            "signature-invalid",
+        ),
+    ],
+    ids=[
+        "malformed",
+        "xxe",
+        "unsigned",
+        "schema",
+        "other-authority-signature",
+        "wrong-receiver",
+        "clock-skew",
+        "reference",
+        "reply-without-request",
+        "tampered",
+    ],
+)
+async def test_rejected_transmission_leaves_a_register_entry_and_nothing_else(
+    nl: Harness, make_body: Any, reason: str
+) -> None:
+    async with nl.session_as("BE-DU") as s:
+        status, body = await post(s, nl, make_body(nl))
+    await assert_rejected(nl, status, body, 422, reason)
+
+
+async def test_header_sender_other_than_tls_peer_is_refused(nl: Harness) -> None:
+    """GR-DU's TLS identity carrying a transmission signed by BE-DU as BE-DU."""
+    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    async with nl.session_as("GR-DU") as s:
+        status, ack = await post(s, nl, body)
+    await assert_rejected(nl, status, ack, 422, "signer-mismatch", sender="GR-DU")
+
+
+async def test_wrong_content_type_is_refused(nl: Harness) -> None:
+    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    async with nl.session_as("BE-DU") as s:
+        status, ack = await post(s, nl, body, content_type="application/json")
+    await assert_rejected(nl, status, ack, 415, "unsupported-media-type")
+
+
+async def test_oversized_body_is_refused(nl: Harness) -> None:
+    limit = nl.ctx("NL-DU").config.peer.max_body_bytes
+    async with nl.session_as("BE-DU") as s:
+        status, ack = await post(s, nl, b"<a>" + b"x" * limit + b"</a>")
+    await assert_rejected(nl, status, ack, 413, "body-too-large")
+
+
+async def test_message_id_reused_for_other_content_is_refused(nl: Harness) -> None:
+    h = header()
+    first = signer(nl, "BE-DU").sign(build_transmission(h, request_form()))
+    second = signer(nl, "BE-DU").sign(
+        build_transmission(Header(**{**h.__dict__, "reference": "BE1OTHER-2"}), request_form())
+    )
+    async with nl.session_as("BE-DU") as s:
+        assert (await post(s, nl, first))[0] == 200
+        status, ack = await post(s, nl, second)
+    assert status == 422
+    parsed = read_acknowledgement(
+        verify(parse_untrusted(ack), nl.ctx("NL-DU").signer_authority).root
+    )
+    assert parsed.reason_code == "message-id-reused"
+    assert await nl.ctx("NL-DU").store.count_messages() == 1
+
+
+async def test_certificate_of_the_ca_but_not_pinned_is_refused(nl: Harness, tmp_path: Path) -> None:
+    """Being issued by the network CA is not enough: the peer must be pinned (Art. 41)."""
+    pki = nl.net.pki
+    ca_cert, ca_key = load_certificate(pki.ca_cert), load_private_key(pki.ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = issue_certificate(
+        ca_cert,
+        ca_key,
+        key.public_key(),  # type: ignore[arg-type]
+        x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "BE-DU")]),
+        purpose="tls",
+        not_before=now - timedelta(minutes=1),
+        not_after=now + timedelta(days=1),
+    )
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    async with nl.peer_session(tmp_path / "c.pem", tmp_path / "k.pem") as s:
+        status, ack = await post(s, nl, body)
+    await assert_rejected(nl, status, ack, 403, "unknown-peer", sender=None)
+
+
+async def test_no_client_certificate_is_refused_at_tls(nl: Harness) -> None:
+    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    async with nl.peer_session(None, None) as s:
+        with pytest.raises(aiohttp.ClientError):
+            await post(s, nl, body)
+    assert await nl.ctx("NL-DU").store.count_messages() == 0
+
+
+async def test_certificate_from_another_ca_is_refused_at_tls(nl: Harness, tmp_path: Path) -> None:
+    other = create_demo_network(tmp_path / "other", ["BE-DU"])
+    files = other.authorities["BE-DU"]
+    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    async with nl.peer_session(files.tls_cert, files.tls_key) as s:
+        with pytest.raises(aiohttp.ClientError):
+            await post(s, nl, body)
+    assert await nl.ctx("NL-DU").store.count_messages() == 0
+
+
+async def test_signing_certificate_used_as_tls_client_certificate_is_refused(nl: Harness) -> None:
+    files = nl.net.pki.authorities["BE-DU"]
+    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    async with nl.peer_session(files.signing_cert, files.signing_key) as s:
+        with pytest.raises(aiohttp.ClientError):
+            await post(s, nl, body)
+    assert await nl.ctx("NL-DU").store.count_messages() == 0
+
+
+async def test_tls_1_1_is_refused(nl: Harness) -> None:
+    import ssl
+
+    files = nl.net.pki.authorities["BE-DU"]
+    ctx = ssl.create_default_context(cafile=str(nl.net.pki.ca_cert))
+    ctx.load_cert_chain(str(files.tls_cert), str(files.tls_key))
+    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    try:
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        pytest.skip("this OpenSSL cannot even offer TLS 1.1")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
+        with pytest.raises(aiohttp.ClientError):
+            await post(s, nl, b"<x/>")

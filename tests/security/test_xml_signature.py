@@ -1,0 +1,194 @@
+"""XML-DSig verification: exactly one enveloped signature over the whole document, allow-listed
+algorithms, a signer pinned in the directory; only signed content comes out (1560/2003
+Art. 19: what a national access point sends is presumed authentic, so it must be provably
+its own)."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from gateway.pki.demo import DemoNetwork
+from lxml import etree
+
+from gateway.core.policy import Header, Reason, Rejection
+from gateway.pki.certs import fingerprint
+from gateway.pki.directory_file import load_directory
+from gateway.xml.envelope import build_transmission, read_header
+from gateway.xml.parser import parse_untrusted
+from gateway.xml.signature import DS, Signer, verify
+
+FORM_NS = "urn:eu:dublin:forms:take-charge-request:1"
+
+
+def document() -> etree._Element:
+    form = etree.Element(f"{{{FORM_NS}}}TakeChargeRequest")
+    etree.SubElement(form, f"{{{FORM_NS}}}criterion").text = "Art. 15(1)"
+    header = Header(
+        message_id="11111111-1111-4111-8111-111111111111",
+        reference="BE1CASE-1",
+        message_type="take-charge-request",
+        sender="BE-DU",
+        receiver="NL-DU",
+        created=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+    )
+    return build_transmission(header, form)
+
+
+@pytest.fixture(scope="module")
+def resolve(pki: DemoNetwork):
+    directory = load_directory(pki.directory)
+
+    def signer_of(fp: str) -> str | None:
+        auth = directory.by_signing_fingerprint(fp)
+        return auth.code if auth else None
+
+    return signer_of
+
+
+def signed(signers: dict[str, Signer], code: str = "BE-DU") -> bytes:
+    return signers[code].sign(document())
+
+
+def reason(data: bytes, resolve) -> Reason:
+    with pytest.raises(Rejection) as err:
+        verify(parse_untrusted(data), resolve)
+    return err.value.reason
+
+
+def test_signed_transmission_verifies_and_names_its_signer(signers, resolve) -> None:
+    result = verify(parse_untrusted(signed(signers)), resolve)
+    assert result.signer_authority == "BE-DU"
+    assert read_header(result.root).reference == "BE1CASE-1"
+    assert result.root.find(f"{{{DS}}}Signature") is None
+
+
+def test_signature_uses_exclusive_c14n_ecdsa_sha256_and_whole_document_reference(signers) -> None:
+    root = etree.fromstring(signed(signers))
+    ns = {"ds": DS}
+    assert root.xpath("string(//ds:Reference/@URI)", namespaces=ns) == ""
+    assert root.find("ds:Signature/ds:SignedInfo/ds:Reference", ns).get("URI") == ""
+    assert root.xpath("string(//ds:CanonicalizationMethod/@Algorithm)", namespaces=ns) == (
+        "http://www.w3.org/2001/10/xml-exc-c14n#"
+    )
+    assert root.xpath("string(//ds:SignatureMethod/@Algorithm)", namespaces=ns) == (
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+    )
+
+
+def test_unsigned_document_is_refused(resolve) -> None:
+    data = etree.tostring(document())
+    assert reason(data, resolve) == Reason.SIGNATURE_MISSING
+
+
+def test_second_signature_is_refused(signers, resolve) -> None:
+    root = etree.fromstring(signed(signers))
+    sig = root.find(f"{{{DS}}}Signature")
+    root.find("{urn:eu:dublin:gateway:1}Header").append(copy.deepcopy(sig))
+    assert reason(etree.tostring(root), resolve) == Reason.SIGNATURE_MULTIPLE
+
+
+def test_signature_nested_below_the_root_is_refused(signers, resolve) -> None:
+    root = etree.fromstring(signed(signers))
+    sig = root.find(f"{{{DS}}}Signature")
+    root.remove(sig)
+    root.find("{urn:eu:dublin:gateway:1}Header").append(sig)
+    assert reason(etree.tostring(root), resolve) == Reason.SIGNATURE_LOCATION
+
+
+def test_reference_other_than_whole_document_is_refused(signers, resolve) -> None:
+    data = signed(signers).replace(b'URI=""', b'URI="#body"')
+    assert reason(data, resolve) == Reason.SIGNATURE_REFERENCE
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"xmldsig-more#ecdsa-sha256", b"xmldsig#rsa-sha1"),
+        (b"http://www.w3.org/2001/04/xmlenc#sha256", b"http://www.w3.org/2000/09/xmldsig#sha1"),
+        (
+            b'CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"',
+            b'CanonicalizationMethod Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"',
+        ),
+    ],
+)
+def test_algorithms_outside_the_allow_list_are_refused(signers, resolve, old, new) -> None:
+    data = signed(signers)
+    assert old in data
+    assert reason(data.replace(old, new), resolve) == Reason.SIGNATURE_ALGORITHM
+
+
+def test_content_changed_after_signing_is_refused(signers, resolve) -> None:
+    data = signed(signers).replace(b"Art. 15(1)", b"Art. 16(1)")
+    assert reason(data, resolve) == Reason.SIGNATURE_INVALID
+
+
+def test_signer_not_pinned_in_the_directory_is_refused(pki, resolve) -> None:
+    from gateway.pki.demo import issue_certificate
+
+    from gateway.pki.certs import load_certificate, load_private_key
+
+    ca_cert = load_certificate(pki.ca_cert)
+    ca_key = load_private_key(pki.ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = issue_certificate(
+        ca_cert,
+        ca_key,  # type: ignore[arg-type]
+        key.public_key(),
+        x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "BE-DU signing")]),
+        purpose="signing",
+        not_before=now,
+        not_after=now.replace(year=now.year + 1),
+    )
+    assert resolve(fingerprint(cert)) is None
+    data = Signer(key, cert).sign(document())
+    assert reason(data, resolve) == Reason.SIGNER_UNKNOWN
+
+
+def test_wrapping_signed_body_under_object_with_forged_body_is_refused(signers, resolve) -> None:
+    root = etree.fromstring(signed(signers))
+    gw = "{urn:eu:dublin:gateway:1}"
+    body = root.find(f"{gw}Body")
+    sig = root.find(f"{{{DS}}}Signature")
+    obj = etree.SubElement(sig, f"{{{DS}}}Object")
+    obj.append(copy.deepcopy(body))
+    body[0][0].text = "Art. 99(9)"
+    assert reason(etree.tostring(root), resolve) == Reason.SIGNATURE_INVALID
+
+
+def test_comment_inside_signed_value_does_not_change_what_is_read(signers, resolve) -> None:
+    data = signed(signers).replace(b"BE1CASE-1", b"BE1<!---->CASE-1")
+    result = verify(parse_untrusted(data), resolve)
+    assert read_header(result.root).reference == "BE1CASE-1"
+
+
+@pytest.mark.skipif(
+    shutil.which("xmlsec1") is None, reason="xmlsec1 (Debian package) not installed"
+)
+def test_signature_verifies_with_xmlsec1_against_the_network_ca(
+    signers: dict[str, Signer], pki: DemoNetwork, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.xml"
+    path.write_bytes(signed(signers))
+    done = subprocess.run(
+        ["xmlsec1", "--verify", "--trusted-pem", str(pki.ca_cert), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    path.write_bytes(signed(signers).replace(b"Art. 15(1)", b"Art. 16(1)"))
+    bad = subprocess.run(
+        ["xmlsec1", "--verify", "--trusted-pem", str(pki.ca_cert), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode != 0
