@@ -63,7 +63,7 @@ class Signer:
             digest_algorithm=_ALLOWED_DIGEST,
             c14n_algorithm=_EXC_C14N,
         )
-        signed = signer.sign(root, key=self.key, cert=[self.certificate], reference_uri="")
+        signed = signer.sign(root, key=self.key, cert=[self.certificate])
         return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -145,7 +145,7 @@ def test_signer_not_pinned_in_the_directory_is_refused(pki, resolve) -> None:
         x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "BE-DU signing")]),
         purpose="signing",
         not_before=now,
-        not_after=now.replace(year=now.year + 1),
+        not_after=now + timedelta(days=30),
     )
     assert resolve(fingerprint(cert)) is None
     data = Signer(key, cert).sign(document())
