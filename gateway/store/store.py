@@ -27,6 +27,7 @@ from gateway.core.register import RegisterEntry, next_entry
 from gateway.store.schema import messages, outbox, register, register_head
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_WRITE = "gateway_write"
 
 
 class DuplicateMessage(Exception):
@@ -175,12 +176,21 @@ class Store:
 
             @event.listens_for(engine.sync_engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # We emit BEGIN ourselves (below): the driver's implicit one is deferred.
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
+
+            @event.listens_for(engine.sync_engine, "begin")
+            def _begin(conn: Connection) -> None:
+                # A writer takes the write lock up front, so that two writers (even in two
+                # processes) queue instead of failing when a read lock cannot be upgraded.
+                write = conn.get_execution_options().get(_WRITE, False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
         else:
             engine = create_async_engine(url, pool_pre_ping=True)
         store = cls(engine)
@@ -202,8 +212,10 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._write_lock, self.engine.begin() as conn:
-            yield Transaction(conn, self.postgres)
+        async with self._write_lock, self.engine.connect() as conn:
+            writer = await conn.execution_options(**{_WRITE: True})
+            async with writer.begin():
+                yield Transaction(writer, self.postgres)
 
     async def get_message(self, message_id: str) -> StoredMessage | None:
         async with self.engine.connect() as conn:
