@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from gateway.pki.demo import DemoNetwork
 from lxml import etree
 
 from gateway.core.policy import Header, Reason, Rejection
 from gateway.pki.certs import fingerprint
+from gateway.pki.demo import DemoNetwork
 from gateway.pki.directory_file import load_directory
 from gateway.xml.envelope import build_transmission, read_header
 from gateway.xml.parser import parse_untrusted
@@ -130,9 +130,8 @@ def test_content_changed_after_signing_is_refused(signers, resolve) -> None:
 
 
 def test_signer_not_pinned_in_the_directory_is_refused(pki, resolve) -> None:
-    from gateway.pki.demo import issue_certificate
-
     from gateway.pki.certs import load_certificate, load_private_key
+    from gateway.pki.demo import issue_certificate
 
     ca_cert = load_certificate(pki.ca_cert)
     ca_key = load_private_key(pki.ca_key)

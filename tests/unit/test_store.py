@@ -48,6 +48,7 @@ def sqlite_url(tmp_path: Path) -> str:
 async def test_migrations_create_exactly_the_tables_the_code_uses(tmp_path: Path) -> None:
     store = await Store.open(sqlite_url(tmp_path))
     try:
+
         def diff(conn: Connection) -> list[object]:
             return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
@@ -87,9 +88,17 @@ async def test_a_failed_transaction_leaves_nothing_half_written(tmp_path: Path) 
 async def _message(store: Store, message_id: str) -> None:
     async with store.transaction() as tx:
         await tx.insert_message(
-            message_id=message_id, direction="out", peer="NL-DU",
-            message_type="take-charge-request", reference="BE1X", urgent=0, created_at=NOW,
-            stored_at=NOW, digest="0" * 64, signed_xml=b"<x/>", state="queued",
+            message_id=message_id,
+            direction="out",
+            peer="NL-DU",
+            message_type="take-charge-request",
+            reference="BE1X",
+            urgent=0,
+            created_at=NOW,
+            stored_at=NOW,
+            digest="0" * 64,
+            signed_xml=b"<x/>",
+            state="queued",
         )
         await tx.enqueue(message_id, NOW)
 
@@ -98,6 +107,7 @@ async def _concurrency_checks(url: str, other: Store | None = None) -> None:
     a = await Store.open(url)
     b = other or await Store.open(url)
     try:
+
         async def append(store: Store, n: int) -> None:
             for _ in range(n):
                 async with store.transaction() as tx:
