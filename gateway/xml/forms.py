@@ -1,0 +1,278 @@
+"""JSON <-> XML for the standard forms, driven by the XSDs themselves so the two cannot drift.
+
+Convention (the case systems' JSON shape):
+- a JSON key is the XML element's local name (lowerCamelCase), a JSON object is an element
+  with children;
+- an element that may occur more than once is always a JSON array, even with one item;
+- xs:boolean is true/false, integer types are JSON integers, everything else (dates included,
+  as ISO 8601 text) is a string;
+- XML child order follows the schema, whatever the JSON key order.
+
+The walk below only builds elements; validity is then decided by the compiled XSD (lxml), and
+its first error is reported with the JSON path of the element at fault."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from typing import Any
+
+import xmlschema
+from lxml import etree
+
+from gateway.core.forms import FORM_TYPES, FormType, form_type_by_namespace
+from gateway.xml.schemas import SCHEMA_DIR
+
+_INTEGER_TYPES = frozenset(
+    {
+        "integer",
+        "nonNegativeInteger",
+        "positiveInteger",
+        "negativeInteger",
+        "nonPositiveInteger",
+        "long",
+        "int",
+        "short",
+        "byte",
+        "unsignedLong",
+        "unsignedInt",
+        "unsignedShort",
+        "unsignedByte",
+    }
+)
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+COMMON_NS = "urn:eu:dublin:forms:common:1"
+
+
+class FormError(ValueError):
+    """Form data that does not fit its schema. `field` is a JSON pointer ("/applicant/surname/0")
+    or None when the whole form is at fault."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(f"{field or '/'}: {message}")
+        self.field = field
+        self.message = message
+
+
+@cache
+def _schemas(name: str) -> tuple[Any, etree.XMLSchema]:
+    """(xmlschema model for the walk, compiled lxml validator) of one form's XSD."""
+    path = SCHEMA_DIR / FORM_TYPES[name].schema_file
+    model = xmlschema.XMLSchema(str(path), defuse="always")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    validator = etree.XMLSchema(etree.parse(str(path), parser))
+    return model, validator
+
+
+def _root_decl(ft: FormType) -> Any:
+    model, _ = _schemas(ft.name)
+    return model.elements[ft.root]
+
+
+def _particles(group: Any) -> Iterator[Any]:
+    """Element declarations of a content model, in schema order (groups flattened)."""
+    for particle in group:
+        if hasattr(particle, "model"):
+            yield from _particles(particle)
+        else:
+            yield particle
+
+
+def _is_repeated(decl: Any) -> bool:
+    return decl.max_occurs is None or decl.max_occurs > 1
+
+
+def _scalar_kind(xsd_type: Any) -> str:
+    t = xsd_type
+    while t is not None:
+        local = (t.name or "").removeprefix(_XS)
+        if local in _INTEGER_TYPES:
+            return "int"
+        if local == "boolean":
+            return "bool"
+        if local in ("string", "date", "dateTime", "decimal", "anyURI", "token"):
+            return "str"
+        t = getattr(t, "base_type", None)
+    return "str"
+
+
+def _children(decl: Any) -> dict[str, Any]:
+    return {d.local_name: d for d in _particles(decl.type.content)}
+
+
+def _to_text(value: Any, kind: str, pointer: str) -> str:
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise FormError(pointer, "must be true or false")
+        return "true" if value else "false"
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FormError(pointer, "must be an integer")
+        return str(value)
+    if not isinstance(value, str):
+        raise FormError(pointer, "must be a string")
+    return value
+
+
+def _check_required(decl: Any, value: Mapping[str, Any], pointer: str) -> None:
+    """Name the missing mandatory field (the validator would only list what it expected)."""
+    group = decl.type.content
+    if group.model == "choice":
+        names = [d.local_name for d in _particles(group)]
+        if group.min_occurs > 0 and not any(n in value for n in names):
+            raise FormError(pointer or None, f"one of {', '.join(names)} is required")
+        return
+    for particle in group:
+        if particle.min_occurs == 0:
+            continue
+        if hasattr(particle, "model"):
+            names = [d.local_name for d in _particles(particle)]
+            if particle.model == "choice" and not any(n in value for n in names):
+                raise FormError(pointer or None, f"one of {', '.join(names)} is required")
+        elif particle.local_name not in value:
+            raise FormError(f"{pointer}/{particle.local_name}", "required field is missing")
+
+
+def _build(
+    decl: Any,
+    value: Any,
+    parent: etree._Element | None,
+    nsmap: dict[str, str],
+    pointer: str,
+    paths: list[str],
+) -> etree._Element:
+    tag = f"{{{decl.target_namespace}}}{decl.local_name}"
+    if parent is None:
+        el = etree.Element(tag, nsmap=nsmap)
+    else:
+        el = etree.SubElement(parent, tag)
+    # The validator reports errors by line; on a built tree the "line" is our index.
+    el.sourceline = len(paths) + 1  # type: ignore[assignment]
+    paths.append(pointer or "/")
+    if decl.type.has_simple_content():
+        el.text = _to_text(value, _scalar_kind(decl.type), pointer)
+        return el
+    if not isinstance(value, Mapping):
+        raise FormError(pointer or None, "must be a JSON object")
+    children = _children(decl)
+    for key in value:
+        if key not in children:
+            raise FormError(f"{pointer}/{key}", f"unknown field (allowed: {', '.join(children)})")
+    _check_required(decl, value, pointer)
+    for name, child in children.items():
+        if name not in value:
+            continue
+        item = value[name]
+        if _is_repeated(child):
+            if not isinstance(item, list):
+                raise FormError(f"{pointer}/{name}", "must be a JSON array")
+            for i, entry in enumerate(item):
+                _build(child, entry, el, nsmap, f"{pointer}/{name}/{i}", paths)
+        else:
+            _build(child, item, el, nsmap, f"{pointer}/{name}", paths)
+    return el
+
+
+def form_to_element(form_type: FormType, data: Mapping[str, Any]) -> etree._Element:
+    """Build the form's XML from case-system JSON, validated against the form's schema."""
+    paths: list[str] = []
+    nsmap = {"f": form_type.namespace, "c": COMMON_NS}
+    root = _build(_root_decl(form_type), data, None, nsmap, "", paths)
+    _, validator = _schemas(form_type.name)
+    if not validator.validate(root):
+        log: Any = validator.error_log
+        error = log[0]
+        where = paths[error.line - 1] if 0 < error.line <= len(paths) else "/"
+        message = str(error.message)
+        raise FormError(where, _without_values(message))
+    return root
+
+
+def _without_values(message: str) -> str:
+    """Schema messages quote the offending value (personal data that must not reach logs or
+    the register) and spell namespaces in full; keep only the element name and the rule."""
+    message = re.sub(r"\{(?:urn|https?):[^}]*\}", "", message)
+    message = re.sub(r"The value '[^']*'", "The value", message)
+    return re.sub(r"'[^']*' is not", "The value is not", message)
+
+
+def _read(decl: Any, el: etree._Element) -> Any:
+    if decl.type.has_simple_content():
+        text = el.text or ""
+        kind = _scalar_kind(decl.type)
+        if kind == "bool":
+            return text.strip() in ("true", "1")
+        if kind == "int":
+            return int(text)
+        return text
+    children = _children(decl)
+    out: dict[str, Any] = {}
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue
+        name = etree.QName(child).localname
+        child_decl = children.get(name)
+        if child_decl is None:
+            raise FormError(None, f"unexpected element {name!r} in {decl.local_name}")
+        value = _read(child_decl, child)
+        if _is_repeated(child_decl):
+            out.setdefault(name, []).append(value)
+        else:
+            out[name] = value
+    return out
+
+
+def form_from_element(element: etree._Element) -> tuple[FormType, dict[str, Any]]:
+    """The case-system JSON of a (verified, schema-valid) form element."""
+    qname = etree.QName(element)
+    ft = form_type_by_namespace(qname.namespace or "")
+    if ft is None or qname.localname != ft.root:
+        raise FormError(None, f"{qname.text} is not a known standard form")
+    data = _read(_root_decl(ft), element)
+    assert isinstance(data, dict)
+    return ft, data
+
+
+def form_json_schema(form_type: FormType) -> dict[str, Any]:
+    """A JSON Schema of the case-system shape, derived from the XSD (for documentation)."""
+
+    def schema_of(decl: Any) -> dict[str, Any]:
+        if decl.type.has_simple_content():
+            kind = _scalar_kind(decl.type)
+            return {"type": {"bool": "boolean", "int": "integer"}.get(kind, "string")}
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        in_choice = {
+            d.local_name
+            for g in _groups(decl.type.content)
+            if g.model == "choice"
+            for d in _particles(g)
+        }
+        for name, child in _children(decl).items():
+            item = schema_of(child)
+            if _is_repeated(child):
+                item = {"type": "array", "items": item, "minItems": child.min_occurs}
+                if child.max_occurs is not None:
+                    item["maxItems"] = child.max_occurs
+            props[name] = item
+            if child.min_occurs > 0 and name not in in_choice:
+                required.append(name)
+        out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+        if required:
+            out["required"] = required
+        if in_choice:
+            out["oneOf"] = [{"required": [n]} for n in sorted(in_choice)]
+        return out
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": form_type.name,
+    } | schema_of(_root_decl(form_type))
+
+
+def _groups(group: Any) -> Iterator[Any]:
+    yield group
+    for particle in group:
+        if hasattr(particle, "model"):
+            yield from _groups(particle)
