@@ -115,7 +115,10 @@ async def submit(ctx: GatewayContext, data: Mapping[str, Any]) -> Submitted:
         urgent=urgent,
     )
     root = build_transmission(header, form_el)
-    validate_envelope(root)
+    try:
+        validate_envelope(root)
+    except Rejection as exc:
+        raise SubmissionError(None, exc.text, exc.reason.value) from exc
     signed = ctx.signer.sign(root)
     digest = hashlib.sha256(signed).hexdigest()
     async with ctx.store.transaction() as tx:

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
 from gateway.context import GatewayContext
 from gateway.core.policy import Reason, Rejection
@@ -25,6 +28,32 @@ MAX_ACK_BYTES = 256 * 1024
 
 class DeliveryError(Exception):
     """One attempt failed for a reason worth retrying."""
+
+
+class PinMismatch(aiohttp.ClientError):
+    """The server's TLS certificate is from the network CA but not pinned for the peer."""
+
+
+class PinnedConnector(aiohttp.TCPConnector):
+    """Checks each new connection's server certificate against the peer's pins (read from
+    the current directory, so a rotation applies to the next connection). Kept-alive
+    connections were checked when they were made."""
+
+    def __init__(self, pins: Callable[[], frozenset[str]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pins = pins
+
+    async def _wrap_create_connection(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[asyncio.Transport, ResponseHandler]:
+        transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
+        fp = peer_fingerprint(transport)
+        if fp is None or fp not in self._pins():
+            transport.close()
+            raise PinMismatch(
+                f"server certificate {(fp or 'none')[:16]}... is not pinned for this peer"
+            )
+        return transport, protocol
 
 
 class Deliverer:
@@ -46,7 +75,12 @@ class Deliverer:
         """One pool per peer keeps connections alive (a handshake costs far more than a POST)."""
         session = self._sessions.get(peer)
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl, limit_per_host=8, keepalive_timeout=60)
+
+            def pins() -> frozenset[str]:
+                auth = self.ctx.directory.get(peer)
+                return frozenset() if auth is None else auth.tls_fingerprints
+
+            connector = PinnedConnector(pins, ssl=self._ssl, limit_per_host=8, keepalive_timeout=60)
             session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
             self._sessions[peer] = session
         return session
@@ -121,14 +155,10 @@ class Deliverer:
             async with self._session(item.peer).post(
                 url, data=item.signed_xml, headers={"Content-Type": "application/xml"}
             ) as resp:
-                fp = peer_fingerprint(resp.connection.transport if resp.connection else None)
-                if fp is None or fp not in peer.tls_fingerprints:
-                    raise DeliveryError(
-                        f"the server at {url} did not present a TLS certificate pinned for "
-                        f"{item.peer}"
-                    )
                 body = await resp.content.read(MAX_ACK_BYTES + 1)
                 status = resp.status
+        except PinMismatch as exc:
+            raise DeliveryError(f"{url}: {exc}") from exc
         except aiohttp.ServerDisconnectedError as exc:
             raise DeliveryError(
                 f"{url} closed the connection (if at the TLS handshake: our client "

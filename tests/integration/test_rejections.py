@@ -13,7 +13,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from gateway.xml.forms import form_to_element
 from lxml import etree
 
 from gateway.context import load_signer_files
@@ -22,6 +21,7 @@ from gateway.core.policy import Header
 from gateway.pki.certs import load_certificate, load_private_key
 from gateway.pki.demo import create_demo_network, issue_certificate
 from gateway.xml.envelope import build_transmission, read_acknowledgement
+from gateway.xml.forms import form_to_element
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import Signer, verify
 
@@ -232,6 +232,7 @@ async def test_certificate_of_the_ca_but_not_pinned_is_refused(nl: Harness, tmp_
         key.public_key(),  # type: ignore[arg-type]
         x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "BE-DU")]),
         purpose="tls",
+        sans=[x509.DNSName("localhost")],
         not_before=now - timedelta(minutes=1),
         not_after=now + timedelta(days=1),
     )
@@ -276,6 +277,7 @@ async def test_signing_certificate_used_as_tls_client_certificate_is_refused(nl:
     assert await nl.ctx("NL-DU").store.count_messages() == 0
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 async def test_tls_1_1_is_refused(nl: Harness) -> None:
     import ssl
 
