@@ -151,7 +151,12 @@ def _build(
     el.sourceline = len(paths) + 1  # type: ignore[assignment]
     paths.append(pointer or "/")
     if decl.type.has_simple_content():
-        el.text = _to_text(value, _scalar_kind(decl.type), pointer)
+        try:
+            el.text = _to_text(value, _scalar_kind(decl.type), pointer)
+        except ValueError as exc:
+            if isinstance(exc, FormError):
+                raise
+            raise FormError(pointer, "contains characters that XML cannot carry") from exc
         return el
     if not isinstance(value, Mapping):
         raise FormError(pointer or None, "must be a JSON object")
