@@ -14,7 +14,7 @@ from gateway.api.internal import api_app
 from gateway.config import Config
 from gateway.context import GatewayContext, open_context
 from gateway.transport.delivery import Deliverer
-from gateway.transport.inbound import peer_app
+from gateway.transport.inbound import TlsAudit, peer_app
 from gateway.transport.tls import server_context
 
 
@@ -49,8 +49,12 @@ async def start_gateway(config: Config) -> RunningGateway:
     try:
         peer_runner = web.AppRunner(peer_app(ctx), access_log=None)
         await peer_runner.setup()
+        audit = TlsAudit(ctx)
         await web.TCPSite(
-            peer_runner, config.peer.host, config.peer.port, ssl_context=server_context(config)
+            peer_runner,
+            config.peer.host,
+            config.peer.port,
+            ssl_context=server_context(config, audit.refused),
         ).start()
         api_runner = web.AppRunner(api_app(ctx), access_log=None)
         await api_runner.setup()

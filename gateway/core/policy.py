@@ -15,6 +15,7 @@ from gateway.core.references import InvalidReference, Reference
 class Reason(StrEnum):
     """Reason codes of negative acknowledgements and register rejections (a public interface)."""
 
+    TLS_REFUSED = "tls-refused"
     UNKNOWN_PEER = "unknown-peer"
     BODY_TOO_LARGE = "body-too-large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
+from collections import deque
 from datetime import timedelta
 
 from aiohttp import web
@@ -241,6 +243,50 @@ class Receiver:
 
     def _sign_ack(self, ack: Acknowledgement) -> bytes:
         return self.ctx.signer.sign(build_acknowledgement(ack))
+
+
+class TlsAudit:
+    """Records refused TLS handshakes (no client certificate, another CA, an old protocol) in
+    the register. Bounded: beyond `per_minute` entries a minute, refusals are counted and the
+    count is carried by the next entry, so a flood cannot bloat the register."""
+
+    def __init__(self, ctx: GatewayContext, per_minute: int = 30) -> None:
+        self.ctx = ctx
+        self.per_minute = per_minute
+        self._recent: deque[float] = deque()
+        self._suppressed = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def refused(self, detail: str) -> None:
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] > 60:
+            self._recent.popleft()
+        if len(self._recent) >= self.per_minute:
+            self._suppressed += 1
+            return
+        self._recent.append(now)
+        details: dict[str, object] = {"text": f"TLS handshake refused: {detail}"[:300]}
+        if self._suppressed:
+            details["suppressed_since_last"] = self._suppressed
+            self._suppressed = 0
+        task = asyncio.get_running_loop().create_task(self._record(details))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record(self, details: dict[str, object]) -> None:
+        try:
+            async with self.ctx.store.transaction() as tx:
+                await tx.append_register(
+                    time=self.ctx.clock(),
+                    event="rejected",
+                    direction="in",
+                    status="rejected",
+                    reason=Reason.TLS_REFUSED.value,
+                    details=details,
+                )
+        except Exception:
+            self.ctx.log.exception("could not record a refused TLS handshake")
+        self.ctx.log.warning("tls handshake refused", detail=details["text"])
 
 
 async def health(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ the directory identifies a peer."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from gateway.config import Config
@@ -13,8 +14,30 @@ from gateway.pki.certs import fingerprint_der
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!SHA1:!RC4:!3DES"
 
 
-def server_context(config: Config) -> ssl.SSLContext:
+def _audited_sslobject(on_failure: Callable[[str], None]) -> type[ssl.SSLObject]:
+    """An SSLObject that reports failed handshakes: a refused TLS connection never reaches
+    the HTTP layer, yet it must leave a trace in the register."""
+
+    class AuditedSSLObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise
+            except ssl.SSLError as exc:
+                detail = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+                on_failure(str(detail))
+                raise
+
+    return AuditedSSLObject
+
+
+def server_context(
+    config: Config, on_handshake_failure: Callable[[str], None] | None = None
+) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if on_handshake_failure is not None:
+        ctx.sslobject_class = _audited_sslobject(on_handshake_failure)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(_TLS12_CIPHERS)
     ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))

@@ -3,6 +3,7 @@ TLS refusal) and a register entry, and nothing else is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -250,12 +251,25 @@ async def test_certificate_of_the_ca_but_not_pinned_is_refused(nl: Harness, tmp_
     await assert_rejected(nl, status, ack, 403, "unknown-peer", sender=None)
 
 
+async def assert_tls_refusal_registered(h: Harness, fragment: str) -> None:
+    """A refused handshake never reaches HTTP, but it leaves a register entry."""
+    store = h.ctx("NL-DU").store
+    for _ in range(100):
+        entries = await store.register_entries()
+        if entries and entries[-1].reason == "tls-refused":
+            break
+        await asyncio.sleep(0.02)
+    assert entries and entries[-1].reason == "tls-refused"
+    assert fragment.lower() in entries[-1].details["text"].lower(), entries[-1].details
+    assert await store.count_messages() == 0
+
+
 async def test_no_client_certificate_is_refused_at_tls(nl: Harness) -> None:
     body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
     async with nl.peer_session(None, None) as s:
         with pytest.raises(aiohttp.ClientError):
             await post(s, nl, body)
-    assert await nl.ctx("NL-DU").store.count_messages() == 0
+    await assert_tls_refusal_registered(nl, "certificate")
 
 
 async def test_certificate_from_another_ca_is_refused_at_tls(nl: Harness, tmp_path: Path) -> None:
@@ -265,7 +279,7 @@ async def test_certificate_from_another_ca_is_refused_at_tls(nl: Harness, tmp_pa
     async with nl.peer_session(files.tls_cert, files.tls_key) as s:
         with pytest.raises(aiohttp.ClientError):
             await post(s, nl, body)
-    assert await nl.ctx("NL-DU").store.count_messages() == 0
+    await assert_tls_refusal_registered(nl, "issuer")
 
 
 async def test_signing_certificate_used_as_tls_client_certificate_is_refused(nl: Harness) -> None:
@@ -274,7 +288,7 @@ async def test_signing_certificate_used_as_tls_client_certificate_is_refused(nl:
     async with nl.peer_session(files.signing_cert, files.signing_key) as s:
         with pytest.raises(aiohttp.ClientError):
             await post(s, nl, body)
-    assert await nl.ctx("NL-DU").store.count_messages() == 0
+    await assert_tls_refusal_registered(nl, "purpose")
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
@@ -293,3 +307,4 @@ async def test_tls_1_1_is_refused(nl: Harness) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
         with pytest.raises(aiohttp.ClientError):
             await post(s, nl, b"<x/>")
+    await assert_tls_refusal_registered(nl, "protocol")
