@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +46,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from gateway.pki.directory_file import atomic_write
     from gateway.store.store import Store
 
     config = load_config(args.config)
@@ -65,12 +65,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if data is None:
         raise LookupError(f"the payload of {args.message_id} has been erased")
     out: Path = args.out
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, out)
+    atomic_write(out, data, mode=0o644)
     print(f"wrote {len(data)} bytes to {out} (exactly as signed)")
     return 0
 

@@ -4,7 +4,6 @@ authority), as used by `gateway demo` and the integration tests."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.pki.demo import DemoNetwork, create_demo_network
+from gateway.pki.directory_file import atomic_write
 
 API_ROLES = ("case-officer", "health-practitioner", "administrator", "auditor")
 
@@ -92,13 +92,7 @@ def write_toml(path: Path, tables: dict[str, dict[str, Any]]) -> None:
             lines.append(f"\n[{name}]")
         for key, value in table.items():
             lines.append(f"{json.dumps(key) if '-' in key else key} = {_toml_value(value)}")
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines).lstrip() + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, ("\n".join(lines).lstrip() + "\n").encode(), mode=0o600)
 
 
 def build_local_network(

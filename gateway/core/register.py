@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC as _UTC
 from datetime import datetime
 from typing import Any
@@ -58,20 +58,8 @@ class RegisterEntry:
     hash: str
 
     def canonical(self) -> bytes:
-        return encode_entry(
-            self.sequence,
-            self.time,
-            self.event,
-            self.direction,
-            self.peer,
-            self.message_id,
-            self.message_type,
-            self.reference,
-            self.digest,
-            self.status,
-            self.reason,
-            self.details,
-        )
+        fields = {k: v for k, v in vars(self).items() if k not in ("prev_hash", "hash")}
+        return encode_entry(**fields)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -137,10 +125,8 @@ def next_entry(
     details: dict[str, Any] | None = None,
 ) -> RegisterEntry:
     """The entry that follows (prev_sequence, prev_hash); sequence 1 follows (0, GENESIS_HASH)."""
-    seq = prev_sequence + 1
-    det = dict(details or {})
-    canonical = encode_entry(
-        seq,
+    draft = RegisterEntry(
+        prev_sequence + 1,
         time,
         event,
         direction,
@@ -151,24 +137,11 @@ def next_entry(
         digest,
         status,
         reason,
-        det,
-    )
-    return RegisterEntry(
-        seq,
-        time,
-        event,
-        direction,
-        peer,
-        message_id,
-        message_type,
-        reference,
-        digest,
-        status,
-        reason,
-        det,
+        dict(details or {}),
         prev_hash,
-        chain_hash(prev_hash, canonical),
+        "",
     )
+    return replace(draft, hash=chain_hash(prev_hash, draft.canonical()))
 
 
 def verify_chain(
