@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -73,8 +74,15 @@ class GatewayClient:
         in_reply_to: str | None = None,
         urgent: bool = False,
         eurodac_reference: str | None = None,
+        case: str | None = None,
+        attachments: list[dict[str, str]] | None = None,
     ) -> dict[str, Any]:
+        """Submit a form; `attachments` are {fileName, mediaType, content (base64)}."""
         payload: dict[str, Any] = {"type": message_type, "receiver": receiver, "form": form}
+        if case is not None:
+            payload["case"] = case
+        if attachments:
+            payload["attachments"] = attachments
         if case_number is not None:
             payload["case_number"] = case_number
         if in_reply_to is not None:
@@ -84,6 +92,9 @@ class GatewayClient:
         if eurodac_reference is not None:
             payload["eurodac_reference"] = eurodac_reference
         return await self._request("POST", "/api/v1/messages", json=payload)
+
+    async def case(self, reference: str) -> dict[str, Any]:
+        return await self._request("GET", f"/api/v1/cases/{quote(reference, safe='')}")
 
     async def message(self, message_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/messages/{message_id}")

@@ -26,6 +26,7 @@ class PeerSettings:
     max_depth: int = 64
     max_clock_skew_seconds: int = 300
     body_timeout_seconds: float = 30.0
+    max_attachment_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,17 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         body_timeout_seconds=_typed(
             peer_t, "peer.", "body_timeout_seconds", float, PeerSettings.body_timeout_seconds
         ),
+        max_attachment_bytes=_typed(
+            peer_t, "peer.", "max_attachment_bytes", int, PeerSettings.max_attachment_bytes
+        ),
     )
-    for name in ("max_body_bytes", "max_depth", "max_clock_skew_seconds", "body_timeout_seconds"):
+    for name in (
+        "max_body_bytes",
+        "max_depth",
+        "max_clock_skew_seconds",
+        "body_timeout_seconds",
+        "max_attachment_bytes",
+    ):
         _positive(getattr(peer, name), f"peer.{name}")
 
     api_t = _section(raw, "api")

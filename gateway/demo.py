@@ -13,25 +13,19 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from gateway.client import GatewayClient
+from gateway.examples import attachments_for, load_example
 from gateway.network import LocalGateway, LocalNetwork, build_local_network
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 AUTHORITIES = ("BE-DU", "NL-DU", "GR-DU")
 
 
 class DemoError(RuntimeError):
     pass
-
-
-def _load_example(name: str) -> dict[str, Any]:
-    data = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise DemoError(f"example {name} is not a JSON object")
-    return data
 
 
 class Processes:
@@ -92,67 +86,152 @@ async def _wait_up(procs: Processes, gw: LocalGateway) -> None:
     raise DemoError(f"{gw.code} did not come up within 30 s:\n{procs.log_tail(gw.code)}")
 
 
-async def exchange(network: LocalNetwork, say: Callable[[str], None]) -> None:
-    """The demo conversation: request, acknowledgement, reply, acknowledgement."""
-    be, nl = network.gateways["BE-DU"], network.gateways["NL-DU"]
-    async with (
-        GatewayClient(be.api_url, be.tokens["case-officer"]) as be_api,
-        GatewayClient(nl.api_url, nl.tokens["case-officer"]) as nl_api,
-    ):
-        request = await be_api.submit(
-            "take-charge-request",
-            "NL-DU",
-            _load_example("take-charge-request.json"),
-            case_number="2026-DEMO-0001",
-        )
-        say(
-            f"[BE-DU] take charge request (Art. 29) {request['reference']} signed and queued "
-            f"for NL-DU, message {request['message_id']}"
-        )
-        sent = await be_api.wait_for_state(
-            request["message_id"], {"delivered", "refused", "undeliverable"}
-        )
-        if sent["state"] != "delivered":
-            raise DemoError(f"request not delivered: {json.dumps(sent, indent=2)}")
-        ack = sent["acknowledgement"]
-        say(
-            f"[NL-DU] acknowledgement of receipt {ack['status']}: receipt time "
-            f"{ack['receipt_time']}, digest {ack['digest'][:16]}..., NL-DU register head "
-            f"#{ack['register_head']['sequence']}"
-        )
-        received = await nl_api.wait_for_inbox(lambda m: m["message_id"] == request["message_id"])
-        say(
-            f"[NL-DU] inbox: {received['type']} {received['reference']} from "
-            f"{received['sender']}, criterion {received['form'].get('criterion', '?')}"
-        )
-        reply = await nl_api.submit(
-            "take-charge-reply",
-            "BE-DU",
-            _load_example("take-charge-reply-acceptance.json"),
-            in_reply_to=request["message_id"],
-        )
-        say(
-            f"[NL-DU] take charge reply (Art. 30, acceptance) {reply['reference']} signed and "
-            f"queued for BE-DU, message {reply['message_id']}"
-        )
-        answered = await nl_api.wait_for_state(
-            reply["message_id"], {"delivered", "refused", "undeliverable"}
-        )
-        if answered["state"] != "delivered":
-            raise DemoError(f"reply not delivered: {json.dumps(answered, indent=2)}")
-        ack = answered["acknowledgement"]
-        say(
-            f"[BE-DU] acknowledgement of receipt {ack['status']}: receipt time "
-            f"{ack['receipt_time']}, BE-DU register head #{ack['register_head']['sequence']}"
-        )
-        got = await be_api.wait_for_inbox(lambda m: m["message_id"] == reply["message_id"])
-        say(f"[BE-DU] inbox: {got['type']} {got['reference']} in reply to {got['in_reply_to']}")
-        for code, api in (("BE-DU", be_api), ("NL-DU", nl_api)):
-            health = await api.health()
+@dataclass(frozen=True)
+class DemoStep:
+    sender: str
+    receiver: str
+    message_type: str
+    example: str
+    label: str
+    role: str = "case-officer"
+    case_number: str | None = None
+    answers: int | None = None
+    """Index of the step whose message this one answers."""
+    case_of: int | None = None
+    """Index of the step that opened the case this message belongs to."""
+
+
+# One complete take charge case through to the person's arrival, and one take back.
+STEPS: tuple[DemoStep, ...] = (
+    DemoStep(
+        "BE-DU",
+        "NL-DU",
+        "take-charge-request",
+        "take-charge-request",
+        "take charge request (Art. 29)",
+        case_number="2026-DEMO-0001",
+    ),
+    DemoStep(
+        "NL-DU",
+        "BE-DU",
+        "take-charge-reply",
+        "take-charge-reply-acceptance",
+        "take charge reply: acceptance (Art. 30)",
+        answers=0,
+    ),
+    DemoStep(
+        "BE-DU",
+        "NL-DU",
+        "transfer-notice",
+        "transfer-notice-decision-taken",
+        "transfer decision taken (Art. 32)",
+        case_of=0,
+    ),
+    DemoStep(
+        "BE-DU",
+        "NL-DU",
+        "transfer-information",
+        "transfer-information",
+        "information before the transfer (Art. 37)",
+        case_of=0,
+    ),
+    DemoStep(
+        "BE-DU",
+        "NL-DU",
+        "health-certificate",
+        "health-certificate",
+        "common health certificate (Art. 39, health practitioners only)",
+        role="health-practitioner",
+        case_of=0,
+    ),
+    DemoStep(
+        "NL-DU",
+        "BE-DU",
+        "transfer-notice",
+        "transfer-notice-arrived",
+        "arrival of the person (Art. 35(1))",
+        case_of=0,
+    ),
+    DemoStep(
+        "BE-DU",
+        "GR-DU",
+        "take-back-notification",
+        "take-back-notification",
+        "take back notification (Art. 31)",
+        case_number="2026-DEMO-0002",
+    ),
+    DemoStep(
+        "GR-DU",
+        "BE-DU",
+        "take-back-confirmation",
+        "take-back-confirmation-confirmation",
+        "confirmation of receipt (Art. 31(3))",
+        answers=6,
+    ),
+)
+
+
+async def exchange(network: LocalNetwork, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Run STEPS: each message is submitted, delivered, acknowledged and read by the
+    receiver; returns the delivered message views in order."""
+    clients: dict[tuple[str, str], GatewayClient] = {}
+
+    def api(code: str, role: str) -> GatewayClient:
+        if (code, role) not in clients:
+            gw = network.gateways[code]
+            clients[code, role] = GatewayClient(gw.api_url, gw.tokens[role])
+        return clients[code, role]
+
+    sent: list[dict[str, Any]] = []
+    try:
+        for step in STEPS:
+            form = load_example(step.example)
+            submitted = await api(step.sender, step.role).submit(
+                step.message_type,
+                step.receiver,
+                form,
+                case_number=step.case_number,
+                in_reply_to=None if step.answers is None else sent[step.answers]["message_id"],
+                case=None if step.case_of is None else sent[step.case_of]["reference"],
+                attachments=attachments_for(form),
+            )
+            view = await api(step.sender, step.role).wait_for_state(
+                submitted["message_id"], {"delivered", "refused", "undeliverable"}
+            )
+            if view["state"] != "delivered":
+                raise DemoError(f"{step.label} not delivered: {json.dumps(view, indent=2)}")
+            ack = view["acknowledgement"]
+            say(
+                f"[{step.sender} -> {step.receiver}] {step.label} {view['reference']}: "
+                f"acknowledgement of receipt {ack['status']}, receipt time "
+                f"{ack['receipt_time']}, {step.receiver} register head "
+                f"#{ack['register_head']['sequence']}"
+            )
+            wanted = submitted["message_id"]
+
+            def arrived(m: dict[str, Any], wanted: str = wanted) -> bool:
+                return bool(m["message_id"] == wanted)
+
+            await api(step.receiver, step.role).wait_for_inbox(arrived)
+            sent.append(view)
+        for index, (code, peer) in ((0, ("BE-DU", "NL-DU")), (6, ("BE-DU", "GR-DU"))):
+            reference = sent[index]["reference"]
+            for side in (code, peer):
+                case = await api(side, "case-officer").case(reference)
+                say(
+                    f"[{side}] case {reference} ({case['kind']}): {case['state']}, "
+                    f"{len(case['messages'])} messages"
+                )
+        for code in AUTHORITIES:
+            health = await api(code, "case-officer").health()
             say(
                 f"[{code}] register: {health['register']['sequence']} entries, head "
                 f"{health['register']['hash'][:16]}..."
             )
+    finally:
+        for client in clients.values():
+            await client.close()
+    return sent
 
 
 async def run_demo(workdir: Path | None, keep_running: bool, say: Callable[[str], None]) -> int:

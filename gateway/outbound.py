@@ -3,22 +3,48 @@ then message, outbox row and register entry in one transaction."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.cases import record_step
 from gateway.context import GatewayContext
-from gateway.core.forms import UnknownFormType, form_type
+from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound
 from gateway.core.references import InvalidReference, Reference
-from gateway.xml.envelope import build_transmission, validate_envelope
+from gateway.xml.envelope import (
+    AttachmentFile,
+    build_transmission,
+    check_attachments,
+    validate_envelope,
+)
 from gateway.xml.forms import FormError, form_to_element
 
 SUBMISSION_FIELDS = frozenset(
-    {"type", "receiver", "form", "case_number", "eurodac_reference", "in_reply_to", "urgent"}
+    {
+        "type",
+        "receiver",
+        "form",
+        "case_number",
+        "eurodac_reference",
+        "in_reply_to",
+        "case",
+        "urgent",
+        "attachments",
+    }
 )
+_FIELD_OF_REASON = {
+    Reason.WRONG_RECEIVER: "/receiver",
+    Reason.REFERENCE_INVALID: "/case",
+    Reason.ATTACHMENT_INVALID: "/attachments",
+    Reason.UNEXPECTED_IN_REPLY_TO: "/in_reply_to",
+    Reason.NO_MATCHING_REQUEST: "/in_reply_to",
+    Reason.ALREADY_ANSWERED: "/in_reply_to",
+}
 
 
 class SubmissionError(ValueError):
@@ -49,7 +75,70 @@ def _string(data: Mapping[str, Any], key: str, required: bool = True) -> str | N
     return value
 
 
-async def submit(ctx: GatewayContext, data: Mapping[str, Any]) -> Submitted:
+def _attachments(data: Mapping[str, Any]) -> list[AttachmentFile]:
+    raw = data.get("attachments", [])
+    if not isinstance(raw, list):
+        raise SubmissionError("/attachments", "'attachments' must be a JSON array")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"/attachments/{i}"
+        if not isinstance(item, Mapping) or set(item) != {"fileName", "mediaType", "content"}:
+            raise SubmissionError(where, "each attachment is {fileName, mediaType, content}")
+        try:
+            content = base64.b64decode(str(item["content"]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise SubmissionError(f"{where}/content", "content must be base64") from exc
+        out.append(AttachmentFile(str(item["fileName"]), str(item["mediaType"]), content))
+    return out
+
+
+async def _reference_for(
+    ctx: GatewayContext, ft: FormType, data: Mapping[str, Any], in_reply_to: str | None
+) -> tuple[str, str | None]:
+    """(the message's own reference, the case it belongs to if that differs)."""
+    local = ctx.local
+    case = _string(data, "case", required=False)
+    if ft.opens:
+        for key in ("case", "in_reply_to"):
+            if key in data:
+                raise SubmissionError(f"/{key}", f"a {ft.name} opens a new case")
+        case_number = _string(data, "case_number")
+        assert case_number is not None and ft.type_digit is not None
+        try:
+            reference = Reference.build(
+                local.member_state,
+                ft.type_digit,
+                case_number,
+                _string(data, "eurodac_reference", required=False),
+            )
+        except InvalidReference as exc:
+            raise SubmissionError("/case_number", str(exc)) from exc
+        return str(reference), None
+    for key in ("eurodac_reference",):
+        if key in data:
+            raise SubmissionError(f"/{key}", f"'{key}' belongs to the request opening a case")
+    if in_reply_to is not None:
+        target = await ctx.store.get_message(in_reply_to)
+        if target is None:
+            raise SubmissionError("/in_reply_to", f"no message {in_reply_to} is known")
+        if case is not None and case != target.case:
+            raise SubmissionError("/case", f"message {in_reply_to} belongs to case {target.case}")
+        case = target.case
+    if case is None:
+        raise SubmissionError("/case", f"a {ft.name} needs the reference of its case in 'case'")
+    if ft.type_digit is None or ft.is_reply:
+        if "case_number" in data:
+            raise SubmissionError("/case_number", f"a {ft.name} carries its case's reference")
+        return case, None
+    try:
+        number = _string(data, "case_number", required=False) or Reference.parse(case).case_number
+        own = Reference.build(local.member_state, ft.type_digit, number)
+    except InvalidReference as exc:
+        raise SubmissionError("/case_number", str(exc)) from exc
+    return str(own), case
+
+
+async def submit(ctx: GatewayContext, data: Mapping[str, Any], role: str) -> Submitted:
     unknown = set(data) - SUBMISSION_FIELDS
     if unknown:
         first = sorted(unknown)[0]
@@ -72,36 +161,16 @@ async def submit(ctx: GatewayContext, data: Mapping[str, Any]) -> Submitted:
     except FormError as exc:
         raise SubmissionError("/form" + (exc.field or ""), str(exc)) from exc
 
+    if role != ft.sender_role:
+        raise SubmissionError(
+            "/type",
+            f"a {ft.name} is sent by the {ft.sender_role} role, not {role} ({ft.article})",
+            Reason.ROLE_NOT_ALLOWED.value,
+        )
+    attachments = _attachments(data)
     in_reply_to = _string(data, "in_reply_to", required=False)
+    reference, case_reference = await _reference_for(ctx, ft, data, in_reply_to)
     local = ctx.local
-    if ft.is_reply:
-        if in_reply_to is None:
-            raise SubmissionError("/in_reply_to", f"a {ft.name} must name the request it answers")
-        for key in ("case_number", "eurodac_reference"):
-            if key in data:
-                raise SubmissionError(
-                    f"/{key}", f"a reply carries the request's reference; '{key}' is not allowed"
-                )
-        request = await ctx.store.get_message(in_reply_to)
-        if request is None:
-            raise SubmissionError("/in_reply_to", f"no message {in_reply_to} is known")
-        reference = request.reference
-    else:
-        if in_reply_to is not None:
-            raise SubmissionError("/in_reply_to", f"a {ft.name} does not answer a message")
-        case_number = _string(data, "case_number")
-        assert case_number is not None
-        try:
-            reference = str(
-                Reference.build(
-                    local.member_state,
-                    ft.type_digit,
-                    case_number,
-                    _string(data, "eurodac_reference", required=False),
-                )
-            )
-        except InvalidReference as exc:
-            raise SubmissionError("/case_number", str(exc)) from exc
 
     now = ctx.clock()
     header = Header(
@@ -113,28 +182,23 @@ async def submit(ctx: GatewayContext, data: Mapping[str, Any]) -> Submitted:
         created=now,
         in_reply_to=in_reply_to,
         urgent=urgent,
+        case_reference=case_reference,
     )
-    root = build_transmission(header, form_el)
+    root = build_transmission(header, form_el, attachments)
     try:
+        check_outbound(header, ctx.directory)
+        check_attachments(form_el, attachments, ctx.config.peer.max_attachment_bytes)
         validate_envelope(root)
     except Rejection as exc:
-        raise SubmissionError(None, exc.text, exc.reason.value) from exc
+        raise SubmissionError(_FIELD_OF_REASON.get(exc.reason), exc.text, exc.reason.value) from exc
     signed = ctx.signer.sign(root)
     digest = hashlib.sha256(signed).hexdigest()
     async with ctx.store.transaction() as tx:
-        request_msg = await tx.get_message(in_reply_to) if in_reply_to else None
         try:
-            check_outbound(
-                header, ctx.directory, None if request_msg is None else request_msg.as_prior()
-            )
+            await record_step(tx, header, form, now)
         except Rejection as exc:
-            field = {
-                Reason.WRONG_RECEIVER: "/receiver",
-                Reason.REFERENCE_INVALID: "/case_number",
-            }.get(exc.reason, "/in_reply_to")
+            field = _FIELD_OF_REASON.get(exc.reason, "/type")
             raise SubmissionError(field, exc.text, exc.reason.value) from exc
-        if in_reply_to is not None:
-            await tx.update_message(in_reply_to, answered_by=header.message_id)
         await tx.insert_message(
             message_id=header.message_id,
             direction="out",
@@ -148,6 +212,7 @@ async def submit(ctx: GatewayContext, data: Mapping[str, Any]) -> Submitted:
             digest=digest,
             signed_xml=signed,
             state="queued",
+            case_reference=header.case,
         )
         await tx.enqueue(header.message_id, now)
         entry = await tx.append_register(

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway.api.problems import problem
 from gateway.context import GatewayContext
+from gateway.core.forms import FORM_TYPES
 from gateway.outbound import SubmissionError, submit
 from gateway.store.store import StoredMessage
 from gateway.xml.envelope import read_acknowledgement, read_form, utc_text
@@ -19,9 +20,10 @@ from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
 
 CONTEXT: web.AppKey[GatewayContext] = web.AppKey("api-context", GatewayContext)
+ROLE: web.RequestKey[str] = web.RequestKey("role", str)
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "submit": frozenset({"case-officer"}),
-    "read-messages": frozenset({"case-officer"}),
+    "submit": frozenset({"case-officer", "health-practitioner"}),
+    "read-messages": frozenset({"case-officer", "health-practitioner"}),
     "health": frozenset({"case-officer", "health-practitioner", "administrator", "auditor"}),
 }
 MAX_JSON_BYTES = 12 * 1024 * 1024
@@ -53,6 +55,7 @@ def requires(permission: str) -> Callable[[Handler], Handler]:
                     "send 'Authorization: Bearer <token>' with a token from the configuration",
                     headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
                 )
+            request[ROLE] = role
             if role not in allowed:
                 return problem(
                     403,
@@ -83,12 +86,19 @@ def _ack_view(msg: StoredMessage) -> dict[str, Any] | None:
     }
 
 
+def may_read_form(role: str, message_type: str) -> bool:
+    """Art. 39(3)-(4): health data only for health practitioners; they see nothing else."""
+    ft = FORM_TYPES.get(message_type)
+    return ft is not None and ft.sender_role == role
+
+
 def message_view(msg: StoredMessage, *, with_form: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
         "message_id": msg.message_id,
         "direction": msg.direction,
         "type": msg.message_type,
         "reference": msg.reference,
+        "case": msg.case,
         "sender" if msg.direction == "in" else "receiver": msg.peer,
         "in_reply_to": msg.in_reply_to,
         "urgent": bool(msg.urgent),
@@ -120,7 +130,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     if not isinstance(data, dict):
         return problem(400, "Bad Request", "the body must be a JSON object", field="")
     try:
-        submitted = await submit(ctx, data)
+        submitted = await submit(ctx, data, request[ROLE])
     except SubmissionError as exc:
         return problem(422, "Invalid Submission", str(exc), field=exc.field, rule=exc.rule)
     return web.json_response(
@@ -166,10 +176,42 @@ async def get_inbox(request: web.Request) -> web.StreamResponse:
             400, "Bad Request", "cursor must be >= 0 and limit between 1 and 500", field="limit"
         )
     items = await ctx.store.inbox(after, limit)
+    role = request[ROLE]
+    views = []
+    for m in items:
+        readable = may_read_form(role, m.message_type)
+        view = message_view(m, with_form=readable)
+        if not readable:
+            view["restricted"] = True
+        views.append(view)
     return web.json_response(
         {
-            "items": [message_view(m, with_form=True) for m in items],
+            "items": views,
             "next_cursor": str(items[-1].id) if items else str(after),
+        }
+    )
+
+
+@requires("read-messages")
+async def get_case(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    reference = request.match_info["reference"]
+    conv = await ctx.store.get_conversation(reference)
+    times = await ctx.store.conversation_times(reference)
+    if conv is None or times is None:
+        return problem(404, "Not Found", "no case with this reference", field="reference")
+    messages = await ctx.store.case_messages(reference)
+    return web.json_response(
+        {
+            "reference": conv.reference,
+            "kind": conv.kind,
+            "requesting": conv.requesting,
+            "requested": conv.requested,
+            "state": conv.state.value,
+            "legal_basis": conv.legal_basis,
+            "opened_at": utc_text(times[0]),
+            "updated_at": utc_text(times[1]),
+            "messages": [message_view(m) for m in messages],
         }
     )
 
@@ -193,5 +235,6 @@ def api_app(ctx: GatewayContext) -> web.Application:
     app.router.add_post("/api/v1/messages", post_message)
     app.router.add_get("/api/v1/messages/{message_id}", get_message)
     app.router.add_get("/api/v1/inbox", get_inbox)
+    app.router.add_get("/api/v1/cases/{reference}", get_case)
     app.router.add_get("/api/v1/health", get_health)
     return app

@@ -12,14 +12,20 @@ FORMS_NS_PREFIX = "urn:eu:dublin:forms:"
 class FormType:
     name: str
     """Public name used in the envelope, the API and file names, e.g. ``take-charge-request``."""
-    type_digit: int
-    """The type digit of the reference number (1560/2003 Art. 20)."""
+    type_digit: int | None
+    """The type digit of the reference number (1560/2003 Art. 20); None for notices, which
+    carry the reference of the case they belong to."""
     root: str
     """Local name of the form's root element."""
     article: str
     sender_role: str
     answers: str | None = None
     """For a reply: the request type it answers (the reply carries the request's reference)."""
+    opens: bool = False
+    """Whether this form opens a conversation (a request or a notification)."""
+    outcome: str | None = None
+    """How the form's outcome is read for the conversation: "choice" (the top-level element
+    chosen, e.g. acceptance/refusal) or a top-level field name (e.g. "kind")."""
 
     @property
     def namespace(self) -> str:
@@ -34,20 +40,99 @@ class FormType:
         return self.answers is not None
 
 
-FORM_TYPES: dict[str, FormType] = {
-    ft.name: ft
-    for ft in (
-        FormType("take-charge-request", 1, "TakeChargeRequest", "Art. 29", "case-officer"),
-        FormType(
-            "take-charge-reply",
-            1,
-            "TakeChargeReply",
-            "Art. 30",
-            "case-officer",
-            answers="take-charge-request",
-        ),
-    )
-}
+def _forms(*types: FormType) -> dict[str, FormType]:
+    return {ft.name: ft for ft in types}
+
+
+FORM_TYPES: dict[str, FormType] = _forms(
+    FormType("take-charge-request", 1, "TakeChargeRequest", "Art. 29", "case-officer", opens=True),
+    FormType(
+        "take-charge-reply",
+        1,
+        "TakeChargeReply",
+        "Art. 30",
+        "case-officer",
+        answers="take-charge-request",
+        outcome="choice",
+    ),
+    FormType(
+        "humanitarian-request", 1, "HumanitarianRequest", "Art. 25(2)", "case-officer", opens=True
+    ),
+    FormType(
+        "humanitarian-reply",
+        1,
+        "HumanitarianReply",
+        "Art. 25(2)",
+        "case-officer",
+        answers="humanitarian-request",
+        outcome="choice",
+    ),
+    FormType(
+        "take-back-notification",
+        2,
+        "TakeBackNotification",
+        "Art. 31(1)-(2)",
+        "case-officer",
+        opens=True,
+    ),
+    FormType(
+        "take-back-confirmation",
+        2,
+        "TakeBackConfirmation",
+        "Art. 31(3)",
+        "case-officer",
+        answers="take-back-notification",
+        outcome="choice",
+    ),
+    FormType("info-request", 3, "InformationRequest", "Art. 40(1)-(4)", "case-officer", opens=True),
+    FormType(
+        "info-reply",
+        3,
+        "InformationReply",
+        "Art. 40(5)",
+        "case-officer",
+        answers="info-request",
+        outcome="choice",
+    ),
+    FormType("dependants-request", 4, "DependantsRequest", "Art. 24", "case-officer", opens=True),
+    FormType(
+        "dependants-reply",
+        4,
+        "DependantsReply",
+        "Art. 24",
+        "case-officer",
+        answers="dependants-request",
+        outcome="choice",
+    ),
+    FormType(
+        "minor-family-request", 5, "MinorFamilyRequest", "Art. 15", "case-officer", opens=True
+    ),
+    FormType(
+        "minor-family-reply",
+        5,
+        "MinorFamilyReply",
+        "Art. 15",
+        "case-officer",
+        answers="minor-family-request",
+        outcome="choice",
+    ),
+    FormType("transfer-information", 6, "TransferInformation", "Art. 37", "case-officer"),
+    FormType("security-information", 6, "SecurityInformation", "Art. 38", "case-officer"),
+    FormType("health-certificate", 7, "HealthCertificate", "Art. 39", "health-practitioner"),
+    FormType(
+        "transfer-notice", None, "TransferNotice", "Art. 32, 35", "case-officer", outcome="kind"
+    ),
+    FormType(
+        "responsibility-notice",
+        None,
+        "ResponsibilityNotice",
+        "Art. 27, 35(2)",
+        "case-officer",
+        outcome="ground",
+    ),
+    FormType("rectification-notice", None, "RectificationNotice", "Art. 40(8)", "case-officer"),
+    FormType("erasure-notice", None, "ErasureNotice", "Art. 40(8)", "case-officer"),
+)
 
 
 class UnknownFormType(ValueError):

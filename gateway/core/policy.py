@@ -40,6 +40,9 @@ class Reason(StrEnum):
     NO_MATCHING_REQUEST = "no-matching-request"
     ALREADY_ANSWERED = "already-answered"
     MESSAGE_ID_REUSED = "message-id-reused"
+    CONVERSATION_RULE = "conversation-rule"
+    ATTACHMENT_INVALID = "attachment-invalid"
+    ROLE_NOT_ALLOWED = "role-not-allowed"
 
 
 class Rejection(Exception):
@@ -64,21 +67,32 @@ class Header:
     created: datetime
     in_reply_to: str | None = None
     urgent: bool = False
+    case_reference: str | None = None
+    """The case a follow-up form (types 6 and 7) belongs to, when its own reference differs."""
+
+    @property
+    def case(self) -> str:
+        """The conversation this message belongs to."""
+        return self.case_reference or self.reference
 
 
 @dataclass(frozen=True)
 class PriorMessage:
-    """What we hold about the message a reply names."""
+    """What we hold about a message another one refers to."""
 
     message_id: str
-    direction: str  # "in" or "out", from our point of view
+    direction: str  # "in" or "out", from the holder's point of view
     message_type: str
     peer: str
     reference: str
+    """The reference of the case (conversation) the message belongs to."""
     answered: bool
 
 
-def check_outbound(header: Header, directory: Directory, request: PriorMessage | None) -> None:
+_TARGETS_A_MESSAGE = frozenset({"rectification-notice", "erasure-notice"})
+
+
+def check_outbound(header: Header, directory: Directory) -> None:
     """Rules a case system's submission must satisfy before we sign it."""
     if directory.get(header.receiver) is None:
         raise Rejection(
@@ -86,7 +100,7 @@ def check_outbound(header: Header, directory: Directory, request: PriorMessage |
         )
     if header.receiver == header.sender:
         raise Rejection(Reason.WRONG_RECEIVER, "an authority cannot send to itself")
-    _check_conversation(header, request, our_request_direction="in")
+    check_reference(header)
 
 
 def check_inbound(
@@ -95,12 +109,11 @@ def check_inbound(
     local: str,
     peer: str,
     directory: Directory,
-    request: PriorMessage | None,
     now: datetime,
     max_skew: timedelta,
 ) -> None:
-    """Rules a verified transmission must satisfy before we accept it. `peer` is the authority
-    identified by the TLS client certificate; the header is read from signed bytes only."""
+    """Rules a verified transmission must satisfy before we look at its case. `peer` is the
+    authority identified by the TLS client certificate; the header comes from signed bytes."""
     if header.sender != peer:
         raise Rejection(
             Reason.SENDER_MISMATCH,
@@ -121,55 +134,46 @@ def check_inbound(
             f"created time {header.created.isoformat()} is more than "
             f"{int(max_skew.total_seconds())} s from our clock",
         )
-    _check_conversation(header, request, our_request_direction="out")
+    check_reference(header)
 
 
-def _check_conversation(
-    header: Header, request: PriorMessage | None, our_request_direction: str
-) -> None:
+def check_reference(header: Header) -> None:
+    """1560/2003 Art. 20: requests and forms of types 6 and 7 carry the sender's letters and
+    their type digit; replies and notices carry the reference of their case."""
     ft = FORM_TYPES.get(header.message_type)
     if ft is None:
         raise Rejection(Reason.UNKNOWN_TYPE, f"unknown message type {header.message_type!r}")
     try:
         ref = Reference.parse(header.reference)
+        if header.case_reference is not None:
+            Reference.parse(header.case_reference)
     except InvalidReference as exc:
         raise Rejection(Reason.REFERENCE_INVALID, str(exc)) from exc
-    if ref.type_digit != ft.type_digit:
-        raise Rejection(
-            Reason.REFERENCE_INVALID,
-            f"reference type digit {ref.type_digit} does not match {ft.name} ({ft.type_digit})",
-        )
-    if not ft.is_reply:
-        if header.in_reply_to is not None:
+    own_reference = ft.opens or (ft.type_digit is not None and not ft.is_reply)
+    if own_reference:
+        if ref.type_digit != ft.type_digit:
             raise Rejection(
-                Reason.UNEXPECTED_IN_REPLY_TO, f"a {ft.name} does not answer another message"
+                Reason.REFERENCE_INVALID,
+                f"reference type digit {ref.type_digit} does not match {ft.name} ({ft.type_digit})",
             )
         if ref.member_state != header.sender[:2]:
             raise Rejection(
                 Reason.REFERENCE_INVALID,
-                f"a request's reference must start with the sender's letters "
+                f"a {ft.name}'s reference starts with the sender's letters "
                 f"{header.sender[:2]!r} (1560/2003 Art. 20)",
             )
-        return
-    if header.in_reply_to is None:
-        raise Rejection(Reason.NO_MATCHING_REQUEST, f"a {ft.name} must name its request")
-    if (
-        request is None
-        or request.direction != our_request_direction
-        or request.message_type != ft.answers
-        or request.peer != (header.receiver if our_request_direction == "in" else header.sender)
-    ):
+    if ft.opens and header.case_reference not in (None, header.reference):
+        raise Rejection(Reason.REFERENCE_INVALID, f"a {ft.name} opens its own case")
+    if own_reference and not ft.opens and header.case_reference is None:
+        raise Rejection(Reason.REFERENCE_INVALID, f"a {ft.name} must name the case it belongs to")
+    if not own_reference and header.case_reference not in (None, header.reference):
+        raise Rejection(Reason.REFERENCE_INVALID, f"a {ft.name} carries the reference of its case")
+    names_message = ft.is_reply or ft.name in _TARGETS_A_MESSAGE
+    if names_message and header.in_reply_to is None:
         raise Rejection(
-            Reason.NO_MATCHING_REQUEST,
-            f"{header.in_reply_to!r} is not a {ft.answers} exchanged between "
-            f"{header.sender} and {header.receiver}",
+            Reason.NO_MATCHING_REQUEST, f"a {ft.name} must name the message it concerns"
         )
-    if request.reference != header.reference:
+    if not names_message and header.in_reply_to is not None:
         raise Rejection(
-            Reason.REFERENCE_INVALID,
-            f"a reply carries the request's reference {request.reference!r}",
-        )
-    if request.answered:
-        raise Rejection(
-            Reason.ALREADY_ANSWERED, f"request {request.message_id!r} has already been answered"
+            Reason.UNEXPECTED_IN_REPLY_TO, f"a {ft.name} does not answer another message"
         )

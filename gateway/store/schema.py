@@ -68,8 +68,23 @@ messages = Table(
     Column("answered_by", String(36), nullable=True),
     Column("reason_code", String(64), nullable=True),
     Column("reason_text", Text, nullable=True),
+    Column("case_reference", String(96), nullable=True),
     Index("ix_messages_direction_id", "direction", "id"),
     Index("ix_messages_reference", "reference"),
+    Index("ix_messages_case_reference", "case_reference"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("reference", String(96), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("requesting", String(16), nullable=False),
+    Column("requested", String(16), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("legal_basis", String(64), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 outbox = Table(

@@ -22,9 +22,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway.core.conversations import Conversation, State
 from gateway.core.policy import PriorMessage
 from gateway.core.register import RegisterEntry, next_entry
-from gateway.store.schema import messages, outbox, register, register_head
+from gateway.store.schema import conversations, messages, outbox, register, register_head
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WRITE = "gateway_write"
@@ -54,6 +55,11 @@ class StoredMessage:
     answered_by: str | None
     reason_code: str | None
     reason_text: str | None
+    case_reference: str | None
+
+    @property
+    def case(self) -> str:
+        return self.case_reference or self.reference
 
     def as_prior(self) -> PriorMessage:
         return PriorMessage(
@@ -61,7 +67,7 @@ class StoredMessage:
             direction=self.direction,
             message_type=self.message_type,
             peer=self.peer,
-            reference=self.reference,
+            reference=self.case,
             answered=self.answered_by is not None,
         )
 
@@ -78,6 +84,18 @@ class OutboxItem:
 def _message(row: Any) -> StoredMessage:
     m = row._mapping
     return StoredMessage(**{k: m[k] for k in StoredMessage.__dataclass_fields__})
+
+
+def _conversation(row: Any) -> Conversation:
+    m = row._mapping
+    return Conversation(
+        reference=m["reference"],
+        kind=m["kind"],
+        requesting=m["requesting"],
+        requested=m["requested"],
+        state=State(m["state"]),
+        legal_basis=m["legal_basis"],
+    )
 
 
 def _entry(row: Any) -> RegisterEntry:
@@ -142,6 +160,33 @@ class Transaction:
             await self.conn.execute(select(messages).where(messages.c.message_id == message_id))
         ).first()
         return None if row is None else _message(row)
+
+    async def get_conversation(self, reference: str) -> Conversation | None:
+        row = (
+            await self.conn.execute(
+                select(conversations).where(conversations.c.reference == reference)
+            )
+        ).first()
+        return None if row is None else _conversation(row)
+
+    async def save_conversation(self, conv: Conversation, now: datetime) -> None:
+        values = {
+            "kind": conv.kind,
+            "requesting": conv.requesting,
+            "requested": conv.requested,
+            "state": conv.state.value,
+            "legal_basis": conv.legal_basis,
+            "updated_at": now,
+        }
+        done = await self.conn.execute(
+            update(conversations)
+            .where(conversations.c.reference == conv.reference)
+            .values(**values)
+        )
+        if done.rowcount == 0:
+            await self.conn.execute(
+                conversations.insert().values(reference=conv.reference, opened_at=now, **values)
+            )
 
     async def enqueue(self, message_id: str, now: datetime) -> None:
         await self.conn.execute(
@@ -297,6 +342,30 @@ class Store:
         q = q.order_by(register.c.sequence).limit(limit)
         async with self.engine.connect() as conn:
             return [_entry(r) for r in await conn.execute(q)]
+
+    async def get_conversation(self, reference: str) -> Conversation | None:
+        async with self.engine.connect() as conn:
+            return await Transaction(conn, self.postgres).get_conversation(reference)
+
+    async def conversation_times(self, reference: str) -> tuple[datetime, datetime] | None:
+        q = select(conversations.c.opened_at, conversations.c.updated_at).where(
+            conversations.c.reference == reference
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+            return None if row is None else (row.opened_at, row.updated_at)
+
+    async def case_messages(self, reference: str) -> list[StoredMessage]:
+        q = (
+            select(messages)
+            .where(
+                (messages.c.case_reference == reference)
+                | ((messages.c.case_reference.is_(None)) & (messages.c.reference == reference))
+            )
+            .order_by(messages.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [_message(r) for r in await conn.execute(q)]
 
     async def count_messages(self) -> int:
         async with self.engine.connect() as conn:

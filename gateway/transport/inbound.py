@@ -16,7 +16,9 @@ from collections import deque
 from datetime import timedelta
 
 from aiohttp import web
+from lxml import etree
 
+from gateway.cases import record_step
 from gateway.context import GatewayContext
 from gateway.core.policy import Header, Reason, Rejection, check_inbound
 from gateway.store.store import DuplicateMessage, StoredMessage
@@ -24,9 +26,13 @@ from gateway.transport.tls import peer_fingerprint
 from gateway.xml.envelope import (
     Acknowledgement,
     build_acknowledgement,
+    check_attachments,
+    read_attachments,
+    read_form,
     read_header,
     validate_envelope,
 )
+from gateway.xml.forms import FormError, form_from_element
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import verify
 
@@ -80,7 +86,7 @@ class Receiver:
                     f"signed by {verified.signer_authority}, but the header names "
                     f"{header.sender} and the TLS peer is {peer.code}",
                 )
-            return await self._accept(header, body, peer.code)
+            return await self._accept(header, verified.root, body, peer.code)
         except Rejection as rejection:
             return await self._reject(rejection, body, peer_code, header)
 
@@ -98,35 +104,39 @@ class Receiver:
             raise Rejection(Reason.MALFORMED_XML, "the body did not arrive in time") from exc
         return b"".join(chunks)
 
-    async def _accept(self, header: Header, body: bytes, peer: str) -> web.Response:
+    async def _accept(
+        self, header: Header, signed_root: etree._Element, body: bytes, peer: str
+    ) -> web.Response:
         ctx = self.ctx
         digest = hashlib.sha256(body).hexdigest()
         existing = await ctx.store.get_message(header.message_id)
         if existing is not None:
             return self._duplicate(existing, digest)
-        request_msg = None
-        if header.in_reply_to is not None:
-            request_msg = await ctx.store.get_message(header.in_reply_to)
         check_inbound(
             header,
             local=ctx.config.authority,
             peer=peer,
             directory=ctx.directory,
-            request=None if request_msg is None else request_msg.as_prior(),
             now=ctx.clock(),
             max_skew=timedelta(seconds=ctx.config.peer.max_clock_skew_seconds),
         )
+        form_el = read_form(signed_root)
+        check_attachments(
+            form_el, read_attachments(signed_root), ctx.config.peer.max_attachment_bytes
+        )
+        try:
+            body_type, form = form_from_element(form_el)
+        except FormError as exc:
+            raise Rejection(Reason.SCHEMA_INVALID, str(exc)) from exc
+        if body_type.name != header.message_type:
+            raise Rejection(
+                Reason.SCHEMA_INVALID,
+                f"the body holds a {body_type.name}, the header announces {header.message_type}",
+            )
         receipt = ctx.clock()
         try:
             async with ctx.store.transaction() as tx:
-                if header.in_reply_to is not None:
-                    fresh = await tx.get_message(header.in_reply_to)
-                    if fresh is None or fresh.answered_by is not None:
-                        raise Rejection(
-                            Reason.ALREADY_ANSWERED,
-                            f"request {header.in_reply_to} has already been answered",
-                        )
-                    await tx.update_message(header.in_reply_to, answered_by=header.message_id)
+                await record_step(tx, header, form, receipt)
                 await tx.insert_message(
                     message_id=header.message_id,
                     direction="in",
@@ -141,6 +151,7 @@ class Receiver:
                     signed_xml=body,
                     state="received",
                     receipt_time=receipt,
+                    case_reference=header.case,
                 )
                 entry = await tx.append_register(
                     time=receipt,

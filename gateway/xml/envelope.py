@@ -5,6 +5,9 @@ built ourselves); the transport makes sure of that."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,12 +69,29 @@ def validate_envelope(root: etree._Element) -> None:
     )
 
 
-def build_transmission(header: Header, form: etree._Element) -> etree._Element:
+COMMON_NS = "urn:eu:dublin:forms:common:1"
+DEFAULT_MAX_ATTACHMENT_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AttachmentFile:
+    """Scanned evidence carried inside the signed transmission."""
+
+    file_name: str
+    media_type: str
+    content: bytes
+
+
+def build_transmission(
+    header: Header, form: etree._Element, attachments: Sequence[AttachmentFile] = ()
+) -> etree._Element:
     root = etree.Element(f"{{{ENVELOPE_NS}}}Transmission", nsmap={"gw": ENVELOPE_NS})
     root.set("version", "1")
     h = _el(root, "Header")
     _el(h, "MessageId", header.message_id)
     _el(h, "Reference", header.reference)
+    if header.case_reference is not None:
+        _el(h, "Case", header.case_reference)
     _el(h, "Type", header.message_type)
     _el(h, "Sender", header.sender)
     _el(h, "Receiver", header.receiver)
@@ -81,7 +101,65 @@ def build_transmission(header: Header, form: etree._Element) -> etree._Element:
     _el(h, "Urgency", "urgent" if header.urgent else "normal")
     body = _el(root, "Body")
     body.append(form)
+    if attachments:
+        files = _el(root, "Attachments")
+        for item in attachments:
+            a = _el(files, "Attachment")
+            _el(a, "FileName", item.file_name)
+            _el(a, "MediaType", item.media_type)
+            _el(a, "Content", base64.b64encode(item.content).decode())
     return root
+
+
+def read_attachments(root: etree._Element) -> list[AttachmentFile]:
+    out = []
+    for a in root.iterfind("gw:Attachments/gw:Attachment", _NS):
+        try:
+            content = base64.b64decode(_req(a, "gw:Content"), validate=False)
+        except ValueError as exc:
+            raise Rejection(Reason.ATTACHMENT_INVALID, "attachment content is not base64") from exc
+        out.append(AttachmentFile(_req(a, "gw:FileName"), _req(a, "gw:MediaType"), content))
+    return out
+
+
+def check_attachments(
+    form: etree._Element,
+    files: Sequence[AttachmentFile],
+    max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+) -> None:
+    """The files carried must be exactly those the form describes: same names, media types,
+    SHA-256 digests and sizes, each within the size limit."""
+    c = f"{{{COMMON_NS}}}"
+    described: dict[str, tuple[str, str, int]] = {}
+    for el in form.iter():
+        name_el, digest_el = el.find(f"{c}fileName"), el.find(f"{c}sha256")
+        if name_el is None or digest_el is None:
+            continue
+        described[name_el.text or ""] = (
+            el.findtext(f"{c}mediaType") or "",
+            digest_el.text or "",
+            int(el.findtext(f"{c}size") or "-1"),
+        )
+    carried = {f.file_name: f for f in files}
+    if len(carried) != len(files):
+        raise Rejection(Reason.ATTACHMENT_INVALID, "two attachments carry the same file name")
+    for name in sorted(set(described) | set(carried)):
+        if name not in carried:
+            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name} is described but absent")
+        if name not in described:
+            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name} is not described")
+        f = carried[name]
+        media_type, digest, size = described[name]
+        if len(f.content) > max_bytes:
+            raise Rejection(
+                Reason.ATTACHMENT_INVALID, f"attachment {name} exceeds {max_bytes} bytes"
+            )
+        if f.media_type != media_type:
+            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name}: media type differs")
+        if hashlib.sha256(f.content).hexdigest() != digest:
+            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name}: SHA-256 differs")
+        if len(f.content) != size:
+            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name}: size differs")
 
 
 def read_header(root: etree._Element) -> Header:
@@ -100,6 +178,7 @@ def read_header(root: etree._Element) -> Header:
         created=created,
         in_reply_to=_text(root, "gw:Header/gw:InReplyTo"),
         urgent=_req(root, "gw:Header/gw:Urgency") == "urgent",
+        case_reference=_text(root, "gw:Header/gw:Case"),
     )
 
 

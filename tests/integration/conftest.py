@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import pytest
 from gateway.app import RunningGateway, start_gateway
 from gateway.client import GatewayClient
 from gateway.config import load_config
+from gateway.examples import attachments_for, load_example
 from gateway.network import LocalNetwork, build_local_network
 
 CODES = ("BE-DU", "NL-DU", "GR-DU")
@@ -30,8 +30,22 @@ FAST_DELIVERY = {
 
 
 def example(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
-    return data
+    return load_example(name)
+
+
+async def send_request(
+    client: GatewayClient, receiver: str = "NL-DU", *, case_number: str, **kw: Any
+) -> dict[str, Any]:
+    """Submit the example take charge request (Art. 29) with its attachment."""
+    form = example("take-charge-request.json")
+    return await client.submit(
+        "take-charge-request",
+        receiver,
+        form,
+        case_number=case_number,
+        attachments=attachments_for(form),
+        **kw,
+    )
 
 
 @dataclass

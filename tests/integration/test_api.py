@@ -7,8 +7,9 @@ import aiohttp
 import pytest
 
 from gateway.client import ApiError
+from gateway.examples import attachments_for
 
-from .conftest import Harness, example
+from .conftest import Harness, example, send_request
 
 
 @pytest.fixture
@@ -30,9 +31,7 @@ async def test_no_token_or_wrong_token_is_unauthorized(be: Harness) -> None:
 async def test_auditor_may_not_send_or_read_payloads(be: Harness) -> None:
     auditor = be.api("BE-DU", "auditor")
     with pytest.raises(ApiError) as err:
-        await auditor.submit(
-            "take-charge-request", "NL-DU", example("take-charge-request.json"), case_number="A-1"
-        )
+        await send_request(auditor, case_number="A-1")
     assert err.value.status == 403 and err.value.problem["rule"] == "submit"
     with pytest.raises(ApiError) as err:
         await auditor.inbox()
@@ -73,6 +72,7 @@ async def test_invalid_submission_is_a_problem_naming_the_field(
         "receiver": "NL-DU",
         "case_number": "C-1",
         "form": example("take-charge-request.json"),
+        "attachments": attachments_for(example("take-charge-request.json")),
     } | change
     url = be.net.gateways["BE-DU"].api_url + "/api/v1/messages"
     token = be.net.gateways["BE-DU"].tokens["case-officer"]
@@ -143,10 +143,8 @@ async def test_inbox_pages_by_cursor_oldest_first(harness: Harness) -> None:
     be, nl = harness.api("BE-DU"), harness.api("NL-DU")
     sent = []
     for i in range(5):
-        m = await be.submit(
-            "take-charge-request",
-            "NL-DU",
-            example("take-charge-request.json"),
+        m = await send_request(
+            be,
             case_number=f"P-{i}",
         )
         sent.append(m["message_id"])

@@ -14,7 +14,7 @@ from gateway.xml.envelope import read_acknowledgement
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import verify
 
-from .conftest import Harness, example, make_harness
+from .conftest import Harness, example, make_harness, send_request
 
 
 async def test_art29_art30_request_and_acceptance_are_exchanged_with_signed_receipts(
@@ -24,7 +24,7 @@ async def test_art29_art30_request_and_acceptance_are_exchanged_with_signed_rece
     be, nl = harness.api("BE-DU"), harness.api("NL-DU")
     form = example("take-charge-request.json")
 
-    sent = await be.submit("take-charge-request", "NL-DU", form, case_number="2026-0042")
+    sent = await send_request(be, case_number="2026-0042")
     assert sent["reference"] == "BE12026-0042"
     view = await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
     ack = view["acknowledgement"]
@@ -72,9 +72,7 @@ async def test_acknowledgement_is_signed_by_the_receiver_and_names_the_digest(
 ) -> None:
     await harness.start("BE-DU", "NL-DU")
     be = harness.api("BE-DU")
-    sent = await be.submit(
-        "take-charge-request", "NL-DU", example("take-charge-request.json"), case_number="A-1"
-    )
+    sent = await send_request(be, case_number="A-1")
     await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
     msg = await harness.ctx("BE-DU").store.get_message(sent["message_id"])
     verified = verify(parse_untrusted(msg.ack_xml), harness.ctx("BE-DU").signer_authority)
@@ -90,9 +88,7 @@ async def test_same_message_id_again_returns_the_original_acknowledgement_and_st
 ) -> None:
     await harness.start("BE-DU", "NL-DU")
     be = harness.api("BE-DU")
-    sent = await be.submit(
-        "take-charge-request", "NL-DU", example("take-charge-request.json"), case_number="D-1"
-    )
+    sent = await send_request(be, case_number="D-1")
     await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
     original = await harness.ctx("BE-DU").store.get_message(sent["message_id"])
     nl_store = harness.ctx("NL-DU").store
@@ -115,9 +111,7 @@ async def test_receiver_down_for_a_while_then_delivered_once_it_is_back(
 ) -> None:
     await harness.start("BE-DU")
     be = harness.api("BE-DU")
-    sent = await be.submit(
-        "take-charge-request", "NL-DU", example("take-charge-request.json"), case_number="R-1"
-    )
+    sent = await send_request(be, case_number="R-1")
     store = harness.ctx("BE-DU").store
     for _ in range(200):
         failures = [
@@ -144,9 +138,7 @@ async def test_undeliverable_after_the_configured_number_of_attempts(tmp_path: P
     try:
         await h.start("BE-DU")
         be = h.api("BE-DU")
-        sent = await be.submit(
-            "take-charge-request", "NL-DU", example("take-charge-request.json"), case_number="U-1"
-        )
+        sent = await send_request(be, case_number="U-1")
         view = await be.wait_for_state(sent["message_id"], {"undeliverable"}, within=20)
         assert "127.0.0.1" in view["error"]
         events = [

@@ -16,7 +16,7 @@ import pytest
 from gateway.client import GatewayClient
 from gateway.network import LocalNetwork, build_local_network
 
-from .conftest import CODES, FAST_DELIVERY, Harness, example
+from .conftest import CODES, FAST_DELIVERY, Harness, send_request
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,10 +52,8 @@ async def test_sender_killed_between_submit_and_delivery_delivers_exactly_once_a
     try:
         async with GatewayClient(be_gw.api_url, be_gw.tokens["case-officer"]) as be:
             await be.wait_until_up(within=30)
-            sent = await be.submit(
-                "take-charge-request",
-                "NL-DU",
-                example("take-charge-request.json"),
+            sent = await send_request(
+                be,
                 case_number="KILL-1",
             )
             assert (await be.message(sent["message_id"]))["state"] == "queued"
@@ -90,9 +88,7 @@ async def test_exported_transmission_validates_with_xmllint_and_verifies_with_xm
 ) -> None:
     await harness.start("BE-DU", "NL-DU")
     be = harness.api("BE-DU")
-    sent = await be.submit(
-        "take-charge-request", "NL-DU", example("take-charge-request.json"), case_number="X-1"
-    )
+    sent = await send_request(be, case_number="X-1")
     await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
     out = tmp_path / "exported.xml"
     cfg = harness.net.gateways["NL-DU"].config

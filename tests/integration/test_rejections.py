@@ -4,6 +4,7 @@ TLS refusal) and a register entry, and nothing else is stored."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,9 +20,10 @@ from lxml import etree
 from gateway.context import load_signer_files
 from gateway.core.forms import form_type
 from gateway.core.policy import Header
+from gateway.examples import attachments_for
 from gateway.pki.certs import load_certificate, load_private_key
 from gateway.pki.demo import create_demo_network, issue_certificate
-from gateway.xml.envelope import build_transmission, read_acknowledgement
+from gateway.xml.envelope import AttachmentFile, build_transmission, read_acknowledgement
 from gateway.xml.forms import form_to_element
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import Signer, verify
@@ -46,6 +48,15 @@ def header(**kw: Any) -> Header:
 
 def request_form() -> etree._Element:
     return form_to_element(form_type("take-charge-request"), example("take-charge-request.json"))
+
+
+def with_files(h: Header) -> etree._Element:
+    """A take charge request transmission carrying the attachment its form describes."""
+    files = [
+        AttachmentFile(a["fileName"], a["mediaType"], base64.b64decode(a["content"]))
+        for a in attachments_for(example("take-charge-request.json"))
+    ]
+    return build_transmission(h, request_form(), files)
 
 
 def signer(h: Harness, code: str) -> Signer:
@@ -89,7 +100,7 @@ async def nl(harness: Harness) -> Harness:
 
 
 async def test_well_formed_transmission_is_accepted(nl: Harness) -> None:
-    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    body = signer(nl, "BE-DU").sign(with_files(header()))
     async with nl.session_as("BE-DU") as s:
         status, _ = await post(s, nl, body)
     assert status == 200
@@ -105,7 +116,7 @@ async def test_well_formed_transmission_is_accepted(nl: Harness) -> None:
             "doctype-forbidden",
         ),
         (
-            lambda h: etree.tostring(build_transmission(header(), request_form())),
+            lambda h: etree.tostring(with_files(header())),
             "signature-missing",
         ),
         (
@@ -118,27 +129,21 @@ async def test_well_formed_transmission_is_accepted(nl: Harness) -> None:
             "schema-invalid",
         ),
         (
-            lambda h: signer(h, "GR-DU").sign(build_transmission(header(), request_form())),
+            lambda h: signer(h, "GR-DU").sign(with_files(header())),
             "signer-mismatch",
         ),
         (
-            lambda h: signer(h, "BE-DU").sign(
-                build_transmission(header(receiver="GR-DU"), request_form())
-            ),
+            lambda h: signer(h, "BE-DU").sign(with_files(header(receiver="GR-DU"))),
             "wrong-receiver",
         ),
         (
             lambda h: signer(h, "BE-DU").sign(
-                build_transmission(
-                    header(created=datetime.now(UTC) - timedelta(hours=2)), request_form()
-                )
+                with_files(header(created=datetime.now(UTC) - timedelta(hours=2)))
             ),
             "clock-skew",
         ),
         (
-            lambda h: signer(h, "BE-DU").sign(
-                build_transmission(header(reference="NL1REJ-1"), request_form())
-            ),
+            lambda h: signer(h, "BE-DU").sign(with_files(header(reference="NL1REJ-1"))),
             "reference-invalid",
         ),
         (
@@ -155,7 +160,7 @@ async def test_well_formed_transmission_is_accepted(nl: Harness) -> None:
         (
             lambda h: (
                 signer(h, "BE-DU")
-                .sign(build_transmission(header(), request_form()))
+                .sign(with_files(header()))
                 .replace(b"<gw:Sender>BE-DU", b"<gw:Sender>GR-DU")
             ),
             "signature-invalid",
@@ -184,14 +189,14 @@ async def test_rejected_transmission_leaves_a_register_entry_and_nothing_else(
 
 async def test_header_sender_other_than_tls_peer_is_refused(nl: Harness) -> None:
     """GR-DU's TLS identity carrying a transmission signed by BE-DU as BE-DU."""
-    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    body = signer(nl, "BE-DU").sign(with_files(header()))
     async with nl.session_as("GR-DU") as s:
         status, ack = await post(s, nl, body)
     await assert_rejected(nl, status, ack, 422, "signer-mismatch", sender="GR-DU")
 
 
 async def test_wrong_content_type_is_refused(nl: Harness) -> None:
-    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    body = signer(nl, "BE-DU").sign(with_files(header()))
     async with nl.session_as("BE-DU") as s:
         status, ack = await post(s, nl, body, content_type="application/json")
     await assert_rejected(nl, status, ack, 415, "unsupported-media-type")
@@ -206,9 +211,9 @@ async def test_oversized_body_is_refused(nl: Harness) -> None:
 
 async def test_message_id_reused_for_other_content_is_refused(nl: Harness) -> None:
     h = header()
-    first = signer(nl, "BE-DU").sign(build_transmission(h, request_form()))
+    first = signer(nl, "BE-DU").sign(with_files(h))
     second = signer(nl, "BE-DU").sign(
-        build_transmission(Header(**{**h.__dict__, "reference": "BE1OTHER-2"}), request_form())
+        with_files(Header(**{**h.__dict__, "reference": "BE1OTHER-2"}))
     )
     async with nl.session_as("BE-DU") as s:
         assert (await post(s, nl, first))[0] == 200
@@ -245,7 +250,7 @@ async def test_certificate_of_the_ca_but_not_pinned_is_refused(nl: Harness, tmp_
             serialization.NoEncryption(),
         )
     )
-    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    body = signer(nl, "BE-DU").sign(with_files(header()))
     async with nl.peer_session(tmp_path / "c.pem", tmp_path / "k.pem") as s:
         status, ack = await post(s, nl, body)
     await assert_rejected(nl, status, ack, 403, "unknown-peer", sender=None)
@@ -265,7 +270,7 @@ async def assert_tls_refusal_registered(h: Harness, fragment: str) -> None:
 
 
 async def test_no_client_certificate_is_refused_at_tls(nl: Harness) -> None:
-    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    body = signer(nl, "BE-DU").sign(with_files(header()))
     async with nl.peer_session(None, None) as s:
         with pytest.raises(aiohttp.ClientError):
             await post(s, nl, body)
@@ -275,7 +280,7 @@ async def test_no_client_certificate_is_refused_at_tls(nl: Harness) -> None:
 async def test_certificate_from_another_ca_is_refused_at_tls(nl: Harness, tmp_path: Path) -> None:
     other = create_demo_network(tmp_path / "other", ["BE-DU"])
     files = other.authorities["BE-DU"]
-    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    body = signer(nl, "BE-DU").sign(with_files(header()))
     async with nl.peer_session(files.tls_cert, files.tls_key) as s:
         with pytest.raises(aiohttp.ClientError):
             await post(s, nl, body)
@@ -284,7 +289,7 @@ async def test_certificate_from_another_ca_is_refused_at_tls(nl: Harness, tmp_pa
 
 async def test_signing_certificate_used_as_tls_client_certificate_is_refused(nl: Harness) -> None:
     files = nl.net.pki.authorities["BE-DU"]
-    body = signer(nl, "BE-DU").sign(build_transmission(header(), request_form()))
+    body = signer(nl, "BE-DU").sign(with_files(header()))
     async with nl.peer_session(files.signing_cert, files.signing_key) as s:
         with pytest.raises(aiohttp.ClientError):
             await post(s, nl, body)

@@ -9,7 +9,6 @@ import pytest
 from gateway.core.directory import Authority, Directory
 from gateway.core.policy import (
     Header,
-    PriorMessage,
     Reason,
     Rejection,
     check_inbound,
@@ -63,23 +62,12 @@ def reply_header(**kw: object) -> Header:
     return Header(**base)  # type: ignore[arg-type]
 
 
-SENT_REQUEST = PriorMessage(
-    "11111111-1111-4111-8111-111111111111",
-    "out",
-    "take-charge-request",
-    "NL-DU",
-    "BE1CASE-1",
-    answered=False,
-)
-
-
-def inbound(header: Header, *, local: str, peer: str, request: PriorMessage | None = None) -> None:
+def inbound(header: Header, *, local: str, peer: str) -> None:
     check_inbound(
         header,
         local=local,
         peer=peer,
         directory=DIRECTORY,
-        request=request,
         now=NOW,
         max_skew=SKEW,
     )
@@ -95,8 +83,11 @@ def test_art29_take_charge_request_from_directory_authority_is_accepted() -> Non
     inbound(request_header(), local="NL-DU", peer="BE-DU")
 
 
-def test_art30_reply_to_our_open_request_is_accepted() -> None:
-    inbound(reply_header(), local="BE-DU", peer="NL-DU", request=SENT_REQUEST)
+def test_art30_reply_carries_the_request_reference_and_names_the_request() -> None:
+    inbound(reply_header(), local="BE-DU", peer="NL-DU")
+    assert reason_of(inbound, reply_header(in_reply_to=None), local="BE-DU", peer="NL-DU") == (
+        Reason.NO_MATCHING_REQUEST
+    )
 
 
 def test_header_sender_must_be_the_tls_peer() -> None:
@@ -125,35 +116,33 @@ def test_1560_art20_reference_type_digit_matches_the_form() -> None:
     assert reason_of(inbound, h, local="NL-DU", peer="BE-DU") == Reason.REFERENCE_INVALID
 
 
-def test_art30_reply_without_matching_request_is_refused() -> None:
-    assert reason_of(inbound, reply_header(), local="BE-DU", peer="NL-DU") == (
-        Reason.NO_MATCHING_REQUEST
+def test_1560_art20_types_6_and_7_carry_their_own_digit_and_name_their_case() -> None:
+    ok = request_header(
+        message_type="health-certificate", reference="BE7CASE-1", case_reference="BE1CASE-1"
     )
-
-
-def test_art30_reply_to_a_request_sent_to_someone_else_is_refused() -> None:
-    other = PriorMessage(
-        SENT_REQUEST.message_id, "out", "take-charge-request", "GR-DU", "BE1CASE-1", answered=False
+    inbound(ok, local="NL-DU", peer="BE-DU")
+    no_case = request_header(message_type="health-certificate", reference="BE7CASE-1")
+    assert reason_of(inbound, no_case, local="NL-DU", peer="BE-DU") == Reason.REFERENCE_INVALID
+    wrong_digit = request_header(
+        message_type="transfer-information", reference="BE7CASE-1", case_reference="BE1CASE-1"
     )
-    assert reason_of(inbound, reply_header(), local="BE-DU", peer="NL-DU", request=other) == (
-        Reason.NO_MATCHING_REQUEST
-    )
-
-
-def test_art30_reply_carries_the_request_reference() -> None:
-    h = reply_header(reference="BE1OTHER")
-    assert reason_of(inbound, h, local="BE-DU", peer="NL-DU", request=SENT_REQUEST) == (
+    assert reason_of(inbound, wrong_digit, local="NL-DU", peer="BE-DU") == (
         Reason.REFERENCE_INVALID
     )
 
 
-def test_art30_second_reply_to_the_same_request_is_refused() -> None:
-    answered = PriorMessage(
-        SENT_REQUEST.message_id, "out", "take-charge-request", "NL-DU", "BE1CASE-1", answered=True
+def test_1560_art20_notices_carry_the_reference_of_their_case() -> None:
+    notice = request_header(message_type="transfer-notice", reference="BE1CASE-1")
+    inbound(notice, local="NL-DU", peer="BE-DU")
+    other = request_header(
+        message_type="transfer-notice", reference="BE1CASE-1", case_reference="BE1OTHER"
     )
-    assert reason_of(inbound, reply_header(), local="BE-DU", peer="NL-DU", request=answered) == (
-        Reason.ALREADY_ANSWERED
-    )
+    assert reason_of(inbound, other, local="NL-DU", peer="BE-DU") == Reason.REFERENCE_INVALID
+
+
+def test_art40_8_erasure_notice_names_the_message_concerned() -> None:
+    h = request_header(message_type="erasure-notice", reference="BE1CASE-1")
+    assert reason_of(inbound, h, local="NL-DU", peer="BE-DU") == Reason.NO_MATCHING_REQUEST
 
 
 def test_a_request_cannot_claim_to_answer_a_message() -> None:
@@ -168,14 +157,7 @@ def test_unknown_type_is_refused() -> None:
 
 def test_art41_only_directory_authorities_receive() -> None:
     h = request_header(receiver="FR-DU")
-    assert reason_of(check_outbound, h, DIRECTORY, None) == Reason.WRONG_RECEIVER
-
-
-def test_outbound_reply_must_answer_a_request_we_received_from_the_receiver() -> None:
-    received = PriorMessage(
-        SENT_REQUEST.message_id, "in", "take-charge-request", "BE-DU", "BE1CASE-1", answered=False
-    )
-    check_outbound(reply_header(), DIRECTORY, received)
-    assert reason_of(check_outbound, reply_header(), DIRECTORY, SENT_REQUEST) == (
-        Reason.NO_MATCHING_REQUEST
+    assert reason_of(check_outbound, h, DIRECTORY) == Reason.WRONG_RECEIVER
+    assert reason_of(check_outbound, request_header(receiver="BE-DU"), DIRECTORY) == (
+        Reason.WRONG_RECEIVER
     )

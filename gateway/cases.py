@@ -1,0 +1,44 @@
+"""Applying a message to its case inside a store transaction, the same way for a submission
+and for a received transmission."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from gateway.core.conversations import Conversation, Step, advance, outcome_of
+from gateway.core.forms import FORM_TYPES
+from gateway.core.policy import Header, Reason, Rejection
+from gateway.store.store import Transaction
+
+
+async def record_step(
+    tx: Transaction, header: Header, form: Mapping[str, Any], now: datetime
+) -> Conversation:
+    """Advance the case of `header` (or open it) and mark a request answered; raises
+    Rejection when the conversation rules refuse the message."""
+    target = None
+    if header.in_reply_to is not None:
+        stored = await tx.get_message(header.in_reply_to)
+        if stored is None:
+            raise Rejection(
+                Reason.NO_MATCHING_REQUEST, f"no message {header.in_reply_to} is known here"
+            )
+        target = stored.as_prior()
+    current = await tx.get_conversation(header.case)
+    updated = advance(
+        current,
+        Step(
+            message_type=header.message_type,
+            sender=header.sender,
+            receiver=header.receiver,
+            reference=header.reference,
+            outcome=outcome_of(header.message_type, dict(form)),
+            target=target,
+        ),
+    )
+    await tx.save_conversation(updated, now)
+    if FORM_TYPES[header.message_type].is_reply and header.in_reply_to is not None:
+        await tx.update_message(header.in_reply_to, answered_by=header.message_id)
+    return updated
