@@ -1,0 +1,169 @@
+"""Cases between two gateways: the conversation rules hold on both sides, attachments travel
+inside the signed transmission, and the case view shows state and history."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.client import ApiError
+from gateway.context import load_signer_files
+from gateway.core.forms import form_type
+from gateway.core.policy import Header
+from gateway.examples import attachments_for
+from gateway.xml.envelope import AttachmentFile, build_transmission, read_acknowledgement
+from gateway.xml.forms import form_to_element
+from gateway.xml.parser import parse_untrusted
+from gateway.xml.signature import verify
+
+from .conftest import Harness, example, send_request
+
+
+async def test_art30_case_view_follows_request_and_acceptance_on_both_sides(
+    harness: Harness,
+) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be, nl = harness.api("BE-DU"), harness.api("NL-DU")
+    sent = await send_request(be, case_number="CASE-7")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    assert (await nl.case(sent["reference"]))["state"] == "requested"
+    reply = await nl.submit(
+        "take-charge-reply",
+        "BE-DU",
+        example("take-charge-reply-acceptance"),
+        in_reply_to=sent["message_id"],
+    )
+    await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+    for api in (be, nl):
+        case = await api.case(sent["reference"])
+        assert case["state"] == "accepted"
+        assert case["kind"] == "take-charge"
+        assert (case["requesting"], case["requested"]) == ("BE-DU", "NL-DU")
+        assert [m["type"] for m in case["messages"]] == ["take-charge-request", "take-charge-reply"]
+
+
+async def test_art30_second_reply_is_refused_at_submission_and_nothing_is_sent(
+    harness: Harness,
+) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be, nl = harness.api("BE-DU"), harness.api("NL-DU")
+    sent = await send_request(be, case_number="CASE-8")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    await nl.submit(
+        "take-charge-reply",
+        "BE-DU",
+        example("take-charge-reply-refusal"),
+        in_reply_to=sent["message_id"],
+    )
+    count = await harness.ctx("NL-DU").store.count_messages()
+    with pytest.raises(ApiError) as err:
+        await nl.submit(
+            "take-charge-reply",
+            "BE-DU",
+            example("take-charge-reply-acceptance"),
+            in_reply_to=sent["message_id"],
+        )
+    assert err.value.status == 422
+    assert err.value.problem["rule"] == "already-answered"
+    assert await harness.ctx("NL-DU").store.count_messages() == count
+
+
+async def test_art30_reply_arriving_for_an_answered_request_gets_a_negative_ack(
+    harness: Harness,
+) -> None:
+    """A second reply crafted past the sender's own checks is refused by the receiver."""
+    await harness.start("BE-DU", "NL-DU")
+    be, nl = harness.api("BE-DU"), harness.api("NL-DU")
+    sent = await send_request(be, case_number="CASE-9")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    first = await nl.submit(
+        "take-charge-reply",
+        "BE-DU",
+        example("take-charge-reply-refusal"),
+        in_reply_to=sent["message_id"],
+    )
+    await nl.wait_for_state(first["message_id"], {"delivered"}, within=20)
+    files = harness.net.pki.authorities["NL-DU"]
+    signer = load_signer_files(files.signing_cert, files.signing_key)
+    header = Header(
+        str(uuid.uuid4()),
+        sent["reference"],
+        "take-charge-reply",
+        "NL-DU",
+        "BE-DU",
+        datetime.now(UTC),
+        in_reply_to=sent["message_id"],
+    )
+    form = form_to_element(form_type("take-charge-reply"), example("take-charge-reply-acceptance"))
+    body = signer.sign(build_transmission(header, form))
+    async with (
+        harness.session_as("NL-DU") as s,
+        s.post(
+            harness.net.gateways["BE-DU"].peer_url + "/v1/transmissions",
+            data=body,
+            headers={"Content-Type": "application/xml"},
+        ) as resp,
+    ):
+        assert resp.status == 422
+        ack = read_acknowledgement(
+            verify(parse_untrusted(await resp.read()), harness.ctx("NL-DU").signer_authority).root
+        )
+    assert ack.reason_code == "already-answered"
+    assert (await be.case(sent["reference"]))["state"] == "refused"
+
+
+async def test_attachment_content_must_match_its_descriptor(harness: Harness) -> None:
+    await harness.start("BE-DU")
+    be = harness.api("BE-DU")
+    form = example("take-charge-request")
+    files = attachments_for(form)
+    files[0]["content"] = base64.b64encode(b"%PDF-1.4 something else").decode()
+    with pytest.raises(ApiError) as err:
+        await be.submit(
+            "take-charge-request", "NL-DU", form, case_number="ATT-1", attachments=files
+        )
+    assert err.value.problem["field"] == "/attachments"
+    assert "SHA-256" in err.value.problem["detail"]
+    with pytest.raises(ApiError) as err:
+        await be.submit("take-charge-request", "NL-DU", form, case_number="ATT-2")
+    assert "absent" in err.value.problem["detail"]
+
+
+async def test_attachment_swapped_after_signing_is_refused_by_the_receiver(
+    harness: Harness,
+) -> None:
+    """The attachment bytes are covered by the signature, and checked against the form."""
+    await harness.start("NL-DU")
+    files = harness.net.pki.authorities["BE-DU"]
+    signer = load_signer_files(files.signing_cert, files.signing_key)
+    header = Header(
+        str(uuid.uuid4()), "BE1ATT-3", "take-charge-request", "BE-DU", "NL-DU", datetime.now(UTC)
+    )
+    form_json = example("take-charge-request")
+    form = form_to_element(form_type("take-charge-request"), form_json)
+    wrong = [AttachmentFile("visa-copy.pdf", "application/pdf", b"%PDF-1.4 forged")]
+    body = signer.sign(build_transmission(header, form, wrong))
+    async with (
+        harness.session_as("BE-DU") as s,
+        s.post(
+            harness.net.gateways["NL-DU"].peer_url + "/v1/transmissions",
+            data=body,
+            headers={"Content-Type": "application/xml"},
+        ) as resp,
+    ):
+        assert resp.status == 422
+        ack = read_acknowledgement(
+            verify(parse_untrusted(await resp.read()), harness.ctx("NL-DU").signer_authority).root
+        )
+    assert ack.reason_code == "attachment-invalid"
+    assert await harness.ctx("NL-DU").store.count_messages() == 0
+
+
+async def test_unknown_case_is_not_found(harness: Harness) -> None:
+    await harness.start("BE-DU")
+    with pytest.raises(ApiError) as err:
+        await harness.api("BE-DU").case("BE1NOPE")
+    assert err.value.status == 404
