@@ -168,8 +168,9 @@ def test_demo_runs_the_exchange_and_exits_0(tmp_path: Path) -> None:
         timeout=180,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("acknowledgement of receipt accepted: receipt time") == 2
-    assert "take charge reply (Art. 30, acceptance)" in done.stdout
+    assert done.stdout.count("acknowledgement of receipt accepted, receipt time") == 8
+    assert "take charge reply: acceptance (Art. 30)" in done.stdout
+    assert "arrival of the person (Art. 35(1))" in done.stdout
     assert "Stopped all gateways" in done.stdout
 
 
@@ -214,3 +215,48 @@ def test_demo_keep_running_writes_network_json(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.mark.skipif(
+    shutil.which("xmllint") is None or shutil.which("xmlsec1") is None,
+    reason="needs xmllint (libxml2-utils) and xmlsec1 (Debian packages; .ci/run installs them)",
+)
+async def test_demo_case_runs_to_arrival_and_every_transmission_verifies_with_xmlsec1(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Art. 29-39: request, acceptance, transfer decision, information before transfer,
+    health certificate, arrival; and a take back notification with its confirmation."""
+    from gateway.demo import STEPS, exchange
+
+    await harness.start(*CODES)
+    lines: list[str] = []
+    sent = await exchange(harness.net, lines.append)
+    assert len(sent) == len(STEPS)
+    assert any("case BE12026-DEMO-0001 (take-charge): transferred" in line for line in lines)
+    assert any("case BE22026-DEMO-0002 (take-back): confirmed" in line for line in lines)
+    for i, view in enumerate(sent):
+        sender = STEPS[i].sender
+        stored = await harness.ctx(sender).store.get_message(view["message_id"])
+        path = tmp_path / f"{i}.xml"
+        path.write_bytes(stored.signed_xml)
+        lint = subprocess.run(
+            [
+                "xmllint",
+                "--noout",
+                "--nonet",
+                "--schema",
+                str(REPO / "schemas" / "envelope.xsd"),
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert lint.returncode == 0, (STEPS[i].message_type, lint.stderr)
+        sig = subprocess.run(
+            ["xmlsec1", "--verify", "--trusted-pem", str(harness.net.pki.ca_cert), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sig.returncode == 0, (STEPS[i].message_type, sig.stderr)
