@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,32 @@ def with_files(h: Header) -> etree._Element:
         for a in attachments_for(example("take-charge-request.json"))
     ]
     return build_transmission(h, request_form(), files)
+
+
+def two_signatures(h: Harness) -> bytes:
+    root = etree.fromstring(signer(h, "BE-DU").sign(with_files(header())))
+    sig = root.find("{http://www.w3.org/2000/09/xmldsig#}Signature")
+    assert sig is not None
+    root.append(copy.deepcopy(sig))
+    return etree.tostring(root)
+
+
+def unpinned_signer(h: Harness) -> Signer:
+    """A signing certificate issued by the network CA for BE-DU but not in the directory."""
+    pki = h.net.pki
+    ca_cert, ca_key = load_certificate(pki.ca_cert), load_private_key(pki.ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = issue_certificate(
+        ca_cert,
+        ca_key,  # type: ignore[arg-type]
+        key.public_key(),
+        x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "BE-DU signing")]),
+        purpose="signing",
+        not_before=now - timedelta(minutes=1),
+        not_after=now + timedelta(days=1),
+    )
+    return Signer(key, cert)
 
 
 def signer(h: Harness, code: str) -> Signer:
@@ -165,6 +192,24 @@ async def test_well_formed_transmission_is_accepted(nl: Harness) -> None:
             ),
             "signature-invalid",
         ),
+        # the schema admits one signature only, so this is caught before verification
+        (lambda h: two_signatures(h), "schema-invalid"),
+        (
+            lambda h: signer(h, "BE-DU").sign(with_files(header())).replace(b'URI=""', b'URI="#x"'),
+            "signature-reference",
+        ),
+        (
+            lambda h: (
+                signer(h, "BE-DU")
+                .sign(with_files(header()))
+                .replace(
+                    b"http://www.w3.org/2001/04/xmlenc#sha256",
+                    b"http://www.w3.org/2000/09/xmldsig#sha1",
+                )
+            ),
+            "signature-algorithm",
+        ),
+        (lambda h: unpinned_signer(h).sign(with_files(header())), "signer-unknown"),
     ],
     ids=[
         "malformed",
@@ -177,6 +222,10 @@ async def test_well_formed_transmission_is_accepted(nl: Harness) -> None:
         "reference",
         "reply-without-request",
         "tampered",
+        "two-signatures",
+        "other-reference",
+        "sha1-digest",
+        "signer-not-in-directory",
     ],
 )
 async def test_rejected_transmission_leaves_a_register_entry_and_nothing_else(
