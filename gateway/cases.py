@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.core.conversations import Conversation, Step, advance, outcome_of
 from gateway.core.forms import FORM_TYPES
-from gateway.core.policy import Header, Reason, Rejection
+from gateway.core.policy import Header, Reason, Rejection, check_form_rules
 from gateway.store.store import Transaction
 
 
@@ -18,6 +18,7 @@ async def record_step(
 ) -> Conversation:
     """Advance the case of `header` (or open it) and mark a request answered; raises
     Rejection when the conversation rules refuse the message."""
+    check_form_rules(header.message_type, form)
     target = None
     if header.in_reply_to is not None:
         stored = await tx.get_message(header.in_reply_to)

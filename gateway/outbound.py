@@ -44,6 +44,7 @@ _FIELD_OF_REASON = {
     Reason.UNEXPECTED_IN_REPLY_TO: "/in_reply_to",
     Reason.NO_MATCHING_REQUEST: "/in_reply_to",
     Reason.ALREADY_ANSWERED: "/in_reply_to",
+    Reason.CONSENT_MISSING: "/form/writtenConsent",
 }
 
 

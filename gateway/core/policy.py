@@ -3,9 +3,11 @@ belong to. Pure decisions: the shell looks up the facts and acts on the verdict.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from gateway.core.directory import Directory
 from gateway.core.forms import FORM_TYPES
@@ -43,6 +45,7 @@ class Reason(StrEnum):
     CONVERSATION_RULE = "conversation-rule"
     ATTACHMENT_INVALID = "attachment-invalid"
     ROLE_NOT_ALLOWED = "role-not-allowed"
+    CONSENT_MISSING = "consent-missing"
 
 
 class Rejection(Exception):
@@ -176,4 +179,23 @@ def check_reference(header: Header) -> None:
     if not names_message and header.in_reply_to is not None:
         raise Rejection(
             Reason.UNEXPECTED_IN_REPLY_TO, f"a {ft.name} does not answer another message"
+        )
+
+
+def check_form_rules(message_type: str, form: Mapping[str, Any]) -> None:
+    """Rules on a form's content that a schema cannot state."""
+    if message_type == "info-request":
+        items = form.get("item", [])
+        if "grounds-of-claim" in items and form.get("writtenConsent") is not True:
+            raise Rejection(
+                Reason.CONSENT_MISSING,
+                "the grounds of the applicant's claim may be requested only with the "
+                "applicant's written consent (Art. 40(3))",
+            )
+    if message_type in ("humanitarian-request", "dependants-request") and (
+        form.get("writtenConsent") is not True
+    ):
+        raise Rejection(
+            Reason.CONSENT_MISSING,
+            "the persons concerned must have expressed their consent in writing (Art. 25(2))",
         )

@@ -234,6 +234,14 @@ async def test_demo_case_runs_to_arrival_and_every_transmission_verifies_with_xm
     assert len(sent) == len(STEPS)
     assert any("case BE12026-DEMO-0001 (take-charge): transferred" in line for line in lines)
     assert any("case BE22026-DEMO-0002 (take-back): confirmed" in line for line in lines)
+    # Art. 39(3)-(4): NL's case officers see that a health certificate came, not its content
+    inbox = (await harness.api("NL-DU").inbox("0", 100))["items"]
+    health = [m for m in inbox if m["type"] == "health-certificate"]
+    assert len(health) == 1 and health[0]["restricted"] and "form" not in health[0]
+    practitioner = (await harness.api("NL-DU", "health-practitioner").inbox("0", 100))["items"]
+    assert [m["form"] is not None for m in practitioner if m["type"] == "health-certificate"] == [
+        True
+    ]
     for i, view in enumerate(sent):
         sender = STEPS[i].sender
         stored = await harness.ctx(sender).store.get_message(view["message_id"])

@@ -161,3 +161,24 @@ def test_art41_only_directory_authorities_receive() -> None:
     assert reason_of(check_outbound, request_header(receiver="BE-DU"), DIRECTORY) == (
         Reason.WRONG_RECEIVER
     )
+
+
+def test_art40_3_grounds_of_claim_only_with_written_consent() -> None:
+    from gateway.core.policy import check_form_rules
+
+    asked = {"item": ["identity", "grounds-of-claim"]}
+    assert reason_of(check_form_rules, "info-request", asked) == Reason.CONSENT_MISSING
+    assert reason_of(check_form_rules, "info-request", asked | {"writtenConsent": False}) == (
+        Reason.CONSENT_MISSING
+    )
+    check_form_rules("info-request", asked | {"writtenConsent": True})
+    check_form_rules("info-request", {"item": ["identity"]})
+
+
+def test_art25_2_humanitarian_request_needs_written_consent() -> None:
+    from gateway.core.policy import check_form_rules
+
+    assert reason_of(check_form_rules, "humanitarian-request", {"writtenConsent": False}) == (
+        Reason.CONSENT_MISSING
+    )
+    check_form_rules("humanitarian-request", {"writtenConsent": True})
