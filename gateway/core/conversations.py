@@ -20,8 +20,10 @@ class State(StrEnum):
     REQUESTED = "requested"  # a take charge, humanitarian, dependants, minor or info request
     NOTIFIED = "notified"  # a take back notification awaiting confirmation
     ACCEPTED = "accepted"
+    DEEMED_ACCEPTED = "deemed-accepted"  # silence past the reply limit (Art. 30(8), 34(3))
     REFUSED = "refused"
     CONFIRMED = "confirmed"
+    DEEMED_CONFIRMED = "deemed-confirmed"  # silence past the confirmation limit (Art. 31(4))
     CEASED = "responsibility-ceased"
     ANSWERED = "answered"
     TRANSFER_DECIDED = "transfer-decided"
@@ -55,7 +57,9 @@ TRANSFER_KINDS = frozenset(
 TRANSFER_PHASE = frozenset(
     {
         State.ACCEPTED,
+        State.DEEMED_ACCEPTED,
         State.CONFIRMED,
+        State.DEEMED_CONFIRMED,
         State.TRANSFER_DECIDED,
         State.TRANSFER_ARRANGED,
         State.POSTPONED,
@@ -169,6 +173,44 @@ RULES: tuple[Rule, ...] = (
         "Art. 15",
         frozenset({"minor-family"}),
     ),
+    # Late replies after deemed acceptance or confirmation: acknowledged, stored, flagged
+    # late; the deemed outcome stands.
+    _r(
+        "take-charge-reply",
+        "acceptance",
+        {State.DEEMED_ACCEPTED},
+        _ED,
+        None,
+        "Art. 30(8)",
+        frozenset({"take-charge"}),
+    ),
+    _r(
+        "take-charge-reply",
+        "refusal",
+        {State.DEEMED_ACCEPTED},
+        _ED,
+        None,
+        "Art. 30(8)",
+        frozenset({"take-charge"}),
+    ),
+    _r(
+        "take-back-confirmation",
+        "confirmation",
+        {State.DEEMED_CONFIRMED},
+        _ED,
+        None,
+        "Art. 31(4)",
+        frozenset({"take-back"}),
+    ),
+    _r(
+        "take-back-confirmation",
+        "responsibilityCeased",
+        {State.DEEMED_CONFIRMED},
+        _ED,
+        None,
+        "Art. 31(4)",
+        frozenset({"take-back"}),
+    ),
     _r(
         "take-back-confirmation",
         "confirmation",
@@ -211,7 +253,7 @@ RULES: tuple[Rule, ...] = (
     _r(
         "transfer-notice",
         "decision-taken",
-        {State.ACCEPTED, State.CONFIRMED},
+        {State.ACCEPTED, State.DEEMED_ACCEPTED, State.CONFIRMED, State.DEEMED_CONFIRMED},
         _REQ,
         State.TRANSFER_DECIDED,
         "Art. 32(1)",
@@ -399,6 +441,34 @@ def _sent_by(target: PriorMessage, sender: str, receiver: str) -> bool:
     return (target.direction == "out" and target.peer == receiver) or (
         target.direction == "in" and target.peer == sender
     )
+
+
+LATE_STATES = frozenset({State.DEEMED_ACCEPTED, State.DEEMED_CONFIRMED})
+
+
+def is_late_reply(before: Conversation | None, message_type: str) -> bool:
+    """A reply that arrives after silence was deemed acceptance or confirmation."""
+    ft = FORM_TYPES[message_type]
+    return before is not None and ft.is_reply and before.state in LATE_STATES
+
+
+def deem(conversation: Conversation) -> Conversation | None:
+    """The consequence of silence on the open request: deemed acceptance of a take charge
+    request (Art. 30(8), 34(3)) or deemed confirmation of a take back notification
+    (Art. 31(4)); None when the case has moved on."""
+    if conversation.kind == "take-charge" and conversation.state is State.REQUESTED:
+        return replace(conversation, state=State.DEEMED_ACCEPTED)
+    if conversation.kind == "take-back" and conversation.state is State.NOTIFIED:
+        return replace(conversation, state=State.DEEMED_CONFIRMED)
+    return None
+
+
+def shift_responsibility(conversation: Conversation) -> Conversation | None:
+    """Art. 35(2): the transfer time limit passed without transfer (and without a timely
+    absconding notice): responsibility moves to the requesting State."""
+    if conversation.state in TRANSFER_PHASE - {State.ABSCONDED}:
+        return replace(conversation, state=State.RESPONSIBILITY_SHIFTED)
+    return None
 
 
 def outcome_of(form_type_name: str, form: dict[str, object]) -> str | None:

@@ -28,6 +28,9 @@ REQUESTING, REQUESTED, EITHER = Side.REQUESTING, Side.REQUESTED, None
 
 # (message type, outcome, states it is allowed in, who sends it, next state (None: same), article)
 LAW: list[tuple[str, str | None, set[State], Side | None, State | None, str]] = [
+    # a late reply after deemed acceptance is taken and flagged; the deemed acceptance stands
+    ("take-charge-reply", "acceptance", {S.DEEMED_ACCEPTED}, REQUESTED, None, "art30_8"),
+    ("take-charge-reply", "refusal", {S.DEEMED_ACCEPTED}, REQUESTED, None, "art30_8"),
     ("take-charge-reply", "acceptance", {S.REQUESTED}, REQUESTED, S.ACCEPTED, "art30_1"),
     ("take-charge-reply", "refusal", {S.REQUESTED}, REQUESTED, S.REFUSED, "art30_1"),
     ("transfer-information", None, set(TRANSFER_PHASE), REQUESTING, None, "art37_1"),
@@ -36,7 +39,7 @@ LAW: list[tuple[str, str | None, set[State], Side | None, State | None, str]] = 
     (
         "transfer-notice",
         "decision-taken",
-        {S.ACCEPTED, S.CONFIRMED},
+        {S.ACCEPTED, S.DEEMED_ACCEPTED, S.CONFIRMED, S.DEEMED_CONFIRMED},
         REQUESTING,
         S.TRANSFER_DECIDED,
         "art32_1",
@@ -190,6 +193,34 @@ def test_art31_3_confirmation_answers_only_a_take_back_notification() -> None:
             conversation(S.REQUESTED),
             Step("take-back-confirmation", NL, BE, REF, "confirmation", target),
         )
+
+
+def test_art30_8_silence_is_deemed_acceptance_and_a_late_reply_does_not_undo_it() -> None:
+    from gateway.core.conversations import deem, is_late_reply
+
+    deemed = deem(conversation(S.REQUESTED))
+    assert deemed is not None and deemed.state is S.DEEMED_ACCEPTED
+    assert deem(conversation(S.REFUSED)) is None
+    assert is_late_reply(deemed, "take-charge-reply")
+    target = PriorMessage("req-1", "in", "take-charge-request", BE, REF, answered=False)
+    after = advance(deemed, Step("take-charge-reply", NL, BE, REF, "refusal", target))
+    assert after.state is S.DEEMED_ACCEPTED
+
+
+def test_art31_4_silence_is_deemed_confirmation() -> None:
+    from gateway.core.conversations import deem
+
+    deemed = deem(conversation(S.NOTIFIED, "take-back"))
+    assert deemed is not None and deemed.state is S.DEEMED_CONFIRMED
+
+
+def test_art35_2_transfer_limit_shifts_responsibility_unless_absconding_was_notified() -> None:
+    from gateway.core.conversations import shift_responsibility
+
+    shifted = shift_responsibility(conversation(S.TRANSFER_DECIDED))
+    assert shifted is not None and shifted.state is S.RESPONSIBILITY_SHIFTED
+    assert shift_responsibility(conversation(S.ABSCONDED)) is None
+    assert shift_responsibility(conversation(S.TRANSFERRED)) is None
 
 
 def test_art30_a_reply_is_given_once() -> None:
