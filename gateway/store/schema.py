@@ -135,3 +135,25 @@ register_head = Table(
     Column("sequence", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+deadlines = Table(
+    "deadlines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_reference", String(96), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("legal_basis", String(64), nullable=False),
+    Column("acting", String(16), nullable=False),
+    Column("opened_by", String(36), nullable=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("due_date", String(10), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("next_event_at", UtcDateTime, nullable=True),
+    Column("reminders_sent", Integer, nullable=False),
+    Column("closed_by", String(36), nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("consequence", String(48), nullable=True),
+    Index("ix_deadlines_next_event", "state", "next_event_at"),
+    Index("ix_deadlines_case", "case_reference", "state"),
+)

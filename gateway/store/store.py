@@ -25,7 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from gateway.core.conversations import Conversation, State
 from gateway.core.policy import PriorMessage
 from gateway.core.register import RegisterEntry, next_entry
-from gateway.store.schema import conversations, messages, outbox, register, register_head
+from gateway.store.schema import (
+    conversations,
+    deadlines,
+    messages,
+    outbox,
+    register,
+    register_head,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WRITE = "gateway_write"
@@ -84,6 +91,30 @@ class OutboxItem:
 def _message(row: Any) -> StoredMessage:
     m = row._mapping
     return StoredMessage(**{k: m[k] for k in StoredMessage.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class StoredDeadline:
+    id: int
+    case_reference: str
+    rule: str
+    legal_basis: str
+    acting: str
+    opened_by: str | None
+    started_at: datetime
+    due_date: str
+    expires_at: datetime
+    state: str
+    next_event_at: datetime | None
+    reminders_sent: int
+    closed_by: str | None
+    closed_at: datetime | None
+    consequence: str | None
+
+
+def _deadline(row: Any) -> StoredDeadline:
+    m = row._mapping
+    return StoredDeadline(**{k: m[k] for k in StoredDeadline.__dataclass_fields__})
 
 
 def _conversation(row: Any) -> Conversation:
@@ -187,6 +218,56 @@ class Transaction:
             await self.conn.execute(
                 conversations.insert().values(reference=conv.reference, opened_at=now, **values)
             )
+
+    async def open_deadline(self, **values: Any) -> int:
+        result = await self.conn.execute(
+            deadlines.insert().values(state="open", reminders_sent=0, **values)
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    async def close_deadlines(
+        self, case: str, rules: frozenset[str], by: str | None, at: datetime, state: str
+    ) -> list[str]:
+        """Close the case's open deadlines of `rules`; returns the rules closed."""
+        q = select(deadlines.c.id, deadlines.c.rule).where(
+            deadlines.c.case_reference == case,
+            deadlines.c.state == "open",
+            deadlines.c.rule.in_(sorted(rules)),
+        )
+        rows = list(await self.conn.execute(q))
+        if rows:
+            await self.conn.execute(
+                update(deadlines)
+                .where(deadlines.c.id.in_([r.id for r in rows]))
+                .values(state=state, closed_by=by, closed_at=at, next_event_at=None)
+            )
+        return [r.rule for r in rows]
+
+    async def case_deadlines(self, case: str) -> list[StoredDeadline]:
+        q = select(deadlines).where(deadlines.c.case_reference == case).order_by(deadlines.c.id)
+        return [_deadline(r) for r in await self.conn.execute(q)]
+
+    async def take_deadline(self, deadline_id: int, next_event_at: datetime | None) -> bool:
+        """Move an open deadline's next event on; False if another worker already did."""
+        done = await self.conn.execute(
+            update(deadlines)
+            .where(deadlines.c.id == deadline_id, deadlines.c.state == "open")
+            .values(next_event_at=next_event_at, reminders_sent=deadlines.c.reminders_sent + 1)
+        )
+        return bool(done.rowcount == 1)
+
+    async def expire_deadline(
+        self, deadline_id: int, consequence: str | None, at: datetime
+    ) -> bool:
+        """Mark an open deadline expired, once; False if it was not open any more."""
+        done = await self.conn.execute(
+            update(deadlines)
+            .where(deadlines.c.id == deadline_id, deadlines.c.state == "open")
+            .values(state="expired", consequence=consequence, closed_at=at, next_event_at=None)
+        )
+        return bool(done.rowcount == 1)
 
     async def enqueue(self, message_id: str, now: datetime) -> None:
         await self.conn.execute(
@@ -366,6 +447,59 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return [_message(r) for r in await conn.execute(q)]
+
+    async def next_deadline_event(self) -> datetime | None:
+        q = select(func.min(deadlines.c.next_event_at)).where(deadlines.c.state == "open")
+        async with self.engine.connect() as conn:
+            value: datetime | None = (await conn.execute(q)).scalar()
+            return value
+
+    async def due_deadlines(self, now: datetime, limit: int) -> list[StoredDeadline]:
+        q = (
+            select(deadlines)
+            .where(deadlines.c.state == "open", deadlines.c.next_event_at <= now)
+            .order_by(deadlines.c.next_event_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [_deadline(r) for r in await conn.execute(q)]
+
+    async def list_deadlines(
+        self,
+        *,
+        state: str | None = None,
+        rule: str | None = None,
+        acting: str | None = None,
+        peer_of: tuple[str, str] | None = None,
+        due_before: str | None = None,
+        due_after: str | None = None,
+        case: str | None = None,
+        limit: int = 100,
+        after_id: int = 0,
+    ) -> list[StoredDeadline]:
+        q = select(deadlines).where(deadlines.c.id > after_id)
+        if state is not None:
+            q = q.where(deadlines.c.state == state)
+        if rule is not None:
+            q = q.where(deadlines.c.rule == rule)
+        if acting is not None:
+            q = q.where(deadlines.c.acting == acting)
+        if case is not None:
+            q = q.where(deadlines.c.case_reference == case)
+        if due_before is not None:
+            q = q.where(deadlines.c.due_date <= due_before)
+        if due_after is not None:
+            q = q.where(deadlines.c.due_date >= due_after)
+        if peer_of is not None:
+            local, peer = peer_of
+            cases = select(conversations.c.reference).where(
+                ((conversations.c.requesting == local) & (conversations.c.requested == peer))
+                | ((conversations.c.requesting == peer) & (conversations.c.requested == local))
+            )
+            q = q.where(deadlines.c.case_reference.in_(cases))
+        q = q.order_by(deadlines.c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_deadline(r) for r in await conn.execute(q)]
 
     async def count_messages(self) -> int:
         async with self.engine.connect() as conn:
