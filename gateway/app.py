@@ -13,6 +13,8 @@ from aiohttp import web
 from gateway.api.internal import api_app
 from gateway.config import Config
 from gateway.context import GatewayContext, open_context
+from gateway.core.deadlines import load_rule_set
+from gateway.deadlines import DeadlineKeeper
 from gateway.transport.delivery import Deliverer
 from gateway.transport.inbound import TlsAudit, peer_app
 from gateway.transport.tls import server_context
@@ -26,11 +28,14 @@ class RunningGateway:
     delivery_task: asyncio.Task[None]
     peer_port: int
     api_port: int
+    keeper: DeadlineKeeper
+    deadline_task: asyncio.Task[None]
 
     async def stop(self) -> None:
-        self.delivery_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.delivery_task
+        for task in (self.delivery_task, self.deadline_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.api_runner.cleanup()
         await self.peer_runner.cleanup()
         await self.ctx.store.close()
@@ -47,7 +52,8 @@ def _bound_port(runner: web.AppRunner) -> int:
 async def start_gateway(config: Config) -> RunningGateway:
     ctx = await open_context(config)
     try:
-        peer_runner = web.AppRunner(peer_app(ctx), access_log=None)
+        keeper = DeadlineKeeper(ctx, load_rule_set(config.deadlines.legal_basis))
+        peer_runner = web.AppRunner(peer_app(ctx, keeper), access_log=None)
         await peer_runner.setup()
         audit = TlsAudit(ctx)
         await web.TCPSite(
@@ -56,13 +62,15 @@ async def start_gateway(config: Config) -> RunningGateway:
             config.peer.port,
             ssl_context=server_context(config, audit.refused),
         ).start()
-        api_runner = web.AppRunner(api_app(ctx), access_log=None)
+        api_runner = web.AppRunner(api_app(ctx, keeper), access_log=None)
         await api_runner.setup()
         await web.TCPSite(api_runner, config.api.host, config.api.port).start()
     except BaseException:
         await ctx.store.close()
         raise
-    delivery_task = asyncio.create_task(Deliverer(ctx).run(), name="delivery")
+    delivery_task = asyncio.create_task(Deliverer(ctx, keeper).run(), name="delivery")
+    # Expiries missed while the gateway was down are applied now, once each.
+    deadline_task = asyncio.create_task(keeper.run(), name="deadlines")
     running = RunningGateway(
         ctx,
         peer_runner,
@@ -70,6 +78,8 @@ async def start_gateway(config: Config) -> RunningGateway:
         delivery_task,
         _bound_port(peer_runner),
         _bound_port(api_runner),
+        keeper,
+        deadline_task,
     )
     ctx.log.info(
         "gateway started",

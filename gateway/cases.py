@@ -15,7 +15,7 @@ from gateway.store.store import Transaction
 
 async def record_step(
     tx: Transaction, header: Header, form: Mapping[str, Any], now: datetime
-) -> Conversation:
+) -> tuple[Conversation, str | None]:
     """Advance the case of `header` (or open it) and mark a request answered; raises
     Rejection when the conversation rules refuse the message."""
     check_form_rules(header.message_type, form)
@@ -28,6 +28,7 @@ async def record_step(
             )
         target = stored.as_prior()
     current = await tx.get_conversation(header.case)
+    outcome = outcome_of(header.message_type, dict(form))
     updated = advance(
         current,
         Step(
@@ -35,11 +36,11 @@ async def record_step(
             sender=header.sender,
             receiver=header.receiver,
             reference=header.reference,
-            outcome=outcome_of(header.message_type, dict(form)),
+            outcome=outcome,
             target=target,
         ),
     )
     await tx.save_conversation(updated, now)
     if FORM_TYPES[header.message_type].is_reply and header.in_reply_to is not None:
         await tx.update_message(header.in_reply_to, answered_by=header.message_id)
-    return updated
+    return updated, outcome

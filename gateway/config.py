@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,21 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class DeadlineSettings:
+    legal_basis: str = "com-2020-610"
+    """The rule set new cases run under (a file in gateway/core/rules)."""
+    reminders: tuple[timedelta, ...] = (timedelta(days=3), timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class ClockSettings:
+    offset_seconds: float = 0.0
+    """Added to the system clock; for demonstrations and tests only."""
+    adjustable: bool = False
+    """Allow POST /api/v1/admin/clock to move the clock forward (demonstrations only)."""
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     authority: str
@@ -61,6 +77,8 @@ class Config:
     peer: PeerSettings
     api: ApiSettings
     delivery: DeliverySettings
+    deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
+    clock: ClockSettings = field(default_factory=ClockSettings)
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -224,6 +242,22 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     ):
         _positive(getattr(delivery, name), f"delivery.{name}")
 
+    deadlines_t = _section(raw, "deadlines")
+    reminder_hours = deadlines_t.get("reminder_hours", [72, 24])
+    if not isinstance(reminder_hours, list) or not all(
+        isinstance(h, int | float) and not isinstance(h, bool) and h > 0 for h in reminder_hours
+    ):
+        raise ConfigError("deadlines.reminder_hours must be a list of positive numbers of hours")
+    deadline_settings = DeadlineSettings(
+        legal_basis=_typed(deadlines_t, "deadlines.", "legal_basis", str, "com-2020-610"),
+        reminders=tuple(timedelta(hours=h) for h in reminder_hours),
+    )
+    clock_t = _section(raw, "clock")
+    clock = ClockSettings(
+        offset_seconds=_typed(clock_t, "clock.", "offset_seconds", float, 0.0),
+        adjustable=_typed(clock_t, "clock.", "adjustable", bool, False),
+    )
+
     return Config(
         path=path.resolve(),
         authority=authority,
@@ -238,4 +272,6 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         peer=peer,
         api=api,
         delivery=delivery,
+        deadlines=deadline_settings,
+        clock=clock,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -22,6 +22,16 @@ from gateway.xml.signature import Signer
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class Clock:
+    """The one clock: the system's, plus an offset that only demonstrations and tests move."""
+
+    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+        self.offset = offset
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
 
 
 @dataclass
@@ -76,4 +86,10 @@ async def open_context(config: Config) -> GatewayContext:
             " in the directory; peers would refuse our signatures"
         )
     store = await Store.open(config.database_url)
-    return GatewayContext(config=config, directory=directory, signer=signer, store=store)
+    return GatewayContext(
+        config=config,
+        directory=directory,
+        signer=signer,
+        store=store,
+        clock=Clock(timedelta(seconds=config.clock.offset_seconds)),
+    )

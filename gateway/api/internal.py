@@ -6,25 +6,29 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from gateway.api.problems import problem
-from gateway.context import GatewayContext
+from gateway.context import Clock, GatewayContext
 from gateway.core.forms import FORM_TYPES
+from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
-from gateway.store.store import StoredMessage
+from gateway.store.store import StoredDeadline, StoredMessage
 from gateway.xml.envelope import read_acknowledgement, read_form, utc_text
 from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
 
 CONTEXT: web.AppKey[GatewayContext] = web.AppKey("api-context", GatewayContext)
+KEEPER: web.AppKey[DeadlineKeeper] = web.AppKey("keeper", DeadlineKeeper)
 ROLE: web.RequestKey[str] = web.RequestKey("role", str)
 PERMISSIONS: dict[str, frozenset[str]] = {
     "submit": frozenset({"case-officer", "health-practitioner"}),
     "read-messages": frozenset({"case-officer", "health-practitioner"}),
     "health": frozenset({"case-officer", "health-practitioner", "administrator", "auditor"}),
+    "adjust-clock": frozenset({"administrator"}),
 }
 MAX_JSON_BYTES = 12 * 1024 * 1024
 
@@ -92,6 +96,24 @@ def may_read_form(role: str, message_type: str) -> bool:
     return ft is not None and ft.sender_role == role
 
 
+def deadline_view(d: StoredDeadline) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "case": d.case_reference,
+        "rule": d.rule,
+        "legal_basis": d.legal_basis,
+        "acting": d.acting,
+        "opened_by": d.opened_by,
+        "started_at": utc_text(d.started_at),
+        "due_date": d.due_date,
+        "expires_at": utc_text(d.expires_at),
+        "state": d.state,
+        "consequence": d.consequence,
+        "closed_by": d.closed_by,
+        "reminders_sent": d.reminders_sent,
+    }
+
+
 def message_view(msg: StoredMessage, *, with_form: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
         "message_id": msg.message_id,
@@ -111,6 +133,8 @@ def message_view(msg: StoredMessage, *, with_form: bool = False) -> dict[str, An
     }
     if msg.state == "undeliverable":
         view["error"] = msg.reason_text
+    if msg.reason_code == "late-reply":
+        view["late"] = True
     if with_form:
         view["form"] = None
         if msg.signed_xml is not None:
@@ -212,7 +236,85 @@ async def get_case(request: web.Request) -> web.StreamResponse:
             "opened_at": utc_text(times[0]),
             "updated_at": utc_text(times[1]),
             "messages": [message_view(m) for m in messages],
+            "deadlines": [
+                deadline_view(d) for d in await ctx.store.list_deadlines(case=reference, limit=1000)
+            ],
         }
+    )
+
+
+@requires("read-messages")
+async def get_deadlines(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    q = request.query
+    unknown = set(q) - {"state", "rule", "peer", "due_before", "due_after", "cursor", "limit"}
+    if unknown:
+        return problem(
+            400, "Bad Request", f"unknown filter {sorted(unknown)[0]!r}", field=sorted(unknown)[0]
+        )
+    try:
+        after = int(q.get("cursor", "0"))
+        limit = int(q.get("limit", "100"))
+        for key in ("due_before", "due_after"):
+            if key in q:
+                date.fromisoformat(q[key])
+    except ValueError:
+        return problem(
+            400,
+            "Bad Request",
+            "cursor and limit are integers, due_before and due_after dates (YYYY-MM-DD)",
+        )
+    if not 1 <= limit <= 1000 or q.get("state", "open") not in DEADLINE_STATES:
+        return problem(
+            400,
+            "Bad Request",
+            "limit is 1-1000; state is one of " + ", ".join(sorted(DEADLINE_STATES)),
+            field="state",
+        )
+    peer = q.get("peer")
+    items = await ctx.store.list_deadlines(
+        state=q.get("state"),
+        rule=q.get("rule"),
+        peer_of=(ctx.config.authority, peer) if peer else None,
+        due_before=q.get("due_before"),
+        due_after=q.get("due_after"),
+        after_id=after,
+        limit=limit,
+    )
+    return web.json_response(
+        {
+            "items": [deadline_view(d) for d in items],
+            "next_cursor": str(items[-1].id) if items else str(after),
+        }
+    )
+
+
+@requires("adjust-clock")
+async def post_clock(request: web.Request) -> web.StreamResponse:
+    """Move this gateway's clock forward: demonstrations and tests of time limits only."""
+    ctx = request.app[CONTEXT]
+    if not ctx.config.clock.adjustable or not isinstance(ctx.clock, Clock):
+        return problem(
+            403,
+            "Forbidden",
+            "the clock is not adjustable (clock.adjustable)",
+            rule="clock.adjustable",
+        )
+    try:
+        body = json.loads(await request.read())
+        seconds = float(body["advance_seconds"])
+    except (ValueError, KeyError, TypeError):
+        return problem(
+            400, "Bad Request", 'send {"advance_seconds": <seconds>}', field="advance_seconds"
+        )
+    if seconds < 0:
+        return problem(
+            422, "Invalid Submission", "the clock only moves forward", field="advance_seconds"
+        )
+    ctx.clock.offset += timedelta(seconds=seconds)
+    request.app[KEEPER].wake.set()
+    return web.json_response(
+        {"now": utc_text(ctx.clock()), "offset_seconds": ctx.clock.offset.total_seconds()}
     )
 
 
@@ -229,12 +331,18 @@ async def get_health(request: web.Request) -> web.StreamResponse:
     )
 
 
-def api_app(ctx: GatewayContext) -> web.Application:
+DEADLINE_STATES = frozenset({"open", "met", "closed", "expired"})
+
+
+def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app = web.Application(client_max_size=MAX_JSON_BYTES)
     app[CONTEXT] = ctx
+    app[KEEPER] = keeper
     app.router.add_post("/api/v1/messages", post_message)
     app.router.add_get("/api/v1/messages/{message_id}", get_message)
     app.router.add_get("/api/v1/inbox", get_inbox)
     app.router.add_get("/api/v1/cases/{reference}", get_case)
+    app.router.add_get("/api/v1/deadlines", get_deadlines)
+    app.router.add_post("/api/v1/admin/clock", post_clock)
     app.router.add_get("/api/v1/health", get_health)
     return app

@@ -446,10 +446,9 @@ def _sent_by(target: PriorMessage, sender: str, receiver: str) -> bool:
 LATE_STATES = frozenset({State.DEEMED_ACCEPTED, State.DEEMED_CONFIRMED})
 
 
-def is_late_reply(before: Conversation | None, message_type: str) -> bool:
-    """A reply that arrives after silence was deemed acceptance or confirmation."""
-    ft = FORM_TYPES[message_type]
-    return before is not None and ft.is_reply and before.state in LATE_STATES
+def is_late_reply(after: Conversation, message_type: str) -> bool:
+    """A reply taken after silence was deemed acceptance or confirmation (the state stays)."""
+    return FORM_TYPES[message_type].is_reply and after.state in LATE_STATES
 
 
 def deem(conversation: Conversation) -> Conversation | None:

@@ -25,7 +25,11 @@ EVENTS = frozenset(
         "undeliverable",  # retries exhausted
         "received",  # a transmission from a peer was accepted
         "rejected",  # a transmission from a peer was refused, with a reason code
-        "duplicate",  # a transmission we already hold came again; the original ack was returned
+        "deadline-opened",  # a time limit started running (Art. 29-35, 40)
+        "deadline-closed",  # met, or ended by absconding or a responsibility notice
+        "deadline-expired",  # the limit passed; its consequence, if any, was applied once
+        "reminder",  # a time limit is close for the party that must act
+        "late-reply",  # a reply after deemed acceptance/confirmation: stored, flagged
     }
 )
 DIRECTIONS = frozenset({"in", "out"})

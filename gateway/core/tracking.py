@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from gateway.core.conversations import Conversation, State
+from gateway.core.forms import FORM_TYPES
 
 REPLY_RULES = frozenset(
     {
@@ -74,6 +75,8 @@ def changes_for(
     """The deadline changes of one message, given the conversation after it."""
     if late:
         return Changes()  # the deemed outcome stands; its deadlines are already running
+    if FORM_TYPES[message_type].opens and after.state not in (State.REQUESTED, State.NOTIFIED):
+        return Changes()  # the answer overtook the acknowledgement of the request
     match message_type:
         case "take-charge-request":
             rule, requested = _reply_rule(form, urgent)

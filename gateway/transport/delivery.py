@@ -16,11 +16,20 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 from gateway.context import GatewayContext
+from gateway.core.conversations import outcome_of
 from gateway.core.policy import Reason, Rejection
-from gateway.store.store import OutboxItem
+from gateway.deadlines import DeadlineKeeper
+from gateway.store.store import OutboxItem, Transaction
 from gateway.transport.tls import client_context, peer_fingerprint
-from gateway.xml.envelope import Acknowledgement, read_acknowledgement, validate_envelope
-from gateway.xml.parser import parse_untrusted
+from gateway.xml.envelope import (
+    Acknowledgement,
+    read_acknowledgement,
+    read_form,
+    read_header,
+    validate_envelope,
+)
+from gateway.xml.forms import form_from_element
+from gateway.xml.parser import parse_trusted, parse_untrusted
 from gateway.xml.signature import verify
 
 MAX_ACK_BYTES = 256 * 1024
@@ -57,8 +66,9 @@ class PinnedConnector(aiohttp.TCPConnector):
 
 
 class Deliverer:
-    def __init__(self, ctx: GatewayContext) -> None:
+    def __init__(self, ctx: GatewayContext, keeper: DeadlineKeeper) -> None:
         self.ctx = ctx
+        self.keeper = keeper
         settings = ctx.config.delivery
         self._ssl = client_context(ctx.config)
         self._timeout = aiohttp.ClientTimeout(
@@ -210,6 +220,8 @@ class Deliverer:
                 reason_text=ack.reason_text,
             )
             await tx.finish_outbox(item.message_id)
+            if ack.accepted:
+                await self._start_deadlines(tx, item, ack)
             await tx.append_register(
                 time=self.ctx.clock(),
                 event="delivered" if ack.accepted else "refused-by-peer",
@@ -226,6 +238,18 @@ class Deliverer:
                     "peer_register_head": {"sequence": ack.head_sequence, "hash": ack.head_hash},
                 },
             )
+
+    async def _start_deadlines(
+        self, tx: Transaction, item: OutboxItem, ack: Acknowledgement
+    ) -> None:
+        """Time limits run from the receipt time in the acknowledgement, on both sides."""
+        root = parse_trusted(item.signed_xml)
+        header = read_header(root)
+        _, form = form_from_element(read_form(root))
+        conv = await tx.get_conversation(header.case)
+        if conv is not None:
+            outcome = outcome_of(header.message_type, form)
+            await self.keeper.on_message(tx, header, form, outcome, conv, ack.receipt_time)
 
     async def _failed(self, item: OutboxItem, attempt: int, error: str) -> None:
         ctx = self.ctx

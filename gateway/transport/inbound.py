@@ -21,6 +21,7 @@ from lxml import etree
 from gateway.cases import record_step
 from gateway.context import GatewayContext
 from gateway.core.policy import Header, Reason, Rejection, check_inbound
+from gateway.deadlines import DeadlineKeeper
 from gateway.store.store import DuplicateMessage, StoredMessage
 from gateway.transport.tls import peer_fingerprint
 from gateway.xml.envelope import (
@@ -52,8 +53,9 @@ def _ack_response(body: bytes, status: int = 200) -> web.Response:
 class Receiver:
     """Processes one inbound transmission; one instance per gateway."""
 
-    def __init__(self, ctx: GatewayContext) -> None:
+    def __init__(self, ctx: GatewayContext, keeper: DeadlineKeeper) -> None:
         self.ctx = ctx
+        self.keeper = keeper
 
     async def handle(self, request: web.Request) -> web.Response:
         ctx = self.ctx
@@ -136,7 +138,7 @@ class Receiver:
         receipt = ctx.clock()
         try:
             async with ctx.store.transaction() as tx:
-                await record_step(tx, header, form, receipt)
+                after, outcome = await record_step(tx, header, form, receipt)
                 await tx.insert_message(
                     message_id=header.message_id,
                     direction="in",
@@ -153,6 +155,8 @@ class Receiver:
                     receipt_time=receipt,
                     case_reference=header.case,
                 )
+                if await self.keeper.on_message(tx, header, form, outcome, after, receipt):
+                    await tx.update_message(header.message_id, reason_code="late-reply")
                 entry = await tx.append_register(
                     time=receipt,
                     event="received",
@@ -308,10 +312,10 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-def peer_app(ctx: GatewayContext) -> web.Application:
+def peer_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app = web.Application(client_max_size=ctx.config.peer.max_body_bytes)
     app[CONTEXT] = ctx
-    receiver = Receiver(ctx)
+    receiver = Receiver(ctx, keeper)
     app.router.add_post("/v1/transmissions", receiver.handle)
     app.router.add_get("/v1/health", health)
     return app

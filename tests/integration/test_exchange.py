@@ -57,12 +57,23 @@ async def test_art29_art30_request_and_acceptance_are_exchanged_with_signed_rece
     # Registers: complete, chained, and each side witnesses the other's head.
     be_reg = await harness.ctx("BE-DU").store.register_entries()
     nl_reg = await harness.ctx("NL-DU").store.register_entries()
-    assert [e.event for e in be_reg] == ["submitted", "delivered", "received"]
-    assert [e.event for e in nl_reg] == ["received", "submitted", "delivered"]
+    transmission_events = {"submitted", "delivered", "received"}
+    be_tx = [e for e in be_reg if e.event in transmission_events]
+    nl_tx = [e for e in nl_reg if e.event in transmission_events]
+    assert [e.event for e in be_tx] == ["submitted", "delivered", "received"]
+    assert [e.event for e in nl_tx] == ["received", "submitted", "delivered"]
     verify_chain(be_reg)
     verify_chain(nl_reg)
-    witnessed = be_reg[1].details["peer_register_head"]
-    assert witnessed == {"sequence": nl_reg[0].sequence, "hash": nl_reg[0].hash}
+    witnessed = be_tx[1].details["peer_register_head"]
+    assert witnessed == {"sequence": nl_tx[0].sequence, "hash": nl_tx[0].hash}
+    # Art. 30(1): both sides opened the reply limit from the same receipt time, and the
+    # acceptance met it and started the transfer limits (Art. 32(1), 35(1))
+    for api in (be, nl):
+        rules = {d["rule"]: d for d in (await api.case(sent["reference"]))["deadlines"]}
+        assert rules["take_charge_reply"]["state"] == "met"
+        assert rules["take_charge_reply"]["started_at"] == ack["receipt_time"]
+        assert rules["transfer_decision"]["state"] == "open"
+        assert rules["transfer"]["state"] == "open"
     for entry in be_reg + nl_reg:
         assert "Doe" not in str(entry.to_dict()), "no payload content in the register"
 

@@ -201,10 +201,11 @@ def test_art30_8_silence_is_deemed_acceptance_and_a_late_reply_does_not_undo_it(
     deemed = deem(conversation(S.REQUESTED))
     assert deemed is not None and deemed.state is S.DEEMED_ACCEPTED
     assert deem(conversation(S.REFUSED)) is None
-    assert is_late_reply(deemed, "take-charge-reply")
     target = PriorMessage("req-1", "in", "take-charge-request", BE, REF, answered=False)
     after = advance(deemed, Step("take-charge-reply", NL, BE, REF, "refusal", target))
     assert after.state is S.DEEMED_ACCEPTED
+    assert is_late_reply(after, "take-charge-reply")
+    assert not is_late_reply(conversation(S.ACCEPTED), "take-charge-reply")
 
 
 def test_art31_4_silence_is_deemed_confirmation() -> None:

@@ -1,0 +1,224 @@
+"""Time limits in a running gateway: opening and closing them as messages are exchanged, and
+a scheduler that applies each expiry's consequence exactly once, and sends reminders.
+
+The scheduler never polls per deadline: it asks the store for the single next event time
+(an indexed MIN over open deadlines), sleeps until then or until something changes, and then
+handles the due rows in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.context import GatewayContext
+from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
+from gateway.core.deadlines import Rule, RuleSet, compute
+from gateway.core.policy import Header
+from gateway.core.tracking import CONSEQUENCES, Opening, changes_for, transfer_openings
+from gateway.store.store import StoredDeadline, Transaction
+
+BATCH = 500
+
+
+def _next_event(
+    expires: datetime, reminders: tuple[timedelta, ...], now: datetime, sent: int
+) -> datetime:
+    """The next reminder still ahead (lead times from the longest), else the expiry."""
+    for lead in sorted(reminders, reverse=True)[sent:]:
+        moment = expires - lead
+        if moment > now:
+            return moment
+    return expires
+
+
+class DeadlineKeeper:
+    def __init__(self, ctx: GatewayContext, rules: RuleSet) -> None:
+        self.ctx = ctx
+        self.rules = rules
+        self.reminders = ctx.config.deadlines.reminders
+        self.wake = asyncio.Event()
+
+    def _rule(self, name: str) -> Rule:
+        return self.rules.rules[name]
+
+    async def _open(
+        self, tx: Transaction, case: str, opening: Opening, start: datetime, opened_by: str | None
+    ) -> None:
+        ctx = self.ctx
+        acting = ctx.directory.get(opening.acting)
+        zone = acting.zone if acting is not None else ctx.local.zone
+        deadline = compute(self._rule(opening.rule), start, zone, opening.requested)
+        now = ctx.clock()
+        await tx.open_deadline(
+            case_reference=case,
+            rule=opening.rule,
+            legal_basis=self.rules.legal_basis,
+            acting=opening.acting,
+            opened_by=opened_by,
+            started_at=start,
+            due_date=deadline.due_date.isoformat(),
+            expires_at=deadline.expires_at,
+            next_event_at=_next_event(deadline.expires_at, self.reminders, now, 0),
+        )
+        await tx.append_register(
+            time=now,
+            event="deadline-opened",
+            direction="in",
+            message_id=opened_by,
+            reference=case,
+            status="open",
+            details={
+                "rule": opening.rule,
+                "acting": opening.acting,
+                "due_date": deadline.due_date.isoformat(),
+                "expires_at": deadline.expires_at.isoformat(),
+            },
+        )
+        self.wake.set()
+
+    async def on_message(
+        self,
+        tx: Transaction,
+        header: Header,
+        form: Mapping[str, Any],
+        outcome: str | None,
+        after: Conversation,
+        instant: datetime,
+    ) -> bool:
+        """Apply a message's deadline changes at `instant` (its acknowledged receipt time);
+        returns whether it was a late reply."""
+        late = is_late_reply(after, header.message_type)
+        changes = changes_for(
+            header.message_type,
+            outcome,
+            form,
+            urgent=header.urgent,
+            sender=header.sender,
+            receiver=header.receiver,
+            after=after,
+            late=late,
+        )
+        now = self.ctx.clock()
+        if late:
+            await tx.append_register(
+                time=now,
+                event="late-reply",
+                direction="in",
+                message_id=header.message_id,
+                message_type=header.message_type,
+                reference=header.case,
+                status="late",
+                details={"state": after.state.value},
+            )
+        if changes.close:
+            closed = await tx.close_deadlines(
+                header.case,
+                changes.close,
+                header.message_id,
+                instant,
+                "met" if changes.close_reason == "met" else "closed",
+            )
+            for rule in closed:
+                await tx.append_register(
+                    time=now,
+                    event="deadline-closed",
+                    direction="in",
+                    message_id=header.message_id,
+                    reference=header.case,
+                    status=changes.close_reason,
+                    details={"rule": rule},
+                )
+        for opening in changes.open:
+            await self._open(tx, header.case, opening, instant, header.message_id)
+        return late
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        while True:
+            self.wake.clear()
+            handled = await self.process_due()
+            if handled:
+                continue
+            nxt = await ctx.store.next_deadline_event()
+            wait = 300.0
+            if nxt is not None:
+                wait = max(0.0, min(wait, (nxt - ctx.clock()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=max(wait, 0.01))
+
+    async def process_due(self) -> int:
+        """Handle every deadline event due now; returns how many were handled."""
+        total = 0
+        while True:
+            due = await self.ctx.store.due_deadlines(self.ctx.clock(), BATCH)
+            for d in due:
+                await self._handle(d)
+            total += len(due)
+            if len(due) < BATCH:
+                return total
+
+    async def _handle(self, d: StoredDeadline) -> None:
+        ctx = self.ctx
+        now = ctx.clock()
+        async with ctx.store.transaction() as tx:
+            if now >= d.expires_at:
+                await self._expire(tx, d, now)
+                return
+            nxt = _next_event(d.expires_at, self.reminders, now, d.reminders_sent + 1)
+            if await tx.take_deadline(d.id, nxt):
+                await tx.append_register(
+                    time=now,
+                    event="reminder",
+                    direction="in",
+                    reference=d.case_reference,
+                    status="open",
+                    details={
+                        "rule": d.rule,
+                        "acting": d.acting,
+                        "due_date": d.due_date,
+                        "expires_at": d.expires_at.isoformat(),
+                    },
+                )
+
+    async def _expire(self, tx: Transaction, d: StoredDeadline, now: datetime) -> None:
+        consequence = CONSEQUENCES.get(d.rule)
+        if not await tx.expire_deadline(d.id, consequence, now):
+            return
+        conv = await tx.get_conversation(d.case_reference)
+        applied: Conversation | None = None
+        if conv is not None and consequence in ("deemed-acceptance", "deemed-confirmation"):
+            applied = deem(conv)
+        elif conv is not None and consequence == "responsibility-shifted":
+            applied = shift_responsibility(conv)
+        if applied is not None:
+            await tx.save_conversation(applied, now)
+        current = applied or conv
+        await tx.append_register(
+            time=now,
+            event="deadline-expired",
+            direction="in",
+            reference=d.case_reference,
+            status="expired",
+            reason=consequence,
+            details={
+                "rule": d.rule,
+                "acting": d.acting,
+                "due_date": d.due_date,
+                "expires_at": d.expires_at.isoformat(),
+                "applied": applied is not None,
+                "state": current.state.value if current is not None else None,
+            },
+        )
+        self.ctx.log.info(
+            "deadline expired",
+            case=d.case_reference,
+            rule=d.rule,
+            consequence=consequence,
+            applied=applied is not None,
+        )
+        if applied is not None and consequence in ("deemed-acceptance", "deemed-confirmation"):
+            for opening in transfer_openings(applied):
+                await self._open(tx, d.case_reference, opening, d.expires_at, None)
