@@ -70,6 +70,46 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deadline(args: argparse.Namespace) -> int:
+    import json
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from gateway.core.deadlines import DeadlineError, compute, load_rule_set
+
+    try:
+        start = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DeadlineError(f"--from {args.start!r} is not an ISO 8601 instant") from exc
+    if start.tzinfo is None:
+        raise DeadlineError(f"--from {args.start!r} has no UTC offset (e.g. +01:00 or Z)")
+    try:
+        zone = ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise DeadlineError(f"--tz {args.tz!r} is not an IANA time zone") from exc
+    requested = None
+    if args.requested is not None:
+        try:
+            requested = date.fromisoformat(args.requested)
+        except ValueError as exc:
+            raise DeadlineError(f"--requested {args.requested!r} is not a date") from exc
+    rules = load_rule_set(args.legal_basis)
+    rule = rules.rules.get(args.rule)
+    if rule is None:
+        raise DeadlineError(f"unknown rule {args.rule!r}; known: {', '.join(sorted(rules.rules))}")
+    deadline = compute(rule, start, zone, requested)
+    print(
+        json.dumps(
+            {
+                "rule": deadline.rule,
+                "due_date": deadline.due_date.isoformat(),
+                "expires_at": deadline.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -100,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-running", action="store_true", help="stay up after the exchange (Ctrl-C stops)"
     )
     demo.set_defaults(func=_cmd_demo)
+
+    deadline = sub.add_parser("deadline", help="compute a time limit (Art. 65)")
+    deadline.add_argument("rule", help="rule name, e.g. take_charge_reply")
+    deadline.add_argument(
+        "--from", dest="start", required=True, help="the event instant, ISO 8601 with offset"
+    )
+    deadline.add_argument("--tz", required=True, help="IANA zone of the authority that acts")
+    deadline.add_argument("--requested", default=None, help="requested reply date (urgent)")
+    deadline.add_argument("--legal-basis", default="com-2020-610")
+    deadline.set_defaults(func=_cmd_deadline)
 
     export = sub.add_parser("export", help="write a stored transmission exactly as signed")
     export.add_argument("--config", type=Path, required=True)
