@@ -131,6 +131,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         "tls",
         "signing",
         "delivery",
+        "deadlines",
+        "clock",
     }
     unknown = set(raw) - known
     if unknown:

@@ -1,0 +1,147 @@
+"""Time limits between two real gateways (Art. 29-35, 65): both sides compute the same
+expiry from the acknowledged receipt time, and silence has its consequence exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from pathlib import Path
+
+from gateway.core.register import verify_chain
+from gateway.examples import attachments_for
+
+from .conftest import Harness, example, make_harness, send_request
+
+
+async def advance(h: Harness, days: float) -> None:
+    for running in h.running.values():
+        running.ctx.clock.offset += timedelta(days=days)  # type: ignore[attr-defined]
+        running.keeper.wake.set()
+
+
+async def case_state(h: Harness, code: str, reference: str, want: str) -> dict:  # type: ignore[type-arg]
+    for _ in range(200):
+        case = await h.api(code).case(reference)
+        if case["state"] == want:
+            return case
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{code}: case {reference} is {case['state']}, not {want}")
+
+
+async def expiries(h: Harness, code: str, rule: str) -> list[object]:
+    return [
+        e
+        for e in await h.ctx(code).store.register_entries(limit=10_000)
+        if e.event == "deadline-expired" and e.details.get("rule") == rule
+    ]
+
+
+async def test_art30_8_silence_is_deemed_acceptance_on_both_sides_exactly_once(
+    harness: Harness,
+) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be = harness.api("BE-DU")
+    sent = await send_request(be, case_number="SILENT-1")
+    view = await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    both = [await harness.api(c).case(sent["reference"]) for c in ("BE-DU", "NL-DU")]
+    limits = [{d["rule"]: d for d in c["deadlines"]}["take_charge_reply"] for c in both]
+    assert limits[0]["expires_at"] == limits[1]["expires_at"], "same expiry on both sides"
+    assert limits[0]["started_at"] == view["acknowledgement"]["receipt_time"]
+    assert limits[0]["acting"] == "NL-DU"
+
+    await advance(harness, 40)
+    for code in ("BE-DU", "NL-DU"):
+        case = await case_state(harness, code, sent["reference"], "deemed-accepted")
+        rules = {d["rule"]: d for d in case["deadlines"]}
+        assert rules["take_charge_reply"]["state"] == "expired"
+        assert rules["take_charge_reply"]["consequence"] == "deemed-acceptance"
+        # Art. 32(1), 35(1): the transfer limits run from the deemed acceptance
+        assert rules["transfer_decision"]["started_at"] == limits[0]["expires_at"]
+    await advance(harness, 1)
+    await asyncio.sleep(0.3)
+    for code in ("BE-DU", "NL-DU"):
+        assert len(await expiries(harness, code, "take_charge_reply")) == 1
+        verify_chain(await harness.ctx(code).store.register_entries(limit=10_000))
+
+
+async def test_art30_8_a_late_reply_is_acknowledged_stored_and_flagged(harness: Harness) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be, nl = harness.api("BE-DU"), harness.api("NL-DU")
+    sent = await send_request(be, case_number="LATE-1")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    await advance(harness, 40)
+    for code in ("BE-DU", "NL-DU"):
+        await case_state(harness, code, sent["reference"], "deemed-accepted")
+    reply = await nl.submit(
+        "take-charge-reply",
+        "BE-DU",
+        example("take-charge-reply-refusal"),
+        in_reply_to=sent["message_id"],
+    )
+    view = await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+    assert view["acknowledgement"]["status"] == "accepted"
+    got = await be.wait_for_inbox(lambda m: m["message_id"] == reply["message_id"], within=10)
+    assert got["late"] is True
+    assert (await be.case(sent["reference"]))["state"] == "deemed-accepted"
+
+
+async def test_restart_across_the_expiry_applies_the_consequence_once(tmp_path: Path) -> None:
+    h = await make_harness(tmp_path)
+    try:
+        await h.start("BE-DU", "NL-DU")
+        be = h.api("BE-DU")
+        sent = await send_request(be, case_number="DOWN-1")
+        await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+        await h.stop("NL-DU")
+        config = h.net.gateways["NL-DU"].config
+        config.write_text(config.read_text() + "\n[clock]\noffset_seconds = 3456000.0\n")
+        for _ in range(2):  # down at the expiry, then restarted twice
+            await h.start("NL-DU")
+            await case_state(h, "NL-DU", sent["reference"], "deemed-accepted")
+            await h.stop("NL-DU")
+        await h.start("NL-DU")
+        assert len(await expiries(h, "NL-DU", "take_charge_reply")) == 1
+    finally:
+        await h.close()
+
+
+async def test_art30_7_urgent_request_honours_the_requested_reply_date(
+    harness: Harness,
+) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be = harness.api("BE-DU")
+    form = example("take-charge-request")
+    wanted = (date.today() + timedelta(days=9)).isoformat()
+    form["urgency"] = {
+        "reasons": "Fictitious: the applicant is a vulnerable person.",
+        "requestedReplyDate": wanted,
+    }
+    sent = await be.submit(
+        "take-charge-request",
+        "NL-DU",
+        form,
+        case_number="URG-1",
+        urgent=True,
+        attachments=attachments_for(form),
+    )
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    for code in ("BE-DU", "NL-DU"):
+        rules = {
+            d["rule"]: d for d in (await harness.api(code).case(sent["reference"]))["deadlines"]
+        }
+        assert rules["take_charge_reply_urgent"]["due_date"] == wanted
+
+
+async def test_deadlines_api_filters_by_state_rule_and_peer(harness: Harness) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be = harness.api("BE-DU")
+    sent = await send_request(be, case_number="API-1")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    page = await be._request(
+        "GET",
+        "/api/v1/deadlines",
+        params={"state": "open", "rule": "take_charge_reply", "peer": "NL-DU"},
+    )
+    assert [d["case"] for d in page["items"]] == [sent["reference"]]
+    none = await be._request("GET", "/api/v1/deadlines", params={"peer": "GR-DU"})
+    assert none["items"] == []
