@@ -96,6 +96,13 @@ class GatewayClient:
     async def case(self, reference: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/cases/{quote(reference, safe='')}")
 
+    async def deadlines(self, **filters: str) -> dict[str, Any]:
+        return await self._request("GET", "/api/v1/deadlines", params=filters)
+
+    async def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """Administrator, demonstration gateways only (clock.adjustable)."""
+        return await self._request("POST", "/api/v1/admin/clock", json={"advance_seconds": seconds})
+
     async def message(self, message_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/messages/{message_id}")
 

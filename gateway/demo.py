@@ -214,6 +214,7 @@ async def exchange(network: LocalNetwork, say: Callable[[str], None]) -> list[di
 
             await api(step.receiver, step.role).wait_for_inbox(arrived)
             sent.append(view)
+        await _silence(network, api, say)
         for index, (code, peer) in ((0, ("BE-DU", "NL-DU")), (6, ("BE-DU", "GR-DU"))):
             reference = sent[index]["reference"]
             for side in (code, peer):
@@ -234,11 +235,53 @@ async def exchange(network: LocalNetwork, say: Callable[[str], None]) -> list[di
     return sent
 
 
+SILENCE_DAYS = 40
+
+
+async def _silence(
+    network: LocalNetwork, api: Callable[[str, str], GatewayClient], say: Callable[[str], None]
+) -> None:
+    """Art. 30(8): NL-DU stays silent on a request; both clocks move forward past the reply
+    limit, and both gateways record the deemed acceptance."""
+    form = load_example("take-charge-request")
+    sent = await api("BE-DU", "case-officer").submit(
+        "take-charge-request",
+        "NL-DU",
+        form,
+        case_number="2026-DEMO-0003",
+        attachments=attachments_for(form),
+    )
+    view = await api("BE-DU", "case-officer").wait_for_state(sent["message_id"], {"delivered"})
+    limits = await api("BE-DU", "case-officer").deadlines(state="open", rule="take_charge_reply")
+    due = next(d for d in limits["items"] if d["case"] == sent["reference"])
+    say(
+        f"[BE-DU -> NL-DU] take charge request {sent['reference']}: received "
+        f"{view['acknowledgement']['receipt_time']}; NL-DU must reply by {due['due_date']} "
+        f"(Art. 30(1)); NL-DU stays silent"
+    )
+    for code in ("BE-DU", "NL-DU"):
+        await api(code, "administrator").advance_clock(SILENCE_DAYS * 86400)
+    say(f"(both clocks moved {SILENCE_DAYS} days forward)")
+    for code in ("BE-DU", "NL-DU"):
+        for _ in range(200):
+            case = await api(code, "case-officer").case(sent["reference"])
+            if case["state"] == "deemed-accepted":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise DemoError(f"{code} did not record the deemed acceptance")
+        expired = next(d for d in case["deadlines"] if d["rule"] == "take_charge_reply")
+        say(
+            f"[{code}] {sent['reference']}: limit expired {expired['expires_at']}, "
+            f"{expired['consequence']} (Art. 30(8)); case {case['state']}"
+        )
+
+
 async def run_demo(workdir: Path | None, keep_running: bool, say: Callable[[str], None]) -> int:
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gw-demo-")))
-        network = build_local_network(workdir, AUTHORITIES)
+        network = build_local_network(workdir, AUTHORITIES, adjustable_clock=True)
         say(
             f"Built a network of {len(AUTHORITIES)} authorities in {workdir}: network CA, a TLS "
             "and a signing certificate each, and the authority directory"

@@ -101,6 +101,7 @@ def build_local_network(
     *,
     delivery: dict[str, Any] | None = None,
     peer: dict[str, Any] | None = None,
+    adjustable_clock: bool = False,
 ) -> LocalNetwork:
     root.mkdir(parents=True, exist_ok=True)
     ports = free_ports(2 * len(codes))
@@ -140,6 +141,7 @@ def build_local_network(
                     "max_attempts": 100,
                 }
                 | (delivery or {}),
+                "clock": {"adjustable": adjustable_clock},
             },
         )
         gateways[code] = LocalGateway(

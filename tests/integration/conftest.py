@@ -99,6 +99,7 @@ async def make_harness(tmp_path: Path, **overrides: Any) -> Harness:
         CODES,
         delivery=FAST_DELIVERY | overrides.get("delivery", {}),
         peer=overrides.get("peer"),
+        adjustable_clock=True,
     )
     return Harness(net)
 

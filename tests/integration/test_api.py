@@ -163,3 +163,34 @@ async def test_inbox_pages_by_cursor_oldest_first(harness: Harness) -> None:
     with pytest.raises(ApiError) as err:
         await nl.inbox("0", limit=0)
     assert err.value.status == 400
+
+
+async def test_clock_moves_only_for_administrators_of_demonstration_gateways(
+    tmp_path: object,
+) -> None:
+    from pathlib import Path
+
+    from .conftest import make_harness
+
+    h = await make_harness(Path(str(tmp_path)))
+    try:
+        await h.start("BE-DU")
+        with pytest.raises(ApiError) as err:
+            await h.api("BE-DU", "case-officer").advance_clock(60)
+        assert err.value.status == 403
+        before = h.ctx("BE-DU").clock()
+        moved = await h.api("BE-DU", "administrator").advance_clock(86400)
+        assert moved["offset_seconds"] == 86400
+        assert (h.ctx("BE-DU").clock() - before).days == 1
+        with pytest.raises(ApiError) as err:
+            await h.api("BE-DU", "administrator").advance_clock(-5)
+        assert err.value.status == 422
+        await h.stop("BE-DU")
+        config = h.net.gateways["BE-DU"].config
+        config.write_text(config.read_text().replace("adjustable = true", "adjustable = false"))
+        await h.start("BE-DU")
+        with pytest.raises(ApiError) as err:
+            await h.api("BE-DU", "administrator").advance_clock(60)
+        assert err.value.status == 403 and err.value.problem["rule"] == "clock.adjustable"
+    finally:
+        await h.close()

@@ -94,7 +94,9 @@ async def test_restart_across_the_expiry_applies_the_consequence_once(tmp_path: 
         await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
         await h.stop("NL-DU")
         config = h.net.gateways["NL-DU"].config
-        config.write_text(config.read_text() + "\n[clock]\noffset_seconds = 3456000.0\n")
+        config.write_text(
+            config.read_text().replace("[clock]\n", "[clock]\noffset_seconds = 3456000.0\n")
+        )
         for _ in range(2):  # down at the expiry, then restarted twice
             await h.start("NL-DU")
             await case_state(h, "NL-DU", sent["reference"], "deemed-accepted")

@@ -171,6 +171,8 @@ def test_demo_runs_the_exchange_and_exits_0(tmp_path: Path) -> None:
     assert done.stdout.count("acknowledgement of receipt accepted, receipt time") == 8
     assert "take charge reply: acceptance (Art. 30)" in done.stdout
     assert "arrival of the person (Art. 35(1))" in done.stdout
+    # Art. 30(8): silence, clocks moved forward, deemed acceptance recorded on both sides
+    assert done.stdout.count("deemed-acceptance (Art. 30(8)); case deemed-accepted") == 2
     assert "Stopped all gateways" in done.stdout
 
 
