@@ -153,35 +153,37 @@ class DeadlineKeeper:
         """Handle every deadline event due now; returns how many were handled."""
         total = 0
         while True:
-            due = await self.ctx.store.due_deadlines(self.ctx.clock(), BATCH)
-            for d in due:
-                await self._handle(d)
+            now = self.ctx.clock()
+            due = await self.ctx.store.due_deadlines(now, BATCH)
+            if due:
+                # One durable transaction per batch; each row is re-checked inside it, so a
+                # consequence is applied once even with several gateway processes.
+                async with self.ctx.store.transaction() as tx:
+                    for d in due:
+                        await self._handle(tx, d, now)
             total += len(due)
             if len(due) < BATCH:
                 return total
 
-    async def _handle(self, d: StoredDeadline) -> None:
-        ctx = self.ctx
-        now = ctx.clock()
-        async with ctx.store.transaction() as tx:
-            if now >= d.expires_at:
-                await self._expire(tx, d, now)
-                return
-            nxt = _next_event(d.expires_at, self.reminders, now, d.reminders_sent + 1)
-            if await tx.take_deadline(d.id, nxt):
-                await tx.append_register(
-                    time=now,
-                    event="reminder",
-                    direction="in",
-                    reference=d.case_reference,
-                    status="open",
-                    details={
-                        "rule": d.rule,
-                        "acting": d.acting,
-                        "due_date": d.due_date,
-                        "expires_at": d.expires_at.isoformat(),
-                    },
-                )
+    async def _handle(self, tx: Transaction, d: StoredDeadline, now: datetime) -> None:
+        if now >= d.expires_at:
+            await self._expire(tx, d, now)
+            return
+        nxt = _next_event(d.expires_at, self.reminders, now, d.reminders_sent + 1)
+        if await tx.take_deadline(d.id, nxt):
+            await tx.append_register(
+                time=now,
+                event="reminder",
+                direction="in",
+                reference=d.case_reference,
+                status="open",
+                details={
+                    "rule": d.rule,
+                    "acting": d.acting,
+                    "due_date": d.due_date,
+                    "expires_at": d.expires_at.isoformat(),
+                },
+            )
 
     async def _expire(self, tx: Transaction, d: StoredDeadline, now: datetime) -> None:
         consequence = CONSEQUENCES.get(d.rule)

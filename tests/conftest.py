@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gateway.pki.demo import DemoNetwork, create_demo_network
 
 from gateway.context import load_signer_files
+from gateway.pki.demo import DemoNetwork, create_demo_network
 from gateway.xml.signature import Signer
 
 CODES = ("BE-DU", "NL-DU", "GR-DU")
