@@ -176,6 +176,9 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     if msg is None:
         return problem(404, "Not Found", "no message with this id", field="message_id")
     view = message_view(msg)
+    view["deadlines"] = [
+        deadline_view(d) for d in await ctx.store.list_deadlines(opened_by=msg.message_id)
+    ]
     if msg.direction == "out" and msg.state == "queued":
         pending = await ctx.store.outbox_state(msg.message_id)
         if pending is not None:

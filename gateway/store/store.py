@@ -474,10 +474,13 @@ class Store:
         due_before: str | None = None,
         due_after: str | None = None,
         case: str | None = None,
+        opened_by: str | None = None,
         limit: int = 100,
         after_id: int = 0,
     ) -> list[StoredDeadline]:
         q = select(deadlines).where(deadlines.c.id > after_id)
+        if opened_by is not None:
+            q = q.where(deadlines.c.opened_by == opened_by)
         if state is not None:
             q = q.where(deadlines.c.state == state)
         if rule is not None:

@@ -48,6 +48,8 @@ async def test_art30_8_silence_is_deemed_acceptance_on_both_sides_exactly_once(
     assert limits[0]["expires_at"] == limits[1]["expires_at"], "same expiry on both sides"
     assert limits[0]["started_at"] == view["acknowledgement"]["receipt_time"]
     assert limits[0]["acting"] == "NL-DU"
+    opened = (await be.message(sent["message_id"]))["deadlines"]
+    assert [d["rule"] for d in opened] == ["take_charge_reply"]
 
     await advance(harness, 40)
     for code in ("BE-DU", "NL-DU"):
@@ -147,3 +149,37 @@ async def test_deadlines_api_filters_by_state_rule_and_peer(harness: Harness) ->
     assert [d["case"] for d in page["items"]] == [sent["reference"]]
     none = await be._request("GET", "/api/v1/deadlines", params={"peer": "GR-DU"})
     assert none["items"] == []
+
+
+async def test_reminders_go_out_at_the_lead_times_before_expiry(harness: Harness) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be = harness.api("BE-DU")
+    sent = await send_request(be, case_number="REMIND-1")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    case = await be.case(sent["reference"])
+    limit = {d["rule"]: d for d in case["deadlines"]}["take_charge_reply"]
+    from datetime import datetime
+
+    expires = datetime.fromisoformat(limit["expires_at"].replace("Z", "+00:00"))
+    to_go = (expires - harness.ctx("BE-DU").clock()).total_seconds() / 86400
+
+    async def reminders() -> list[object]:
+        return [
+            e
+            for e in await harness.ctx("BE-DU").store.register_entries(limit=10_000)
+            if e.event == "reminder"
+        ]
+
+    await advance(harness, to_go - 2.5)  # inside the 3-day lead time
+    for _ in range(100):
+        if len(await reminders()) == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert len(await reminders()) == 1
+    await advance(harness, 2)  # inside the 1-day lead time
+    for _ in range(100):
+        if len(await reminders()) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(await reminders()) == 2
+    assert (await be.case(sent["reference"]))["state"] == "requested"
