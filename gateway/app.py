@@ -13,8 +13,7 @@ from aiohttp import web
 from gateway.api.internal import api_app
 from gateway.config import Config
 from gateway.context import GatewayContext, open_context
-from gateway.core.deadlines import load_rule_set
-from gateway.deadlines import DeadlineKeeper
+from gateway.deadlines import DeadlineKeeper, rule_set
 from gateway.transport.delivery import Deliverer
 from gateway.transport.inbound import TlsAudit, peer_app
 from gateway.transport.tls import server_context
@@ -52,7 +51,7 @@ def _bound_port(runner: web.AppRunner) -> int:
 async def start_gateway(config: Config) -> RunningGateway:
     ctx = await open_context(config)
     try:
-        keeper = DeadlineKeeper(ctx, load_rule_set(config.deadlines.legal_basis))
+        keeper = DeadlineKeeper(ctx, rule_set(config.deadlines.legal_basis))
         peer_runner = web.AppRunner(peer_app(ctx, keeper), access_log=None)
         await peer_runner.setup()
         audit = TlsAudit(ctx)

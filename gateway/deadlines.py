@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.context import GatewayContext
 from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
-from gateway.core.deadlines import Rule, RuleSet, compute
+from gateway.core.deadlines import Rule, RuleSet, compute, load_rule_set
 from gateway.core.policy import Header
 from gateway.core.tracking import CONSEQUENCES, Opening, changes_for, transfer_openings
 from gateway.store.store import StoredDeadline, Transaction
@@ -32,6 +34,79 @@ def _next_event(
         if moment > now:
             return moment
     return expires
+
+
+@cache
+def rule_set(name: str) -> RuleSet:
+    """The packaged rule set `name`, read once per process."""
+    return load_rule_set(name)
+
+
+def _noon(day: date, zone: ZoneInfo) -> datetime:
+    """An instant inside a calendar day, for events known only by their date."""
+    return datetime.combine(day, time(12), tzinfo=zone)
+
+
+async def record_request_limit(
+    tx: Transaction,
+    ctx: GatewayContext,
+    rules: RuleSet,
+    header: Header,
+    form: Mapping[str, Any],
+    now: datetime,
+) -> str | None:
+    """Art. 29(1), 34(3): the requesting State's own limit for making a take charge request,
+    counted from the registration of the application (the form's application date). The
+    request met it, or was made too late; then the requesting State is responsible, and the
+    returned warning tells the case system so."""
+    registered = (form.get("application") or {}).get("date")
+    if header.message_type != "take-charge-request" or not registered:
+        return None
+    name = (
+        "take_charge_request_detained" if form.get("detained") is True else ("take_charge_request")
+    )
+    zone = ctx.local.zone
+    deadline = compute(rules.rules[name], _noon(date.fromisoformat(registered), zone), zone)
+    late = now >= deadline.expires_at
+    consequence = rules.rules[name].consequence if late else None
+    await tx.open_deadline(
+        case_reference=header.case,
+        rule=name,
+        legal_basis=rules.legal_basis,
+        acting=header.sender,
+        opened_by=header.message_id,
+        started_at=_noon(date.fromisoformat(registered), zone),
+        due_date=deadline.due_date.isoformat(),
+        expires_at=deadline.expires_at,
+        next_event_at=None,
+        state="expired" if late else "met",
+        consequence=consequence,
+        closed_by=header.message_id,
+        closed_at=now,
+    )
+    if not late:
+        return None
+    await tx.append_register(
+        time=now,
+        event="deadline-expired",
+        direction="out",
+        message_id=header.message_id,
+        reference=header.case,
+        status="expired",
+        reason=consequence,
+        details={
+            "rule": name,
+            "acting": header.sender,
+            "due_date": deadline.due_date.isoformat(),
+            "expires_at": deadline.expires_at.isoformat(),
+            "applied": True,
+        },
+    )
+    return (
+        f"Art. 29(1): the request was made after {deadline.due_date.isoformat()}, the last day "
+        "of the limit counted from the registration of the application; the requesting State "
+        "is responsible"
+    )
 
 
 class DeadlineKeeper:

@@ -16,6 +16,7 @@ from gateway.context import GatewayContext
 from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound
 from gateway.core.references import InvalidReference, Reference
+from gateway.deadlines import record_request_limit, rule_set
 from gateway.xml.envelope import (
     AttachmentFile,
     build_transmission,
@@ -63,6 +64,7 @@ class Submitted:
     reference: str
     digest: str
     register_sequence: int
+    warnings: tuple[str, ...] = ()
 
 
 def _string(data: Mapping[str, Any], key: str, required: bool = True) -> str | None:
@@ -216,6 +218,9 @@ async def submit(ctx: GatewayContext, data: Mapping[str, Any], role: str) -> Sub
             case_reference=header.case,
         )
         await tx.enqueue(header.message_id, now)
+        warning = await record_request_limit(
+            tx, ctx, rule_set(ctx.config.deadlines.legal_basis), header, form, now
+        )
         entry = await tx.append_register(
             time=now,
             event="submitted",
@@ -235,4 +240,6 @@ async def submit(ctx: GatewayContext, data: Mapping[str, Any], role: str) -> Sub
         peer=receiver,
         register_seq=entry.sequence,
     )
-    return Submitted(header.message_id, reference, digest, entry.sequence)
+    return Submitted(
+        header.message_id, reference, digest, entry.sequence, (warning,) if warning else ()
+    )

@@ -163,6 +163,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
             "reference": submitted.reference,
             "digest": submitted.digest,
             "state": "queued",
+            "warnings": list(submitted.warnings),
         },
         status=201,
         headers={"Location": f"/api/v1/messages/{submitted.message_id}"},

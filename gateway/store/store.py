@@ -221,7 +221,7 @@ class Transaction:
 
     async def open_deadline(self, **values: Any) -> int:
         result = await self.conn.execute(
-            deadlines.insert().values(state="open", reminders_sent=0, **values)
+            deadlines.insert().values(**({"state": "open", "reminders_sent": 0} | values))
         )
         key = result.inserted_primary_key
         assert key is not None

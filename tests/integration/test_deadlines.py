@@ -49,7 +49,7 @@ async def test_art30_8_silence_is_deemed_acceptance_on_both_sides_exactly_once(
     assert limits[0]["started_at"] == view["acknowledgement"]["receipt_time"]
     assert limits[0]["acting"] == "NL-DU"
     opened = (await be.message(sent["message_id"]))["deadlines"]
-    assert [d["rule"] for d in opened] == ["take_charge_reply"]
+    assert [d["rule"] for d in opened] == ["take_charge_request", "take_charge_reply"]
 
     await advance(harness, 40)
     for code in ("BE-DU", "NL-DU"):
@@ -183,3 +183,30 @@ async def test_reminders_go_out_at_the_lead_times_before_expiry(harness: Harness
         await asyncio.sleep(0.05)
     assert len(await reminders()) == 2
     assert (await be.case(sent["reference"]))["state"] == "requested"
+
+
+async def test_art29_1_a_request_after_the_limit_tells_the_requesting_state_it_is_responsible(
+    harness: Harness,
+) -> None:
+    await harness.start("BE-DU")
+    be = harness.api("BE-DU")
+    form = example("take-charge-request")
+    form["application"] = {"date": (date.today() - timedelta(days=75)).isoformat()}
+    late = await be.submit(
+        "take-charge-request",
+        "NL-DU",
+        form,
+        case_number="LATE-29",
+        attachments=attachments_for(form),
+    )
+    assert len(late["warnings"]) == 1 and "Art. 29(1)" in late["warnings"][0]
+    rules = {d["rule"]: d for d in (await be.message(late["message_id"]))["deadlines"]}
+    assert rules["take_charge_request"]["state"] == "expired"
+    assert rules["take_charge_request"]["consequence"] == "requesting-state-responsible"
+    form["application"] = {"date": (date.today() - timedelta(days=10)).isoformat()}
+    timely = await be.submit(
+        "take-charge-request", "NL-DU", form, case_number="OK-29", attachments=attachments_for(form)
+    )
+    assert timely["warnings"] == []
+    rules = {d["rule"]: d for d in (await be.message(timely["message_id"]))["deadlines"]}
+    assert rules["take_charge_request"]["state"] == "met"
