@@ -14,10 +14,14 @@ from gateway.store.store import Transaction
 
 
 async def record_step(
-    tx: Transaction, header: Header, form: Mapping[str, Any], now: datetime
+    tx: Transaction,
+    header: Header,
+    form: Mapping[str, Any],
+    now: datetime,
+    legal_basis: str,
 ) -> tuple[Conversation, str | None]:
-    """Advance the case of `header` (or open it) and mark a request answered; raises
-    Rejection when the conversation rules refuse the message."""
+    """Advance the case of `header` (or open it under `legal_basis`) and mark a request
+    answered; raises Rejection when the conversation rules refuse the message."""
     check_form_rules(header.message_type, form)
     target = None
     if header.in_reply_to is not None:
@@ -39,6 +43,7 @@ async def record_step(
             outcome=outcome,
             target=target,
         ),
+        legal_basis,
     )
     await tx.save_conversation(updated, now)
     if FORM_TYPES[header.message_type].is_reply and header.in_reply_to is not None:

@@ -198,7 +198,9 @@ async def submit(ctx: GatewayContext, data: Mapping[str, Any], role: str) -> Sub
     digest = hashlib.sha256(signed).hexdigest()
     async with ctx.store.transaction() as tx:
         try:
-            await record_step(tx, header, form, now)
+            await record_step(
+                tx, header, form, now, rule_set(ctx.config.deadlines.legal_basis).legal_basis
+            )
         except Rejection as exc:
             field = _FIELD_OF_REASON.get(exc.reason, "/type")
             raise SubmissionError(field, exc.text, exc.reason.value) from exc

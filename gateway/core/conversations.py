@@ -338,7 +338,9 @@ def _refuse(text: str) -> Rejection:
     return Rejection(Reason.CONVERSATION_RULE, text)
 
 
-def advance(conversation: Conversation | None, step: Step) -> Conversation:
+def advance(
+    conversation: Conversation | None, step: Step, legal_basis: str = LEGAL_BASIS
+) -> Conversation:
     """The conversation after `step`, or Rejection(CONVERSATION_RULE) naming the article."""
     ft = FORM_TYPES.get(step.message_type)
     if ft is None:
@@ -355,6 +357,7 @@ def advance(conversation: Conversation | None, step: Step) -> Conversation:
             requesting=step.sender,
             requested=step.receiver,
             state=OPENED_STATE.get(ft.name, State.REQUESTED),
+            legal_basis=legal_basis,
         )
     if conversation is None:
         raise _refuse(

@@ -138,7 +138,9 @@ class Receiver:
         receipt = ctx.clock()
         try:
             async with ctx.store.transaction() as tx:
-                after, outcome = await record_step(tx, header, form, receipt)
+                after, outcome = await record_step(
+                    tx, header, form, receipt, self.keeper.rules.legal_basis
+                )
                 await tx.insert_message(
                     message_id=header.message_id,
                     direction="in",
