@@ -14,8 +14,12 @@ import pytest
 from gateway.app import RunningGateway, start_gateway
 from gateway.client import GatewayClient
 from gateway.config import load_config
+from gateway.context import load_signer_files
 from gateway.examples import attachments_for, load_example
 from gateway.network import LocalNetwork, build_local_network
+from gateway.xml.envelope import Acknowledgement, read_acknowledgement
+from gateway.xml.parser import parse_untrusted
+from gateway.xml.signature import Signer, verify
 
 CODES = ("BE-DU", "NL-DU", "GR-DU")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -85,6 +89,29 @@ class Harness:
     def session_as(self, code: str) -> aiohttp.ClientSession:
         files = self.net.pki.authorities[code]
         return self.peer_session(files.tls_cert, files.tls_key)
+
+    def signer(self, code: str) -> Signer:
+        files = self.net.pki.authorities[code]
+        return load_signer_files(files.signing_cert, files.signing_key)
+
+    async def post_signed(
+        self, sender: str, receiver: str, body: bytes
+    ) -> tuple[int, Acknowledgement]:
+        """POST a transmission as `sender` (its TLS identity) to the running `receiver`;
+        returns the HTTP status and the acknowledgement, verified as signed by `receiver`."""
+        async with (
+            self.session_as(sender) as s,
+            s.post(
+                self.net.gateways[receiver].peer_url + "/v1/transmissions",
+                data=body,
+                headers={"Content-Type": "application/xml"},
+            ) as resp,
+        ):
+            verified = verify(
+                parse_untrusted(await resp.read()), self.ctx(receiver).signer_authority
+            )
+            assert verified.signer_authority == receiver
+            return resp.status, read_acknowledgement(verified.root)
 
     async def close(self) -> None:
         for client in self.clients:

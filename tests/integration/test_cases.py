@@ -10,14 +10,11 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.client import ApiError
-from gateway.context import load_signer_files
 from gateway.core.forms import form_type
 from gateway.core.policy import Header
 from gateway.examples import attachments_for
-from gateway.xml.envelope import AttachmentFile, build_transmission, read_acknowledgement
+from gateway.xml.envelope import AttachmentFile, build_transmission
 from gateway.xml.forms import form_to_element
-from gateway.xml.parser import parse_untrusted
-from gateway.xml.signature import verify
 
 from .conftest import Harness, example, send_request
 
@@ -86,8 +83,6 @@ async def test_art30_reply_arriving_for_an_answered_request_gets_a_negative_ack(
         in_reply_to=sent["message_id"],
     )
     await nl.wait_for_state(first["message_id"], {"delivered"}, within=20)
-    files = harness.net.pki.authorities["NL-DU"]
-    signer = load_signer_files(files.signing_cert, files.signing_key)
     header = Header(
         str(uuid.uuid4()),
         sent["reference"],
@@ -98,19 +93,9 @@ async def test_art30_reply_arriving_for_an_answered_request_gets_a_negative_ack(
         in_reply_to=sent["message_id"],
     )
     form = form_to_element(form_type("take-charge-reply"), example("take-charge-reply-acceptance"))
-    body = signer.sign(build_transmission(header, form))
-    async with (
-        harness.session_as("NL-DU") as s,
-        s.post(
-            harness.net.gateways["BE-DU"].peer_url + "/v1/transmissions",
-            data=body,
-            headers={"Content-Type": "application/xml"},
-        ) as resp,
-    ):
-        assert resp.status == 422
-        ack = read_acknowledgement(
-            verify(parse_untrusted(await resp.read()), harness.ctx("NL-DU").signer_authority).root
-        )
+    body = harness.signer("NL-DU").sign(build_transmission(header, form))
+    status, ack = await harness.post_signed("NL-DU", "BE-DU", body)
+    assert status == 422
     assert ack.reason_code == "already-answered"
     assert (await be.case(sent["reference"]))["state"] == "refused"
 
@@ -137,27 +122,15 @@ async def test_attachment_swapped_after_signing_is_refused_by_the_receiver(
 ) -> None:
     """The attachment bytes are covered by the signature, and checked against the form."""
     await harness.start("NL-DU")
-    files = harness.net.pki.authorities["BE-DU"]
-    signer = load_signer_files(files.signing_cert, files.signing_key)
     header = Header(
         str(uuid.uuid4()), "BE1ATT-3", "take-charge-request", "BE-DU", "NL-DU", datetime.now(UTC)
     )
     form_json = example("take-charge-request")
     form = form_to_element(form_type("take-charge-request"), form_json)
     wrong = [AttachmentFile("visa-copy.pdf", "application/pdf", b"%PDF-1.4 forged")]
-    body = signer.sign(build_transmission(header, form, wrong))
-    async with (
-        harness.session_as("BE-DU") as s,
-        s.post(
-            harness.net.gateways["NL-DU"].peer_url + "/v1/transmissions",
-            data=body,
-            headers={"Content-Type": "application/xml"},
-        ) as resp,
-    ):
-        assert resp.status == 422
-        ack = read_acknowledgement(
-            verify(parse_untrusted(await resp.read()), harness.ctx("NL-DU").signer_authority).root
-        )
+    body = harness.signer("BE-DU").sign(build_transmission(header, form, wrong))
+    status, ack = await harness.post_signed("BE-DU", "NL-DU", body)
+    assert status == 422
     assert ack.reason_code == "attachment-invalid"
     assert await harness.ctx("NL-DU").store.count_messages() == 0
 

@@ -21,6 +21,32 @@ from .conftest import CODES, FAST_DELIVERY, Harness, send_request
 REPO = Path(__file__).resolve().parents[2]
 
 
+def check_with_standard_tools(path: Path, ca: Path, what: str = "") -> None:
+    """The transmission validates with xmllint against schemas/ and its signature verifies
+    with xmlsec1 against the network CA: anyone can check it without this software."""
+    lint = subprocess.run(
+        [
+            "xmllint",
+            "--noout",
+            "--nonet",
+            "--schema",
+            str(REPO / "schemas" / "envelope.xsd"),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert lint.returncode == 0, (what, lint.stderr)
+    sig = subprocess.run(
+        ["xmlsec1", "--verify", "--trusted-pem", str(ca), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sig.returncode == 0, (what, sig.stderr)
+
+
 def spawn(net: LocalNetwork, code: str) -> subprocess.Popen[bytes]:
     gw = net.gateways[code]
     log = (gw.config.parent / "gateway.log").open("ab")
@@ -114,27 +140,7 @@ async def test_exported_transmission_validates_with_xmllint_and_verifies_with_xm
     stored = await harness.ctx("BE-DU").store.get_message(sent["message_id"])
     assert out.read_bytes() == stored.signed_xml, "exported exactly as signed"
 
-    lint = subprocess.run(
-        [
-            "xmllint",
-            "--noout",
-            "--nonet",
-            "--schema",
-            str(REPO / "schemas" / "envelope.xsd"),
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert lint.returncode == 0, lint.stderr
-    sig = subprocess.run(
-        ["xmlsec1", "--verify", "--trusted-pem", str(harness.net.pki.ca_cert), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert sig.returncode == 0, sig.stderr
+    check_with_standard_tools(out, harness.net.pki.ca_cert)
 
 
 def test_export_of_an_unknown_message_fails_clearly(harness: Harness, tmp_path: Path) -> None:
@@ -249,24 +255,4 @@ async def test_demo_case_runs_to_arrival_and_every_transmission_verifies_with_xm
         stored = await harness.ctx(sender).store.get_message(view["message_id"])
         path = tmp_path / f"{i}.xml"
         path.write_bytes(stored.signed_xml)
-        lint = subprocess.run(
-            [
-                "xmllint",
-                "--noout",
-                "--nonet",
-                "--schema",
-                str(REPO / "schemas" / "envelope.xsd"),
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert lint.returncode == 0, (STEPS[i].message_type, lint.stderr)
-        sig = subprocess.run(
-            ["xmlsec1", "--verify", "--trusted-pem", str(harness.net.pki.ca_cert), str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert sig.returncode == 0, (STEPS[i].message_type, sig.stderr)
+        check_with_standard_tools(path, harness.net.pki.ca_cert, STEPS[i].message_type)

@@ -13,21 +13,19 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
 from gateway.context import load_signer_files
 from gateway.core.forms import form_type
 from gateway.core.policy import Header
 from gateway.examples import attachments_for
-from gateway.pki.certs import load_certificate, load_private_key
-from gateway.pki.demo import create_demo_network, issue_certificate
+from gateway.pki.demo import create_demo_network
 from gateway.xml.envelope import AttachmentFile, build_transmission, read_acknowledgement
 from gateway.xml.forms import form_to_element
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import Signer, verify
+from tests.pki_helpers import unpinned_certificate
 
 from .conftest import Harness, example
 
@@ -70,20 +68,7 @@ def two_signatures(h: Harness) -> bytes:
 
 def unpinned_signer(h: Harness) -> Signer:
     """A signing certificate issued by the network CA for BE-DU but not in the directory."""
-    pki = h.net.pki
-    ca_cert, ca_key = load_certificate(pki.ca_cert), load_private_key(pki.ca_key)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    cert = issue_certificate(
-        ca_cert,
-        ca_key,  # type: ignore[arg-type]
-        key.public_key(),
-        x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "BE-DU signing")]),
-        purpose="signing",
-        not_before=now - timedelta(minutes=1),
-        not_after=now + timedelta(days=1),
-    )
-    return Signer(key, cert)
+    return Signer(*unpinned_certificate(h.net.pki, "signing", "BE-DU signing"))
 
 
 def signer(h: Harness, code: str) -> Signer:
@@ -277,20 +262,7 @@ async def test_message_id_reused_for_other_content_is_refused(nl: Harness) -> No
 
 async def test_certificate_of_the_ca_but_not_pinned_is_refused(nl: Harness, tmp_path: Path) -> None:
     """Being issued by the network CA is not enough: the peer must be pinned (Art. 41)."""
-    pki = nl.net.pki
-    ca_cert, ca_key = load_certificate(pki.ca_cert), load_private_key(pki.ca_key)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    cert = issue_certificate(
-        ca_cert,
-        ca_key,
-        key.public_key(),  # type: ignore[arg-type]
-        x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "BE-DU")]),
-        purpose="tls",
-        sans=[x509.DNSName("localhost")],
-        not_before=now - timedelta(minutes=1),
-        not_after=now + timedelta(days=1),
-    )
+    key, cert = unpinned_certificate(nl.net.pki, "tls")
     (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "k.pem").write_bytes(
         key.private_bytes(

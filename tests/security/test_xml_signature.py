@@ -8,12 +8,10 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
 from gateway.core.policy import Header, Reason, Rejection
@@ -23,6 +21,7 @@ from gateway.pki.directory_file import load_directory
 from gateway.xml.envelope import build_transmission, read_header
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import DS, Signer, verify
+from tests.pki_helpers import unpinned_certificate
 
 FORM_NS = "urn:eu:dublin:forms:take-charge-request:1"
 
@@ -130,22 +129,7 @@ def test_content_changed_after_signing_is_refused(signers, resolve) -> None:
 
 
 def test_signer_not_pinned_in_the_directory_is_refused(pki, resolve) -> None:
-    from gateway.pki.certs import load_certificate, load_private_key
-    from gateway.pki.demo import issue_certificate
-
-    ca_cert = load_certificate(pki.ca_cert)
-    ca_key = load_private_key(pki.ca_key)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    cert = issue_certificate(
-        ca_cert,
-        ca_key,  # type: ignore[arg-type]
-        key.public_key(),
-        x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "BE-DU signing")]),
-        purpose="signing",
-        not_before=now,
-        not_after=now + timedelta(days=30),
-    )
+    key, cert = unpinned_certificate(pki, "signing", "BE-DU signing")
     assert resolve(fingerprint(cert)) is None
     data = Signer(key, cert).sign(document())
     assert reason(data, resolve) == Reason.SIGNER_UNKNOWN
