@@ -110,6 +110,131 @@ def _cmd_deadline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_register_verify(args: argparse.Namespace) -> int:
+    from gateway.core.register import RegisterChainError
+    from gateway.pki.certs import load_certificate
+    from gateway.register import verify_store
+    from gateway.store.store import Store
+
+    config = load_config(args.config)
+    ca = load_certificate(config.ca_cert)
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            width = 30
+            filled = width * done // max(total, 1)
+            print(
+                f"\rverifying [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    async def run() -> int:
+        store = await Store.open(config.database_url)
+        try:
+            report = await verify_store(store, config.authority, ca, progress)
+        except RegisterChainError as exc:
+            if tty:
+                print(file=sys.stderr)
+            print(
+                f"register of {config.authority}: NOT intact: sequence {exc.sequence}: {exc.reason}"
+            )
+            return 1
+        finally:
+            await store.close()
+        if tty:
+            print(file=sys.stderr)
+        print(
+            f"register of {config.authority}: intact: {report.entries:,} entries, head "
+            f"#{report.head_sequence} {report.head_hash}, {report.checkpoints} signed "
+            "checkpoints"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
+def _cmd_register_query(args: argparse.Namespace) -> int:
+    import csv
+    import json
+    from datetime import datetime
+
+    from gateway.store.store import Store
+
+    config = load_config(args.config)
+
+    def instant(text: str | None, name: str) -> datetime | None:
+        if text is None:
+            return None
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError(f"--{name} needs a UTC offset")
+        return moment
+
+    async def fetch() -> list[dict[str, object]]:
+        store = await Store.open(config.database_url)
+        try:
+            entries = await store.query_register(
+                reference=args.reference,
+                message_id=args.message_id,
+                peer=args.peer,
+                message_type=args.type,
+                direction=args.direction,
+                status=args.status,
+                event=args.event,
+                since=instant(args.since, "since"),
+                until=instant(args.until, "until"),
+                limit=args.limit,
+            )
+        finally:
+            await store.close()
+        return [e.to_dict() for e in entries]
+
+    rows = asyncio.run(fetch())
+    columns = [
+        "sequence",
+        "time",
+        "event",
+        "direction",
+        "peer",
+        "message_type",
+        "reference",
+        "message_id",
+        "status",
+        "reason",
+        "digest",
+    ]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    elif args.format == "csv":
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=[*columns, "details", "hash"], extrasaction="ignore"
+        )
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "details": json.dumps(row["details"], sort_keys=True)})
+    else:
+        shown = [
+            "sequence",
+            "time",
+            "event",
+            "direction",
+            "peer",
+            "message_type",
+            "reference",
+            "status",
+            "reason",
+        ]
+        cells = [[str(r.get(c) or "") for c in shown] for r in rows]
+        widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(shown)]
+        print("  ".join(c.ljust(w) for c, w in zip(shown, widths, strict=True)))
+        for line in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -150,6 +275,29 @@ def build_parser() -> argparse.ArgumentParser:
     deadline.add_argument("--requested", default=None, help="requested reply date (urgent)")
     deadline.add_argument("--legal-basis", default="com-2020-610")
     deadline.set_defaults(func=_cmd_deadline)
+
+    register = sub.add_parser("register", help="the transmission register (Art. 40(9))")
+    register_sub = register.add_subparsers(dest="register_command", required=True)
+    verify = register_sub.add_parser("verify", help="check chain, head and signed checkpoints")
+    verify.add_argument("--config", type=Path, required=True)
+    verify.set_defaults(func=_cmd_register_verify)
+    query = register_sub.add_parser("query", help="list register entries")
+    query.add_argument("--config", type=Path, required=True)
+    for name in (
+        "reference",
+        "message-id",
+        "peer",
+        "type",
+        "direction",
+        "status",
+        "event",
+        "since",
+        "until",
+    ):
+        query.add_argument(f"--{name}", default=None)
+    query.add_argument("--limit", type=int, default=1000)
+    query.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    query.set_defaults(func=_cmd_register_query)
 
     export = sub.add_parser("export", help="write a stored transmission exactly as signed")
     export.add_argument("--config", type=Path, required=True)

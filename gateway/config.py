@@ -55,6 +55,12 @@ class DeadlineSettings:
 
 
 @dataclass(frozen=True)
+class RegisterSettings:
+    checkpoint_every: int = 1000
+    """Sign a checkpoint of (sequence, head hash) every this many register entries."""
+
+
+@dataclass(frozen=True)
 class ClockSettings:
     offset_seconds: float = 0.0
     """Added to the system clock; for demonstrations and tests only."""
@@ -79,6 +85,7 @@ class Config:
     delivery: DeliverySettings
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     clock: ClockSettings = field(default_factory=ClockSettings)
+    register: RegisterSettings = field(default_factory=RegisterSettings)
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -133,6 +140,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         "delivery",
         "deadlines",
         "clock",
+        "register",
     }
     unknown = set(raw) - known
     if unknown:
@@ -260,6 +268,12 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         adjustable=_typed(clock_t, "clock.", "adjustable", bool, False),
     )
 
+    register_t = _section(raw, "register")
+    register = RegisterSettings(
+        checkpoint_every=_typed(register_t, "register.", "checkpoint_every", int, 1000)
+    )
+    _positive(register.checkpoint_every, "register.checkpoint_every")
+
     return Config(
         path=path.resolve(),
         authority=authority,
@@ -276,4 +290,5 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         delivery=delivery,
         deadlines=deadline_settings,
         clock=clock,
+        register=register,
     )

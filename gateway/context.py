@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import Config
 from gateway.core.directory import Authority, Directory
 from gateway.pki.certs import CertificateError, fingerprint, load_certificate, load_private_key
 from gateway.pki.directory_file import load_directory
-from gateway.store.store import Store
+from gateway.store.store import Checkpointer, Store
 from gateway.xml.signature import Signer
 
 
@@ -86,6 +87,12 @@ async def open_context(config: Config) -> GatewayContext:
             " in the directory; peers would refuse our signatures"
         )
     store = await Store.open(config.database_url)
+    store.checkpointer = Checkpointer(
+        authority=config.authority,
+        every=config.register.checkpoint_every,
+        signer_pem=signer.certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        sign=lambda payload: signer.key.sign(payload, ec.ECDSA(hashes.SHA256())),
+    )
     return GatewayContext(
         config=config,
         directory=directory,

@@ -157,3 +157,18 @@ deadlines = Table(
     Index("ix_deadlines_next_event", "state", "next_event_at"),
     Index("ix_deadlines_case", "case_reference", "state"),
 )
+
+register_checkpoints = Table(
+    "register_checkpoints",
+    metadata,
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("hash", String(64), nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+    Column("signer", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+)

@@ -7,8 +7,9 @@ and serialises register appends on the register_head row."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway.core.checkpoints import checkpoint_payload
 from gateway.core.conversations import Conversation, State
 from gateway.core.policy import PriorMessage
 from gateway.core.register import RegisterEntry, next_entry
@@ -31,6 +33,7 @@ from gateway.store.schema import (
     messages,
     outbox,
     register,
+    register_checkpoints,
     register_head,
 )
 
@@ -149,12 +152,25 @@ def _entry(row: Any) -> RegisterEntry:
     )
 
 
+@dataclass(frozen=True)
+class Checkpointer:
+    """Signs (sequence, head) every `every` entries with the gateway's signing key."""
+
+    authority: str
+    every: int
+    signer_pem: str
+    sign: Callable[[bytes], bytes]
+
+
 class Transaction:
     """One unit of work. Everything done through it commits together or not at all."""
 
-    def __init__(self, conn: AsyncConnection, postgres: bool) -> None:
+    def __init__(
+        self, conn: AsyncConnection, postgres: bool, checkpointer: Checkpointer | None = None
+    ) -> None:
         self.conn = conn
         self._postgres = postgres
+        self._checkpointer = checkpointer
         self.appended: list[RegisterEntry] = []
 
     async def append_register(self, *, time: datetime, **fields: Any) -> RegisterEntry:
@@ -173,6 +189,18 @@ class Transaction:
             .values(sequence=entry.sequence, hash=entry.hash)
         )
         self.appended.append(entry)
+        cp = self._checkpointer
+        if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
+            payload = checkpoint_payload(cp.authority, entry.sequence, entry.hash, time)
+            await self.conn.execute(
+                register_checkpoints.insert().values(
+                    sequence=entry.sequence,
+                    hash=entry.hash,
+                    time=time,
+                    signer=cp.signer_pem,
+                    signature=base64.b64encode(cp.sign(payload)).decode(),
+                )
+            )
         return entry
 
     async def insert_message(self, **values: Any) -> None:
@@ -291,6 +319,7 @@ class Store:
         self.postgres = engine.dialect.name == "postgresql"
         # SQLite allows one writer; serialising writers in-process avoids lock upgrades.
         self._write_lock = asyncio.Lock()
+        self.checkpointer: Checkpointer | None = None
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -341,7 +370,7 @@ class Store:
         async with self._write_lock, self.engine.connect() as conn:
             writer = await conn.execution_options(**{_WRITE: True})
             async with writer.begin():
-                yield Transaction(writer, self.postgres)
+                yield Transaction(writer, self.postgres, self.checkpointer)
 
     async def get_message(self, message_id: str) -> StoredMessage | None:
         async with self.engine.connect() as conn:
@@ -503,6 +532,46 @@ class Store:
         q = q.order_by(deadlines.c.id).limit(limit)
         async with self.engine.connect() as conn:
             return [_deadline(r) for r in await conn.execute(q)]
+
+    async def checkpoints(self) -> list[dict[str, Any]]:
+        q = select(register_checkpoints).order_by(register_checkpoints.c.sequence)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(q)]
+
+    async def query_register(
+        self,
+        *,
+        reference: str | None = None,
+        message_id: str | None = None,
+        peer: str | None = None,
+        message_type: str | None = None,
+        direction: str | None = None,
+        status: str | None = None,
+        event: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[RegisterEntry]:
+        q = select(register).where(register.c.sequence > after)
+        for column, value in (
+            (register.c.reference, reference),
+            (register.c.message_id, message_id),
+            (register.c.peer, peer),
+            (register.c.message_type, message_type),
+            (register.c.direction, direction),
+            (register.c.status, status),
+            (register.c.event, event),
+        ):
+            if value is not None:
+                q = q.where(column == value)
+        if since is not None:
+            q = q.where(register.c.time >= since)
+        if until is not None:
+            q = q.where(register.c.time < until)
+        q = q.order_by(register.c.sequence).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_entry(r) for r in await conn.execute(q)]
 
     async def count_messages(self) -> int:
         async with self.engine.connect() as conn:

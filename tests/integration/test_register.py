@@ -1,0 +1,200 @@
+"""The register of Art. 40(9) is tamper-evident: `gateway register verify` names the first bad
+sequence number for an edited entry, a gap, a deleted tail or a rewritten history."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.core.register import chain_hash, encode_entry
+
+from .conftest import example, make_harness, send_request
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A BE-DU register with a few exchanges and a signed checkpoint every 3 entries."""
+    import asyncio
+
+    tmp = tmp_path_factory.mktemp("reg")
+
+    async def run() -> tuple[Path, Path]:
+        h = await make_harness(tmp)
+        for code in ("BE-DU", "NL-DU"):
+            cfg = h.net.gateways[code].config
+            cfg.write_text(cfg.read_text() + "\n[register]\ncheckpoint_every = 3\n")
+        try:
+            await h.start("BE-DU", "NL-DU")
+            be, nl = h.api("BE-DU"), h.api("NL-DU")
+            for i in range(3):
+                sent = await send_request(be, case_number=f"REG-{i}")
+                await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+                reply = await nl.submit(
+                    "take-charge-reply",
+                    "BE-DU",
+                    example("take-charge-reply-acceptance"),
+                    in_reply_to=sent["message_id"],
+                )
+                await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+        finally:
+            await h.close()
+        gw = h.net.gateways["BE-DU"]
+        return gw.config, gw.data_dir / "gateway.db"
+
+    return asyncio.run(run())
+
+
+def copy_of(recorded: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    config, db = recorded
+    target = tmp_path / "gateway.db"
+    shutil.copy(db, target)
+    text = config.read_text()
+    new = tmp_path / "gateway.toml"
+    new.write_text(f'database_url = "sqlite+aiosqlite:///{target}"\n' + text)
+    return new, target
+
+
+def verify(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["register", "verify", "--config", str(config)])
+    return code, capsys.readouterr().out
+
+
+def test_art40_9_intact_register_verifies(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = copy_of(recorded, tmp_path)
+    code, out = verify(config, capsys)
+    assert code == 0, out
+    assert "intact" in out and "signed checkpoints" in out
+
+
+def _edit(db: sqlite3.Connection) -> int:
+    db.execute("UPDATE register SET peer = 'GR-DU' WHERE sequence = 4")
+    return 4
+
+
+def _gap(db: sqlite3.Connection) -> int:
+    db.execute("DELETE FROM register WHERE sequence = 5")
+    return 5
+
+
+def _tail(db: sqlite3.Connection) -> int:
+    last = db.execute("SELECT max(sequence) FROM register").fetchone()[0]
+    keep = 4
+    row = db.execute("SELECT hash FROM register WHERE sequence = ?", (keep,)).fetchone()
+    db.execute("DELETE FROM register WHERE sequence > ?", (keep,))
+    db.execute("UPDATE register_head SET sequence = ?, hash = ?", (keep, row[0]))
+    assert last > keep + 3
+    return keep + 1
+
+
+def _rewrite(db: sqlite3.Connection) -> int:
+    """Change entry 2 and recompute every later hash and the head, as a forger would."""
+    rows = db.execute("SELECT * FROM register ORDER BY sequence").fetchall()
+    cols = [d[0] for d in db.execute("SELECT * FROM register LIMIT 1").description]
+    from datetime import datetime
+
+    prev = "0" * 64
+    for raw in rows:
+        r = dict(zip(cols, raw, strict=True))
+        if r["sequence"] == 2:
+            r["peer"] = "GR-DU"
+        canonical = encode_entry(
+            r["sequence"],
+            datetime.fromisoformat(r["time"] + "+00:00"),
+            r["event"],
+            r["direction"],
+            r["peer"],
+            r["message_id"],
+            r["message_type"],
+            r["reference"],
+            r["digest"],
+            r["status"],
+            r["reason"],
+            json.loads(r["details"]),
+        )
+        h = chain_hash(prev, canonical)
+        db.execute(
+            "UPDATE register SET peer = ?, prev_hash = ?, hash = ? WHERE sequence = ?",
+            (r["peer"], prev, h, r["sequence"]),
+        )
+        prev = h
+    db.execute("UPDATE register_head SET hash = ?", (prev,))
+    return 3  # the first checkpoint (entry 3) no longer matches
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (_edit, "edited"),
+        (_gap, "missing"),
+        (_tail, "deleted tail"),
+        (_rewrite, "checkpoint"),
+    ],
+    ids=["edited-entry", "gap", "deleted-tail", "rewritten-history"],
+)
+def test_art40_9_tampering_is_detected_at_the_first_bad_sequence(
+    recorded: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tamper: Callable[[sqlite3.Connection], int],
+    reason: str,
+) -> None:
+    config, path = copy_of(recorded, tmp_path)
+    with sqlite3.connect(path) as db:
+        bad = tamper(db)
+    code, out = verify(config, capsys)
+    assert code == 1, out
+    assert f"sequence {bad}:" in out and reason in out, out
+
+
+def test_register_query_filters_and_formats(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = copy_of(recorded, tmp_path)
+    assert (
+        main(
+            [
+                "register",
+                "query",
+                "--config",
+                str(config),
+                "--reference",
+                "BE1REG-1",
+                "--event",
+                "received",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["message_type"] for r in rows] == ["take-charge-reply"]
+    assert (
+        main(
+            [
+                "register",
+                "query",
+                "--config",
+                str(config),
+                "--format",
+                "csv",
+                "--direction",
+                "out",
+                "--event",
+                "submitted",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("sequence,time,event") and len(lines) == 4
+    assert main(["register", "query", "--config", str(config), "--peer", "NL-DU"]) == 0
+    assert "delivered" in capsys.readouterr().out
