@@ -49,3 +49,27 @@ async def record_step(
     if FORM_TYPES[header.message_type].is_reply and header.in_reply_to is not None:
         await tx.update_message(header.in_reply_to, answered_by=header.message_id)
     return updated, outcome
+
+
+async def erase_payload(
+    tx: Transaction, message_id: str, now: datetime, because_of: str | None
+) -> None:
+    """Art. 40(8): erase a message's payload; its register entries and digest remain, so the
+    register still verifies and still proves what was exchanged."""
+    stored = await tx.get_message(message_id)
+    if stored is None or stored.signed_xml is None:
+        return
+    await tx.update_message(message_id, signed_xml=None)
+    await tx.append_register(
+        time=now,
+        event="payload-erased",
+        direction=stored.direction,
+        peer=stored.peer,
+        message_id=message_id,
+        message_type=stored.message_type,
+        reference=stored.case,
+        digest=stored.digest,
+        status="erased",
+        reason="erasure-notice" if because_of else "retention",
+        details={"notice": because_of} if because_of else {},
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +29,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "read-messages": frozenset({"case-officer", "health-practitioner"}),
     "health": frozenset({"case-officer", "health-practitioner", "administrator", "auditor"}),
     "adjust-clock": frozenset({"administrator"}),
+    "read-register": frozenset({"auditor"}),
 }
 MAX_JSON_BYTES = 12 * 1024 * 1024
 
@@ -293,6 +294,60 @@ async def get_deadlines(request: web.Request) -> web.StreamResponse:
     )
 
 
+REGISTER_FILTERS = {
+    "reference": "reference",
+    "message_id": "message_id",
+    "peer": "peer",
+    "type": "message_type",
+    "direction": "direction",
+    "status": "status",
+    "event": "event",
+}
+
+
+@requires("read-register")
+async def get_register(request: web.Request) -> web.StreamResponse:
+    """Art. 40(9): the register for auditors: metadata and digests, never payloads."""
+    ctx = request.app[CONTEXT]
+    q = request.query
+    unknown = set(q) - set(REGISTER_FILTERS) - {"since", "until", "cursor", "limit"}
+    if unknown:
+        name = sorted(unknown)[0]
+        return problem(400, "Bad Request", f"unknown filter {name!r}", field=name)
+    try:
+        after = int(q.get("cursor", "0"))
+        limit = int(q.get("limit", "100"))
+        times = {}
+        for key in ("since", "until"):
+            if key in q:
+                moment = datetime.fromisoformat(q[key].replace("Z", "+00:00"))
+                if moment.tzinfo is None:
+                    raise ValueError(key)
+                times[key] = moment
+    except ValueError:
+        return problem(
+            400,
+            "Bad Request",
+            "cursor and limit are integers; since and until ISO 8601 instants with an offset",
+            field="since",
+        )
+    if not 1 <= limit <= 1000:
+        return problem(400, "Bad Request", "limit is 1-1000", field="limit")
+    entries = await ctx.store.query_register(
+        **{column: q[name] for name, column in REGISTER_FILTERS.items() if name in q},
+        since=times.get("since"),
+        until=times.get("until"),
+        after=after,
+        limit=limit,
+    )
+    return web.json_response(
+        {
+            "items": [e.to_dict() for e in entries],
+            "next_cursor": str(entries[-1].sequence) if entries else str(after),
+        }
+    )
+
+
 @requires("adjust-clock")
 async def post_clock(request: web.Request) -> web.StreamResponse:
     """Move this gateway's clock forward: demonstrations and tests of time limits only."""
@@ -348,5 +403,6 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app.router.add_get("/api/v1/cases/{reference}", get_case)
     app.router.add_get("/api/v1/deadlines", get_deadlines)
     app.router.add_post("/api/v1/admin/clock", post_clock)
+    app.router.add_get("/api/v1/register", get_register)
     app.router.add_get("/api/v1/health", get_health)
     return app

@@ -30,6 +30,7 @@ EVENTS = frozenset(
         "deadline-expired",  # the limit passed; its consequence, if any, was applied once
         "reminder",  # a time limit is close for the party that must act
         "late-reply",  # a reply after deemed acceptance/confirmation: stored, flagged
+        "payload-erased",  # a payload erased (Art. 40(8)); the entry and digest remain
     }
 )
 DIRECTIONS = frozenset({"in", "out"})

@@ -89,6 +89,8 @@ class OutboxItem:
     digest: str
     signed_xml: bytes
     attempts: int
+    message_type: str = ""
+    reference: str = ""
 
 
 def _message(row: Any) -> StoredMessage:
@@ -401,6 +403,8 @@ class Store:
                 messages.c.peer,
                 messages.c.digest,
                 messages.c.signed_xml,
+                messages.c.message_type,
+                messages.c.reference,
             )
             .join(messages, messages.c.message_id == outbox.c.message_id)
             .where(outbox.c.next_attempt_at <= now)
@@ -419,7 +423,15 @@ class Store:
                     .values(leased_until=now + lease)
                 )
         return [
-            OutboxItem(r.message_id, r.peer, r.digest, r.signed_xml, r.attempts)
+            OutboxItem(
+                r.message_id,
+                r.peer,
+                r.digest,
+                r.signed_xml,
+                r.attempts,
+                r.message_type,
+                r.reference,
+            )
             for r in rows
             if r.signed_xml is not None
         ]

@@ -228,6 +228,8 @@ class Deliverer:
                 direction="out",
                 peer=item.peer,
                 message_id=item.message_id,
+                message_type=item.message_type,
+                reference=item.reference,
                 digest=item.digest,
                 status=ack.status,
                 reason=ack.reason_code,
@@ -266,6 +268,8 @@ class Deliverer:
                 direction="out",
                 peer=item.peer,
                 message_id=item.message_id,
+                message_type=item.message_type,
+                reference=item.reference,
                 digest=item.digest,
                 status="undeliverable" if give_up else "retrying",
                 details={"attempt": attempt, "error": error[:500]}

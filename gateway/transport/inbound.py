@@ -18,7 +18,7 @@ from datetime import timedelta
 from aiohttp import web
 from lxml import etree
 
-from gateway.cases import record_step
+from gateway.cases import erase_payload, record_step
 from gateway.context import GatewayContext
 from gateway.core.policy import Header, Reason, Rejection, check_inbound
 from gateway.deadlines import DeadlineKeeper
@@ -159,6 +159,8 @@ class Receiver:
                 )
                 if await self.keeper.on_message(tx, header, form, outcome, after, receipt):
                     await tx.update_message(header.message_id, reason_code="late-reply")
+                if header.message_type == "erasure-notice" and header.in_reply_to is not None:
+                    await erase_payload(tx, header.in_reply_to, receipt, header.message_id)
                 entry = await tx.append_register(
                     time=receipt,
                     event="received",

@@ -3,6 +3,8 @@ field or rule at fault, inbox paging by cursor."""
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 import pytest
 
@@ -194,3 +196,28 @@ async def test_clock_moves_only_for_administrators_of_demonstration_gateways(
         assert err.value.status == 403 and err.value.problem["rule"] == "clock.adjustable"
     finally:
         await h.close()
+
+
+async def test_art40_9_register_api_is_for_auditors_only_and_carries_no_payload(
+    harness: Harness,
+) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be = harness.api("BE-DU")
+    sent = await send_request(be, case_number="AUD-1")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    auditor = harness.api("BE-DU", "auditor")
+    page = await auditor._request(
+        "GET", "/api/v1/register", params={"reference": sent["reference"], "event": "delivered"}
+    )
+    assert [e["message_id"] for e in page["items"]] == [sent["message_id"]]
+    assert "EXAMPLE-DOE" not in json.dumps(page)
+    for role in ("case-officer", "health-practitioner", "administrator"):
+        with pytest.raises(ApiError) as err:
+            await harness.api("BE-DU", role)._request("GET", "/api/v1/register")
+        assert err.value.status == 403
+    with pytest.raises(ApiError) as err:
+        await auditor._request("GET", "/api/v1/register", params={"since": "yesterday"})
+    assert err.value.status == 400
+    with pytest.raises(ApiError) as err:
+        await auditor._request("GET", "/api/v1/register", params={"peer'; DROP": "x"})
+    assert err.value.status == 400

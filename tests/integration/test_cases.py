@@ -140,3 +140,49 @@ async def test_unknown_case_is_not_found(harness: Harness) -> None:
     with pytest.raises(ApiError) as err:
         await harness.api("BE-DU").case("BE1NOPE")
     assert err.value.status == 404
+
+
+async def test_art40_8_erasure_notice_erases_the_payload_and_the_register_still_verifies(
+    harness: Harness,
+) -> None:
+    from gateway.pki.certs import load_certificate
+    from gateway.register import verify_store
+
+    await harness.start("BE-DU", "NL-DU")
+    be, nl = harness.api("BE-DU"), harness.api("NL-DU")
+    sent = await send_request(be, case_number="ERASE-1")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    reply = await nl.submit(
+        "take-charge-reply",
+        "BE-DU",
+        example("take-charge-reply-acceptance"),
+        in_reply_to=sent["message_id"],
+    )
+    await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+    info = await be.submit(
+        "transfer-information", "NL-DU", example("transfer-information"), case=sent["reference"]
+    )
+    await be.wait_for_state(info["message_id"], {"delivered"}, within=20)
+    erase = await be.submit(
+        "erasure-notice", "NL-DU", example("erasure-notice"), in_reply_to=info["message_id"]
+    )
+    await be.wait_for_state(erase["message_id"], {"delivered"}, within=20)
+
+    stored = await harness.ctx("NL-DU").store.get_message(info["message_id"])
+    assert stored is not None and stored.signed_xml is None
+    assert stored.digest == (await be.message(info["message_id"]))["digest"]
+    entries = await harness.ctx("NL-DU").store.register_entries(limit=1000)
+    erased = [e for e in entries if e.event == "payload-erased"]
+    assert len(erased) == 1 and erased[0].message_id == info["message_id"]
+    item = await nl.wait_for_inbox(lambda m: m["message_id"] == info["message_id"])
+    assert item["form"] is None
+    report = await verify_store(
+        harness.ctx("NL-DU").store, "NL-DU", load_certificate(harness.net.pki.ca_cert)
+    )
+    assert report.entries == len(entries)
+    # NL-DU cannot ask BE-DU to erase what BE-DU itself sent (Art. 40(8))
+    with pytest.raises(ApiError) as err:
+        await nl.submit(
+            "erasure-notice", "BE-DU", example("erasure-notice"), in_reply_to=info["message_id"]
+        )
+    assert err.value.problem["rule"] == "conversation-rule"
