@@ -235,6 +235,48 @@ def _cmd_register_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_register_export(args: argparse.Namespace) -> int:
+    from gateway.context import load_signer
+    from gateway.pki.directory_file import atomic_write
+    from gateway.register import export_bundle
+    from gateway.store.store import Store
+
+    config = load_config(args.config)
+    signer = load_signer(config)
+
+    async def run() -> bytes:
+        store = await Store.open(config.database_url)
+        try:
+            return await export_bundle(store, config.authority, signer, args.first, args.last)
+        finally:
+            await store.close()
+
+    data = asyncio.run(run())
+    atomic_write(args.out, data, mode=0o644)
+    print(f"wrote register bundle {args.out} ({len(data):,} bytes)")
+    return 0
+
+
+def _cmd_register_verify_bundle(args: argparse.Namespace) -> int:
+    from gateway.pki.certs import load_certificate
+    from gateway.register import BundleError, verify_bundle
+
+    try:
+        data = args.bundle.read_bytes()
+    except OSError as exc:
+        raise LookupError(f"cannot read {args.bundle}: {exc.strerror}") from exc
+    try:
+        report = verify_bundle(data, load_certificate(args.ca))
+    except BundleError as exc:
+        print(f"bundle {args.bundle}: NOT valid: {exc}")
+        return 1
+    print(
+        f"bundle {args.bundle}: valid: register of {report.authority}, entries "
+        f"{report.first}-{report.last}, {report.checkpoints} signed checkpoints"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -298,6 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--limit", type=int, default=1000)
     query.add_argument("--format", choices=["table", "json", "csv"], default="table")
     query.set_defaults(func=_cmd_register_query)
+    export_bundle = register_sub.add_parser("export", help="write a signed offline bundle")
+    export_bundle.add_argument("--config", type=Path, required=True)
+    export_bundle.add_argument("--out", type=Path, required=True)
+    export_bundle.add_argument("--from", dest="first", type=int, default=1)
+    export_bundle.add_argument("--to", dest="last", type=int, default=None)
+    export_bundle.set_defaults(func=_cmd_register_export)
+    verify_bundle = register_sub.add_parser("verify-bundle", help="check a bundle offline")
+    verify_bundle.add_argument("bundle", type=Path)
+    verify_bundle.add_argument("--ca", type=Path, required=True, help="network CA certificate")
+    verify_bundle.set_defaults(func=_cmd_register_verify_bundle)
 
     export = sub.add_parser("export", help="write a stored transmission exactly as signed")
     export.add_argument("--config", type=Path, required=True)

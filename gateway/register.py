@@ -5,18 +5,21 @@ constant memory."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.core.checkpoints import checkpoint_payload
-from gateway.core.register import GENESIS_HASH, RegisterChainError, verify_chain
+from gateway.core.register import GENESIS_HASH, RegisterChainError, RegisterEntry, verify_chain
 from gateway.store.store import Store
+from gateway.xml.signature import Signer
 
 PAGE = 10_000
 
@@ -84,3 +87,132 @@ async def verify_store(
             "the recorded head does not match the chain (deleted or rewritten tail)",
         )
     return VerifyReport(seq, seq, head, len(checkpoints))
+
+
+# ---- Offline bundles -------------------------------------------------------------------------
+
+BUNDLE_FORMAT = "dublin-gateway-register-bundle/1"
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def export_bundle(
+    store: Store,
+    authority: str,
+    signer: Signer,
+    first: int = 1,
+    last: int | None = None,
+) -> bytes:
+    """A self-contained file of entries first..last, the checkpoints among them and the one
+    after them, and the signer certificates, signed as a whole with the gateway's signing
+    key. The file is canonical JSON: any changed byte breaks it."""
+    head_seq, _ = await store.register_head()
+    last = head_seq if last is None else min(last, head_seq)
+    if first < 1 or last < first:
+        raise ValueError(f"nothing to export between {first} and {last}")
+    entries: list[dict[str, Any]] = []
+    seq = first - 1
+    while seq < last:
+        page = await store.register_entries(after=seq, limit=min(PAGE, last - seq))
+        if not page:
+            break
+        entries.extend(e.to_dict() for e in page)
+        seq = page[-1].sequence
+    checkpoints = await store.checkpoints()
+    chosen = [c for c in checkpoints if first <= int(c["sequence"]) <= last]
+    later = [c for c in checkpoints if int(c["sequence"]) > last][:1]
+    body = {
+        "format": BUNDLE_FORMAT,
+        "authority": authority,
+        "first": first,
+        "last": last,
+        "entries": entries,
+        "checkpoints": [
+            {
+                "sequence": int(c["sequence"]),
+                "hash": c["hash"],
+                "time": c["time"].isoformat(),
+                "signer": c["signer"],
+                "signature": c["signature"],
+            }
+            for c in chosen + later
+        ],
+    }
+    body_bytes = _canonical(body)
+    signature = signer.key.sign(body_bytes, ec.ECDSA(hashes.SHA256()))
+    return _canonical(
+        {
+            "body": base64.b64encode(body_bytes).decode(),
+            "signature": base64.b64encode(signature).decode(),
+            "signer": signer.certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    authority: str
+    first: int
+    last: int
+    checkpoints: int
+
+
+class BundleError(ValueError):
+    """The bundle does not verify; the message says where."""
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> None:
+    ca_key, algorithm = ca.public_key(), cert.signature_hash_algorithm
+    if not isinstance(ca_key, ec.EllipticCurvePublicKey) or algorithm is None:
+        raise BundleError("the CA must be an ECDSA certificate authority")
+    try:
+        ca_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+    except InvalidSignature as exc:
+        raise BundleError("a signer certificate was not issued by this CA") from exc
+
+
+def verify_bundle(data: bytes, ca: x509.Certificate) -> BundleReport:
+    """Check a bundle offline against the network CA only."""
+    try:
+        outer = json.loads(data)
+        if not isinstance(outer, dict) or _canonical(outer) != data:
+            raise BundleError("the bundle is not in its canonical form (bytes were changed)")
+        body_bytes = base64.b64decode(outer["body"], validate=True)
+        signer = x509.load_pem_x509_certificate(outer["signer"].encode())
+        signature = base64.b64decode(outer["signature"], validate=True)
+        body = json.loads(body_bytes)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"the bundle cannot be read: {exc}") from exc
+    _issued_by(signer, ca)
+    key = signer.public_key()
+    try:
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise BundleError("the bundle signer is not an ECDSA key")
+        key.verify(signature, body_bytes, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise BundleError("the bundle signature does not verify") from exc
+    if body.get("format") != BUNDLE_FORMAT:
+        raise BundleError("unknown bundle format")
+    authority = body["authority"]
+    entries = [
+        RegisterEntry(**{**e, "time": datetime.fromisoformat(e["time"])}) for e in body["entries"]
+    ]
+    if not entries or entries[0].sequence != body["first"] or entries[-1].sequence != body["last"]:
+        raise BundleError("the bundle's entries do not span its stated range")
+    try:
+        verify_chain(entries, entries[0].sequence - 1, entries[0].prev_hash)
+    except RegisterChainError as exc:
+        raise BundleError(f"sequence {exc.sequence}: {exc.reason}") from exc
+    by_seq = {e.sequence: e for e in entries}
+    for cp in body["checkpoints"]:
+        row = {**cp, "time": datetime.fromisoformat(cp["time"])}
+        try:
+            _check_checkpoint(row, authority, ca)
+        except RegisterChainError as exc:
+            raise BundleError(f"checkpoint {exc.sequence}: {exc.reason}") from exc
+        entry = by_seq.get(cp["sequence"])
+        if entry is not None and entry.hash != cp["hash"]:
+            raise BundleError(f"sequence {entry.sequence}: differs from its signed checkpoint")
+    return BundleReport(authority, body["first"], body["last"], len(body["checkpoints"]))

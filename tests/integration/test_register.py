@@ -198,3 +198,66 @@ def test_register_query_filters_and_formats(
     assert lines[0].startswith("sequence,time,event") and len(lines) == 4
     assert main(["register", "query", "--config", str(config), "--peer", "NL-DU"]) == 0
     assert "delivered" in capsys.readouterr().out
+
+
+def test_exported_bundle_verifies_offline_and_fails_after_any_byte_changes(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = copy_of(recorded, tmp_path)
+    bundle = tmp_path / "register.bundle"
+    assert main(["register", "export", "--config", str(config), "--out", str(bundle)]) == 0
+    ca = recorded[0].parent.parent / "pki" / "ca" / "ca.pem"
+    capsys.readouterr()
+    assert main(["register", "verify-bundle", str(bundle), "--ca", str(ca)]) == 0
+    assert "valid" in capsys.readouterr().out
+    data = bundle.read_bytes()
+    import random
+
+    rng = random.Random(7)
+    for position in [
+        0,
+        1,
+        len(data) // 3,
+        len(data) // 2,
+        len(data) - 2,
+        len(data) - 1,
+        *rng.sample(range(len(data)), 30),
+    ]:
+        changed = bytearray(data)
+        changed[position] = (changed[position] + 1) % 256
+        bad = tmp_path / "bad.bundle"
+        bad.write_bytes(bytes(changed))
+        assert main(["register", "verify-bundle", str(bad), "--ca", str(ca)]) == 1, position
+        assert "NOT valid" in capsys.readouterr().out
+    other_ca = tmp_path / "other"
+    from gateway.pki.demo import create_demo_network
+
+    other = create_demo_network(other_ca, ["BE-DU"])
+    assert main(["register", "verify-bundle", str(bundle), "--ca", str(other.ca_cert)]) == 1
+
+
+def test_a_range_of_the_register_exports_and_verifies(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = copy_of(recorded, tmp_path)
+    bundle = tmp_path / "part.bundle"
+    assert (
+        main(
+            [
+                "register",
+                "export",
+                "--config",
+                str(config),
+                "--out",
+                str(bundle),
+                "--from",
+                "4",
+                "--to",
+                "8",
+            ]
+        )
+        == 0
+    )
+    ca = recorded[0].parent.parent / "pki" / "ca" / "ca.pem"
+    assert main(["register", "verify-bundle", str(bundle), "--ca", str(ca)]) == 0
+    assert "entries 4-8" in capsys.readouterr().out
