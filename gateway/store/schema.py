@@ -126,6 +126,8 @@ register = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_register_message_id", "message_id"),
+    Index("ix_register_reference", "reference"),
+    Index("ix_register_time", "time"),
 )
 
 register_head = Table(
