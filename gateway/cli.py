@@ -157,10 +157,11 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_register_query(args: argparse.Namespace) -> int:
-    import csv
     import json
     from datetime import datetime
 
+    from gateway.core.register import RegisterEntry
+    from gateway.register import entries_csv
     from gateway.store.store import Store
 
     config = load_config(args.config)
@@ -173,10 +174,10 @@ def _cmd_register_query(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name} needs a UTC offset")
         return moment
 
-    async def fetch() -> list[dict[str, object]]:
+    async def fetch() -> list[RegisterEntry]:
         store = await Store.open(config.database_url)
         try:
-            entries = await store.query_register(
+            return await store.query_register(
                 reference=args.reference,
                 message_id=args.message_id,
                 peer=args.peer,
@@ -190,31 +191,12 @@ def _cmd_register_query(args: argparse.Namespace) -> int:
             )
         finally:
             await store.close()
-        return [e.to_dict() for e in entries]
 
-    rows = asyncio.run(fetch())
-    columns = [
-        "sequence",
-        "time",
-        "event",
-        "direction",
-        "peer",
-        "message_type",
-        "reference",
-        "message_id",
-        "status",
-        "reason",
-        "digest",
-    ]
+    entries = asyncio.run(fetch())
     if args.format == "json":
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([e.to_dict() for e in entries], indent=2))
     elif args.format == "csv":
-        writer = csv.DictWriter(
-            sys.stdout, fieldnames=[*columns, "details", "hash"], extrasaction="ignore"
-        )
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "details": json.dumps(row["details"], sort_keys=True)})
+        sys.stdout.write(entries_csv(entries))
     else:
         shown = [
             "sequence",
@@ -227,7 +209,7 @@ def _cmd_register_query(args: argparse.Namespace) -> int:
             "status",
             "reason",
         ]
-        cells = [[str(r.get(c) or "") for c in shown] for r in rows]
+        cells = [[str(e.to_dict().get(c) or "") for c in shown] for e in entries]
         widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(shown)]
         print("  ".join(c.ljust(w) for c, w in zip(shown, widths, strict=True)))
         for line in cells:

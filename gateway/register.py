@@ -5,6 +5,8 @@ constant memory."""
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -216,3 +218,31 @@ def verify_bundle(data: bytes, ca: x509.Certificate) -> BundleReport:
         if entry is not None and entry.hash != cp["hash"]:
             raise BundleError(f"sequence {entry.sequence}: differs from its signed checkpoint")
     return BundleReport(authority, body["first"], body["last"], len(body["checkpoints"]))
+
+
+CSV_COLUMNS = [
+    "sequence",
+    "time",
+    "event",
+    "direction",
+    "peer",
+    "message_type",
+    "reference",
+    "message_id",
+    "status",
+    "reason",
+    "digest",
+    "details",
+    "hash",
+]
+
+
+def entries_csv(entries: list[RegisterEntry]) -> str:
+    """Register entries as CSV (details as canonical JSON), for auditors' spreadsheets."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for entry in entries:
+        row = entry.to_dict()
+        writer.writerow({**row, "details": json.dumps(row["details"], sort_keys=True)})
+    return out.getvalue()

@@ -7,6 +7,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -14,8 +15,11 @@ from aiohttp import web
 from gateway.api.problems import problem
 from gateway.context import Clock, GatewayContext
 from gateway.core.forms import FORM_TYPES
+from gateway.core.register import RegisterChainError
 from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
+from gateway.pki.certs import load_certificate
+from gateway.register import entries_csv, verify_store
 from gateway.store.store import StoredDeadline, StoredMessage
 from gateway.xml.envelope import read_acknowledgement, read_form, utc_text
 from gateway.xml.forms import form_from_element
@@ -31,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "adjust-clock": frozenset({"administrator"}),
     "read-register": frozenset({"auditor"}),
 }
+STATIC = Path(__file__).resolve().parent / "static"
 MAX_JSON_BYTES = 12 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -305,9 +310,8 @@ REGISTER_FILTERS = {
 }
 
 
-@requires("read-register")
-async def get_register(request: web.Request) -> web.StreamResponse:
-    """Art. 40(9): the register for auditors: metadata and digests, never payloads."""
+async def _register_query(request: web.Request, limit_max: int) -> list[Any] | web.Response:
+    """The register entries an auditor asked for, or a problem naming the bad filter."""
     ctx = request.app[CONTEXT]
     q = request.query
     unknown = set(q) - set(REGISTER_FILTERS) - {"since", "until", "cursor", "limit"}
@@ -331,20 +335,84 @@ async def get_register(request: web.Request) -> web.StreamResponse:
             "cursor and limit are integers; since and until ISO 8601 instants with an offset",
             field="since",
         )
-    if not 1 <= limit <= 1000:
-        return problem(400, "Bad Request", "limit is 1-1000", field="limit")
-    entries = await ctx.store.query_register(
+    if not 1 <= limit <= limit_max:
+        return problem(400, "Bad Request", f"limit is 1-{limit_max}", field="limit")
+    return await ctx.store.query_register(
         **{column: q[name] for name, column in REGISTER_FILTERS.items() if name in q},
         since=times.get("since"),
         until=times.get("until"),
         after=after,
         limit=limit,
     )
+
+
+@requires("read-register")
+async def get_register(request: web.Request) -> web.StreamResponse:
+    """Art. 40(9): the register for auditors: metadata and digests, never payloads."""
+    entries = await _register_query(request, 1000)
+    if isinstance(entries, web.Response):
+        return entries
+    after = request.query.get("cursor", "0")
     return web.json_response(
         {
             "items": [e.to_dict() for e in entries],
-            "next_cursor": str(entries[-1].sequence) if entries else str(after),
+            "next_cursor": str(entries[-1].sequence) if entries else after,
         }
+    )
+
+
+@requires("read-register")
+async def get_register_csv(request: web.Request) -> web.StreamResponse:
+    entries = await _register_query(request, 100_000)
+    if isinstance(entries, web.Response):
+        return entries
+    return web.Response(
+        text=entries_csv(entries),
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="register.csv"'},
+    )
+
+
+@requires("read-register")
+async def get_register_integrity(request: web.Request) -> web.StreamResponse:
+    """Verify the whole register now (chain, head, signed checkpoints)."""
+    ctx = request.app[CONTEXT]
+    verified_at = utc_text(ctx.clock())
+    try:
+        report = await verify_store(
+            ctx.store, ctx.config.authority, load_certificate(ctx.config.ca_cert)
+        )
+    except RegisterChainError as exc:
+        return web.json_response(
+            {
+                "intact": False,
+                "sequence": exc.sequence,
+                "reason": exc.reason,
+                "verified_at": verified_at,
+            }
+        )
+    return web.json_response(
+        {
+            "intact": True,
+            "entries": report.entries,
+            "head": report.head_hash,
+            "checkpoints": report.checkpoints,
+            "verified_at": verified_at,
+        }
+    )
+
+
+async def auditor_page(request: web.Request) -> web.StreamResponse:
+    name = request.match_info.get("name", "auditor.html")
+    if name not in ("auditor.html", "auditor.js"):
+        raise web.HTTPNotFound()
+    return web.FileResponse(
+        STATIC / name,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+        },
     )
 
 
@@ -404,5 +472,9 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app.router.add_get("/api/v1/deadlines", get_deadlines)
     app.router.add_post("/api/v1/admin/clock", post_clock)
     app.router.add_get("/api/v1/register", get_register)
+    app.router.add_get("/api/v1/register.csv", get_register_csv)
+    app.router.add_get("/api/v1/register/integrity", get_register_integrity)
+    app.router.add_get("/auditor", auditor_page)
+    app.router.add_get("/auditor/{name}", auditor_page)
     app.router.add_get("/api/v1/health", get_health)
     return app
