@@ -113,12 +113,18 @@ def _cmd_deadline(args: argparse.Namespace) -> int:
 def _cmd_register_verify(args: argparse.Namespace) -> int:
     from gateway.core.register import RegisterChainError
     from gateway.pki.certs import load_certificate
-    from gateway.register import verify_store
+    from gateway.register import verify_store, witnesses_in_bundle
     from gateway.store.store import Store
 
     config = load_config(args.config)
     ca = load_certificate(config.ca_cert)
     tty = sys.stderr.isatty()
+    witnesses = []
+    for bundle in args.witnesses:
+        try:
+            witnesses += witnesses_in_bundle(bundle.read_bytes(), ca, config.authority)
+        except OSError as exc:
+            raise LookupError(f"cannot read {bundle}: {exc.strerror}") from exc
 
     def progress(done: int, total: int) -> None:
         if tty:
@@ -134,7 +140,7 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await Store.open(config.database_url)
         try:
-            report = await verify_store(store, config.authority, ca, progress)
+            report = await verify_store(store, config.authority, ca, progress, witnesses)
         except RegisterChainError as exc:
             if tty:
                 print(file=sys.stderr)
@@ -149,7 +155,7 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
         print(
             f"register of {config.authority}: intact: {report.entries:,} entries, head "
             f"#{report.head_sequence} {report.head_hash}, {report.checkpoints} signed "
-            "checkpoints"
+            f"checkpoints, {len(witnesses)} peer witnesses"
         )
         return 0
 
@@ -304,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     register_sub = register.add_subparsers(dest="register_command", required=True)
     verify = register_sub.add_parser("verify", help="check chain, head and signed checkpoints")
     verify.add_argument("--config", type=Path, required=True)
+    verify.add_argument(
+        "--witnesses",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="peers' register bundles: the heads of ours they witnessed must be in our chain",
+    )
     verify.set_defaults(func=_cmd_register_verify)
     query = register_sub.add_parser("query", help="list register entries")
     query.add_argument("--config", type=Path, required=True)

@@ -8,7 +8,7 @@ import base64
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,13 +55,38 @@ def _check_checkpoint(row: dict[str, Any], authority: str, ca: x509.Certificate)
         raise RegisterChainError(seq, "checkpoint signature does not verify") from exc
 
 
+@dataclass(frozen=True)
+class Witness:
+    """A head of our register that a peer recorded from one of our acknowledgements."""
+
+    sequence: int
+    hash: str
+    holder: str
+
+
+def witnesses_in_bundle(data: bytes, ca: x509.Certificate, about: str) -> list[Witness]:
+    """The heads of `about`'s register that a peer's verified bundle has witnessed."""
+    verify_bundle(data, ca)
+    report_body = _bundle_body(data, ca)
+    out = []
+    for e in report_body["entries"]:
+        head = e.get("details", {}).get("peer_register_head")
+        if e.get("event") == "delivered" and e.get("peer") == about and head:
+            out.append(Witness(int(head["sequence"]), str(head["hash"]), report_body["authority"]))
+    return out
+
+
 async def verify_store(
     store: Store,
     authority: str,
     ca: x509.Certificate,
     progress: Callable[[int, int], None] | None = None,
+    witnesses: Sequence[Witness] = (),
 ) -> VerifyReport:
-    """Raise RegisterChainError naming the first bad sequence number, else report."""
+    """Raise RegisterChainError naming the first bad sequence number, else report. Heads that
+    peers witnessed must be in the chain: a history rewritten with a valid-looking chain
+    (even with re-signed checkpoints) still contradicts what the peers hold."""
+    witnessed: dict[int, Witness] = {w.sequence: w for w in witnesses}
     checkpoints = {int(c["sequence"]): c for c in await store.checkpoints()}
     for row in checkpoints.values():
         _check_checkpoint(row, authority, ca)
@@ -75,9 +100,19 @@ async def verify_store(
             cp = checkpoints.get(entry.sequence)
             if cp is not None and cp["hash"] != entry.hash:
                 raise RegisterChainError(entry.sequence, "differs from its signed checkpoint")
+            w = witnessed.get(entry.sequence)
+            if w is not None and w.hash != entry.hash:
+                raise RegisterChainError(
+                    entry.sequence, f"contradicts the head witnessed by {w.holder}"
+                )
         seq, head = verify_chain(page, seq, head)
         if progress is not None:
             progress(seq, head_seq)
+    beyond = [w for w in witnesses if w.sequence > seq]
+    if beyond:
+        raise RegisterChainError(
+            seq + 1, f"missing: {beyond[0].holder} witnessed entries up to {beyond[0].sequence}"
+        )
     if checkpoints and max(checkpoints) > seq:
         raise RegisterChainError(
             seq + 1,
@@ -175,8 +210,8 @@ def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> None:
         raise BundleError("a signer certificate was not issued by this CA") from exc
 
 
-def verify_bundle(data: bytes, ca: x509.Certificate) -> BundleReport:
-    """Check a bundle offline against the network CA only."""
+def _bundle_body(data: bytes, ca: x509.Certificate) -> dict[str, Any]:
+    """The bundle's body once its canonical form and signature are checked."""
     try:
         outer = json.loads(data)
         if not isinstance(outer, dict) or _canonical(outer) != data:
@@ -195,6 +230,14 @@ def verify_bundle(data: bytes, ca: x509.Certificate) -> BundleReport:
         key.verify(signature, body_bytes, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature as exc:
         raise BundleError("the bundle signature does not verify") from exc
+    if not isinstance(body, dict):
+        raise BundleError("the bundle body is not an object")
+    return body
+
+
+def verify_bundle(data: bytes, ca: x509.Certificate) -> BundleReport:
+    """Check a bundle offline against the network CA only."""
+    body = _bundle_body(data, ca)
     if body.get("format") != BUNDLE_FORMAT:
         raise BundleError("unknown bundle format")
     authority = body["authority"]

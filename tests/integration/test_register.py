@@ -261,3 +261,24 @@ def test_a_range_of_the_register_exports_and_verifies(
     ca = recorded[0].parent.parent / "pki" / "ca" / "ca.pem"
     assert main(["register", "verify-bundle", str(bundle), "--ca", str(ca)]) == 0
     assert "entries 4-8" in capsys.readouterr().out
+
+
+def test_art40_9_history_rewritten_without_checkpoints_contradicts_peer_witnesses(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forger who rebuilds the whole chain and drops the checkpoints fools a local check,
+    not the heads of our register that NL-DU recorded from our acknowledgements."""
+    config, path = copy_of(recorded, tmp_path)
+    nl_config = recorded[0].parent.parent / "NL-DU" / "gateway.toml"
+    witness = tmp_path / "nl.bundle"
+    assert main(["register", "export", "--config", str(nl_config), "--out", str(witness)]) == 0
+    capsys.readouterr()
+    assert main(["register", "verify", "--config", str(config), "--witnesses", str(witness)]) == 0
+    assert "peer witnesses" in capsys.readouterr().out
+    with sqlite3.connect(path) as db:
+        _rewrite(db)
+        db.execute("DELETE FROM register_checkpoints")
+    code, out = verify(config, capsys)
+    assert code == 0, "locally the forged chain is consistent: " + out
+    assert main(["register", "verify", "--config", str(config), "--witnesses", str(witness)]) == 1
+    assert "contradicts the head witnessed by NL-DU" in capsys.readouterr().out
