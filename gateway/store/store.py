@@ -577,12 +577,21 @@ class Store:
         ):
             if value is not None:
                 q = q.where(column == value)
-        if since is not None:
-            q = q.where(register.c.time >= since)
-        if until is not None:
-            q = q.where(register.c.time < until)
-        q = q.order_by(register.c.sequence).limit(limit)
         async with self.engine.connect() as conn:
+            if since is not None or until is not None:
+                window = select(func.min(register.c.sequence), func.max(register.c.sequence))
+                if since is not None:
+                    q = q.where(register.c.time >= since)
+                    window = window.where(register.c.time >= since)
+                if until is not None:
+                    q = q.where(register.c.time < until)
+                    window = window.where(register.c.time < until)
+                # The time index finds the sequence window; the scan then stays inside it.
+                low, high = (await conn.execute(window)).one()
+                if low is None:
+                    return []
+                q = q.where(register.c.sequence.between(low, high))
+            q = q.order_by(register.c.sequence).limit(limit)
             return [_entry(r) for r in await conn.execute(q)]
 
     async def count_messages(self) -> int:
