@@ -14,6 +14,7 @@ from gateway.api.internal import api_app
 from gateway.config import Config
 from gateway.context import GatewayContext, open_context
 from gateway.deadlines import DeadlineKeeper, rule_set
+from gateway.retention import RetentionKeeper
 from gateway.transport.delivery import Deliverer
 from gateway.transport.inbound import TlsAudit, peer_app
 from gateway.transport.tls import server_context
@@ -29,9 +30,11 @@ class RunningGateway:
     api_port: int
     keeper: DeadlineKeeper
     deadline_task: asyncio.Task[None]
+    retention: RetentionKeeper
+    retention_task: asyncio.Task[None]
 
     async def stop(self) -> None:
-        for task in (self.delivery_task, self.deadline_task):
+        for task in (self.delivery_task, self.deadline_task, self.retention_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -70,6 +73,8 @@ async def start_gateway(config: Config) -> RunningGateway:
     delivery_task = asyncio.create_task(Deliverer(ctx, keeper).run(), name="delivery")
     # Expiries missed while the gateway was down are applied now, once each.
     deadline_task = asyncio.create_task(keeper.run(), name="deadlines")
+    retention = RetentionKeeper(ctx)
+    retention_task = asyncio.create_task(retention.run(), name="retention")
     running = RunningGateway(
         ctx,
         peer_runner,
@@ -79,6 +84,8 @@ async def start_gateway(config: Config) -> RunningGateway:
         _bound_port(api_runner),
         keeper,
         deadline_task,
+        retention,
+        retention_task,
     )
     ctx.log.info(
         "gateway started",

@@ -58,6 +58,8 @@ class DeadlineSettings:
 class RegisterSettings:
     checkpoint_every: int = 1000
     """Sign a checkpoint of (sequence, head hash) every this many register entries."""
+    payload_retention_days: int = 0
+    """Erase payloads this many days after storing them (0: keep them)."""
 
 
 @dataclass(frozen=True)
@@ -270,8 +272,11 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
 
     register_t = _section(raw, "register")
     register = RegisterSettings(
-        checkpoint_every=_typed(register_t, "register.", "checkpoint_every", int, 1000)
+        checkpoint_every=_typed(register_t, "register.", "checkpoint_every", int, 1000),
+        payload_retention_days=_typed(register_t, "register.", "payload_retention_days", int, 0),
     )
+    if register.payload_retention_days < 0:
+        raise ConfigError("register.payload_retention_days must be 0 (keep) or more")
     _positive(register.checkpoint_every, "register.checkpoint_every")
 
     return Config(

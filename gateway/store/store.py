@@ -545,6 +545,16 @@ class Store:
         async with self.engine.connect() as conn:
             return [_deadline(r) for r in await conn.execute(q)]
 
+    async def payloads_stored_before(self, before: datetime, limit: int) -> list[str]:
+        q = (
+            select(messages.c.message_id)
+            .where(messages.c.signed_xml.is_not(None), messages.c.stored_at < before)
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [r.message_id for r in await conn.execute(q)]
+
     async def checkpoints(self) -> list[dict[str, Any]]:
         q = select(register_checkpoints).order_by(register_checkpoints.c.sequence)
         async with self.engine.connect() as conn:

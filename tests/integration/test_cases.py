@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +187,37 @@ async def test_art40_8_erasure_notice_erases_the_payload_and_the_register_still_
             "erasure-notice", "BE-DU", example("erasure-notice"), in_reply_to=info["message_id"]
         )
     assert err.value.problem["rule"] == "conversation-rule"
+
+
+async def test_payloads_are_erased_after_retention_and_the_register_still_verifies(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from gateway.pki.certs import load_certificate
+    from gateway.register import verify_store
+
+    from .conftest import make_harness
+
+    h = await make_harness(tmp_path)
+    for code in ("BE-DU", "NL-DU"):
+        cfg = h.net.gateways[code].config
+        cfg.write_text(cfg.read_text() + "\n[register]\npayload_retention_days = 30\n")
+    try:
+        await h.start("BE-DU", "NL-DU")
+        be = h.api("BE-DU")
+        sent = await send_request(be, case_number="RET-1")
+        await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+        for code in ("BE-DU", "NL-DU"):
+            running = h.running[code]
+            assert await running.retention.erase_expired() == 0  # not yet
+            running.ctx.clock.offset += timedelta(days=31)  # type: ignore[attr-defined]
+            assert await running.retention.erase_expired() == 1
+            stored = await running.ctx.store.get_message(sent["message_id"])
+            assert stored is not None and stored.signed_xml is None and stored.digest
+            entries = await running.ctx.store.register_entries(limit=1000)
+            erased = [e for e in entries if e.event == "payload-erased"]
+            assert [(e.message_id, e.reason) for e in erased] == [(sent["message_id"], "retention")]
+            await verify_store(running.ctx.store, code, load_certificate(h.net.pki.ca_cert))
+    finally:
+        await h.close()
