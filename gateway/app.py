@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import signal
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from gateway.api.internal import api_app
 from gateway.config import Config
 from gateway.context import GatewayContext, open_context
 from gateway.deadlines import DeadlineKeeper, rule_set
+from gateway.pki.certs import fingerprint, load_certificate
 from gateway.retention import RetentionKeeper
 from gateway.transport.delivery import Deliverer
 from gateway.transport.inbound import TlsAudit, peer_app
@@ -49,6 +51,26 @@ def _bound_port(runner: web.AppRunner) -> int:
         if server is not None and server.sockets:
             return int(server.sockets[0].getsockname()[1])
     raise RuntimeError("site is not listening")
+
+
+async def _record_configuration(ctx: GatewayContext) -> None:
+    """An administrative register entry: what this gateway runs with, by digest."""
+    config = ctx.config
+    tls = load_certificate(config.tls_cert)
+    async with ctx.store.transaction() as tx:
+        await tx.append_register(
+            time=ctx.clock(),
+            event="configuration-loaded",
+            direction="in",
+            status="started",
+            details={
+                "config_sha256": hashlib.sha256(config.path.read_bytes()).hexdigest(),
+                "directory_sha256": hashlib.sha256(config.directory.read_bytes()).hexdigest(),
+                "directory_version": ctx.directory.version,
+                "signing_certificate": fingerprint(ctx.signer.certificate),
+                "tls_certificate": fingerprint(tls),
+            },
+        )
 
 
 async def start_gateway(config: Config) -> RunningGateway:
@@ -87,6 +109,7 @@ async def start_gateway(config: Config) -> RunningGateway:
         retention,
         retention_task,
     )
+    await _record_configuration(ctx)
     ctx.log.info(
         "gateway started",
         authority=config.authority,

@@ -31,6 +31,7 @@ EVENTS = frozenset(
         "reminder",  # a time limit is close for the party that must act
         "late-reply",  # a reply after deemed acceptance/confirmation: stored, flagged
         "payload-erased",  # a payload erased (Art. 40(8)); the entry and digest remain
+        "configuration-loaded",  # the gateway started with this configuration and directory
     }
 )
 DIRECTIONS = frozenset({"in", "out"})
