@@ -64,13 +64,37 @@ class RegisterEntry:
     hash: str
 
     def canonical(self) -> bytes:
-        fields = {k: v for k, v in vars(self).items() if k not in ("prev_hash", "hash")}
-        return encode_entry(**fields)
+        return encode_entry(
+            self.sequence,
+            self.time,
+            self.event,
+            self.direction,
+            self.peer,
+            self.message_id,
+            self.message_type,
+            self.reference,
+            self.digest,
+            self.status,
+            self.reason,
+            self.details,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["time"] = self.time.isoformat()
         return d
+
+
+# One encoder, built once: verification encodes every entry of the register.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _utc_text(moment: datetime) -> str:
+    t = moment.astimezone(_UTC)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f".{t.microsecond:06d}Z"
+    )
 
 
 def encode_entry(
@@ -95,7 +119,7 @@ def encode_entry(
         raise ValueError(f"unknown direction {direction!r}")
     body = {
         "seq": sequence,
-        "time": time.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "time": _utc_text(time),
         "event": event,
         "direction": direction,
         "peer": peer,
@@ -107,7 +131,7 @@ def encode_entry(
         "reason": reason,
         "details": details,
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:

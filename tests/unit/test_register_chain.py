@@ -107,3 +107,28 @@ def test_art40_9_any_single_field_change_is_detected(n: int, data: st.DataObject
     with pytest.raises(RegisterChainError) as err:
         verify_chain(entries)
     assert err.value.sequence == i + 1
+
+
+def test_art40_9_canonical_encoding_is_frozen() -> None:
+    """Changing the encoding would make every existing register fail verification."""
+    e = next_entry(
+        0,
+        GENESIS_HASH,
+        time=datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=UTC),
+        event="received",
+        direction="in",
+        peer="NL-DU",
+        message_id="11111111-1111-4111-8111-111111111111",
+        message_type="take-charge-request",
+        reference="BE1CASE-1",
+        digest="ab" * 32,
+        status="accepted",
+        details={"é": 1},
+    )
+    assert e.canonical().decode() == (
+        '{"details":{"é":1},"digest":"' + "ab" * 32 + '","direction":"in","event":"received",'
+        '"message_id":"11111111-1111-4111-8111-111111111111","peer":"NL-DU","reason":null,'
+        '"reference":"BE1CASE-1","seq":1,"status":"accepted",'
+        '"time":"2026-11-23T09:00:00.123456Z","type":"take-charge-request"}'
+    )
+    assert e.hash == "f774e7a65aec03e8b9cd72dc333f3c3c515a2e9bc43788be05085a1a55d32648"
