@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -13,13 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.core.checkpoints import checkpoint_payload
-from gateway.core.register import GENESIS_HASH, RegisterChainError, RegisterEntry, verify_chain
+from gateway.core.register import (
+    GENESIS_HASH,
+    RegisterChainError,
+    RegisterEntry,
+    canonical_row,
+    verify_chain,
+)
 from gateway.store.store import Store
 from gateway.xml.signature import Signer
 
@@ -92,20 +100,40 @@ async def verify_store(
         _check_checkpoint(row, authority, ca)
     head_seq, head_hash = await store.register_head()
     seq, head = 0, GENESIS_HASH
+    sha256 = hashlib.sha256
     while True:
-        page = await store.register_entries(after=seq, limit=PAGE)
+        page = await store.register_rows(seq, PAGE)
         if not page:
             break
-        for entry in page:
-            cp = checkpoints.get(entry.sequence)
-            if cp is not None and cp["hash"] != entry.hash:
-                raise RegisterChainError(entry.sequence, "differs from its signed checkpoint")
-            w = witnessed.get(entry.sequence)
-            if w is not None and w.hash != entry.hash:
-                raise RegisterChainError(
-                    entry.sequence, f"contradicts the head witnessed by {w.holder}"
-                )
-        seq, head = verify_chain(page, seq, head)
+        for values in page:
+            sequence, prev_hash, entry_hash = values[0], values[12], values[13]
+            if sequence != seq + 1:
+                raise RegisterChainError(seq + 1, f"missing (next entry found is {sequence})")
+            if prev_hash != head:
+                raise RegisterChainError(sequence, "previous-hash link does not match")
+            canonical = canonical_row(
+                values[0],
+                values[1],
+                values[2],
+                values[3],
+                values[4],
+                values[5],
+                values[6],
+                values[7],
+                values[8],
+                values[9],
+                values[10],
+                orjson.loads(values[11]),
+            )
+            if sha256(bytes.fromhex(head) + canonical).hexdigest() != entry_hash:
+                raise RegisterChainError(sequence, "content does not match its hash (edited)")
+            cp = checkpoints.get(sequence)
+            if cp is not None and cp["hash"] != entry_hash:
+                raise RegisterChainError(sequence, "differs from its signed checkpoint")
+            w = witnessed.get(sequence)
+            if w is not None and w.hash != entry_hash:
+                raise RegisterChainError(sequence, f"contradicts the head witnessed by {w.holder}")
+            seq, head = sequence, entry_hash
         if progress is not None:
             progress(seq, head_seq)
     beyond = [w for w in witnesses if w.sequence > seq]

@@ -7,12 +7,13 @@ so erasing a payload never breaks the chain."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC as _UTC
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 GENESIS_HASH = "0" * 64
 
@@ -85,11 +86,7 @@ class RegisterEntry:
         return d
 
 
-# One encoder, built once: verification encodes every entry of the register.
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _utc_text(moment: datetime) -> str:
+def utc_text(moment: datetime) -> str:
     t = moment.astimezone(_UTC)
     return (
         f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
@@ -119,7 +116,7 @@ def encode_entry(
         raise ValueError(f"unknown direction {direction!r}")
     body = {
         "seq": sequence,
-        "time": _utc_text(time),
+        "time": utc_text(time),
         "event": event,
         "direction": direction,
         "peer": peer,
@@ -131,7 +128,47 @@ def encode_entry(
         "reason": reason,
         "details": details,
     }
-    return _ENCODER.encode(body).encode()
+    return canonical_body(body)
+
+
+def canonical_body(body: dict[str, Any]) -> bytes:
+    """Sorted-key compact JSON, UTF-8 unescaped: the bytes each entry's hash covers.
+    Verification of millions of entries encodes every one of them, hence orjson."""
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def canonical_row(
+    sequence: int,
+    time_text: str,
+    event: str,
+    direction: str,
+    peer: str | None,
+    message_id: str | None,
+    message_type: str | None,
+    reference: str | None,
+    digest: str | None,
+    status: str | None,
+    reason: str | None,
+    details: Any,
+) -> bytes:
+    """The canonical bytes of a stored row, without building an entry (the verifier's path)."""
+    return orjson.dumps(
+        {
+            "seq": sequence,
+            "time": time_text,
+            "event": event,
+            "direction": direction,
+            "peer": peer,
+            "message_id": message_id,
+            "type": message_type,
+            "reference": reference,
+            "digest": digest,
+            "status": status,
+            "reason": reason,
+            "details": details,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:

@@ -12,13 +12,13 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, event, func, select, update
+from sqlalchemy import Connection, event, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from gateway.core.checkpoints import checkpoint_payload
 from gateway.core.conversations import Conversation, State
 from gateway.core.policy import PriorMessage
-from gateway.core.register import RegisterEntry, next_entry
+from gateway.core.register import RegisterEntry, next_entry, utc_text
 from gateway.store.schema import (
     conversations,
     deadlines,
@@ -464,6 +464,24 @@ class Store:
         q = q.order_by(register.c.sequence).limit(limit)
         async with self.engine.connect() as conn:
             return [_entry(r) for r in await conn.execute(q)]
+
+    async def register_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """Raw register rows for the verifier: (sequence, time text, event, direction, peer,
+        message_id, type, reference, digest, status, reason, details JSON, prev_hash, hash),
+        without per-row conversions, which dominate the cost of a full verification."""
+        sql = (
+            "SELECT sequence, time, event, direction, peer, message_id, message_type, "
+            "reference, digest, status, reason, details, prev_hash, hash FROM register "
+            "WHERE sequence > :after ORDER BY sequence LIMIT :limit"
+        )
+        async with self.engine.connect() as conn:
+            result = await conn.execute(text(sql), {"after": after, "limit": limit})
+            rows = [tuple(r) for r in result]
+        if rows and not isinstance(rows[0][1], str):
+            rows = [(r[0], utc_text(r[1].replace(tzinfo=UTC)), *r[2:]) for r in rows]
+        else:  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC
+            rows = [(r[0], f"{r[1][:10]}T{r[1][11:]}Z", *r[2:]) for r in rows]
+        return rows
 
     async def get_conversation(self, reference: str) -> Conversation | None:
         async with self.engine.connect() as conn:

@@ -13,10 +13,14 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from cryptography import x509
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.core.register import verify_chain
+from gateway.pki.certs import load_certificate
+from gateway.pki.demo import DemoNetwork
+from gateway.register import verify_store
 from gateway.store.schema import metadata
 from gateway.store.store import DuplicateMessage, Store
 
@@ -103,7 +107,7 @@ async def _message(store: Store, message_id: str) -> None:
         await tx.enqueue(message_id, NOW)
 
 
-async def _concurrency_checks(url: str, other: Store | None = None) -> None:
+async def _concurrency_checks(url: str, ca: x509.Certificate, other: Store | None = None) -> None:
     a = await Store.open(url)
     b = other or await Store.open(url)
     try:
@@ -117,6 +121,8 @@ async def _concurrency_checks(url: str, other: Store | None = None) -> None:
         entries = await a.register_entries(limit=100)
         assert len(entries) == 50
         verify_chain(entries)
+        report = await verify_store(a, "BE-DU", ca)  # the verifier's raw-row path too
+        assert report.entries == 50
 
         ids = [str(uuid.uuid4()) for _ in range(20)]
         for mid in ids:
@@ -136,15 +142,19 @@ async def _concurrency_checks(url: str, other: Store | None = None) -> None:
             await b.close()
 
 
-async def test_sqlite_register_appends_and_claims_are_serialised(tmp_path: Path) -> None:
+async def test_sqlite_register_appends_and_claims_are_serialised(
+    tmp_path: Path, pki: DemoNetwork
+) -> None:
     store = await Store.open(sqlite_url(tmp_path))
     try:
         # one process per SQLite database: two users of the same Store
-        await _concurrency_checks(sqlite_url(tmp_path), other=store)
+        await _concurrency_checks(sqlite_url(tmp_path), load_certificate(pki.ca_cert), other=store)
     finally:
         await store.close()
 
 
-async def test_postgres_two_processes_share_register_and_outbox(pg_url: str) -> None:
+async def test_postgres_two_processes_share_register_and_outbox(
+    pg_url: str, pki: DemoNetwork
+) -> None:
     """Two Store instances (separate pools, as two processes would have)."""
-    await _concurrency_checks(pg_url)
+    await _concurrency_checks(pg_url, load_certificate(pki.ca_cert))
