@@ -4,7 +4,9 @@ constant memory."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -100,42 +102,54 @@ async def verify_store(
         _check_checkpoint(row, authority, ca)
     head_seq, head_hash = await store.register_head()
     seq, head = 0, GENESIS_HASH
-    sha256 = hashlib.sha256
-    while True:
-        page = await store.register_rows(seq, PAGE)
-        if not page:
-            break
-        for values in page:
-            sequence, prev_hash, entry_hash = values[0], values[12], values[13]
-            if sequence != seq + 1:
-                raise RegisterChainError(seq + 1, f"missing (next entry found is {sequence})")
-            if prev_hash != head:
-                raise RegisterChainError(sequence, "previous-hash link does not match")
-            canonical = canonical_row(
-                values[0],
-                values[1],
-                values[2],
-                values[3],
-                values[4],
-                values[5],
-                values[6],
-                values[7],
-                values[8],
-                values[9],
-                values[10],
-                orjson.loads(values[11]),
-            )
-            if sha256(bytes.fromhex(head) + canonical).hexdigest() != entry_hash:
-                raise RegisterChainError(sequence, "content does not match its hash (edited)")
-            cp = checkpoints.get(sequence)
-            if cp is not None and cp["hash"] != entry_hash:
-                raise RegisterChainError(sequence, "differs from its signed checkpoint")
-            w = witnessed.get(sequence)
-            if w is not None and w.hash != entry_hash:
-                raise RegisterChainError(sequence, f"contradicts the head witnessed by {w.holder}")
-            seq, head = sequence, entry_hash
-        if progress is not None:
-            progress(seq, head_seq)
+    head_bytes = bytes(32)
+    sha256, loads = hashlib.sha256, orjson.loads
+    # The next page is read (in the driver's thread) while this one is being checked.
+    pending = asyncio.ensure_future(store.register_rows(seq, PAGE))
+    try:
+        while True:
+            page = await pending
+            if not page:
+                break
+            pending = asyncio.ensure_future(store.register_rows(page[-1][0], PAGE))
+            for values in page:
+                sequence, prev_hash, entry_hash = values[0], values[12], values[13]
+                if sequence != seq + 1:
+                    raise RegisterChainError(seq + 1, f"missing (next entry found is {sequence})")
+                if prev_hash != head:
+                    raise RegisterChainError(sequence, "previous-hash link does not match")
+                details = values[11]
+                canonical = canonical_row(
+                    sequence,
+                    values[1],
+                    values[2],
+                    values[3],
+                    values[4],
+                    values[5],
+                    values[6],
+                    values[7],
+                    values[8],
+                    values[9],
+                    values[10],
+                    {} if details == "{}" else loads(details),
+                )
+                digest = sha256(head_bytes + canonical)
+                if digest.hexdigest() != entry_hash:
+                    raise RegisterChainError(sequence, "content does not match its hash (edited)")
+                if sequence in checkpoints and checkpoints[sequence]["hash"] != entry_hash:
+                    raise RegisterChainError(sequence, "differs from its signed checkpoint")
+                if sequence in witnessed and witnessed[sequence].hash != entry_hash:
+                    raise RegisterChainError(
+                        sequence, f"contradicts the head witnessed by {witnessed[sequence].holder}"
+                    )
+                seq, head, head_bytes = sequence, entry_hash, digest.digest()
+            if progress is not None:
+                progress(seq, head_seq)
+    finally:
+        if not pending.done():
+            pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pending
     beyond = [w for w in witnesses if w.sequence > seq]
     if beyond:
         raise RegisterChainError(

@@ -18,7 +18,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, event, func, select, text, update
+from sqlalchemy import Connection, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -469,14 +469,29 @@ class Store:
         """Raw register rows for the verifier: (sequence, time text, event, direction, peer,
         message_id, type, reference, digest, status, reason, details JSON, prev_hash, hash),
         without per-row conversions, which dominate the cost of a full verification."""
-        sql = (
-            "SELECT sequence, time, event, direction, peer, message_id, message_type, "
-            "reference, digest, status, reason, details, prev_hash, hash FROM register "
-            "WHERE sequence > :after ORDER BY sequence LIMIT :limit"
+        columns = (
+            "sequence, time, event, direction, peer, message_id, message_type, reference, "
+            "digest, status, reason, details, prev_hash, hash"
         )
         async with self.engine.connect() as conn:
-            result = await conn.execute(text(sql), {"after": after, "limit": limit})
-            rows = [tuple(r) for r in result]
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            if self.postgres:
+                records = await driver.fetch(
+                    f"SELECT {columns} FROM register WHERE sequence > $1 "  # noqa: S608
+                    "ORDER BY sequence LIMIT $2",
+                    after,
+                    limit,
+                )
+                rows = [tuple(r) for r in records]
+            else:
+                cursor = await driver.execute(
+                    f"SELECT {columns} FROM register WHERE sequence > ? "  # noqa: S608
+                    "ORDER BY sequence LIMIT ?",
+                    (after, limit),
+                )
+                rows = list(await cursor.fetchall())
+                await cursor.close()
         if rows and not isinstance(rows[0][1], str):
             rows = [(r[0], utc_text(r[1].replace(tzinfo=UTC)), *r[2:]) for r in rows]
         else:  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC
