@@ -114,27 +114,20 @@ def encode_entry(
         raise ValueError(f"unknown register event {event!r}")
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}")
-    body = {
-        "seq": sequence,
-        "time": utc_text(time),
-        "event": event,
-        "direction": direction,
-        "peer": peer,
-        "message_id": message_id,
-        "type": message_type,
-        "reference": reference,
-        "digest": digest,
-        "status": status,
-        "reason": reason,
-        "details": details,
-    }
-    return canonical_body(body)
-
-
-def canonical_body(body: dict[str, Any]) -> bytes:
-    """Sorted-key compact JSON, UTF-8 unescaped: the bytes each entry's hash covers.
-    Verification of millions of entries encodes every one of them, hence orjson."""
-    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return canonical_row(
+        sequence,
+        utc_text(time),
+        event,
+        direction,
+        peer,
+        message_id,
+        message_type,
+        reference,
+        digest,
+        status,
+        reason,
+        details,
+    )
 
 
 def canonical_row(
@@ -151,7 +144,8 @@ def canonical_row(
     reason: str | None,
     details: Any,
 ) -> bytes:
-    """The canonical bytes of a stored row, without building an entry (the verifier's path)."""
+    """Sorted-key compact JSON, UTF-8 unescaped: the bytes each entry's hash covers. The
+    verifier calls this on raw rows, millions of times, hence orjson."""
     return orjson.dumps(
         {
             "seq": sequence,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Harness, example, make_harness, send_request
+from tests.integration.conftest import Harness, answered_request, make_harness
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright_api = pytest.importorskip(
@@ -37,18 +37,9 @@ async def exchanged(tmp_path: Path) -> AsyncIterator[tuple[Harness, str]]:
     h = await make_harness(tmp_path)
     try:
         await h.start("BE-DU", "NL-DU")
-        be, nl = h.api("BE-DU"), h.api("NL-DU")
         wanted = ""
         for i in range(3):
-            sent = await send_request(be, case_number=f"WEB-{i}")
-            await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
-            reply = await nl.submit(
-                "take-charge-reply",
-                "BE-DU",
-                example("take-charge-reply-acceptance"),
-                in_reply_to=sent["message_id"],
-            )
-            await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+            sent, _ = await answered_request(h, f"WEB-{i}")
             if i == 1:
                 wanted = sent["reference"]
         yield h, wanted

@@ -120,6 +120,20 @@ class Harness:
             await self.stop(code)
 
 
+async def answered_request(
+    h: Harness, case_number: str, reply: str = "take-charge-reply-acceptance"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """BE-DU's take charge request to NL-DU and NL-DU's reply, both delivered."""
+    be, nl = h.api("BE-DU"), h.api("NL-DU")
+    sent = await send_request(be, case_number=case_number)
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    answer = await nl.submit(
+        "take-charge-reply", "BE-DU", example(reply), in_reply_to=sent["message_id"]
+    )
+    await nl.wait_for_state(answer["message_id"], {"delivered"}, within=20)
+    return sent, answer
+
+
 async def make_harness(tmp_path: Path, **overrides: Any) -> Harness:
     net = build_local_network(
         tmp_path / "net",

@@ -17,7 +17,7 @@ from gateway.examples import attachments_for
 from gateway.xml.envelope import AttachmentFile, build_transmission
 from gateway.xml.forms import form_to_element
 
-from .conftest import Harness, example, send_request
+from .conftest import Harness, answered_request, example, send_request
 
 
 async def test_art30_case_view_follows_request_and_acceptance_on_both_sides(
@@ -74,16 +74,8 @@ async def test_art30_reply_arriving_for_an_answered_request_gets_a_negative_ack(
 ) -> None:
     """A second reply crafted past the sender's own checks is refused by the receiver."""
     await harness.start("BE-DU", "NL-DU")
-    be, nl = harness.api("BE-DU"), harness.api("NL-DU")
-    sent = await send_request(be, case_number="CASE-9")
-    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
-    first = await nl.submit(
-        "take-charge-reply",
-        "BE-DU",
-        example("take-charge-reply-refusal"),
-        in_reply_to=sent["message_id"],
-    )
-    await nl.wait_for_state(first["message_id"], {"delivered"}, within=20)
+    be = harness.api("BE-DU")
+    sent, _ = await answered_request(harness, "CASE-9", "take-charge-reply-refusal")
     header = Header(
         str(uuid.uuid4()),
         sent["reference"],
@@ -151,15 +143,7 @@ async def test_art40_8_erasure_notice_erases_the_payload_and_the_register_still_
 
     await harness.start("BE-DU", "NL-DU")
     be, nl = harness.api("BE-DU"), harness.api("NL-DU")
-    sent = await send_request(be, case_number="ERASE-1")
-    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
-    reply = await nl.submit(
-        "take-charge-reply",
-        "BE-DU",
-        example("take-charge-reply-acceptance"),
-        in_reply_to=sent["message_id"],
-    )
-    await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+    sent, _ = await answered_request(harness, "ERASE-1")
     info = await be.submit(
         "transfer-information", "NL-DU", example("transfer-information"), case=sent["reference"]
     )

@@ -14,7 +14,7 @@ import pytest
 from gateway.cli import main
 from gateway.core.register import chain_hash, encode_entry
 
-from .conftest import example, make_harness, send_request
+from .conftest import answered_request, make_harness
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +31,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             cfg.write_text(cfg.read_text() + "\n[register]\ncheckpoint_every = 3\n")
         try:
             await h.start("BE-DU", "NL-DU")
-            be, nl = h.api("BE-DU"), h.api("NL-DU")
             for i in range(3):
-                sent = await send_request(be, case_number=f"REG-{i}")
-                await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
-                reply = await nl.submit(
-                    "take-charge-reply",
-                    "BE-DU",
-                    example("take-charge-reply-acceptance"),
-                    in_reply_to=sent["message_id"],
-                )
-                await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+                await answered_request(h, f"REG-{i}")
         finally:
             await h.close()
         gw = h.net.gateways["BE-DU"]
