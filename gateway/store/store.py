@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event, func, select, update
@@ -183,7 +184,8 @@ class Transaction:
         entry = next_entry(head.sequence, head.hash, time=time, **fields)
         values = entry.to_dict()
         values["time"] = entry.time
-        values["details"] = json.dumps(entry.details, sort_keys=True)
+        # Compact, sorted, UTF-8: the same bytes the canonical encoding embeds.
+        values["details"] = orjson.dumps(entry.details, option=orjson.OPT_SORT_KEYS).decode()
         await self.conn.execute(register.insert().values(**values))
         await self.conn.execute(
             update(register_head)
@@ -496,6 +498,30 @@ class Store:
             rows = [(r[0], utc_text(r[1].replace(tzinfo=UTC)), *r[2:]) for r in rows]
         else:  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC
             rows = [(r[0], f"{r[1][:10]}T{r[1][11:]}Z", *r[2:]) for r in rows]
+        return rows
+
+    async def register_canonical_rows(
+        self, after: int, limit: int
+    ) -> list[tuple[int, str, str, str]] | None:
+        """(sequence, prev_hash, hash, canonical text) with the canonical encoding built by
+        SQLite's JSON functions in C; None where the database cannot (PostgreSQL). A fast
+        path only: the verifier re-checks any mismatch with the Python encoding."""
+        if self.postgres:
+            return None
+        sql = (
+            "SELECT sequence, prev_hash, hash, json_object("
+            "'details', json(details), 'digest', digest, 'direction', direction, "
+            "'event', event, 'message_id', message_id, 'peer', peer, 'reason', reason, "
+            "'reference', reference, 'seq', sequence, 'status', status, "
+            "'time', substr(time, 1, 10) || 'T' || substr(time, 12) || 'Z', "
+            "'type', message_type) FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"
+        )
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            cursor = await driver.execute(sql, (after, limit))
+            rows = list(await cursor.fetchall())
+            await cursor.close()
         return rows
 
     async def get_conversation(self, reference: str) -> Conversation | None:

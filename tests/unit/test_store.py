@@ -4,6 +4,7 @@ correct under concurrency, on SQLite and (when configured) PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from cryptography import x509
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.core.register import verify_chain
+from gateway.core.register import RegisterChainError, verify_chain
 from gateway.pki.certs import load_certificate
 from gateway.pki.demo import DemoNetwork
 from gateway.register import verify_store
@@ -158,3 +159,54 @@ async def test_postgres_two_processes_share_register_and_outbox(
 ) -> None:
     """Two Store instances (separate pools, as two processes would have)."""
     await _concurrency_checks(pg_url, load_certificate(pki.ca_cert))
+
+
+async def test_art40_9_fast_verification_agrees_with_the_reference_encoding(
+    tmp_path: Path, pki: DemoNetwork
+) -> None:
+    """SQLite builds the canonical form in SQL; rows it encodes differently (an older JSON
+    spelling of the same details) are decided by the Python encoding, and edits still fail."""
+    import sqlite3
+
+    url = sqlite_url(tmp_path)
+    store = await Store.open(url)
+    ca = load_certificate(pki.ca_cert)
+    try:
+        tricky = {"text": 'é 漢字 🚀 \u2028 \x7f " \\ \n', "n": 3, "nested": {"b": None}}
+        for _ in range(3):
+            async with store.transaction() as tx:
+                await tx.append_register(
+                    time=NOW,
+                    event="received",
+                    direction="in",
+                    peer="NL-DU",
+                    reference="BE1É-1",
+                    details=tricky,
+                )
+        assert (await verify_store(store, "BE-DU", ca)).entries == 3
+    finally:
+        await store.close()
+    db = sqlite3.connect(tmp_path / "gw.db")
+    with db:
+        db.execute(
+            "UPDATE register SET details = ? WHERE sequence = 2",
+            (json.dumps(tricky, sort_keys=True),),
+        )  # same data, ASCII-escaped
+    store = await Store.open(url)
+    try:
+        assert (await verify_store(store, "BE-DU", ca)).entries == 3
+    finally:
+        await store.close()
+    with db:
+        db.execute(
+            "UPDATE register SET details = ? WHERE sequence = 2",
+            (json.dumps({**tricky, "n": 4}, sort_keys=True),),
+        )
+    db.close()
+    store = await Store.open(url)
+    try:
+        with pytest.raises(RegisterChainError) as err:
+            await verify_store(store, "BE-DU", ca)
+        assert err.value.sequence == 2
+    finally:
+        await store.close()
