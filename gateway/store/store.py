@@ -39,6 +39,15 @@ from gateway.store.schema import (
 )
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# SQLite builds each entry's canonical form (see gateway.core.register.canonical_row) in C.
+CANONICAL_SQL = (
+    "SELECT sequence, prev_hash, hash, json_object("
+    "'details', json(details), 'digest', digest, 'direction', direction, "
+    "'event', event, 'message_id', message_id, 'peer', peer, 'reason', reason, "
+    "'reference', reference, 'seq', sequence, 'status', status, "
+    "'time', substr(time, 1, 10) || 'T' || substr(time, 12) || 'Z', "
+    "'type', message_type) FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"
+)
 _WRITE = "gateway_write"
 
 
@@ -508,14 +517,7 @@ class Store:
         path only: the verifier re-checks any mismatch with the Python encoding."""
         if self.postgres:
             return None
-        sql = (
-            "SELECT sequence, prev_hash, hash, json_object("
-            "'details', json(details), 'digest', digest, 'direction', direction, "
-            "'event', event, 'message_id', message_id, 'peer', peer, 'reason', reason, "
-            "'reference', reference, 'seq', sequence, 'status', status, "
-            "'time', substr(time, 1, 10) || 'T' || substr(time, 12) || 'Z', "
-            "'type', message_type) FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"
-        )
+        sql = CANONICAL_SQL
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
@@ -523,6 +525,13 @@ class Store:
             rows = list(await cursor.fetchall())
             await cursor.close()
         return rows
+
+    def sqlite_path(self) -> str | None:
+        """The SQLite database file, for read-only verification in worker processes."""
+        url = self.engine.url
+        if self.postgres or not url.database or url.database == ":memory:":
+            return None
+        return str(url.database)
 
     async def get_conversation(self, reference: str) -> Conversation | None:
         async with self.engine.connect() as conn:

@@ -273,3 +273,41 @@ def test_art40_9_history_rewritten_without_checkpoints_contradicts_peer_witnesse
     assert code == 0, "locally the forged chain is consistent: " + out
     assert main(["register", "verify", "--config", str(config), "--witnesses", str(witness)]) == 1
     assert "contradicts the head witnessed by NL-DU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [None, _edit, _gap, _tail, _rewrite],
+    ids=["intact", "edited-entry", "gap", "deleted-tail", "rewritten-history"],
+)
+async def test_art40_9_parallel_verification_reaches_the_same_verdict(
+    recorded: tuple[Path, Path],
+    tmp_path: Path,
+    tamper: Callable[[sqlite3.Connection], int] | None,
+) -> None:
+    from gateway.core.register import RegisterChainError
+    from gateway.pki.certs import load_certificate
+    from gateway.register import verify_store
+    from gateway.store.store import Store
+
+    _, path = copy_of(recorded, tmp_path)
+    expected = None
+    if tamper is not None:
+        with sqlite3.connect(path) as db:
+            expected = tamper(db)
+    ca = load_certificate(recorded[0].parent.parent / "pki" / "ca" / "ca.pem")
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        verdicts = []
+        for parallel_min in (1, 10**9):  # worker processes, then the sequential check
+            try:
+                report = await verify_store(store, "BE-DU", ca, parallel_min=parallel_min)
+                verdicts.append(("ok", report.head_hash))
+            except RegisterChainError as exc:
+                verdicts.append(("bad", exc.sequence))
+        assert verdicts[0] == verdicts[1]
+        assert verdicts[0][0] == ("ok" if expected is None else "bad")
+        if expected is not None:
+            assert verdicts[0][1] == expected
+    finally:
+        await store.close()
