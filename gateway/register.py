@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -163,7 +164,9 @@ async def _verify_parallel(
     size = -(-head_seq // (workers * 4))
     ranges = [(a, min(head_seq, a + size - 1)) for a in range(1, head_seq + 1, size)]
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: the gateway process runs threads (the database driver's)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         results = await asyncio.gather(
             *(loop.run_in_executor(pool, _hash_range, path, a, b, wanted) for a, b in ranges)
         )
