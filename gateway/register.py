@@ -52,14 +52,10 @@ def _check_checkpoint(row: dict[str, Any], authority: str, ca: x509.Certificate)
     seq = int(row["sequence"])
     try:
         cert = x509.load_pem_x509_certificate(row["signer"].encode())
-        ca_key = ca.public_key()
-        assert isinstance(ca_key, ec.EllipticCurvePublicKey)
-        assert cert.signature_hash_algorithm is not None
-        ca_key.verify(
-            cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm)
-        )
+        _issued_by(cert, ca)
         key = cert.public_key()
-        assert isinstance(key, ec.EllipticCurvePublicKey)
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError("checkpoint signer is not an ECDSA key")
         key.verify(
             base64.b64decode(row["signature"]),
             checkpoint_payload(authority, seq, row["hash"], row["time"]),

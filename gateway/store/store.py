@@ -469,12 +469,7 @@ class Store:
     async def register_entries(
         self, after: int = 0, limit: int = 1000, message_id: str | None = None
     ) -> list[RegisterEntry]:
-        q = select(register).where(register.c.sequence > after)
-        if message_id is not None:
-            q = q.where(register.c.message_id == message_id)
-        q = q.order_by(register.c.sequence).limit(limit)
-        async with self.engine.connect() as conn:
-            return [_entry(r) for r in await conn.execute(q)]
+        return await self.query_register(message_id=message_id, after=after, limit=limit)
 
     async def register_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         """Raw register rows for the verifier: (sequence, time text, event, direction, peer,

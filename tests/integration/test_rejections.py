@@ -16,7 +16,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from gateway.context import load_signer_files
 from gateway.core.forms import form_type
 from gateway.core.policy import Header
 from gateway.examples import attachments_for
@@ -72,8 +71,7 @@ def unpinned_signer(h: Harness) -> Signer:
 
 
 def signer(h: Harness, code: str) -> Signer:
-    files = h.net.pki.authorities[code]
-    return load_signer_files(files.signing_cert, files.signing_key)
+    return h.signer(code)
 
 
 async def post(
