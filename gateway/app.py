@@ -15,11 +15,9 @@ from gateway.api.internal import api_app
 from gateway.config import Config
 from gateway.context import GatewayContext, open_context
 from gateway.deadlines import DeadlineKeeper, rule_set
-from gateway.pki.certs import fingerprint, load_certificate
 from gateway.retention import RetentionKeeper
 from gateway.transport.delivery import Deliverer
 from gateway.transport.inbound import TlsAudit, peer_app
-from gateway.transport.tls import server_context
 
 
 @dataclass
@@ -34,9 +32,10 @@ class RunningGateway:
     deadline_task: asyncio.Task[None]
     retention: RetentionKeeper
     retention_task: asyncio.Task[None]
+    watch_task: asyncio.Task[None]
 
     async def stop(self) -> None:
-        for task in (self.delivery_task, self.deadline_task, self.retention_task):
+        for task in (self.watch_task, self.delivery_task, self.deadline_task, self.retention_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -56,20 +55,14 @@ def _bound_port(runner: web.AppRunner) -> int:
 async def _record_configuration(ctx: GatewayContext) -> None:
     """An administrative register entry: what this gateway runs with, by digest."""
     config = ctx.config
-    tls = load_certificate(config.tls_cert)
     async with ctx.store.transaction() as tx:
         await tx.append_register(
             time=ctx.clock(),
             event="configuration-loaded",
             direction="in",
             status="started",
-            details={
-                "config_sha256": hashlib.sha256(config.path.read_bytes()).hexdigest(),
-                "directory_sha256": hashlib.sha256(config.directory.read_bytes()).hexdigest(),
-                "directory_version": ctx.directory.version,
-                "signing_certificate": fingerprint(ctx.signer.certificate),
-                "tls_certificate": fingerprint(tls),
-            },
+            details={"config_sha256": hashlib.sha256(config.path.read_bytes()).hexdigest()}
+            | ctx.trust.state.summary(),
         )
 
 
@@ -84,7 +77,7 @@ async def start_gateway(config: Config) -> RunningGateway:
             peer_runner,
             config.peer.host,
             config.peer.port,
-            ssl_context=server_context(config, audit.refused),
+            ssl_context=ctx.trust.base_server_context(audit.refused),
         ).start()
         api_runner = web.AppRunner(api_app(ctx, keeper), access_log=None)
         await api_runner.setup()
@@ -97,6 +90,7 @@ async def start_gateway(config: Config) -> RunningGateway:
     deadline_task = asyncio.create_task(keeper.run(), name="deadlines")
     retention = RetentionKeeper(ctx)
     retention_task = asyncio.create_task(retention.run(), name="retention")
+    watch_task = asyncio.create_task(ctx.trust.watch(), name="trust-watch")
     running = RunningGateway(
         ctx,
         peer_runner,
@@ -108,6 +102,7 @@ async def start_gateway(config: Config) -> RunningGateway:
         deadline_task,
         retention,
         retention_task,
+        watch_task,
     )
     await _record_configuration(ctx)
     ctx.log.info(
@@ -127,6 +122,7 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    running.ctx.trust.install_sighup(loop)
     try:
         await stop.wait()
     finally:

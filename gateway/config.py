@@ -71,6 +71,15 @@ class ClockSettings:
 
 
 @dataclass(frozen=True)
+class TrustSettings:
+    reload_check_seconds: float = 5.0
+    """How often the directory, CRL and our own certificate files are checked for changes
+    (SIGHUP and POST /api/v1/admin/reload apply them at once)."""
+    expiry_warning_days: int = 30
+    """Certificates expiring within this many days are reported (logs, API, metrics)."""
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     authority: str
@@ -88,6 +97,10 @@ class Config:
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     clock: ClockSettings = field(default_factory=ClockSettings)
     register: RegisterSettings = field(default_factory=RegisterSettings)
+    crl: Path | None = None
+    """The network CA's certificate revocation list; when set, revoked peers are refused at
+    TLS and at signature check."""
+    trust: TrustSettings = field(default_factory=TrustSettings)
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -143,6 +156,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         "deadlines",
         "clock",
         "register",
+        "trust",
     }
     unknown = set(raw) - known
     if unknown:
@@ -279,12 +293,21 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         raise ConfigError("register.payload_retention_days must be 0 (keep) or more")
     _positive(register.checkpoint_every, "register.checkpoint_every")
 
+    trust_t = _section(raw, "trust")
+    trust = TrustSettings(
+        reload_check_seconds=_typed(trust_t, "trust.", "reload_check_seconds", float, 5.0),
+        expiry_warning_days=_typed(trust_t, "trust.", "expiry_warning_days", int, 30),
+    )
+    _positive(trust.reload_check_seconds, "trust.reload_check_seconds")
+    _positive(trust.expiry_warning_days, "trust.expiry_warning_days")
+    crl_setting = _typed(tls_t, "tls.", "crl", str, "")
+
     return Config(
         path=path.resolve(),
         authority=authority,
         data_dir=data_dir,
         database_url=database_url,
-        directory=p(_typed(raw, "", "directory", str, "directory.json")),
+        directory=p(_typed(raw, "", "directory", str, "directory.xml")),
         ca_cert=p(_typed(tls_t, "tls.", "ca", str, "ca.pem")),
         tls_cert=p(_typed(tls_t, "tls.", "cert", str, "tls.pem")),
         tls_key=p(_typed(tls_t, "tls.", "key", str, "tls.key")),
@@ -296,4 +319,6 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         deadlines=deadline_settings,
         clock=clock,
         register=register,
+        crl=p(crl_setting) if crl_setting else None,
+        trust=trust,
     )

@@ -1,5 +1,5 @@
-"""What every part of a running gateway shares: configuration, the directory snapshot, the
-signing identity, the store and the one clock."""
+"""What every part of a running gateway shares: configuration, the trust state (directory,
+CRL, signing identity; replaced by reloads), the store and the one clock."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import Config
 from gateway.core.directory import Authority, Directory
-from gateway.pki.certs import CertificateError, fingerprint, load_certificate, load_private_key
-from gateway.pki.directory_file import load_directory
-from gateway.store.store import Checkpointer, Store
+from gateway.pki.certs import CertificateError, load_certificate, load_private_key
+from gateway.store.store import Store
+from gateway.trust import DIRECTORY_MARK, TrustManager, TrustState, checkpointer_for, load_trust
 from gateway.xml.signature import Signer
 
 
@@ -38,12 +37,20 @@ class Clock:
 @dataclass
 class GatewayContext:
     config: Config
-    directory: Directory
-    signer: Signer
+    trust: TrustManager
     store: Store
     clock: Callable[[], datetime] = utc_now
     wake_delivery: asyncio.Event = field(default_factory=asyncio.Event)
     log: structlog.stdlib.BoundLogger = field(default_factory=lambda: structlog.get_logger())
+
+    @property
+    def directory(self) -> Directory:
+        """The directory in force now; a reload replaces it between two requests."""
+        return self.trust.state.directory
+
+    @property
+    def signer(self) -> Signer:
+        return self.trust.state.signer
 
     @property
     def local(self) -> Authority:
@@ -73,30 +80,25 @@ def load_signer(config: Config) -> Signer:
 
 async def open_context(config: Config) -> GatewayContext:
     """Load and check everything a gateway needs before it listens; fail with a clear error."""
-    directory = load_directory(config.directory)
-    if directory.get(config.authority) is None:
-        raise CertificateError(
-            f"authority {config.authority} (setting 'authority') is not in {config.directory}"
-        )
-    signer = load_signer(config)
-    own = directory.get(config.authority)
-    assert own is not None
-    if fingerprint(signer.certificate) not in own.signing_fingerprints:
-        raise CertificateError(
-            f"{config.signing_cert} is not pinned as a signing certificate of {config.authority}"
-            " in the directory; peers would refuse our signatures"
-        )
+    clock = Clock(timedelta(seconds=config.clock.offset_seconds))
+    log: structlog.stdlib.BoundLogger = structlog.get_logger()
     store = await Store.open(config.database_url)
-    store.checkpointer = Checkpointer(
-        authority=config.authority,
-        every=config.register.checkpoint_every,
-        signer_pem=signer.certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        sign=lambda payload: signer.key.sign(payload, ec.ECDSA(hashes.SHA256())),
-    )
-    return GatewayContext(
-        config=config,
-        directory=directory,
-        signer=signer,
-        store=store,
-        clock=Clock(timedelta(seconds=config.clock.offset_seconds)),
-    )
+    try:
+        mark = await store.trust_mark(DIRECTORY_MARK)
+        state = await asyncio.to_thread(load_trust, config, clock(), mark)
+        if mark is None or mark.version < state.directory.version:
+            async with store.transaction() as tx:
+                await tx.set_trust_mark(
+                    DIRECTORY_MARK, state.directory.version, state.published.sha256, clock()
+                )
+    except BaseException:
+        await store.close()
+        raise
+    store.checkpointer = checkpointer_for(config, state.signer)
+    trust = TrustManager(config, store, state, clock, log)
+
+    def new_signer(new: TrustState) -> None:
+        store.checkpointer = checkpointer_for(config, new.signer)
+
+    trust.on_change(new_signer)
+    return GatewayContext(config=config, trust=trust, store=store, clock=clock, log=log)

@@ -130,6 +130,7 @@ def build_local_network(
                 "api.tokens": tokens,
                 "tls": {
                     "ca": str(pki.ca_cert),
+                    "crl": str(pki.crl),
                     "cert": str(files.tls_cert),
                     "key": str(files.tls_key),
                 },
@@ -142,6 +143,7 @@ def build_local_network(
                 }
                 | (delivery or {}),
                 "clock": {"adjustable": adjustable_clock},
+                "trust": {"reload_check_seconds": 0.5},
             },
         )
         gateways[code] = LocalGateway(

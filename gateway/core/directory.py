@@ -30,6 +30,10 @@ class Authority:
     roles: frozenset[str]
     tls_fingerprints: frozenset[str]
     signing_fingerprints: frozenset[str]
+    health_encryption_certificates: tuple[str, ...] = ()
+    """PEM certificates of the keys this authority's health practitioners decrypt Art. 39
+    health certificates with; senders encrypt for every one of them (several during a
+    rotation). Only for authorities with the health-practitioner role."""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -45,6 +49,7 @@ class Authority:
             "roles": sorted(self.roles),
             "tls_fingerprints": sorted(self.tls_fingerprints),
             "signing_fingerprints": sorted(self.signing_fingerprints),
+            "health_encryption_certificates": list(self.health_encryption_certificates),
         }
 
     @classmethod
@@ -62,6 +67,9 @@ class Authority:
                 tls_fingerprints=frozenset(str(f).lower() for f in data["tls_fingerprints"]),
                 signing_fingerprints=frozenset(
                     str(f).lower() for f in data["signing_fingerprints"]
+                ),
+                health_encryption_certificates=tuple(
+                    str(c) for c in data.get("health_encryption_certificates", ())
                 ),
             )
         except KeyError as exc:
@@ -93,6 +101,16 @@ class Authority:
             raise DirectoryError(f"{where}: needs at least one TLS and one signing fingerprint")
         if self.tls_fingerprints & self.signing_fingerprints:
             raise DirectoryError(f"{where}: a certificate may not serve both TLS and signing")
+        if self.health_encryption_certificates and "health-practitioner" not in self.roles:
+            raise DirectoryError(
+                f"{where}: health encryption certificates are only for authorities with the "
+                "health-practitioner role (Art. 39(3))"
+            )
+        for pem in self.health_encryption_certificates:
+            if not pem.startswith("-----BEGIN CERTIFICATE-----"):
+                raise DirectoryError(
+                    f"{where}: health_encryption_certificates must be PEM certificates"
+                )
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ class Reason(StrEnum):
     ATTACHMENT_INVALID = "attachment-invalid"
     ROLE_NOT_ALLOWED = "role-not-allowed"
     CONSENT_MISSING = "consent-missing"
+    CERTIFICATE_REVOKED = "certificate-revoked"
+    CERTIFICATE_EXPIRED = "certificate-expired"
 
 
 class Rejection(Exception):

@@ -33,6 +33,9 @@ EVENTS = frozenset(
         "late-reply",  # a reply after deemed acceptance/confirmation: stored, flagged
         "payload-erased",  # a payload erased (Art. 40(8)); the entry and digest remain
         "configuration-loaded",  # the gateway started with this configuration and directory
+        "trust-reloaded",  # a new directory, CRL or own certificate was applied while running
+        "trust-reload-refused",  # a changed directory, CRL or certificate was refused, and why
+        "admin-action",  # an administrator acted through the admin API
     }
 )
 DIRECTIONS = frozenset({"in", "out"})

@@ -16,16 +16,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.core.directory import AUTHORITY_CODE, ROLES, Authority, Directory
 from gateway.pki.certs import fingerprint
 from gateway.pki.directory_file import atomic_write, save_directory
+from gateway.pki.purposes import (
+    DIRECTORY_SIGNING,
+    DOCUMENT_SIGNING,
+    HEALTH_ENCRYPTION,
+    Purpose,
+)
+from gateway.pki.signed_directory import publish_directory
+from gateway.xml.signature import Signer
 
 # Eurodac letters -> (English name of the State, IANA time zone of its capital).
 # Eurodac uses GR for Greece where EU style uses EL; Denmark takes part by agreement, and
@@ -68,8 +75,7 @@ MEMBER_STATES: Mapping[str, tuple[str, str]] = {
 # Letters people are likely to type for a State whose Eurodac letters differ.
 _LETTER_HINTS: Mapping[str, str] = {"EL": "GR"}
 
-# id-kp-documentSigning (RFC 9336): not in cryptography's ExtendedKeyUsageOID list.
-DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+__all__ = ["DOCUMENT_SIGNING", "create_demo_network", "issue_certificate"]
 
 CA_COMMON_NAME = "Dublin network demo CA"
 FIRST_DEMO_PORT = 8443
@@ -91,6 +97,9 @@ class AuthorityFiles:
     tls_key: Path
     signing_cert: Path
     signing_key: Path
+    health_cert: Path
+    health_key: Path
+    """The health practitioners' decryption key: theirs, never in a gateway's configuration."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,13 @@ class DemoNetwork:
     ca_cert: Path
     ca_key: Path
     directory: Path
+    """The signed, published directory that gateways load."""
     authorities: dict[str, AuthorityFiles]
+    crl: Path
+    publisher_cert: Path
+    publisher_key: Path
+    directory_source: Path
+    """The operator's unsigned JSON from which `directory` was published."""
 
 
 def generate_key() -> ec.EllipticCurvePrivateKey:
@@ -152,10 +167,10 @@ def create_ca_certificate(
 def issue_certificate(
     ca_cert: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
-    subject_key_public: ec.EllipticCurvePublicKey,
+    subject_key_public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     subject: x509.Name,
     *,
-    purpose: Literal["tls", "signing"],
+    purpose: Purpose,
     sans: Sequence[x509.GeneralName] = (),
     not_before: datetime,
     not_after: datetime,
@@ -171,6 +186,10 @@ def issue_certificate(
         raise ValueError("not_after must be later than not_before")
     if _utc(not_after) > ca_cert.not_valid_after_utc:
         raise ValueError("a certificate may not outlive the CA that issues it")
+    if purpose != "health-encryption" and not isinstance(
+        subject_key_public, ec.EllipticCurvePublicKey
+    ):
+        raise ValueError(f"a {purpose} certificate needs an ECDSA P-256 key")
     if purpose == "tls":
         if not sans:
             raise ValueError("a TLS certificate needs at least one subject alternative name")
@@ -179,7 +198,15 @@ def issue_certificate(
     elif purpose == "signing":
         usage = _key_usage(content_commitment=True)
         eku = [DOCUMENT_SIGNING]
-    else:  # pragma: no cover - guarded by the Literal type, kept for untyped callers
+    elif purpose == "directory":
+        usage = _key_usage(content_commitment=True)
+        eku = [DIRECTORY_SIGNING]
+    elif purpose == "health-encryption":
+        if not isinstance(subject_key_public, rsa.RSAPublicKey):
+            raise ValueError("a health encryption certificate needs an RSA key (CMS key transport)")
+        usage = _key_usage(content_commitment=False, encipherment=True)
+        eku = [HEALTH_ENCRYPTION]
+    else:  # pragma: no cover - guarded by the Purpose type, kept for untyped callers
         raise ValueError(f"unknown certificate purpose {purpose!r}")
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (
@@ -206,7 +233,7 @@ def issue_certificate(
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def write_private_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
     """Write an unencrypted PKCS#8 key readable by its owner only, from the first byte on.
 
     An existing file is never replaced: overwriting a key would silently change an identity
@@ -269,13 +296,32 @@ def create_demo_network(
             tls_key=out / code / "tls.key",
             signing_cert=out / code / "signing.pem",
             signing_key=out / code / "signing.key",
+            health_cert=out / code / "health" / "health-encryption.pem",
+            health_key=out / code / "health" / "health-encryption.key",
         )
         for code in codes
     }
-    directory_path = out / "directory.json"
-    targets = [ca_key_path, directory_path]
+    source_path, directory_path = out / "directory.json", out / "directory.xml"
+    crl_path = ca_dir / "crl.pem"
+    publisher_cert_path = out / "operator" / "directory-publisher.pem"
+    publisher_key_path = out / "operator" / "directory-publisher.key"
+    targets = [
+        ca_key_path,
+        source_path,
+        directory_path,
+        crl_path,
+        publisher_cert_path,
+        publisher_key_path,
+    ]
     for f in files.values():
-        targets += [f.tls_cert, f.tls_key, f.signing_cert, f.signing_key]
+        targets += [
+            f.tls_cert,
+            f.tls_key,
+            f.signing_cert,
+            f.signing_key,
+            f.health_cert,
+            f.health_key,
+        ]
     existing = [str(p) for p in targets if p.exists()]
     if existing:
         raise FileExistsError(
@@ -285,13 +331,26 @@ def create_demo_network(
 
     ca_key = generate_key()
     ca_cert = create_ca_certificate(ca_key, not_before=not_before, not_after=not_after)
-    issued: dict[str, tuple[ec.EllipticCurvePrivateKey, x509.Certificate]] = {}
+    publisher_key = generate_key()
+    publisher_cert = issue_certificate(
+        ca_cert,
+        ca_key,
+        publisher_key.public_key(),
+        _name("Dublin network directory publisher", "Dublin network operator"),
+        purpose="directory",
+        not_before=not_before,
+        not_after=not_after,
+    )
+    crl = empty_crl(ca_cert, ca_key, now, not_after)
+    issued: dict[str, tuple[ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, x509.Certificate]]
+    issued = {}
     authorities: list[Authority] = []
     for index, code in enumerate(codes):
         state = state_of[code]
         state_name, time_zone = MEMBER_STATES[state]
         unit = f"Dublin unit of {state_name}"
         tls_key, signing_key = generate_key(), generate_key()
+        health_key = generate_health_key()
         tls_cert = issue_certificate(
             ca_cert,
             ca_key,
@@ -311,8 +370,18 @@ def create_demo_network(
             not_before=not_before,
             not_after=not_after,
         )
+        health_cert = issue_certificate(
+            ca_cert,
+            ca_key,
+            health_key.public_key(),
+            _name(f"{code} health practitioners", unit),
+            purpose="health-encryption",
+            not_before=not_before,
+            not_after=not_after,
+        )
         issued[f"{code}/tls"] = (tls_key, tls_cert)
         issued[f"{code}/signing"] = (signing_key, signing_cert)
+        issued[f"{code}/health"] = (health_key, health_cert)
         authorities.append(
             Authority(
                 code=code,
@@ -323,6 +392,7 @@ def create_demo_network(
                 roles=ROLES,
                 tls_fingerprints=frozenset({fingerprint(tls_cert)}),
                 signing_fingerprints=frozenset({fingerprint(signing_cert)}),
+                health_encryption_certificates=(_pem(health_cert),),
             )
         )
     for authority in authorities:
@@ -331,15 +401,23 @@ def create_demo_network(
 
     out.mkdir(parents=True, exist_ok=True)
     _make_private_dir(ca_dir)
+    _make_private_dir(out / "operator")
     for code, f in files.items():
         _make_private_dir(out / code)
-        key, cert = issued[f"{code}/tls"]
-        write_private_key(f.tls_key, key)
-        write_certificate(f.tls_cert, cert)
-        key, cert = issued[f"{code}/signing"]
-        write_private_key(f.signing_key, key)
-        write_certificate(f.signing_cert, cert)
-    save_directory(directory_path, directory)
+        _make_private_dir(out / code / "health")
+        for kind, key_path, cert_path in (
+            ("tls", f.tls_key, f.tls_cert),
+            ("signing", f.signing_key, f.signing_cert),
+            ("health", f.health_key, f.health_cert),
+        ):
+            key, cert = issued[f"{code}/{kind}"]
+            write_private_key(key_path, key)
+            write_certificate(cert_path, cert)
+    write_private_key(publisher_key_path, publisher_key)
+    write_certificate(publisher_cert_path, publisher_cert)
+    atomic_write(crl_path, crl.public_bytes(serialization.Encoding.PEM), mode=_CERT_MODE)
+    save_directory(source_path, directory)
+    publish_directory(directory_path, directory, Signer(publisher_key, publisher_cert), now)
     write_private_key(ca_key_path, ca_key)
     write_certificate(ca_cert_path, ca_cert)
     return DemoNetwork(
@@ -348,7 +426,51 @@ def create_demo_network(
         ca_key=ca_key_path,
         directory=directory_path,
         authorities=files,
+        crl=crl_path,
+        publisher_cert=publisher_cert_path,
+        publisher_key=publisher_key_path,
+        directory_source=source_path,
     )
+
+
+def generate_health_key() -> rsa.RSAPrivateKey:
+    """CMS key transport as `cryptography` builds it needs RSA; 2048 bits keeps demo networks
+    quick to create (the operator tooling issues 3072-bit keys)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def empty_crl(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    now: datetime,
+    next_update: datetime,
+    revoked: Sequence[x509.Certificate] = (),
+    number: int = 1,
+) -> x509.CertificateRevocationList:
+    """A CRL of `ca_cert` listing `revoked` (the demo starts with none)."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - CLOCK_SKEW)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    )
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - CLOCK_SKEW)
+            .build()
+        )
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def _check_codes(codes: Sequence[str]) -> dict[str, str]:
@@ -397,11 +519,11 @@ def _tls_sans(code: str) -> list[x509.GeneralName]:
     ]
 
 
-def _key_usage(*, content_commitment: bool) -> x509.KeyUsage:
+def _key_usage(*, content_commitment: bool, encipherment: bool = False) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True,
+        digital_signature=not encipherment,
         content_commitment=content_commitment,
-        key_encipherment=False,
+        key_encipherment=encipherment,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=False,

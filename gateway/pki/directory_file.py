@@ -19,7 +19,12 @@ from gateway.core.directory import Directory, DirectoryError
 
 # Fields of an authority entry that must be JSON lists of strings: a bare string would
 # otherwise be taken character by character as a set of roles or fingerprints.
-_LIST_FIELDS = ("roles", "tls_fingerprints", "signing_fingerprints")
+_LIST_FIELDS = (
+    "roles",
+    "tls_fingerprints",
+    "signing_fingerprints",
+    "health_encryption_certificates",
+)
 
 
 def load_directory(path: Path) -> Directory:
@@ -28,22 +33,27 @@ def load_directory(path: Path) -> Directory:
         raw = path.read_bytes()
     except OSError as exc:
         raise DirectoryError(f"cannot read directory {path}: {exc.strerror or exc}") from exc
+    return parse_directory_json(raw, f"directory {path}")
+
+
+def parse_directory_json(raw: bytes, where: str) -> Directory:
+    """The directory's JSON form; failures name `where` (a file, or a signed document)."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise DirectoryError(f"directory {path} is not UTF-8 text: {exc.reason}") from exc
+        raise DirectoryError(f"{where} is not UTF-8 text: {exc.reason}") from exc
     except json.JSONDecodeError as exc:
         raise DirectoryError(
-            f"directory {path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            f"{where} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
     try:
         _check_shape(data)
         return Directory.from_dict(data)
     except DirectoryError as exc:
-        raise DirectoryError(f"directory {path}: {exc}") from exc
+        raise DirectoryError(f"{where}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         # Anything the shape check did not foresee still must not escape as a bare TypeError.
-        raise DirectoryError(f"directory {path}: invalid entry: {exc}") from exc
+        raise DirectoryError(f"{where}: invalid entry: {exc}") from exc
 
 
 def save_directory(path: Path, directory: Directory) -> None:

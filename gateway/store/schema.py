@@ -174,3 +174,12 @@ register_checkpoints = Table(
     Column("signer", Text, nullable=False),
     Column("signature", Text, nullable=False),
 )
+
+trust_marks = Table(
+    "trust_marks",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("accepted_at", UtcDateTime, nullable=False),
+)

@@ -36,6 +36,7 @@ from gateway.store.schema import (
     register,
     register_checkpoints,
     register_head,
+    trust_marks,
 )
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -174,6 +175,15 @@ class Checkpointer:
     sign: Callable[[bytes], bytes]
 
 
+@dataclass(frozen=True)
+class TrustMark:
+    """The newest version of a piece of published trust material this gateway accepted."""
+
+    version: int
+    sha256: str
+    accepted_at: datetime
+
+
 class Transaction:
     """One unit of work. Everything done through it commits together or not at all."""
 
@@ -215,6 +225,13 @@ class Transaction:
                 )
             )
         return entry
+
+    async def set_trust_mark(self, name: str, version: int, sha256: str, at: datetime) -> None:
+        """Remember the newest accepted version of `name` (e.g. the directory)."""
+        await self.conn.execute(trust_marks.delete().where(trust_marks.c.name == name))
+        await self.conn.execute(
+            trust_marks.insert().values(name=name, version=version, sha256=sha256, accepted_at=at)
+        )
 
     async def insert_message(self, **values: Any) -> None:
         try:
@@ -617,6 +634,12 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return [r.message_id for r in await conn.execute(q)]
+
+    async def trust_mark(self, name: str) -> TrustMark | None:
+        q = select(trust_marks).where(trust_marks.c.name == name)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return None if row is None else TrustMark(row.version, row.sha256, row.accepted_at)
 
     async def checkpoints(self) -> list[dict[str, Any]]:
         q = select(register_checkpoints).order_by(register_checkpoints.c.sequence)

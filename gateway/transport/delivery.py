@@ -20,7 +20,7 @@ from gateway.core.conversations import outcome_of
 from gateway.core.policy import Reason, Rejection
 from gateway.deadlines import DeadlineKeeper
 from gateway.store.store import OutboxItem, Transaction
-from gateway.transport.tls import client_context, peer_fingerprint
+from gateway.transport.tls import peer_fingerprint
 from gateway.xml.envelope import (
     Acknowledgement,
     read_acknowledgement,
@@ -70,7 +70,8 @@ class Deliverer:
         self.ctx = ctx
         self.keeper = keeper
         settings = ctx.config.delivery
-        self._ssl = client_context(ctx.config)
+        ctx.trust.on_change(self._retire_sessions)
+        self._retired: set[asyncio.Task[None]] = set()
         self._timeout = aiohttp.ClientTimeout(
             total=settings.request_timeout_seconds,
             sock_connect=settings.connect_timeout_seconds,
@@ -90,7 +91,9 @@ class Deliverer:
                 auth = self.ctx.directory.get(peer)
                 return frozenset() if auth is None else auth.tls_fingerprints
 
-            connector = PinnedConnector(pins, ssl=self._ssl, limit_per_host=8, keepalive_timeout=60)
+            connector = PinnedConnector(
+                pins, ssl=self.ctx.trust.client_context, limit_per_host=8, keepalive_timeout=60
+            )
             session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
             self._sessions[peer] = session
         return session
@@ -120,7 +123,27 @@ class Deliverer:
         finally:
             await self.close()
 
+    def _retire_sessions(self, _state: object) -> None:
+        """After a trust reload, new deliveries open new connections (new TLS context, new
+        pins, CRL applied); the old pools close once requests in flight had time to end."""
+        old = list(self._sessions.values())
+        self._sessions.clear()
+        if not old:
+            return
+        grace = self.ctx.config.delivery.request_timeout_seconds
+
+        async def close_later() -> None:
+            await asyncio.sleep(grace)
+            for session in old:
+                await session.close()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
     async def close(self) -> None:
+        for task in list(self._retired):
+            task.cancel()
         for task in list(self._inflight):
             task.cancel()
         if self._inflight:
@@ -192,7 +215,9 @@ class Deliverer:
     def _verify_ack(self, body: bytes, item: OutboxItem) -> Acknowledgement:
         root = parse_untrusted(body, max_bytes=MAX_ACK_BYTES, max_depth=16)
         validate_envelope(root)
-        verified = verify(root, self.ctx.signer_authority)
+        verified = verify(
+            root, self.ctx.signer_authority, self.ctx.trust.state.signing_check(self.ctx.clock())
+        )
         ack = read_acknowledgement(verified.root)
         if verified.signer_authority != item.peer or ack.sender != item.peer:
             raise Rejection(

@@ -22,8 +22,9 @@ from gateway.cases import erase_payload, record_step
 from gateway.context import GatewayContext
 from gateway.core.policy import Header, Reason, Rejection, check_inbound
 from gateway.deadlines import DeadlineKeeper
+from gateway.pki.certs import fingerprint_der
 from gateway.store.store import DuplicateMessage, StoredMessage
-from gateway.transport.tls import peer_fingerprint
+from gateway.transport.tls import peer_certificate
 from gateway.xml.envelope import (
     Acknowledgement,
     build_acknowledgement,
@@ -41,6 +42,7 @@ CONTEXT: web.AppKey[GatewayContext] = web.AppKey("context", GatewayContext)
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 _HTTP_STATUS = {
     Reason.UNKNOWN_PEER: 403,
+    Reason.CERTIFICATE_REVOKED: 403,
     Reason.BODY_TOO_LARGE: 413,
     Reason.UNSUPPORTED_MEDIA_TYPE: 415,
 }
@@ -59,8 +61,9 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         ctx = self.ctx
-        fp = peer_fingerprint(request.transport)
-        peer = ctx.directory.by_tls_fingerprint(fp) if fp else None
+        state = ctx.trust.state
+        der = peer_certificate(request.transport)
+        peer = state.directory.by_tls_fingerprint(fingerprint_der(der)) if der else None
         peer_code = peer.code if peer else None
         body = b""
         header: Header | None = None
@@ -70,6 +73,10 @@ class Receiver:
                     Reason.UNKNOWN_PEER,
                     "the TLS client certificate is not pinned for any authority of the directory",
                 )
+            # A connection kept alive across a reload was admitted under the old CRL.
+            revoked = state.peer_refusal(der)
+            if revoked is not None:
+                raise Rejection(Reason.CERTIFICATE_REVOKED, revoked)
             if request.content_type not in XML_TYPES:
                 raise Rejection(
                     Reason.UNSUPPORTED_MEDIA_TYPE, "transmissions must be sent as application/xml"
@@ -80,7 +87,7 @@ class Receiver:
             body = await self._read_body(request, limit)
             root = parse_untrusted(body, max_bytes=limit, max_depth=ctx.config.peer.max_depth)
             validate_envelope(root)
-            verified = verify(root, ctx.signer_authority)
+            verified = verify(root, ctx.signer_authority, state.signing_check(ctx.clock()))
             header = read_header(verified.root)
             if verified.signer_authority != header.sender or verified.signer_authority != peer.code:
                 raise Rejection(

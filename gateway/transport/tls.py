@@ -41,7 +41,7 @@ def server_context(
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(_TLS12_CIPHERS)
     ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
-    ctx.load_verify_locations(cafile=str(config.ca_cert))
+    _trust(ctx, config)
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     return ctx
@@ -52,18 +52,33 @@ def client_context(config: Config) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(_TLS12_CIPHERS)
     ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
-    ctx.load_verify_locations(cafile=str(config.ca_cert))
+    _trust(ctx, config)
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 
-def peer_fingerprint(transport: Any) -> str | None:
-    """SHA-256 fingerprint of the certificate the other end presented, or None."""
+def _trust(ctx: ssl.SSLContext, config: Config) -> None:
+    """The network CA bundle, and its CRL when one is configured: then a revoked peer
+    certificate fails the handshake (OpenSSL's CRL check of the leaf)."""
+    ctx.load_verify_locations(cafile=str(config.ca_cert))
+    if config.crl is not None:
+        ctx.load_verify_locations(cafile=str(config.crl))
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+
+
+def peer_certificate(transport: Any) -> bytes | None:
+    """DER of the certificate the other end presented, or None."""
     if transport is None:
         return None
     ssl_object = transport.get_extra_info("ssl_object")
     if ssl_object is None:
         return None
-    der = ssl_object.getpeercert(binary_form=True)
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der
+
+
+def peer_fingerprint(transport: Any) -> str | None:
+    """SHA-256 fingerprint of the certificate the other end presented, or None."""
+    der = peer_certificate(transport)
     return None if der is None else fingerprint_der(der)

@@ -76,10 +76,16 @@ class VerifiedDocument:
     signer_authority: str
 
 
-def verify(root: etree._Element, resolve_signer: Callable[[str], str | None]) -> VerifiedDocument:
+def verify(
+    root: etree._Element,
+    resolve_signer: Callable[[str], str | None],
+    check_certificate: Callable[[x509.Certificate], None] | None = None,
+) -> VerifiedDocument:
     """Verify the single enveloped signature of `root`. `resolve_signer` maps the fingerprint
     of the certificate in KeyInfo to the authority that pinned it (else None); the signature
-    is then checked with that certificate alone, never with a chain found in the document."""
+    is then checked with that certificate alone, never with a chain found in the document.
+    `check_certificate` may refuse the pinned certificate itself (revoked, expired, wrong
+    purpose) by raising a `Rejection`, before any signature arithmetic runs."""
     signatures = list(root.iter(f"{{{DS}}}Signature"))
     if not signatures:
         raise Rejection(Reason.SIGNATURE_MISSING, "the document carries no XML signature")
@@ -99,6 +105,8 @@ def verify(root: etree._Element, resolve_signer: Callable[[str], str | None]) ->
             Reason.SIGNER_UNKNOWN,
             f"signing certificate {fp[:16]}... is not pinned in the directory",
         )
+    if check_certificate is not None:
+        check_certificate(cert)
     try:
         result = XMLVerifier().verify(root, x509_cert=cert, expect_config=_CONFIG)
     except InvalidCertificate as exc:

@@ -42,7 +42,7 @@ def document() -> etree._Element:
 
 @pytest.fixture(scope="module")
 def resolve(pki: DemoNetwork):
-    directory = load_directory(pki.directory)
+    directory = load_directory(pki.directory_source)
 
     def signer_of(fp: str) -> str | None:
         auth = directory.by_signing_fingerprint(fp)

@@ -83,14 +83,18 @@ def ext(c: x509.Certificate, kind: type[Any]) -> x509.Extension[Any]:
 def test_layout_is_exactly_the_documented_files(net: DemoNetwork) -> None:
     root = net.root
     found = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    expected = ["ca", "ca/ca.key", "ca/ca.pem", "directory.json"]
+    expected = ["ca", "ca/ca.key", "ca/ca.pem", "ca/crl.pem", "directory.json", "directory.xml"]
+    expected += ["operator", "operator/directory-publisher.key", "operator/directory-publisher.pem"]
     for code in CODES:
         expected += [code] + [f"{code}/{n}" for n in ("signing.key", "signing.pem", "tls.key")]
-        expected += [f"{code}/tls.pem"]
+        expected += [f"{code}/tls.pem", f"{code}/health"]
+        expected += [f"{code}/health/health-encryption.{ext}" for ext in ("key", "pem")]
     assert found == sorted(expected), "no temporary or extra files may be left behind"
     assert net.ca_cert == root / "ca" / "ca.pem"
     assert net.ca_key == root / "ca" / "ca.key"
-    assert net.directory == root / "directory.json"
+    assert net.directory_source == root / "directory.json"
+    assert net.directory == root / "directory.xml"
+    assert net.crl == root / "ca" / "crl.pem"
     assert list(net.authorities) == CODES
     files = net.authorities["BE-DU"]
     assert files.code == "BE-DU"
@@ -102,8 +106,12 @@ def test_keys_are_owner_only_and_certificates_public(net: DemoNetwork) -> None:
     assert mode(net.ca_key) == 0o600
     assert mode(net.ca_cert) == 0o644
     assert mode(net.ca_cert.parent) == 0o700
+    assert mode(net.directory_source) == 0o644
     assert mode(net.directory) == 0o644
+    assert mode(net.publisher_key) == 0o600
     for files in net.authorities.values():
+        assert mode(files.health_key) == 0o600
+        assert mode(files.health_key.parent) == 0o700
         assert mode(files.tls_key) == 0o600
         assert mode(files.signing_key) == 0o600
         assert mode(files.tls_cert) == 0o644
@@ -308,7 +316,7 @@ def test_issue_certificate_refuses_a_tls_leaf_without_names(tmp_path: Path) -> N
 
 
 def test_directory_pins_exactly_the_generated_certificates(net: DemoNetwork) -> None:
-    directory = load_directory(net.directory)
+    directory = load_directory(net.directory_source)
     assert directory.version == 1
     assert sorted(directory.authorities) == sorted(CODES)
     for index, code in enumerate(CODES):
@@ -332,17 +340,17 @@ def test_directory_pins_exactly_the_generated_certificates(net: DemoNetwork) -> 
 
 
 def test_directory_file_is_pretty_json_with_trailing_newline(net: DemoNetwork) -> None:
-    text = net.directory.read_text(encoding="utf-8")
+    text = net.directory_source.read_text(encoding="utf-8")
     assert text.endswith("}\n")
     assert '\n  "authorities": [\n' in text
-    assert Directory.from_dict(json.loads(text)) == load_directory(net.directory)
+    assert Directory.from_dict(json.loads(text)) == load_directory(net.directory_source)
 
 
 def test_endpoints_can_be_given_per_authority(tmp_path: Path) -> None:
     net = create_demo_network(
         tmp_path / "n", ["BE-DU", "NL-DU"], {"NL-DU": "https://127.0.0.1:9001"}
     )
-    directory = load_directory(net.directory)
+    directory = load_directory(net.directory_source)
     be, nl = directory.get("BE-DU"), directory.get("NL-DU")
     assert be is not None and be.endpoint == "https://localhost:8443"
     assert nl is not None and nl.endpoint == "https://127.0.0.1:9001"
@@ -355,7 +363,7 @@ def test_endpoints_for_unknown_authorities_are_refused(tmp_path: Path) -> None:
 
 
 def test_save_directory_replaces_atomically(tmp_path: Path, net: DemoNetwork) -> None:
-    directory = load_directory(net.directory)
+    directory = load_directory(net.directory_source)
     target = tmp_path / "directory.json"
     target.write_text("old")
     save_directory(target, directory)
@@ -375,7 +383,7 @@ def test_save_directory_failure_leaves_the_old_file_and_no_debris(
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk on fire"):
-        save_directory(target, load_directory(net.directory))
+        save_directory(target, load_directory(net.directory_source))
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["directory.json"]
 
@@ -403,7 +411,7 @@ def test_load_directory_names_the_file_and_the_problem(
 
 
 def test_load_directory_rejects_invalid_entries(tmp_path: Path, net: DemoNetwork) -> None:
-    data = json.loads(net.directory.read_text())
+    data = json.loads(net.directory_source.read_text())
     path = tmp_path / "directory.json"
 
     data["authorities"][0]["tls_fingerprints"] = "abc"
@@ -501,7 +509,7 @@ def test_member_state_table() -> None:
 def test_a_whole_network_of_every_state_is_a_valid_directory(tmp_path: Path) -> None:
     codes = [f"{state}-DU" for state in sorted(MEMBER_STATES)]
     net = create_demo_network(tmp_path / "all", codes)
-    assert sorted(load_directory(net.directory).authorities) == codes
+    assert sorted(load_directory(net.directory_source).authorities) == codes
 
 
 # --- a real mutual-TLS handshake ---------------------------------------------------------
@@ -561,7 +569,9 @@ def test_mutual_tls_handshake_with_the_tls_certificate_succeeds(net: DemoNetwork
     assert "server_error" not in seen and "client_error" not in seen, seen
     assert seen["client_read"] == b"ok"
     # The server sees exactly the certificate the directory pins for BE-DU.
-    pinned = load_directory(net.directory).by_tls_fingerprint(fingerprint_der(seen["server_peer"]))
+    pinned = load_directory(net.directory_source).by_tls_fingerprint(
+        fingerprint_der(seen["server_peer"])
+    )
     assert pinned is not None and pinned.code == "BE-DU"
 
 

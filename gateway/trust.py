@@ -1,0 +1,407 @@
+"""What a gateway trusts, and changing it while running (Art. 41: the notified authorities).
+
+A `TrustState` is one consistent snapshot of the network CA bundle, the CRL, the signed
+directory and this gateway's own TLS and signing certificates, each checked against the
+others: our certificates must be issued by the network CA for their purpose, unrevoked, and
+pinned for us in the directory; the directory must be signed by the operator's publisher
+certificate and not older than the one we accepted before.
+
+`TrustManager` reloads that snapshot on SIGHUP, on an administrator's request and when one
+of the files changes. A reload either applies completely (new connections use the new TLS
+contexts at once, kept-alive connections are re-checked per request, deliveries re-pin) or
+not at all, and every reload, applied or refused, is a register entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import signal
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.config import Config
+from gateway.core.directory import Authority, Directory, DirectoryError
+from gateway.core.policy import Reason, Rejection
+from gateway.pki.anchors import (
+    TLS_PURPOSES,
+    Revocations,
+    TrustAnchors,
+    describe,
+    extended_key_usages,
+)
+from gateway.pki.certs import CertificateError, fingerprint, load_certificate, load_private_key
+from gateway.pki.purposes import DOCUMENT_SIGNING
+from gateway.pki.signed_directory import SignedDirectory, load_signed_directory
+from gateway.store.store import Checkpointer, Store, TrustMark
+from gateway.transport.tls import client_context, server_context
+from gateway.xml.signature import Signer
+
+DIRECTORY_MARK = "directory"
+FILES = ("ca", "crl", "directory", "tls_cert", "tls_key", "signing_cert", "signing_key")
+
+
+class TrustError(ValueError):
+    """Trust material that cannot be used; the message says which file and why."""
+
+
+def trust_paths(config: Config) -> dict[str, Path | None]:
+    return {
+        "ca": config.ca_cert,
+        "crl": config.crl,
+        "directory": config.directory,
+        "tls_cert": config.tls_cert,
+        "tls_key": config.tls_key,
+        "signing_cert": config.signing_cert,
+        "signing_key": config.signing_key,
+    }
+
+
+def file_digests(config: Config) -> dict[str, str]:
+    """SHA-256 of each trust file as it is now ("missing" when absent): what the watcher
+    compares, and what a reload records."""
+    out: dict[str, str] = {}
+    for name, path in trust_paths(config).items():
+        if path is None:
+            out[name] = "not-configured"
+            continue
+        try:
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            out[name] = "missing"
+    return out
+
+
+@dataclass(frozen=True)
+class TrustState:
+    anchors: TrustAnchors
+    revocations: Revocations | None
+    published: SignedDirectory
+    tls_certificate: x509.Certificate
+    signer: Signer
+    digests: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Directory:
+        return self.published.directory
+
+    def peer_refusal(self, der: bytes | None) -> str | None:
+        """Why a TLS peer's certificate is refused now (revoked since the connection was made,
+        say), or None. Pinning is checked separately, against the directory."""
+        if der is None or self.revocations is None:
+            return None
+        cert = x509.load_der_x509_certificate(der)
+        if self.revocations.is_revoked(cert):
+            return f"the TLS certificate {describe(cert)} is revoked"
+        return None
+
+    def signing_check(self, at: datetime) -> Callable[[x509.Certificate], None]:
+        """The check a peer's pinned signing certificate passes before its signature counts."""
+
+        def check(cert: x509.Certificate) -> None:
+            if self.revocations is not None and self.revocations.is_revoked(cert):
+                raise Rejection(
+                    Reason.CERTIFICATE_REVOKED,
+                    f"signing certificate {fingerprint(cert)[:16]}... is revoked",
+                )
+            if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+                raise Rejection(
+                    Reason.CERTIFICATE_EXPIRED,
+                    f"signing certificate {fingerprint(cert)[:16]}... is not valid now",
+                )
+
+        return check
+
+    def summary(self) -> dict[str, Any]:
+        """What the register and the admin API say of this state (no secrets)."""
+        return {
+            "directory_version": self.directory.version,
+            "directory_sha256": self.published.sha256,
+            "directory_published": self.published.published.isoformat(),
+            "crl_number": None if self.revocations is None else self.revocations.number,
+            "tls_certificate": fingerprint(self.tls_certificate),
+            "signing_certificate": fingerprint(self.signer.certificate),
+        }
+
+
+def load_trust(config: Config, at: datetime, mark: TrustMark | None = None) -> TrustState:
+    """Read and cross-check every trust file; raise `TrustError` naming the first problem."""
+    digests = file_digests(config)
+    try:
+        anchors = TrustAnchors.load(config.ca_cert)
+        revocations = None if config.crl is None else Revocations.load(config.crl, anchors, at)
+        published = load_signed_directory(config.directory, anchors, at, revocations)
+        _check_not_older(published, mark, config.directory)
+        own = published.directory.get(config.authority)
+        if own is None:
+            raise TrustError(
+                f"authority {config.authority} (setting 'authority') is not in the directory "
+                f"{config.directory}"
+            )
+        tls_cert = _own_tls(config, anchors, revocations, own, at)
+        signer = _own_signer(config, anchors, revocations, own, at)
+    except (CertificateError, DirectoryError) as exc:
+        raise TrustError(str(exc)) from exc
+    return TrustState(anchors, revocations, published, tls_cert, signer, digests)
+
+
+def _check_not_older(published: SignedDirectory, mark: TrustMark | None, path: Path) -> None:
+    if mark is None:
+        return
+    if published.version < mark.version:
+        raise TrustError(
+            f"directory {path} has version {published.version}, older than version "
+            f"{mark.version} this gateway accepted on {mark.accepted_at.isoformat()}; "
+            "an older directory is refused (it may re-admit revoked authorities)"
+        )
+    if published.version == mark.version and published.sha256 != mark.sha256:
+        raise TrustError(
+            f"directory {path} has version {published.version}, which this gateway already "
+            "accepted with other content; the operator must publish changes as a new version"
+        )
+
+
+def _own_tls(
+    config: Config,
+    anchors: TrustAnchors,
+    revocations: Revocations | None,
+    own: Authority,
+    at: datetime,
+) -> x509.Certificate:
+    cert = load_certificate(config.tls_cert)
+    key = load_private_key(config.tls_key)
+    if cert.public_key() != key.public_key():
+        raise CertificateError(
+            f"{config.tls_cert} does not belong to the key {config.tls_key} (wrong key for "
+            "certificate); install the matching pair"
+        )
+    anchors.check(cert, at, what=f"TLS certificate {config.tls_cert}")
+    usages = extended_key_usages(cert)
+    if not all(p in usages for p in TLS_PURPOSES):
+        raise CertificateError(
+            f"{config.tls_cert} is not a TLS certificate (needs serverAuth and clientAuth)"
+        )
+    if revocations is not None:
+        revocations.check(cert, f"our TLS certificate {config.tls_cert}")
+    if fingerprint(cert) not in own.tls_fingerprints:
+        raise CertificateError(
+            f"{config.tls_cert} is not pinned as a TLS certificate of {config.authority} in the "
+            "directory; peers would refuse our connections (ask the operator to publish it)"
+        )
+    return cert
+
+
+def _own_signer(
+    config: Config,
+    anchors: TrustAnchors,
+    revocations: Revocations | None,
+    own: Authority,
+    at: datetime,
+) -> Signer:
+    key = load_private_key(config.signing_key)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise CertificateError(f"{config.signing_key}: the signing key must be ECDSA P-256")
+    cert = load_certificate(config.signing_cert)
+    if cert.public_key() != key.public_key():
+        raise CertificateError(
+            f"{config.signing_cert} does not belong to the key {config.signing_key} (wrong key "
+            "for certificate); install the matching pair"
+        )
+    anchors.check(
+        cert, at, purpose=DOCUMENT_SIGNING, what=f"signing certificate {config.signing_cert}"
+    )
+    if revocations is not None:
+        revocations.check(cert, f"our signing certificate {config.signing_cert}")
+    if fingerprint(cert) not in own.signing_fingerprints:
+        raise CertificateError(
+            f"{config.signing_cert} is not pinned as a signing certificate of {config.authority}"
+            " in the directory; peers would refuse our signatures"
+        )
+    return Signer(key, cert)
+
+
+def checkpointer_for(config: Config, signer: Signer) -> Checkpointer:
+    return Checkpointer(
+        authority=config.authority,
+        every=config.register.checkpoint_every,
+        signer_pem=signer.certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        sign=lambda payload: signer.key.sign(payload, ec.ECDSA(hashes.SHA256())),
+    )
+
+
+def changes_between(old: TrustState, new: TrustState) -> list[str]:
+    """What a reload changes, in words for the register and the logs."""
+    out: list[str] = []
+    if old.directory.version != new.directory.version:
+        out.append(f"directory version {old.directory.version} -> {new.directory.version}")
+    old_crl = None if old.revocations is None else old.revocations.number
+    new_crl = None if new.revocations is None else new.revocations.number
+    if old_crl != new_crl:
+        out.append(f"CRL number {old_crl} -> {new_crl}")
+    if fingerprint(old.tls_certificate) != fingerprint(new.tls_certificate):
+        out.append("own TLS certificate renewed")
+    if fingerprint(old.signer.certificate) != fingerprint(new.signer.certificate):
+        out.append("own signing certificate renewed")
+    if [fingerprint(c) for c in old.anchors.certificates] != [
+        fingerprint(c) for c in new.anchors.certificates
+    ]:
+        out.append("network CA bundle changed")
+    return out
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    applied: bool
+    trigger: str
+    changes: list[str]
+    error: str | None
+    register_sequence: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "applied": self.applied,
+            "trigger": self.trigger,
+            "changes": self.changes,
+            "error": self.error,
+            "register_sequence": self.register_sequence,
+        }
+
+
+class TrustManager:
+    """Holds the current `TrustState` of a running gateway and replaces it safely.
+
+    The listening socket keeps one TLS context whose SNI callback hands every new handshake
+    to the current context, so a reload needs no restart and drops no connection.
+    Listeners (the deliverer, say) are told after a reload applied.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        state: TrustState,
+        clock: Callable[[], datetime],
+        log: Any,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.state = state
+        self.clock = clock
+        self.log = log
+        self._lock = asyncio.Lock()
+        self._listeners: list[Callable[[TrustState], None]] = []
+        self._refused_digests: Mapping[str, str] | None = None
+        self.server_context = server_context(config)
+        self.client_context = client_context(config)
+        self.reloads = 0
+
+    def base_server_context(self, on_handshake_failure: Callable[[str], None]) -> ssl.SSLContext:
+        """The context the listening socket is created with: it audits refused handshakes and
+        switches each handshake to the context of the current trust state."""
+        base = server_context(self.config, on_handshake_failure)
+
+        def switch(ssl_object: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
+            current = self.server_context
+            if current is not base:
+                ssl_object.context = current
+
+        base.sni_callback = switch
+        self.server_context = base
+        return base
+
+    def on_change(self, listener: Callable[[TrustState], None]) -> None:
+        self._listeners.append(listener)
+
+    async def reload(self, trigger: str, actor: str | None = None) -> ReloadResult:
+        """Load the files again and apply them if they hold together; record the outcome."""
+        async with self._lock:
+            mark = await self.store.trust_mark(DIRECTORY_MARK)
+            now = self.clock()
+            try:
+                new = await asyncio.to_thread(load_trust, self.config, now, mark)
+                server = await asyncio.to_thread(server_context, self.config)
+                client = await asyncio.to_thread(client_context, self.config)
+            except (TrustError, ssl.SSLError, OSError) as exc:
+                return await self._refused(trigger, actor, str(exc))
+            changes = changes_between(self.state, new)
+            async with self.store.transaction() as tx:
+                entry = await tx.append_register(
+                    time=now,
+                    event="trust-reloaded",
+                    direction="in",
+                    status="applied",
+                    details={"trigger": trigger, "actor": actor, "changes": changes}
+                    | new.summary(),
+                )
+                if mark is None or mark.version != new.directory.version:
+                    await tx.set_trust_mark(
+                        DIRECTORY_MARK, new.directory.version, new.published.sha256, now
+                    )
+            self.state = new
+            self.server_context = server
+            self.client_context = client
+            self._refused_digests = None
+            self.reloads += 1
+            for listener in self._listeners:
+                listener(new)
+            self.log.info(
+                "trust reloaded",
+                trigger=trigger,
+                changes=changes,
+                directory_version=new.directory.version,
+                register_seq=entry.sequence,
+            )
+            return ReloadResult(True, trigger, changes, None, entry.sequence)
+
+    async def _refused(self, trigger: str, actor: str | None, error: str) -> ReloadResult:
+        self._refused_digests = await asyncio.to_thread(file_digests, self.config)
+        async with self.store.transaction() as tx:
+            entry = await tx.append_register(
+                time=self.clock(),
+                event="trust-reload-refused",
+                direction="in",
+                status="refused",
+                details={"trigger": trigger, "actor": actor, "text": error[:500]},
+            )
+        self.log.error(
+            "trust reload refused; the previous directory, CRL and certificates stay in force",
+            trigger=trigger,
+            error=error,
+            register_seq=entry.sequence,
+        )
+        return ReloadResult(False, trigger, [], error, entry.sequence)
+
+    async def watch(self) -> None:
+        """Reload when a trust file changes (checked every `trust.reload_check_seconds`). A
+        refused set of files is not retried until one of them changes again."""
+        interval = self.config.trust.reload_check_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                digests = await asyncio.to_thread(file_digests, self.config)
+                if digests != dict(self.state.digests) and digests != self._refused_digests:
+                    await self.reload("file-change")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("trust file watch failed; retrying")
+
+    def install_sighup(self, loop: asyncio.AbstractEventLoop) -> None:
+        tasks: set[asyncio.Task[ReloadResult]] = set()
+
+        def on_hup() -> None:
+            task = loop.create_task(self.reload("SIGHUP"))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
