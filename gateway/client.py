@@ -103,6 +103,28 @@ class GatewayClient:
         """Administrator, demonstration gateways only (clock.adjustable)."""
         return await self._request("POST", "/api/v1/admin/clock", json={"advance_seconds": seconds})
 
+    async def admin_directory(self) -> dict[str, Any]:
+        return await self._request("GET", "/api/v1/admin/directory")
+
+    async def admin_certificates(self) -> dict[str, Any]:
+        return await self._request("GET", "/api/v1/admin/certificates")
+
+    async def admin_crl(self) -> dict[str, Any]:
+        return await self._request("GET", "/api/v1/admin/crl")
+
+    async def reload_trust(self) -> dict[str, Any]:
+        """Apply a new directory, CRL or own certificate now; ApiError 409 if refused."""
+        return await self._request("POST", "/api/v1/admin/reload")
+
+    async def metrics(self) -> str:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        async with self._session.get(self.api_url + "/api/v1/metrics") as resp:
+            text = await resp.text()
+            if resp.status >= 400:
+                raise ApiError(resp.status, {"detail": text[:500]})
+            return text
+
     async def message(self, message_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/messages/{message_id}")
 

@@ -47,6 +47,7 @@ from gateway.transport.tls import client_context, server_context
 from gateway.xml.signature import Signer
 
 DIRECTORY_MARK = "directory"
+EXPIRY_LOG_INTERVAL = 3600.0
 FILES = ("ca", "crl", "directory", "tls_cert", "tls_key", "signing_cert", "signing_key")
 
 
@@ -238,6 +239,67 @@ def checkpointer_for(config: Config, signer: Signer) -> Checkpointer:
     )
 
 
+@dataclass(frozen=True)
+class CertificateStatus:
+    """One certificate the gateway depends on, and how long it has left."""
+
+    owner: str
+    purpose: str
+    certificate: x509.Certificate
+    status: str
+    """ok, expiring (within the warning window), expired, not-yet-valid or revoked."""
+    seconds_left: float
+
+    def to_dict(self) -> dict[str, Any]:
+        cert = self.certificate
+        return {
+            "owner": self.owner,
+            "purpose": self.purpose,
+            "subject": cert.subject.rfc4514_string(),
+            "fingerprint": fingerprint(cert),
+            "serial": format(cert.serial_number, "x"),
+            "not_before": cert.not_valid_before_utc.isoformat(),
+            "not_after": cert.not_valid_after_utc.isoformat(),
+            "days_left": round(self.seconds_left / 86400, 2),
+            "status": self.status,
+        }
+
+
+def certificate_report(
+    state: TrustState, authority: str, now: datetime, window_days: int
+) -> list[CertificateStatus]:
+    """Every certificate this gateway relies on: ours, the network CAs, the directory
+    publisher and the health practitioners' encryption certificates of the directory."""
+    items: list[tuple[str, str, x509.Certificate]] = [
+        (authority, "tls", state.tls_certificate),
+        (authority, "signing", state.signer.certificate),
+        ("operator", "directory", state.published.publisher),
+    ]
+    items += [("network", "ca", cert) for cert in state.anchors.certificates]
+    for auth in sorted(state.directory.authorities.values(), key=lambda a: a.code):
+        for pem in auth.health_encryption_certificates:
+            try:
+                cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+            except ValueError:
+                continue
+            items.append((auth.code, "health-encryption", cert))
+    out: list[CertificateStatus] = []
+    for owner, purpose, cert in items:
+        left = (cert.not_valid_after_utc - now).total_seconds()
+        if state.revocations is not None and state.revocations.is_revoked(cert):
+            status = "revoked"
+        elif now < cert.not_valid_before_utc:
+            status = "not-yet-valid"
+        elif left <= 0:
+            status = "expired"
+        elif left <= window_days * 86400:
+            status = "expiring"
+        else:
+            status = "ok"
+        out.append(CertificateStatus(owner, purpose, cert, status, left))
+    return out
+
+
 def changes_between(old: TrustState, new: TrustState) -> list[str]:
     """What a reload changes, in words for the register and the logs."""
     out: list[str] = []
@@ -353,6 +415,7 @@ class TrustManager:
             self.reloads += 1
             for listener in self._listeners:
                 listener(new)
+            self.warn_expiring()
             self.log.info(
                 "trust reloaded",
                 trigger=trigger,
@@ -384,8 +447,13 @@ class TrustManager:
         """Reload when a trust file changes (checked every `trust.reload_check_seconds`). A
         refused set of files is not retried until one of them changes again."""
         interval = self.config.trust.reload_check_seconds
+        self.warn_expiring()
+        last_warning = asyncio.get_running_loop().time()
         while True:
             await asyncio.sleep(interval)
+            if asyncio.get_running_loop().time() - last_warning > EXPIRY_LOG_INTERVAL:
+                self.warn_expiring()
+                last_warning = asyncio.get_running_loop().time()
             try:
                 digests = await asyncio.to_thread(file_digests, self.config)
                 if digests != dict(self.state.digests) and digests != self._refused_digests:
@@ -394,6 +462,25 @@ class TrustManager:
                 raise
             except Exception:
                 self.log.exception("trust file watch failed; retrying")
+
+    def warn_expiring(self) -> list[CertificateStatus]:
+        """Log every certificate that is expiring, expired or revoked (at start, after each
+        reload and hourly), so an operator's log alerting sees it weeks ahead."""
+        report = certificate_report(
+            self.state, self.config.authority, self.clock(), self.config.trust.expiry_warning_days
+        )
+        bad = [c for c in report if c.status != "ok"]
+        for item in bad:
+            self.log.warning(
+                "certificate needs attention",
+                owner=item.owner,
+                purpose=item.purpose,
+                status=item.status,
+                fingerprint=fingerprint(item.certificate),
+                not_after=item.certificate.not_valid_after_utc.isoformat(),
+                days_left=round(item.seconds_left / 86400, 1),
+            )
+        return bad
 
     def install_sighup(self, loop: asyncio.AbstractEventLoop) -> None:
         tasks: set[asyncio.Task[ReloadResult]] = set()

@@ -3,15 +3,15 @@ bearer token; the token decides the role and the role decides what may be done."
 
 from __future__ import annotations
 
-import hmac
 import json
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from gateway.api.admin import add_admin_routes
+from gateway.api.auth import CONTEXT, KEEPER, ROLE, requires
 from gateway.api.problems import problem
 from gateway.context import Clock, GatewayContext
 from gateway.core.forms import FORM_TYPES
@@ -25,59 +25,8 @@ from gateway.xml.envelope import read_acknowledgement, read_form, utc_text
 from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
 
-CONTEXT: web.AppKey[GatewayContext] = web.AppKey("api-context", GatewayContext)
-KEEPER: web.AppKey[DeadlineKeeper] = web.AppKey("keeper", DeadlineKeeper)
-ROLE: web.RequestKey[str] = web.RequestKey("role", str)
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "submit": frozenset({"case-officer", "health-practitioner"}),
-    "read-messages": frozenset({"case-officer", "health-practitioner"}),
-    "health": frozenset({"case-officer", "health-practitioner", "administrator", "auditor"}),
-    "adjust-clock": frozenset({"administrator"}),
-    "read-register": frozenset({"auditor"}),
-}
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_JSON_BYTES = 12 * 1024 * 1024
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _role_for(ctx: GatewayContext, header: str | None) -> str | None:
-    if not header or not header.startswith("Bearer "):
-        return None
-    token = header.removeprefix("Bearer ").strip().encode()
-    for role, expected in ctx.config.api.tokens.items():
-        if hmac.compare_digest(token, expected.encode()):
-            return role
-    return None
-
-
-def requires(permission: str) -> Callable[[Handler], Handler]:
-    allowed = PERMISSIONS[permission]
-
-    def wrap(handler: Handler) -> Handler:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            ctx = request.app[CONTEXT]
-            role = _role_for(ctx, request.headers.get("Authorization"))
-            if role is None:
-                return problem(
-                    401,
-                    "Unauthorized",
-                    "send 'Authorization: Bearer <token>' with a token from the configuration",
-                    headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
-                )
-            request[ROLE] = role
-            if role not in allowed:
-                return problem(
-                    403,
-                    "Forbidden",
-                    f"the role {role!r} may not {permission.replace('-', ' ')}",
-                    rule=permission,
-                )
-            return await handler(request)
-
-        return guarded
-
-    return wrap
 
 
 def _ack_view(msg: StoredMessage) -> dict[str, Any] | None:
@@ -439,6 +388,19 @@ async def post_clock(request: web.Request) -> web.StreamResponse:
             422, "Invalid Submission", "the clock only moves forward", field="advance_seconds"
         )
     ctx.clock.offset += timedelta(seconds=seconds)
+    async with ctx.store.transaction() as tx:
+        await tx.append_register(
+            time=ctx.clock(),
+            event="admin-action",
+            direction="in",
+            status="applied",
+            details={
+                "action": "clock-advanced",
+                "actor": request[ROLE],
+                "advance_seconds": seconds,
+                "offset_seconds": ctx.clock.offset.total_seconds(),
+            },
+        )
     request.app[KEEPER].wake.set()
     return web.json_response(
         {"now": utc_text(ctx.clock()), "offset_seconds": ctx.clock.offset.total_seconds()}
@@ -471,6 +433,7 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app.router.add_get("/api/v1/cases/{reference}", get_case)
     app.router.add_get("/api/v1/deadlines", get_deadlines)
     app.router.add_post("/api/v1/admin/clock", post_clock)
+    add_admin_routes(app)
     app.router.add_get("/api/v1/register", get_register)
     app.router.add_get("/api/v1/register.csv", get_register_csv)
     app.router.add_get("/api/v1/register/integrity", get_register_integrity)

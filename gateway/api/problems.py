@@ -18,6 +18,7 @@ def problem(
     field: str | None = None,
     rule: str | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> web.Response:
     body: dict[str, Any] = {
         "type": f"urn:eu:dublin:gateway:problem:{title.lower().replace(' ', '-')}",
@@ -29,6 +30,8 @@ def problem(
         body["field"] = field
     if rule is not None:
         body["rule"] = rule
+    if extra:
+        body |= extra
     return web.Response(
         status=status,
         body=json.dumps(body).encode(),

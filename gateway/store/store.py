@@ -656,6 +656,7 @@ class Store:
         direction: str | None = None,
         status: str | None = None,
         event: str | None = None,
+        reason: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         after: int = 0,
@@ -670,6 +671,7 @@ class Store:
             (register.c.direction, direction),
             (register.c.status, status),
             (register.c.event, event),
+            (register.c.reason, reason),
         ):
             if value is not None:
                 q = q.where(column == value)

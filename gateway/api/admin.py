@@ -1,0 +1,170 @@
+"""Administrator endpoints: the directory, certificates and CRL in force, a reload on demand,
+and Prometheus metrics. Reads change nothing; every action that changes something (a reload,
+a clock move) is a register entry naming the administrator role as its actor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from cryptography import x509
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway.api.auth import CONTEXT, ROLE, requires
+from gateway.api.problems import problem
+from gateway.context import GatewayContext
+from gateway.pki.certs import fingerprint
+from gateway.trust import certificate_report
+
+METRICS_TYPE = "text/plain; version=0.0.4"
+
+
+def _directory_view(ctx: GatewayContext) -> dict[str, Any]:
+    published = ctx.trust.state.published
+    authorities = []
+    for auth in sorted(published.directory.authorities.values(), key=lambda a: a.code):
+        view = auth.to_dict()
+        view["health_encryption_certificates"] = [
+            _health_cert_view(pem) for pem in auth.health_encryption_certificates
+        ]
+        authorities.append(view)
+    return {
+        "version": published.version,
+        "published": published.published.isoformat(),
+        "sha256": published.sha256,
+        "publisher": {
+            "subject": published.publisher.subject.rfc4514_string(),
+            "fingerprint": fingerprint(published.publisher),
+        },
+        "authorities": authorities,
+    }
+
+
+def _health_cert_view(pem: str) -> dict[str, Any]:
+    cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    return {
+        "fingerprint": fingerprint(cert),
+        "subject": cert.subject.rfc4514_string(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+    }
+
+
+@requires("administer")
+async def get_directory(request: web.Request) -> web.StreamResponse:
+    return web.json_response(_directory_view(request.app[CONTEXT]))
+
+
+@requires("administer")
+async def get_certificates(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    window = ctx.config.trust.expiry_warning_days
+    report = certificate_report(ctx.trust.state, ctx.config.authority, ctx.clock(), window)
+    return web.json_response(
+        {
+            "expiry_warning_days": window,
+            "attention": sum(1 for c in report if c.status != "ok"),
+            "certificates": [c.to_dict() for c in report],
+        }
+    )
+
+
+@requires("administer")
+async def get_crl(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    crl = ctx.trust.state.revocations
+    if crl is None:
+        return web.json_response({"configured": False})
+    return web.json_response(
+        {
+            "configured": True,
+            "issuer": crl.issuer.rfc4514_string(),
+            "number": crl.number,
+            "last_update": crl.last_update.isoformat(),
+            "next_update": None if crl.next_update is None else crl.next_update.isoformat(),
+            "revoked_serials": sorted(format(s, "x") for s in crl.serials),
+            "sha256": crl.sha256,
+        }
+    )
+
+
+@requires("administer")
+async def post_reload(request: web.Request) -> web.StreamResponse:
+    """Apply a new directory, CRL or own certificate now (as SIGHUP would)."""
+    ctx = request.app[CONTEXT]
+    result = await ctx.trust.reload("admin-api", actor=request[ROLE])
+    if not result.applied:
+        return problem(
+            409,
+            "Reload Refused",
+            f"{result.error}; the previous directory, CRL and certificates stay in force",
+            rule="trust-reload",
+            extra={"register_sequence": result.register_sequence},
+        )
+    return web.json_response(result.to_dict() | {"state": ctx.trust.state.summary()})
+
+
+class _TrustCollector(Collector):
+    def __init__(self, ctx: GatewayContext, register_sequence: int) -> None:
+        self.ctx = ctx
+        self.register_sequence = register_sequence
+
+    def collect(self) -> Any:
+        ctx = self.ctx
+        now = ctx.clock()
+        window = ctx.config.trust.expiry_warning_days
+        labels = ["owner", "purpose", "fingerprint"]
+        left = GaugeMetricFamily(
+            "gateway_certificate_expiry_seconds",
+            "Seconds until a certificate the gateway relies on expires (negative: expired)",
+            labels=labels,
+        )
+        attention = GaugeMetricFamily(
+            "gateway_certificate_attention",
+            f"1 when a certificate expires within {window} days, has expired or is revoked",
+            labels=labels,
+        )
+        for item in certificate_report(ctx.trust.state, ctx.config.authority, now, window):
+            values = [item.owner, item.purpose, fingerprint(item.certificate)]
+            left.add_metric(values, item.seconds_left)
+            attention.add_metric(values, 0.0 if item.status == "ok" else 1.0)
+        yield left
+        yield attention
+        crl = ctx.trust.state.revocations
+        if crl is not None and crl.next_update is not None:
+            yield GaugeMetricFamily(
+                "gateway_crl_next_update_seconds",
+                "Seconds until the CRL in force must be replaced by a fresh one",
+                value=(crl.next_update - now).total_seconds(),
+            )
+        yield GaugeMetricFamily(
+            "gateway_directory_version",
+            "Version of the signed directory in force",
+            value=ctx.trust.state.directory.version,
+        )
+        yield GaugeMetricFamily(
+            "gateway_trust_reloads", "Trust reloads applied since start", value=ctx.trust.reloads
+        )
+        yield GaugeMetricFamily(
+            "gateway_register_sequence",
+            "Sequence number of the register head",
+            value=self.register_sequence,
+        )
+
+
+@requires("administer")
+async def get_metrics(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    sequence, _ = await ctx.store.register_head()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_TrustCollector(ctx, sequence))
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": METRICS_TYPE})
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/admin/directory", get_directory)
+    app.router.add_get("/api/v1/admin/certificates", get_certificates)
+    app.router.add_get("/api/v1/admin/crl", get_crl)
+    app.router.add_post("/api/v1/admin/reload", post_reload)
+    app.router.add_get("/api/v1/metrics", get_metrics)
