@@ -36,6 +36,90 @@ def _cmd_pki_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_directory_publish(args: argparse.Namespace) -> int:
+    """Sign the operator's directory JSON and publish it where gateways watch for it."""
+    from datetime import UTC, datetime
+
+    from gateway.context import load_signer_files
+    from gateway.pki.anchors import TrustAnchors
+    from gateway.pki.directory_file import load_directory
+    from gateway.pki.signed_directory import load_signed_directory, publish_directory
+
+    directory = load_directory(args.source)
+    now = datetime.now(UTC)
+    if args.out.exists():
+        anchors = TrustAnchors.load(args.ca) if args.ca else None
+        if anchors is not None:
+            current = load_signed_directory(args.out, anchors, now).version
+            if directory.version <= current:
+                raise DirectoryError(
+                    f"{args.source} has version {directory.version}, but {args.out} already "
+                    f"publishes version {current}; gateways refuse anything not newer: raise "
+                    "'version' in the source and publish again"
+                )
+    signer = load_signer_files(args.cert, args.key, _passphrase(args))
+    publish_directory(args.out, directory, signer, now)
+    print(
+        f"published directory version {directory.version} "
+        f"({len(directory.authorities)} authorities) to {args.out}"
+    )
+    return 0
+
+
+def _cmd_directory_show(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from gateway.pki.anchors import Revocations, TrustAnchors
+    from gateway.pki.certs import fingerprint
+    from gateway.pki.signed_directory import load_signed_directory
+
+    anchors = TrustAnchors.load(args.ca)
+    now = datetime.now(UTC)
+    crl = Revocations.load(args.crl, anchors, now) if args.crl else None
+    signed = load_signed_directory(args.directory, anchors, now, crl)
+    print(
+        json.dumps(
+            {
+                "verified": True,
+                "version": signed.version,
+                "published": signed.published.isoformat(),
+                "publisher": fingerprint(signed.publisher),
+                "sha256": signed.sha256,
+            }
+            | signed.directory.to_dict(),
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    """A key passphrase from --passphrase-file or --passphrase-env, if one was given."""
+    import os
+
+    if getattr(args, "passphrase_file", None):
+        text = Path(args.passphrase_file).read_text(encoding="utf-8").removesuffix("\n")
+        if not text:
+            raise ValueError(f"{args.passphrase_file} is empty")
+        return text.encode()
+    name = getattr(args, "passphrase_env", None)
+    if name:
+        value = os.environ.get(name)
+        if not value:
+            raise ValueError(f"the environment variable {name} is not set")
+        return value.encode()
+    return None
+
+
+def _cmd_health_open(args: argparse.Namespace) -> int:
+    from gateway.health import open_transmission, print_opened
+
+    form = open_transmission(args.transmission.read_bytes(), args.cert, args.key)
+    print(print_opened(form))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
@@ -288,6 +372,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--authorities", default="BE-DU,NL-DU,GR-DU", help="comma-separated authority codes"
     )
     demo_pki.set_defaults(func=_cmd_pki_demo)
+    directory = pki_sub.add_parser("directory", help="publish or check the signed directory")
+    directory_sub = directory.add_subparsers(dest="directory_command", required=True)
+    publish = directory_sub.add_parser(
+        "publish", help="sign the directory JSON with the publisher key (Art. 41)"
+    )
+    publish.add_argument("--source", type=Path, required=True, help="the directory JSON")
+    publish.add_argument("--cert", type=Path, required=True, help="publisher certificate")
+    publish.add_argument("--key", type=Path, required=True, help="publisher private key")
+    publish.add_argument("--out", type=Path, required=True, help="signed file gateways load")
+    publish.add_argument(
+        "--ca", type=Path, default=None, help="CA bundle: refuse to publish an older version"
+    )
+    publish.add_argument("--passphrase-file", type=Path, default=None)
+    publish.add_argument("--passphrase-env", default=None)
+    publish.set_defaults(func=_cmd_directory_publish)
+    show = directory_sub.add_parser("show", help="verify a signed directory and print it")
+    show.add_argument("directory", type=Path)
+    show.add_argument("--ca", type=Path, required=True, help="network CA bundle")
+    show.add_argument("--crl", type=Path, default=None)
+    show.set_defaults(func=_cmd_directory_show)
+
+    health = sub.add_parser("health", help="health practitioners: open a health certificate")
+    health_sub = health.add_subparsers(dest="health_command", required=True)
+    open_cmd = health_sub.add_parser(
+        "open", help="decrypt a sealed Art. 39 health certificate with the practitioner's key"
+    )
+    open_cmd.add_argument("transmission", type=Path, help="the transmission (gateway export)")
+    open_cmd.add_argument("--cert", type=Path, required=True, help="encryption certificate")
+    open_cmd.add_argument("--key", type=Path, required=True, help="the practitioner's key")
+    open_cmd.set_defaults(func=_cmd_health_open)
 
     demo = sub.add_parser("demo", help="run three gateways and a take charge exchange")
     demo.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")

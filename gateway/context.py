@@ -64,8 +64,8 @@ class GatewayContext:
         return None if auth is None else auth.code
 
 
-def load_signer_files(cert_path: Path, key_path: Path) -> Signer:
-    key = load_private_key(key_path)
+def load_signer_files(cert_path: Path, key_path: Path, password: bytes | None = None) -> Signer:
+    key = load_private_key(key_path, password)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise CertificateError(f"{key_path}: the signing key must be ECDSA P-256")
     cert = load_certificate(cert_path)

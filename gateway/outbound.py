@@ -11,12 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+
 from gateway.cases import record_step
 from gateway.context import GatewayContext
 from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound
 from gateway.core.references import InvalidReference, Reference
 from gateway.deadlines import record_request_limit, rule_set
+from gateway.pki.certs import CertificateError
+from gateway.pki.purposes import HEALTH_ENCRYPTION
 from gateway.xml.envelope import (
     AttachmentFile,
     build_transmission,
@@ -24,6 +28,7 @@ from gateway.xml.envelope import (
     validate_envelope,
 )
 from gateway.xml.forms import FormError, form_to_element
+from gateway.xml.sealed import consent_basis, seal
 
 SUBMISSION_FIELDS = frozenset(
     {
@@ -46,6 +51,7 @@ _FIELD_OF_REASON = {
     Reason.NO_MATCHING_REQUEST: "/in_reply_to",
     Reason.ALREADY_ANSWERED: "/in_reply_to",
     Reason.CONSENT_MISSING: "/form/writtenConsent",
+    Reason.ROLE_NOT_ALLOWED: "/receiver",
 }
 
 
@@ -141,6 +147,34 @@ async def _reference_for(
     return str(own), case
 
 
+def _health_recipients(ctx: GatewayContext, receiver: str) -> list[x509.Certificate]:
+    """The receiving authority's health practitioners' encryption certificates that are valid
+    now (issued by the network CA for that purpose, unrevoked), and our own practitioners',
+    so that they can read back what they sent."""
+    state, now = ctx.trust.state, ctx.clock()
+    chosen: dict[str, list[x509.Certificate]] = {}
+    for code in (receiver, ctx.config.authority):
+        auth = ctx.directory.get(code)
+        certs = []
+        for pem in auth.health_encryption_certificates if auth else ():
+            cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+            try:
+                state.anchors.check(cert, now, purpose=HEALTH_ENCRYPTION)
+                if state.revocations is not None:
+                    state.revocations.check(cert)
+            except CertificateError:
+                continue
+            certs.append(cert)
+        chosen[code] = certs
+    if not chosen[receiver]:
+        raise Rejection(
+            Reason.ROLE_NOT_ALLOWED,
+            f"the directory publishes no valid health encryption certificate for {receiver}'s "
+            "health practitioners, so a health certificate cannot be sealed for them (Art. 39)",
+        )
+    return chosen[receiver] + chosen[ctx.config.authority]
+
+
 async def submit(ctx: GatewayContext, data: Mapping[str, Any], role: str) -> Submitted:
     unknown = set(data) - SUBMISSION_FIELDS
     if unknown:
@@ -186,10 +220,13 @@ async def submit(ctx: GatewayContext, data: Mapping[str, Any], role: str) -> Sub
         in_reply_to=in_reply_to,
         urgent=urgent,
         case_reference=case_reference,
+        sender_role=ft.sender_role,
     )
-    root = build_transmission(header, form_el, attachments)
     try:
         check_outbound(header, ctx.directory)
+        if ft.name == "health-certificate":
+            form_el = seal(form_el, consent_basis(form), _health_recipients(ctx, receiver))
+        root = build_transmission(header, form_el, attachments)
         check_attachments(form_el, attachments, ctx.config.peer.max_attachment_bytes)
         validate_envelope(root)
     except Rejection as exc:

@@ -74,6 +74,8 @@ class Header:
     urgent: bool = False
     case_reference: str | None = None
     """The case a follow-up form (types 6 and 7) belongs to, when its own reference differs."""
+    sender_role: str = "case-officer"
+    """The role that sent it (signed): health certificates come from health practitioners."""
 
     @property
     def case(self) -> str:
@@ -106,6 +108,7 @@ def check_outbound(header: Header, directory: Directory) -> None:
     if header.receiver == header.sender:
         raise Rejection(Reason.WRONG_RECEIVER, "an authority cannot send to itself")
     check_reference(header)
+    check_roles(header, directory)
 
 
 def check_inbound(
@@ -140,6 +143,31 @@ def check_inbound(
             f"{int(max_skew.total_seconds())} s from our clock",
         )
     check_reference(header)
+    check_roles(header, directory)
+
+
+def check_roles(header: Header, directory: Directory) -> None:
+    """The signed sender role must be the one the form belongs to, and both ends must be
+    marked for it in the directory: health certificates go from health practitioners to
+    health practitioners only (Art. 39(3)-(4))."""
+    ft = FORM_TYPES.get(header.message_type)
+    if ft is None:
+        raise Rejection(Reason.UNKNOWN_TYPE, f"unknown message type {header.message_type!r}")
+    if header.sender_role != ft.sender_role:
+        raise Rejection(
+            Reason.ROLE_NOT_ALLOWED,
+            f"a {ft.name} is sent by the {ft.sender_role} role, not {header.sender_role} "
+            f"({ft.article})",
+        )
+    for side, code in (("sender", header.sender), ("receiver", header.receiver)):
+        auth = directory.get(code)
+        if auth is not None and ft.sender_role not in auth.roles:
+            raise Rejection(
+                Reason.ROLE_NOT_ALLOWED,
+                f"the {side} {code} is not marked for the {ft.sender_role} role in the "
+                f"directory, so it may not {'send' if side == 'sender' else 'receive'} a "
+                f"{ft.name} ({ft.article})",
+            )
 
 
 def check_reference(header: Header) -> None:

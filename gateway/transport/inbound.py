@@ -16,13 +16,14 @@ from collections import deque
 from datetime import timedelta
 
 from aiohttp import web
+from cryptography import x509
 from lxml import etree
 
 from gateway.cases import erase_payload, record_step
 from gateway.context import GatewayContext
 from gateway.core.policy import Header, Reason, Rejection, check_inbound
 from gateway.deadlines import DeadlineKeeper
-from gateway.pki.certs import fingerprint_der
+from gateway.pki.certs import fingerprint, fingerprint_der
 from gateway.store.store import DuplicateMessage, StoredMessage
 from gateway.transport.tls import peer_certificate
 from gateway.xml.envelope import (
@@ -36,6 +37,7 @@ from gateway.xml.envelope import (
 )
 from gateway.xml.forms import FormError, form_from_element
 from gateway.xml.parser import parse_untrusted
+from gateway.xml.sealed import is_sealed, read_sealed
 from gateway.xml.signature import verify
 
 CONTEXT: web.AppKey[GatewayContext] = web.AppKey("context", GatewayContext)
@@ -142,6 +144,8 @@ class Receiver:
                 Reason.SCHEMA_INVALID,
                 f"the body holds a {body_type.name}, the header announces {header.message_type}",
             )
+        if body_type.name == "health-certificate":
+            self._check_sealed(form_el)
         receipt = ctx.clock()
         try:
             async with ctx.store.transaction() as tx:
@@ -208,6 +212,26 @@ class Receiver:
             register_seq=entry.sequence,
         )
         return _ack_response(ack)
+
+    def _check_sealed(self, form_el: etree._Element) -> None:
+        """Art. 39(3)-(4): a health certificate is readable by our health practitioners only,
+        so it must arrive sealed for at least one of their published certificates."""
+        if not is_sealed(form_el):
+            raise Rejection(
+                Reason.SCHEMA_INVALID,
+                "a health certificate must travel sealed (CMS EnvelopedData) for the receiving "
+                "health practitioners, never in clear (Art. 39(3))",
+            )
+        ours = {
+            fingerprint(x509.load_pem_x509_certificate(pem.encode("ascii")))
+            for pem in self.ctx.local.health_encryption_certificates
+        }
+        if not ours & set(read_sealed(form_el).recipients):
+            raise Rejection(
+                Reason.ROLE_NOT_ALLOWED,
+                "the health certificate is not sealed for any encryption certificate the "
+                f"directory publishes for {self.ctx.config.authority}'s health practitioners",
+            )
 
     def _duplicate(self, existing: StoredMessage, digest: str) -> web.Response:
         if existing.direction != "in" or existing.digest != digest or existing.ack_xml is None:

@@ -94,6 +94,7 @@ def build_transmission(
         _el(h, "Case", header.case_reference)
     _el(h, "Type", header.message_type)
     _el(h, "Sender", header.sender)
+    _el(h, "SenderRole", header.sender_role)
     _el(h, "Receiver", header.receiver)
     _el(h, "Created", utc_text(header.created))
     if header.in_reply_to is not None:
@@ -179,6 +180,7 @@ def read_header(root: etree._Element) -> Header:
         in_reply_to=_text(root, "gw:Header/gw:InReplyTo"),
         urgent=_req(root, "gw:Header/gw:Urgency") == "urgent",
         case_reference=_text(root, "gw:Header/gw:Case"),
+        sender_role=_req(root, "gw:Header/gw:SenderRole"),
     )
 
 

@@ -14,7 +14,7 @@ its first error is reported with the JSON path of the element at fault."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -23,6 +23,7 @@ from lxml import etree
 
 from gateway.core.forms import FORM_TYPES, FormType, form_type_by_namespace
 from gateway.xml.schemas import SCHEMA_DIR
+from gateway.xml.sealed import is_sealed, read_sealed
 
 _INTEGER_TYPES = frozenset(
     {
@@ -184,14 +185,22 @@ def form_to_element(form_type: FormType, data: Mapping[str, Any]) -> etree._Elem
     paths: list[str] = []
     nsmap = {"f": form_type.namespace, "c": COMMON_NS}
     root = _build(_root_decl(form_type), data, None, nsmap, "", paths)
+    validate_form(form_type, root, paths)
+    return root
+
+
+def validate_form(
+    form_type: FormType, root: etree._Element, paths: Sequence[str] | None = None
+) -> None:
+    """Check a form element against its schema; `paths` maps lines to JSON pointers when the
+    element was built from JSON."""
     _, validator = _schemas(form_type.name)
     if not validator.validate(root):
         log: Any = validator.error_log
         error = log[0]
-        where = paths[error.line - 1] if 0 < error.line <= len(paths) else "/"
+        where = paths[error.line - 1] if paths and 0 < error.line <= len(paths) else "/"
         message = str(error.message)
         raise FormError(where, _without_values(message))
-    return root
 
 
 def _without_values(message: str) -> str:
@@ -229,7 +238,11 @@ def _read(decl: Any, el: etree._Element) -> Any:
 
 
 def form_from_element(element: etree._Element) -> tuple[FormType, dict[str, Any]]:
-    """The case-system JSON of a (verified, schema-valid) form element."""
+    """The case-system JSON of a (verified, schema-valid) form element. A sealed health
+    certificate (Art. 39) gives only what travels in clear: consent basis, recipients and
+    the ciphertext."""
+    if is_sealed(element):
+        return FORM_TYPES["health-certificate"], read_sealed(element).to_json()
     qname = etree.QName(element)
     ft = form_type_by_namespace(qname.namespace or "")
     if ft is None or qname.localname != ft.root:

@@ -19,14 +19,16 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 SKEW = timedelta(minutes=5)
 
 
-def authority(code: str, n: int) -> Authority:
+def authority(
+    code: str, n: int, roles: frozenset[str] = frozenset({"case-officer", "health-practitioner"})
+) -> Authority:
     return Authority(
         code=code,
         member_state=code[:2],
         name=f"Dublin unit {code}",
         time_zone="Europe/Brussels",
         endpoint="https://127.0.0.1:1",
-        roles=frozenset({"case-officer"}),
+        roles=roles,
         tls_fingerprints=frozenset({f"{n:064x}"}),
         signing_fingerprints=frozenset({f"{n + 100:064x}"}),
     )
@@ -118,10 +120,15 @@ def test_1560_art20_reference_type_digit_matches_the_form() -> None:
 
 def test_1560_art20_types_6_and_7_carry_their_own_digit_and_name_their_case() -> None:
     ok = request_header(
-        message_type="health-certificate", reference="BE7CASE-1", case_reference="BE1CASE-1"
+        message_type="health-certificate",
+        reference="BE7CASE-1",
+        case_reference="BE1CASE-1",
+        sender_role="health-practitioner",
     )
     inbound(ok, local="NL-DU", peer="BE-DU")
-    no_case = request_header(message_type="health-certificate", reference="BE7CASE-1")
+    no_case = request_header(
+        message_type="health-certificate", reference="BE7CASE-1", sender_role="health-practitioner"
+    )
     assert reason_of(inbound, no_case, local="NL-DU", peer="BE-DU") == Reason.REFERENCE_INVALID
     wrong_digit = request_header(
         message_type="transfer-information", reference="BE7CASE-1", case_reference="BE1CASE-1"
@@ -182,3 +189,42 @@ def test_art25_2_humanitarian_request_needs_written_consent() -> None:
         Reason.CONSENT_MISSING
     )
     check_form_rules("humanitarian-request", {"writtenConsent": True})
+
+
+HEALTH = {
+    "message_type": "health-certificate",
+    "reference": "BE7CASE-1",
+    "case_reference": "BE1CASE-1",
+    "sender_role": "health-practitioner",
+}
+
+
+def test_art39_health_certificates_are_sent_by_the_health_practitioner_role_only() -> None:
+    by_officer = request_header(**HEALTH | {"sender_role": "case-officer"})
+    assert reason_of(inbound, by_officer, local="NL-DU", peer="BE-DU") == Reason.ROLE_NOT_ALLOWED
+    assert reason_of(check_outbound, by_officer, DIRECTORY) == Reason.ROLE_NOT_ALLOWED
+    # ...and a case officer's form is not sent under the health practitioner role.
+    disguised = request_header(sender_role="health-practitioner")
+    assert reason_of(inbound, disguised, local="NL-DU", peer="BE-DU") == Reason.ROLE_NOT_ALLOWED
+
+
+def test_art39_health_certificates_go_only_to_endpoints_marked_for_health_practitioners() -> None:
+    officers_only = frozenset({"case-officer"})
+    no_health_nl = Directory.of(
+        [authority("BE-DU", 1), authority("NL-DU", 2, officers_only), authority("GR-DU", 3)]
+    )
+    h = request_header(**HEALTH)
+    with pytest.raises(Rejection) as caught:
+        check_outbound(h, no_health_nl)
+    assert caught.value.reason == Reason.ROLE_NOT_ALLOWED
+    assert "receiver NL-DU is not marked for the health-practitioner role" in str(caught.value)
+    no_health_be = Directory.of(
+        [authority("BE-DU", 1, officers_only), authority("NL-DU", 2), authority("GR-DU", 3)]
+    )
+    with pytest.raises(Rejection) as caught:
+        check_inbound(
+            h, local="NL-DU", peer="BE-DU", directory=no_health_be, now=NOW, max_skew=SKEW
+        )
+    assert "sender BE-DU is not marked" in str(caught.value)
+    # Other forms are untouched by the health role.
+    check_outbound(request_header(), no_health_nl)
