@@ -256,6 +256,7 @@ REGISTER_FILTERS = {
     "direction": "direction",
     "status": "status",
     "event": "event",
+    "reason": "reason",
 }
 
 

@@ -256,3 +256,35 @@ async def test_demo_case_runs_to_arrival_and_every_transmission_verifies_with_xm
         path = tmp_path / f"{i}.xml"
         path.write_bytes(stored.signed_xml)
         check_with_standard_tools(path, harness.net.pki.ca_cert, STEPS[i].message_type)
+
+
+async def test_art41_sighup_applies_a_new_directory_without_restart(tmp_path: Path) -> None:
+    """With file watching effectively off, SIGHUP alone makes a running gateway process take
+    the newly published directory; the process and its connections stay up."""
+    from tests.pki_helpers import publish
+
+    net = build_local_network(tmp_path / "net", ["BE-DU", "NL-DU"], delivery=FAST_DELIVERY)
+    gw = net.gateways["BE-DU"]
+    gw.config.write_text(
+        gw.config.read_text().replace("reload_check_seconds = 0.5", "reload_check_seconds = 3600")
+    )
+    proc = spawn(net, "BE-DU")
+    try:
+        async with GatewayClient(gw.api_url, gw.tokens["administrator"]) as admin:
+            await admin.wait_until_up(within=30)
+            assert (await admin.admin_directory())["version"] == 1
+            publish(net.pki, lambda data: None)
+            await asyncio.sleep(0.3)
+            assert (await admin.admin_directory())["version"] == 1, "no reload before SIGHUP"
+            proc.send_signal(signal.SIGHUP)
+            for _ in range(100):
+                if (await admin.admin_directory())["version"] == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await admin.admin_directory())["version"] == 2
+            assert proc.poll() is None
+        async with GatewayClient(gw.api_url, gw.tokens["auditor"]) as auditor:
+            rows = await auditor._request("GET", "/api/v1/register?event=trust-reloaded")
+        assert rows["items"][-1]["details"]["trigger"] == "SIGHUP"
+    finally:
+        stop(proc)
