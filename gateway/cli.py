@@ -196,12 +196,12 @@ def _cmd_deadline(args: argparse.Namespace) -> int:
 
 def _cmd_register_verify(args: argparse.Namespace) -> int:
     from gateway.core.register import RegisterChainError
-    from gateway.pki.certs import load_certificate
+    from gateway.pki.certs import load_certificates
     from gateway.register import verify_store, witnesses_in_bundle
     from gateway.store.store import Store
 
     config = load_config(args.config)
-    ca = load_certificate(config.ca_cert)
+    ca = load_certificates(config.ca_cert)
     tty = sys.stderr.isatty()
     witnesses = []
     for bundle in args.witnesses:
@@ -330,7 +330,7 @@ def _cmd_register_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_register_verify_bundle(args: argparse.Namespace) -> int:
-    from gateway.pki.certs import load_certificate
+    from gateway.pki.certs import load_certificates
     from gateway.register import BundleError, verify_bundle
 
     try:
@@ -338,7 +338,7 @@ def _cmd_register_verify_bundle(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise LookupError(f"cannot read {args.bundle}: {exc.strerror}") from exc
     try:
-        report = verify_bundle(data, load_certificate(args.ca))
+        report = verify_bundle(data, load_certificates(args.ca))
     except BundleError as exc:
         print(f"bundle {args.bundle}: NOT valid: {exc}")
         return 1

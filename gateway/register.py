@@ -48,7 +48,11 @@ class VerifyReport:
     checkpoints: int
 
 
-def _check_checkpoint(row: dict[str, Any], authority: str, ca: x509.Certificate) -> None:
+CaCertificates = x509.Certificate | Sequence[x509.Certificate]
+"""The network CA, or the whole CA bundle (issuing CA and root)."""
+
+
+def _check_checkpoint(row: dict[str, Any], authority: str, ca: CaCertificates) -> None:
     seq = int(row["sequence"])
     try:
         cert = x509.load_pem_x509_certificate(row["signer"].encode())
@@ -108,7 +112,7 @@ class Witness:
     holder: str
 
 
-def witnesses_in_bundle(data: bytes, ca: x509.Certificate, about: str) -> list[Witness]:
+def witnesses_in_bundle(data: bytes, ca: CaCertificates, about: str) -> list[Witness]:
     """The heads of `about`'s register that a peer's verified bundle has witnessed."""
     verify_bundle(data, ca)
     report_body = _bundle_body(data, ca)
@@ -178,7 +182,7 @@ async def _verify_parallel(
 async def verify_store(
     store: Store,
     authority: str,
-    ca: x509.Certificate,
+    ca: CaCertificates,
     progress: Callable[[int, int], None] | None = None,
     witnesses: Sequence[Witness] = (),
     parallel_min: int = PARALLEL_MIN,
@@ -344,17 +348,20 @@ class BundleError(ValueError):
     """The bundle does not verify; the message says where."""
 
 
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> None:
-    ca_key, algorithm = ca.public_key(), cert.signature_hash_algorithm
-    if not isinstance(ca_key, ec.EllipticCurvePublicKey) or algorithm is None:
-        raise BundleError("the CA must be an ECDSA certificate authority")
-    try:
-        ca_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
-    except InvalidSignature as exc:
-        raise BundleError("a signer certificate was not issued by this CA") from exc
+def _issued_by(cert: x509.Certificate, ca: CaCertificates) -> None:
+    """`cert` was issued by the network CA (by one CA of the bundle: issuing CA or root)."""
+    for anchor in [ca] if isinstance(ca, x509.Certificate) else ca:
+        if anchor.subject != cert.issuer:
+            continue
+        try:
+            cert.verify_directly_issued_by(anchor)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return
+    raise BundleError("a signer certificate was not issued by this CA")
 
 
-def _bundle_body(data: bytes, ca: x509.Certificate) -> dict[str, Any]:
+def _bundle_body(data: bytes, ca: CaCertificates) -> dict[str, Any]:
     """The bundle's body once its canonical form and signature are checked."""
     try:
         outer = json.loads(data)
@@ -379,7 +386,7 @@ def _bundle_body(data: bytes, ca: x509.Certificate) -> dict[str, Any]:
     return body
 
 
-def verify_bundle(data: bytes, ca: x509.Certificate) -> BundleReport:
+def verify_bundle(data: bytes, ca: CaCertificates) -> BundleReport:
     """Check a bundle offline against the network CA only."""
     body = _bundle_body(data, ca)
     if body.get("format") != BUNDLE_FORMAT:

@@ -18,7 +18,6 @@ from gateway.core.forms import FORM_TYPES
 from gateway.core.register import RegisterChainError
 from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
-from gateway.pki.certs import load_certificate
 from gateway.register import entries_csv, verify_store
 from gateway.store.store import StoredDeadline, StoredMessage
 from gateway.xml.envelope import read_acknowledgement, read_form, utc_text
@@ -330,7 +329,7 @@ async def get_register_integrity(request: web.Request) -> web.StreamResponse:
     verified_at = utc_text(ctx.clock())
     try:
         report = await verify_store(
-            ctx.store, ctx.config.authority, load_certificate(ctx.config.ca_cert)
+            ctx.store, ctx.config.authority, list(ctx.trust.state.anchors.certificates)
         )
     except RegisterChainError as exc:
         return web.json_response(
