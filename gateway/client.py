@@ -128,10 +128,30 @@ class GatewayClient:
     async def message(self, message_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/messages/{message_id}")
 
-    async def inbox(self, cursor: str = "0", limit: int = 50) -> dict[str, Any]:
-        return await self._request(
-            "GET", "/api/v1/inbox", params={"cursor": cursor, "limit": str(limit)}
-        )
+    async def inbox(self, cursor: str = "0", limit: int = 50, state: str = "all") -> dict[str, Any]:
+        """Received messages after `cursor`; `state="unconsumed"` lists what this role must
+        still take over (see `consume`)."""
+        params = {"cursor": cursor, "limit": str(limit)}
+        if state != "all":
+            params["state"] = state
+        return await self._request("GET", "/api/v1/inbox", params=params)
+
+    async def consume(self, message_id: str) -> dict[str, Any]:
+        """Say the case system has stored a received message; safe to repeat."""
+        return await self._request("POST", f"/api/v1/inbox/{quote(message_id, safe='')}/consumed")
+
+    async def events(
+        self, cursor: str = "0", limit: int = 100, case: str | None = None
+    ) -> dict[str, Any]:
+        """Acknowledgements, refusals, receipts, deadlines and their consequences, in
+        register order; pass `next_cursor` back to resume."""
+        params = {"cursor": cursor, "limit": str(limit)}
+        if case is not None:
+            params["case"] = case
+        return await self._request("GET", "/api/v1/events", params=params)
+
+    async def openapi(self) -> dict[str, Any]:
+        return await self._request("GET", "/api/v1/openapi.json")
 
     async def wait_for_state(
         self, message_id: str, states: Iterable[str], within: float = 30.0

@@ -12,10 +12,11 @@ from aiohttp import web
 
 from gateway.api.admin import add_admin_routes
 from gateway.api.auth import CONTEXT, KEEPER, ROLE, requires
+from gateway.api.openapi import openapi_document
 from gateway.api.problems import problem
 from gateway.context import Clock, GatewayContext
 from gateway.core.forms import FORM_TYPES
-from gateway.core.register import RegisterChainError
+from gateway.core.register import RegisterChainError, RegisterEntry
 from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
 from gateway.register import entries_csv, verify_store
@@ -89,6 +90,8 @@ def message_view(msg: StoredMessage, *, with_form: bool = False) -> dict[str, An
         view["error"] = msg.reason_text
     if msg.reason_code == "late-reply":
         view["late"] = True
+    if msg.direction == "in":
+        view["consumed_at"] = None if msg.consumed_at is None else utc_text(msg.consumed_at)
     if with_form:
         view["form"] = None
         if msg.signed_xml is not None:
@@ -145,20 +148,51 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     return web.json_response(view)
 
 
-@requires("read-messages")
-async def get_inbox(request: web.Request) -> web.StreamResponse:
-    ctx = request.app[CONTEXT]
+INBOX_STATES = ("all", "unconsumed", "consumed")
+
+
+def _cursor_and_limit(
+    request: web.Request, default: int, maximum: int
+) -> tuple[int, int] | web.Response:
     try:
         after = int(request.query.get("cursor", "0"))
-        limit = int(request.query.get("limit", "50"))
+        limit = int(request.query.get("limit", str(default)))
     except ValueError:
         return problem(400, "Bad Request", "cursor and limit must be integers", field="cursor")
-    if after < 0 or not 1 <= limit <= 500:
+    if after < 0:
+        return problem(400, "Bad Request", "cursor must be 0 or more", field="cursor")
+    if not 1 <= limit <= maximum:
+        return problem(400, "Bad Request", f"limit must be between 1 and {maximum}", field="limit")
+    return after, limit
+
+
+def owned_types(role: str) -> frozenset[str]:
+    """The message types a role processes (and consumes): Art. 39(3)-(4)."""
+    return frozenset(ft.name for ft in FORM_TYPES.values() if ft.sender_role == role)
+
+
+@requires("read-messages")
+async def get_inbox(request: web.Request) -> web.StreamResponse:
+    """Received messages, oldest first, by cursor. `state=unconsumed` lists only what this
+    role must still process: a case system consumes each message explicitly once it has
+    stored it, so a crash in between shows it again and nothing is lost."""
+    ctx = request.app[CONTEXT]
+    paging = _cursor_and_limit(request, 50, 500)
+    if isinstance(paging, web.Response):
+        return paging
+    after, limit = paging
+    state = request.query.get("state", "all")
+    if state not in INBOX_STATES:
         return problem(
-            400, "Bad Request", "cursor must be >= 0 and limit between 1 and 500", field="limit"
+            400, "Bad Request", f"state is one of {', '.join(INBOX_STATES)}", field="state"
         )
-    items = await ctx.store.inbox(after, limit)
     role = request[ROLE]
+    if state == "all":
+        items = await ctx.store.inbox(after, limit)
+    else:
+        items = await ctx.store.inbox(
+            after, limit, consumed=state == "consumed", types=owned_types(role)
+        )
     views = []
     for m in items:
         readable = may_read_form(role, m.message_type)
@@ -171,6 +205,111 @@ async def get_inbox(request: web.Request) -> web.StreamResponse:
             "items": views,
             "next_cursor": str(items[-1].id) if items else str(after),
         }
+    )
+
+
+@requires("read-messages")
+async def post_consumed(request: web.Request) -> web.StreamResponse:
+    """The case system has stored a received message: it leaves the unconsumed inbox. Saying
+    so again changes nothing (idempotent), so a retry after a lost answer is harmless."""
+    ctx = request.app[CONTEXT]
+    role = request[ROLE]
+    message_id = request.match_info["message_id"]
+    async with ctx.store.transaction() as tx:
+        msg = await tx.get_message(message_id)
+        if msg is None or msg.direction != "in":
+            return problem(404, "Not Found", "no received message with this id", field="id")
+        if msg.message_type not in owned_types(role):
+            return problem(
+                403,
+                "Forbidden",
+                f"a {msg.message_type} is consumed by the role that processes it, not {role}",
+                rule="consume",
+            )
+        already = msg.consumed_at is not None
+        if not already:
+            now = ctx.clock()
+            await tx.update_message(message_id, consumed_at=now, consumed_by=role)
+            await tx.append_register(
+                time=now,
+                event="consumed",
+                direction="in",
+                peer=msg.peer,
+                message_id=message_id,
+                message_type=msg.message_type,
+                reference=msg.reference,
+                digest=msg.digest,
+                status="consumed",
+                details={"role": role},
+            )
+            consumed_at = now
+        else:
+            assert msg.consumed_at is not None
+            consumed_at = msg.consumed_at
+    return web.json_response(
+        {
+            "message_id": message_id,
+            "consumed_at": utc_text(consumed_at),
+            "already_consumed": already,
+        }
+    )
+
+
+CASE_EVENTS = (
+    "submitted",
+    "delivered",
+    "refused-by-peer",
+    "delivery-failed",
+    "undeliverable",
+    "received",
+    "rejected",
+    "consumed",
+    "deadline-opened",
+    "deadline-closed",
+    "deadline-expired",
+    "reminder",
+    "late-reply",
+    "payload-erased",
+)
+
+
+def event_view(entry: RegisterEntry) -> dict[str, Any]:
+    return {
+        "cursor": str(entry.sequence),
+        "time": utc_text(entry.time),
+        "event": entry.event,
+        "direction": entry.direction,
+        "peer": entry.peer,
+        "message_id": entry.message_id,
+        "type": entry.message_type,
+        "reference": entry.reference,
+        "status": entry.status,
+        "reason": entry.reason,
+        "details": entry.details,
+    }
+
+
+@requires("read-messages")
+async def get_events(request: web.Request) -> web.StreamResponse:
+    """What happened to messages and cases, in order: acknowledgements, refusals, delivery
+    failures, receipts, deadlines opened and met, expiries with their consequence (deemed
+    acceptance, Art. 30(8)), reminders. The cursor is the register sequence: no gaps, no
+    reordering, and a case system resumes exactly where it stopped."""
+    ctx = request.app[CONTEXT]
+    paging = _cursor_and_limit(request, 100, 1000)
+    if isinstance(paging, web.Response):
+        return paging
+    after, limit = paging
+    case = request.query.get("case")
+    # The head first: every entry up to it is committed, so a short page means nothing of
+    # interest lies between the last item and the head, and the cursor may jump there.
+    head, _ = await ctx.store.register_head()
+    entries = await ctx.store.case_events(after, limit, CASE_EVENTS, case=case, upto=head)
+    next_cursor = entries[-1].sequence if entries else after
+    if len(entries) < limit:
+        next_cursor = max(next_cursor, head)
+    return web.json_response(
+        {"items": [event_view(e) for e in entries], "next_cursor": str(next_cursor)}
     )
 
 
@@ -407,6 +546,11 @@ async def post_clock(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def get_openapi(request: web.Request) -> web.StreamResponse:
+    """The API's description (OpenAPI 3.1); public on the loopback listener, like a manual."""
+    return web.json_response(openapi_document())
+
+
 @requires("health")
 async def get_health(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
@@ -430,6 +574,9 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app.router.add_post("/api/v1/messages", post_message)
     app.router.add_get("/api/v1/messages/{message_id}", get_message)
     app.router.add_get("/api/v1/inbox", get_inbox)
+    app.router.add_post("/api/v1/inbox/{message_id}/consumed", post_consumed)
+    app.router.add_get("/api/v1/events", get_events)
+    app.router.add_get("/api/v1/openapi.json", get_openapi)
     app.router.add_get("/api/v1/cases/{reference}", get_case)
     app.router.add_get("/api/v1/deadlines", get_deadlines)
     app.router.add_post("/api/v1/admin/clock", post_clock)

@@ -36,6 +36,7 @@ EVENTS = frozenset(
         "trust-reloaded",  # a new directory, CRL or own certificate was applied while running
         "trust-reload-refused",  # a changed directory, CRL or certificate was refused, and why
         "admin-action",  # an administrator acted through the admin API
+        "consumed",  # the case system took a received message over (inbox consumption)
     }
 )
 DIRECTIONS = frozenset({"in", "out"})

@@ -69,7 +69,10 @@ messages = Table(
     Column("reason_code", String(64), nullable=True),
     Column("reason_text", Text, nullable=True),
     Column("case_reference", String(96), nullable=True),
+    Column("consumed_at", UtcDateTime, nullable=True),
+    Column("consumed_by", String(32), nullable=True),
     Index("ix_messages_direction_id", "direction", "id"),
+    Index("ix_messages_unconsumed", "direction", "consumed_at", "id"),
     Index("ix_messages_reference", "reference"),
     Index("ix_messages_case_reference", "case_reference"),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -77,6 +77,8 @@ class StoredMessage:
     reason_code: str | None
     reason_text: str | None
     case_reference: str | None
+    consumed_at: datetime | None = None
+    consumed_by: str | None = None
 
     @property
     def case(self) -> str:
@@ -406,13 +408,24 @@ class Store:
         async with self.engine.connect() as conn:
             return await Transaction(conn, self.postgres).get_message(message_id)
 
-    async def inbox(self, after: int, limit: int) -> list[StoredMessage]:
-        q = (
-            select(messages)
-            .where(messages.c.direction == "in", messages.c.id > after)
-            .order_by(messages.c.id)
-            .limit(limit)
-        )
+    async def inbox(
+        self,
+        after: int,
+        limit: int,
+        *,
+        consumed: bool | None = None,
+        types: frozenset[str] | None = None,
+    ) -> list[StoredMessage]:
+        """Received messages after the cursor `after`, oldest first; optionally only those
+        (not) consumed yet, or only of `types`."""
+        q = select(messages).where(messages.c.direction == "in", messages.c.id > after)
+        if consumed is True:
+            q = q.where(messages.c.consumed_at.is_not(None))
+        elif consumed is False:
+            q = q.where(messages.c.consumed_at.is_(None))
+        if types is not None:
+            q = q.where(messages.c.message_type.in_(sorted(types)))
+        q = q.order_by(messages.c.id).limit(limit)
         async with self.engine.connect() as conn:
             return [_message(r) for r in await conn.execute(q)]
 
@@ -634,6 +647,29 @@ class Store:
         )
         async with self.engine.connect() as conn:
             return [r.message_id for r in await conn.execute(q)]
+
+    async def case_events(
+        self,
+        after: int,
+        limit: int,
+        events: Sequence[str],
+        *,
+        case: str | None = None,
+        upto: int | None = None,
+    ) -> list[RegisterEntry]:
+        """Register entries of `events` after sequence `after` (and up to `upto`) that
+        concern a message or a case's time limits, optionally of one reference."""
+        q = select(register).where(
+            register.c.sequence > after,
+            register.c.sequence <= (upto if upto is not None else 2**62),
+            register.c.event.in_(list(events)),
+            register.c.reference.is_not(None),
+        )
+        if case is not None:
+            q = q.where(register.c.reference == case)
+        q = q.order_by(register.c.sequence).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_entry(r) for r in await conn.execute(q)]
 
     async def trust_mark(self, name: str) -> TrustMark | None:
         q = select(trust_marks).where(trust_marks.c.name == name)

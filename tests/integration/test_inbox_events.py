@@ -1,0 +1,124 @@
+"""What a case system needs to never lose nor double-process a message: an inbox it consumes
+explicitly, and an ordered events feed (acknowledgements, receipts, deadlines and deemed
+acceptance, Art. 30(8)) it resumes by cursor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from gateway.client import ApiError, GatewayClient
+from tests.integration.conftest import Harness, example, send_request
+from tests.integration.test_deadlines import advance, case_state
+
+pytestmark = pytest.mark.asyncio
+
+
+async def all_events(client: GatewayClient, cursor: str = "0") -> tuple[list[Any], str]:
+    items: list[Any] = []
+    while True:
+        page = await client.events(cursor, 50)
+        items += page["items"]
+        if page["next_cursor"] == cursor:
+            return items, cursor
+        cursor = page["next_cursor"]
+
+
+async def test_inbox_consumption_is_explicit_idempotent_and_by_the_owning_role(
+    harness: Harness,
+) -> None:
+    h = harness
+    await h.start("BE-DU", "NL-DU")
+    be, nl = h.api("BE-DU"), h.api("NL-DU")
+    sent = [await send_request(be, case_number=f"INBOX-{n}") for n in range(3)]
+    for item in sent:
+        await be.wait_for_state(item["message_id"], {"delivered"}, within=20)
+
+    unconsumed = (await nl.inbox(state="unconsumed"))["items"]
+    assert [m["message_id"] for m in unconsumed] == [s["message_id"] for s in sent]
+    assert all(m["consumed_at"] is None and m["form"] for m in unconsumed)
+    first = sent[0]["message_id"]
+    done = await nl.consume(first)
+    assert done["already_consumed"] is False
+    again = await nl.consume(first)
+    assert again == done | {"already_consumed": True}, "a repeated consume changes nothing"
+    left = (await nl.inbox(state="unconsumed"))["items"]
+    assert [m["message_id"] for m in left] == [s["message_id"] for s in sent[1:]]
+    assert [m["message_id"] for m in (await nl.inbox(state="consumed"))["items"]] == [first]
+    assert (await nl.message(first))["consumed_at"] == done["consumed_at"]
+    consumed = await h.ctx("NL-DU").store.query_register(event="consumed")
+    assert [e.message_id for e in consumed] == [first]
+
+    practitioner = h.api("NL-DU", "health-practitioner")
+    assert (await practitioner.inbox(state="unconsumed"))["items"] == []
+    with pytest.raises(ApiError) as caught:
+        await practitioner.consume(sent[1]["message_id"])
+    assert caught.value.status == 403
+    with pytest.raises(ApiError) as caught:
+        await nl.consume("00000000-0000-4000-8000-000000000000")
+    assert caught.value.status == 404
+    with pytest.raises(ApiError) as caught:
+        await nl.consume(sent[1]["message_id"].replace("-", "/"))
+    assert caught.value.status == 404
+    with pytest.raises(ApiError) as caught:
+        await be.consume(sent[1]["message_id"])  # BE's own outgoing message
+    assert caught.value.status == 404
+
+
+async def test_events_feed_orders_acknowledgements_receipts_and_deadlines_and_resumes(
+    harness: Harness,
+) -> None:
+    h = harness
+    await h.start("BE-DU", "NL-DU")
+    be, nl = h.api("BE-DU"), h.api("NL-DU")
+    sent = await send_request(be, case_number="EVENTS-1")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    events, cursor = await all_events(be)
+    mine = [
+        (e["event"], e["message_id"])
+        for e in events
+        if e["reference"] == sent["reference"] and e["event"] in ("submitted", "delivered")
+    ]
+    assert mine == [("submitted", sent["message_id"]), ("delivered", sent["message_id"])]
+    assert {e["details"].get("rule") for e in events if e["event"] == "deadline-opened"} >= {
+        "take_charge_reply"
+    }
+    assert [int(e["cursor"]) for e in events] == sorted(int(e["cursor"]) for e in events)
+
+    reply = await nl.submit(
+        "take-charge-reply",
+        "BE-DU",
+        example("take-charge-reply-acceptance"),
+        in_reply_to=sent["message_id"],
+    )
+    await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+    newer, _ = await all_events(be, cursor)
+    assert ("received", reply["message_id"]) in [(e["event"], e["message_id"]) for e in newer]
+    assert not {e["cursor"] for e in newer} & {e["cursor"] for e in events}, "no repeats"
+    closed = [e for e in newer if e["event"] == "deadline-closed"]
+    assert closed and closed[0]["details"]["rule"] == "take_charge_reply"
+
+    only_case = (await be.events("0", 100, case=sent["reference"]))["items"]
+    assert {e["reference"] for e in only_case} == {sent["reference"]}
+
+
+async def test_deemed_acceptance_is_an_event_for_the_case_system(harness: Harness) -> None:
+    """Art. 30(8): silence of the requested State is announced on the feed."""
+    h = harness
+    await h.start("BE-DU", "NL-DU")
+    be = h.api("BE-DU")
+    sent = await send_request(be, case_number="DEEMED-EVENT")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    _, cursor = await all_events(be)
+    await advance(h, 40)
+    await case_state(h, "BE-DU", sent["reference"], "deemed-accepted")
+    for _ in range(50):
+        newer, _ = await all_events(be, cursor)
+        expired = [e for e in newer if e["event"] == "deadline-expired"]
+        if expired:
+            break
+        await asyncio.sleep(0.1)
+    assert expired[0]["reason"] == "deemed-acceptance"
+    assert expired[0]["reference"] == sent["reference"]
