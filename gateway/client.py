@@ -76,8 +76,10 @@ class GatewayClient:
         eurodac_reference: str | None = None,
         case: str | None = None,
         attachments: list[dict[str, str]] | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Submit a form; `attachments` are {fileName, mediaType, content (base64)}."""
+        """Submit a form; `attachments` are {fileName, mediaType, content (base64)}. With an
+        `idempotency_key`, repeating the same submission returns the original message."""
         payload: dict[str, Any] = {"type": message_type, "receiver": receiver, "form": form}
         if case is not None:
             payload["case"] = case
@@ -91,7 +93,8 @@ class GatewayClient:
             payload["urgent"] = True
         if eurodac_reference is not None:
             payload["eurodac_reference"] = eurodac_reference
-        return await self._request("POST", "/api/v1/messages", json=payload)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return await self._request("POST", "/api/v1/messages", json=payload, headers=headers)
 
     async def case(self, reference: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/cases/{quote(reference, safe='')}")

@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography import x509
 
 from gateway.cases import record_step
@@ -21,6 +23,7 @@ from gateway.core.references import InvalidReference, Reference
 from gateway.deadlines import record_request_limit, rule_set
 from gateway.pki.certs import CertificateError
 from gateway.pki.purposes import HEALTH_ENCRYPTION
+from gateway.store.store import DuplicateMessage, StoredMessage
 from gateway.xml.envelope import (
     AttachmentFile,
     build_transmission,
@@ -71,6 +74,30 @@ class Submitted:
     digest: str
     register_sequence: int
     warnings: tuple[str, ...] = ()
+    replayed: bool = False
+    """True when an idempotency key named an earlier, identical submission."""
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def submission_digest(data: Mapping[str, Any], role: str) -> str:
+    """What makes two submissions "the same" for an idempotency key: the JSON content, key
+    order aside, and the role submitting it."""
+    return hashlib.sha256(
+        orjson.dumps({"role": role, "submission": data}, option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
+
+
+def _replay(existing: StoredMessage, digest: str) -> Submitted:
+    if existing.submission_digest != digest:
+        raise SubmissionError(
+            None,
+            "this Idempotency-Key was used for a different submission; use a new key for a "
+            "new message",
+            "idempotency-key-reused",
+        )
+    return Submitted(existing.message_id, existing.reference, existing.digest, 0, (), True)
 
 
 def _string(data: Mapping[str, Any], key: str, required: bool = True) -> str | None:
@@ -175,7 +202,42 @@ def _health_recipients(ctx: GatewayContext, receiver: str) -> list[x509.Certific
     return chosen[receiver] + chosen[ctx.config.authority]
 
 
-async def submit(ctx: GatewayContext, data: Mapping[str, Any], role: str) -> Submitted:
+async def submit(
+    ctx: GatewayContext,
+    data: Mapping[str, Any],
+    role: str,
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Validate, sign and queue a submission. With an `idempotency_key`, repeating the same
+    submission returns the original message (nothing new is signed or sent)."""
+    key_digest = submission_digest(data, role)
+    if idempotency_key is not None:
+        if not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise SubmissionError(
+                None, "Idempotency-Key must be 1-200 visible ASCII characters", "idempotency-key"
+            )
+        existing = await ctx.store.message_by_idempotency_key(idempotency_key)
+        if existing is not None:
+            return _replay(existing, key_digest)
+    try:
+        return await _submit_new(ctx, data, role, idempotency_key, key_digest)
+    except (SubmissionError, DuplicateMessage):
+        # A concurrent request with the same key may have won the race (its case now exists,
+        # or its key is taken): then this one is a repeat, not an error.
+        if idempotency_key is not None:
+            existing = await ctx.store.message_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                return _replay(existing, key_digest)
+        raise
+
+
+async def _submit_new(
+    ctx: GatewayContext,
+    data: Mapping[str, Any],
+    role: str,
+    idempotency_key: str | None,
+    key_digest: str,
+) -> Submitted:
     unknown = set(data) - SUBMISSION_FIELDS
     if unknown:
         first = sorted(unknown)[0]
@@ -255,6 +317,8 @@ async def submit(ctx: GatewayContext, data: Mapping[str, Any], role: str) -> Sub
             signed_xml=signed,
             state="queued",
             case_reference=header.case,
+            idempotency_key=idempotency_key,
+            submission_digest=key_digest if idempotency_key is not None else None,
         )
         await tx.enqueue(header.message_id, now)
         warning = await record_request_limit(

@@ -111,18 +111,23 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     if not isinstance(data, dict):
         return problem(400, "Bad Request", "the body must be a JSON object", field="")
     try:
-        submitted = await submit(ctx, data, request[ROLE])
+        submitted = await submit(ctx, data, request[ROLE], request.headers.get("Idempotency-Key"))
     except SubmissionError as exc:
         return problem(422, "Invalid Submission", str(exc), field=exc.field, rule=exc.rule)
+    state = "queued"
+    if submitted.replayed:
+        current = await ctx.store.get_message(submitted.message_id)
+        state = current.state if current is not None else state
     return web.json_response(
         {
             "message_id": submitted.message_id,
             "reference": submitted.reference,
             "digest": submitted.digest,
-            "state": "queued",
+            "state": state,
             "warnings": list(submitted.warnings),
+            "replayed": submitted.replayed,
         },
-        status=201,
+        status=200 if submitted.replayed else 201,
         headers={"Location": f"/api/v1/messages/{submitted.message_id}"},
     )
 

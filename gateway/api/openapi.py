@@ -215,13 +215,18 @@ def _schemas() -> dict[str, Any]:
         },
         "Submitted": {
             "type": "object",
-            "required": ["message_id", "reference", "digest", "state", "warnings"],
+            "required": ["message_id", "reference", "digest", "state", "warnings", "replayed"],
             "properties": {
                 "message_id": {"type": "string"},
                 "reference": {"type": "string"},
                 "digest": {"type": "string"},
-                "state": {"const": "queued"},
+                "state": {"enum": ["queued", "delivered", "refused", "undeliverable"]},
                 "warnings": {"type": "array", "items": {"type": "object"}},
+                "replayed": {
+                    "type": "boolean",
+                    "description": "true: the Idempotency-Key named an earlier identical "
+                    "submission, whose message this is",
+                },
             },
         },
         "Message": message,
@@ -292,12 +297,23 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "operationId": "submit",
                 "summary": "Submit a standard form (roles case-officer, health-practitioner)",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "Repeat a submission safely: the same key and body "
+                        "return the original message (200); another body is refused (422).",
+                        "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
+                    }
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("Submission")}},
                 },
                 "responses": {
                     "201": _json(_ref("Submitted"), "Signed, stored and queued"),
+                    "200": _json(_ref("Submitted"), "Replayed: the original submission"),
                     "400": PROBLEM,
                     "415": PROBLEM,
                     "422": PROBLEM,

@@ -79,6 +79,8 @@ class StoredMessage:
     case_reference: str | None
     consumed_at: datetime | None = None
     consumed_by: str | None = None
+    idempotency_key: str | None = None
+    submission_digest: str | None = None
 
     @property
     def case(self) -> str:
@@ -407,6 +409,12 @@ class Store:
     async def get_message(self, message_id: str) -> StoredMessage | None:
         async with self.engine.connect() as conn:
             return await Transaction(conn, self.postgres).get_message(message_id)
+
+    async def message_by_idempotency_key(self, key: str) -> StoredMessage | None:
+        q = select(messages).where(messages.c.idempotency_key == key)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return None if row is None else _message(row)
 
     async def inbox(
         self,

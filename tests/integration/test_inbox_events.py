@@ -122,3 +122,39 @@ async def test_deemed_acceptance_is_an_event_for_the_case_system(harness: Harnes
         await asyncio.sleep(0.1)
     assert expired[0]["reason"] == "deemed-acceptance"
     assert expired[0]["reference"] == sent["reference"]
+
+
+async def test_a_repeated_submission_with_its_idempotency_key_sends_nothing_new(
+    harness: Harness,
+) -> None:
+    """A case system that lost the answer to a submission (or crashed before recording it)
+    repeats it with the same Idempotency-Key and gets the original message back."""
+    h = harness
+    await h.start("BE-DU")
+    be = h.api("BE-DU")
+    form = example("take-charge-request.json")
+    from gateway.examples import attachments_for
+
+    def again(key: str, case: str = "IDEM-1") -> Any:
+        return be.submit(
+            "take-charge-request",
+            "NL-DU",
+            form,
+            case_number=case,
+            attachments=attachments_for(form),
+            idempotency_key=key,
+        )
+
+    first = await again("file:visa-0001")
+    assert first["replayed"] is False
+    repeats = await asyncio.gather(*(again("file:visa-0001") for _ in range(5)))
+    assert {r["message_id"] for r in repeats} == {first["message_id"]}
+    assert all(r["replayed"] for r in repeats)
+    with pytest.raises(ApiError) as caught:
+        await again("file:visa-0001", case="IDEM-2")
+    assert caught.value.status == 422
+    assert caught.value.problem["rule"] == "idempotency-key-reused"
+    concurrent = await asyncio.gather(*(again("file:visa-0002", "IDEM-3") for _ in range(4)))
+    assert len({r["message_id"] for r in concurrent}) == 1
+    submitted = await h.ctx("BE-DU").store.query_register(event="submitted")
+    assert len(submitted) == 2, "one message per key, however often it was sent"

@@ -1,0 +1,1 @@
+"""Case-system adapters: ways for a national case system to use the internal API."""

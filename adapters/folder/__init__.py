@@ -1,0 +1,1 @@
+"""Folder adapter: case systems that can only read and write files."""

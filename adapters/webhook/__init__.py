@@ -1,0 +1,1 @@
+"""Webhook adapter: received messages and events pushed to a case-system URL."""
