@@ -42,6 +42,11 @@ def parse_untrusted(
     if (docinfo.encoding or "UTF-8").upper() != "UTF-8":
         raise Rejection(Reason.MALFORMED_XML, "documents must be encoded in UTF-8")
     root = tree.getroot()
+    for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
+        if isinstance(sibling, etree._Comment | etree._ProcessingInstruction):
+            raise Rejection(
+                Reason.MALFORMED_XML, "comments and processing instructions are refused"
+            )
     _check_depth_and_nodes(root, max_depth)
     return root
 
@@ -57,6 +62,13 @@ def _check_depth_and_nodes(root: etree._Element, max_depth: int) -> None:
                 raise Rejection(Reason.DOCTYPE_FORBIDDEN, "entity references are refused")
             if isinstance(child, etree._ProcessingInstruction):
                 raise Rejection(Reason.MALFORMED_XML, "processing instructions are refused")
+            if isinstance(child, etree._Comment):
+                # Canonicalization drops comments, so `NL-<!---->DU` is signed as one value
+                # and may be read as another: no transmission needs a comment.
+                raise Rejection(
+                    Reason.MALFORMED_XML,
+                    "comments are refused (they can split signed values: XML-DSig C14N drops them)",
+                )
             stack.append((child, depth + 1))
 
 
