@@ -70,7 +70,11 @@ async def start_gateway(config: Config) -> RunningGateway:
     ctx = await open_context(config)
     try:
         keeper = DeadlineKeeper(ctx, rule_set(config.deadlines.legal_basis))
-        peer_runner = web.AppRunner(peer_app(ctx, keeper), access_log=None)
+        peer_runner = web.AppRunner(
+            peer_app(ctx, keeper),
+            access_log=None,
+            keepalive_timeout=config.peer.idle_timeout_seconds,
+        )
         await peer_runner.setup()
         audit = TlsAudit(ctx)
         await web.TCPSite(

@@ -28,6 +28,9 @@ class PeerSettings:
     max_clock_skew_seconds: int = 300
     body_timeout_seconds: float = 30.0
     max_attachment_bytes: int = 4 * 1024 * 1024
+    idle_timeout_seconds: float = 30.0
+    """A connection that completes no request within this time is closed (slow clients,
+    slowloris); it also ends idle keep-alive connections."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         max_attachment_bytes=_typed(
             peer_t, "peer.", "max_attachment_bytes", int, PeerSettings.max_attachment_bytes
         ),
+        idle_timeout_seconds=_typed(
+            peer_t, "peer.", "idle_timeout_seconds", float, PeerSettings.idle_timeout_seconds
+        ),
     )
     for name in (
         "max_body_bytes",
@@ -195,6 +201,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         "max_clock_skew_seconds",
         "body_timeout_seconds",
         "max_attachment_bytes",
+        "idle_timeout_seconds",
     ):
         _positive(getattr(peer, name), f"peer.{name}")
 
