@@ -26,6 +26,20 @@ from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
 
 STATIC = Path(__file__).resolve().parent / "static"
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (so hostile input cannot exhaust it)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 MAX_JSON_BYTES = 12 * 1024 * 1024
 
 
@@ -108,8 +122,12 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         data = json.loads(await request.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return problem(400, "Bad Request", f"the body is not JSON: {exc}")
+    except RecursionError:
+        return problem(400, "Bad Request", f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(data, dict):
         return problem(400, "Bad Request", "the body must be a JSON object", field="")
+    if json_depth(data) > MAX_JSON_DEPTH:
+        return problem(400, "Bad Request", f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         submitted = await submit(ctx, data, request[ROLE], request.headers.get("Idempotency-Key"))
     except SubmissionError as exc:

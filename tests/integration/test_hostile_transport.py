@@ -27,7 +27,7 @@ from tests.integration.test_rejections import (
     with_files,
 )
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.attack]
+pytestmark = pytest.mark.attack
 __all__ = ["nl"]
 
 

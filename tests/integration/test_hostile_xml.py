@@ -18,7 +18,7 @@ from signxml.signer import XMLSigner
 from tests.integration.conftest import Harness
 from tests.integration.test_rejections import assert_rejected, header, nl, post, with_files
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.attack]
+pytestmark = pytest.mark.attack
 __all__ = ["nl"]
 
 DS = "http://www.w3.org/2000/09/xmldsig#"

@@ -1,0 +1,180 @@
+"""The internal API, attacked from the inside: every operation of the OpenAPI document times
+every role (and no token), injection attempts in the register and deadline filters, and
+oversized JSON. Roles decide everything (Art. 39(3)-(4): health data only for health
+practitioners; Art. 40(9): the register for auditors)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.api.auth import PERMISSIONS
+from gateway.api.openapi import openapi_document
+from tests.integration.conftest import Harness
+
+pytestmark = pytest.mark.attack
+
+ROLES = ("case-officer", "health-practitioner", "administrator", "auditor")
+# Which permission each operation needs (the handlers' @requires); None: public.
+NEEDS = {
+    "submit": "submit",
+    "getMessage": "read-messages",
+    "inbox": "read-messages",
+    "consume": "read-messages",
+    "events": "read-messages",
+    "getCase": "read-messages",
+    "deadlines": "read-messages",
+    "register": "read-register",
+    "registerIntegrity": "read-register",
+    "advanceClock": "adjust-clock",
+    "adminDirectory": "administer",
+    "adminCertificates": "administer",
+    "adminCrl": "administer",
+    "adminReload": "administer",
+    "metrics": "administer",
+    "health": "health",
+}
+
+
+def operations() -> list[tuple[str, str, str]]:
+    out = []
+    for path, item in openapi_document()["paths"].items():
+        for method, op in item.items():
+            out.append((op["operationId"], method.upper(), path))
+    return out
+
+
+def test_every_documented_operation_has_a_known_permission() -> None:
+    assert {op for op, _, _ in operations()} == set(NEEDS)
+
+
+async def call(h: Harness, method: str, path: str, token: str | None, **kw: Any) -> tuple[int, str]:
+    url = h.net.gateways["BE-DU"].api_url + re.sub(r"\{[^}]+\}", "x", path)
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    if method == "POST" and "json" not in kw:
+        kw["json"] = {}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(method, url, headers=headers, **kw) as resp,
+    ):
+        return resp.status, resp.content_type
+
+
+async def test_every_operation_times_every_role(harness: Harness) -> None:
+    h = harness
+    await h.start("BE-DU")
+    tokens = h.net.gateways["BE-DU"].tokens
+    seen = 0
+    for operation, method, path in operations():
+        allowed = PERMISSIONS[NEEDS[operation]]
+        status, kind = await call(h, method, path, None)
+        assert status == 401 and kind == "application/problem+json", (operation, status)
+        status, _ = await call(h, method, path, "not-a-token-of-this-gateway")
+        assert status == 401, operation
+        for role in ROLES:
+            status, kind = await call(h, method, path, tokens[role])
+            if role in allowed:
+                assert status not in (401, 403) or operation == "advanceClock", (
+                    operation,
+                    role,
+                    status,
+                )
+            else:
+                assert status == 403 and kind == "application/problem+json", (
+                    operation,
+                    role,
+                    status,
+                )
+            assert status < 500, (operation, role, status)
+            seen += 1
+    assert seen == len(NEEDS) * len(ROLES)
+
+
+INJECTIONS = [
+    "' OR '1'='1",
+    "x'; DROP TABLE register; --",
+    '" OR 1=1 --',
+    "%",
+    "_",
+    "\\",
+    "\u0000",
+    "../../etc/passwd",
+    "${jndi:ldap://127.0.0.1/x}",
+    "<script>alert(1)</script>",
+    "a" * 5000,
+    "\u202e\u0301",
+]
+
+
+@pytest.mark.parametrize("value", INJECTIONS, ids=range(len(INJECTIONS)))
+async def test_injection_in_filters_matches_nothing_and_breaks_nothing(
+    harness: Harness, value: str
+) -> None:
+    h = harness
+    if not h.running:
+        await h.start("BE-DU")
+    tokens = h.net.gateways["BE-DU"].tokens
+    api = h.net.gateways["BE-DU"].api_url
+    store = h.ctx("BE-DU").store
+    before = (await store.register_head())[0]
+    checks = [
+        ("/api/v1/register", "auditor", {"reference": value, "event": value}),
+        ("/api/v1/register.csv", "auditor", {"peer": value}),
+        ("/api/v1/deadlines", "case-officer", {"rule": value, "peer": value}),
+        ("/api/v1/events", "case-officer", {"case": value}),
+    ]
+    async with aiohttp.ClientSession() as s:
+        for path, role, params in checks:
+            async with s.get(
+                api + path, params=params, headers={"Authorization": f"Bearer {tokens[role]}"}
+            ) as resp:
+                assert resp.status in (200, 400), (path, resp.status)
+                if resp.status == 200 and resp.content_type == "application/json":
+                    assert (await resp.json())["items"] == [], path
+    assert (await store.register_head())[0] == before, "nothing was written"
+    rows = await store.register_entries()
+    assert rows and rows[0].event == "configuration-loaded", "nothing was dropped"
+
+
+async def test_oversized_json_is_refused_before_it_is_parsed(harness: Harness) -> None:
+    h = harness
+    await h.start("BE-DU")
+    gw = h.net.gateways["BE-DU"]
+    blob = b'{"type": "take-charge-request", "form": "' + b"x" * (13 * 1024 * 1024) + b'"}'
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            gw.api_url + "/api/v1/messages",
+            data=blob,
+            headers={
+                "Authorization": f"Bearer {gw.tokens['case-officer']}",
+                "Content-Type": "application/json",
+            },
+        ) as resp,
+    ):
+        assert resp.status == 413
+
+
+async def test_deeply_nested_json_is_a_clear_error_not_a_crash(harness: Harness) -> None:
+    h = harness
+    await h.start("BE-DU")
+    gw = h.net.gateways["BE-DU"]
+    nested = b'{"type": "take-charge-request", "receiver": "NL-DU", "form": ' + (
+        b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}"
+    )
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            gw.api_url + "/api/v1/messages",
+            data=nested,
+            headers={
+                "Authorization": f"Bearer {gw.tokens['case-officer']}",
+                "Content-Type": "application/json",
+            },
+        ) as resp,
+    ):
+        assert resp.status in (400, 422)
+        assert resp.content_type == "application/problem+json"
