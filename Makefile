@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit clean soak
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (set PYTHON=...)")'
@@ -31,6 +31,12 @@ typecheck: $(VENV)/.test
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# The long runs of the hostile-input and fault suites: minutes of coverage-guided fuzzing,
+# hundreds of generated API calls per operation, repeated crash rounds under traffic.
+soak: $(VENV)/.test
+	GATEWAY_FUZZ_SECONDS=300 GATEWAY_OPENAPI_EXAMPLES=200 GATEWAY_SOAK=1 \
+		$(BIN)/pytest -q -m "attack or fault" -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -113,6 +113,12 @@ def verify(
         raise Rejection(Reason.SIGNATURE_INVALID, f"signing certificate refused: {exc}") from exc
     except (InvalidSignature, InvalidInput) as exc:
         raise Rejection(Reason.SIGNATURE_INVALID, f"signature does not verify: {exc}") from exc
+    except (etree.DocumentInvalid, ValueError, TypeError) as exc:
+        # signxml checks the Signature element against the XML-DSig schema and decodes its
+        # values; malformed ones (found by fuzzing) must be a refusal, not a server error.
+        raise Rejection(
+            Reason.SIGNATURE_INVALID, "the Signature element is malformed (XML-DSig schema)"
+        ) from exc
     if isinstance(result, list) or result.signed_xml is None:
         raise Rejection(Reason.SIGNATURE_REFERENCE, "signature must have exactly one reference")
     return VerifiedDocument(result.signed_xml, cert, authority)

@@ -165,6 +165,16 @@ def signature_value_swapped(h: Harness) -> bytes:
     return etree.tostring(mine)
 
 
+def signature_value_not_base64(h: Harness) -> bytes:
+    """Found by fuzzing: signxml's own schema check of the Signature raised an error that was
+    not a refusal (a 500 without register entry)."""
+    root = etree.fromstring(signed(h))
+    value = root.find(f"{{{DS}}}Signature/{{{DS}}}SignatureValue")
+    assert value is not None and value.text is not None
+    value.text = value.text[:-4] + "A=="
+    return etree.tostring(root)
+
+
 CASES: list[tuple[str, Callable[[Harness], bytes], int, str]] = [
     ("wrap-under-object", wrap_under_object, 422, "signature-multiple"),
     (
@@ -192,6 +202,7 @@ CASES: list[tuple[str, Callable[[Harness], bytes], int, str]] = [
         "signer-mismatch",
     ),
     ("signature-value-swapped", signature_value_swapped, 422, "signature-invalid"),
+    ("signature-value-not-base64", signature_value_not_base64, 422, "signature-invalid"),
 ]
 
 
