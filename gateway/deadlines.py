@@ -15,6 +15,8 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gateway.context import GatewayContext
 from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
 from gateway.core.deadlines import Rule, RuleSet, compute, load_rule_set
@@ -214,10 +216,17 @@ class DeadlineKeeper:
         ctx = self.ctx
         while True:
             self.wake.clear()
-            handled = await self.process_due()
-            if handled:
+            try:
+                handled = await self.process_due()
+                if handled:
+                    continue
+                nxt = await ctx.store.next_deadline_event()
+            except (SQLAlchemyError, OSError) as exc:
+                # Storage refuses for now: nothing was applied (each batch is one
+                # transaction); retry shortly instead of stopping the scheduler for good.
+                ctx.log.error("deadline scheduler cannot reach its storage", error=str(exc))
+                await asyncio.sleep(1.0)
                 continue
-            nxt = await ctx.store.next_deadline_event()
             wait = 300.0
             if nxt is not None:
                 wait = max(0.0, min(wait, (nxt - ctx.clock()).total_seconds()))

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.api.admin import add_admin_routes
-from gateway.api.auth import CONTEXT, KEEPER, ROLE, requires
+from gateway.api.auth import CONTEXT, KEEPER, ROLE, Handler, requires
 from gateway.api.openapi import openapi_document
 from gateway.api.problems import problem
 from gateway.context import Clock, GatewayContext
@@ -40,6 +41,8 @@ def json_depth(value: Any) -> int:
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
     return deepest
+
+
 MAX_JSON_BYTES = 12 * 1024 * 1024
 
 
@@ -590,8 +593,25 @@ async def get_health(request: web.Request) -> web.StreamResponse:
 DEADLINE_STATES = frozenset({"open", "met", "closed", "expired"})
 
 
+@web.middleware
+async def storage_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A failing database (full, read-only, unreachable) is a 503 the caller can retry, not
+    a 500: nothing was stored, so nothing was signed or queued."""
+    try:
+        return await handler(request)
+    except (SQLAlchemyError, OSError) as exc:
+        request.app[CONTEXT].log.error("storage unavailable", error=str(exc))
+        response = problem(
+            503,
+            "Storage Unavailable",
+            "the gateway cannot write to its database now; nothing was stored; retry later",
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+
+
 def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
-    app = web.Application(client_max_size=MAX_JSON_BYTES)
+    app = web.Application(client_max_size=MAX_JSON_BYTES, middlewares=[storage_unavailable])
     app[CONTEXT] = ctx
     app[KEEPER] = keeper
     app.router.add_post("/api/v1/messages", post_message)

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.context import GatewayContext
 from gateway.core.conversations import outcome_of
@@ -33,6 +34,7 @@ from gateway.xml.parser import parse_trusted, parse_untrusted
 from gateway.xml.signature import verify
 
 MAX_ACK_BYTES = 256 * 1024
+STORAGE_ERRORS = (SQLAlchemyError, OSError)
 
 
 class DeliveryError(Exception):
@@ -105,15 +107,25 @@ class Deliverer:
         try:
             while True:
                 ctx.wake_delivery.clear()
-                claimed = await ctx.store.claim_due(
-                    ctx.clock(), ctx.config.delivery.concurrency * 4, self._lease
-                )
+                try:
+                    claimed = await ctx.store.claim_due(
+                        ctx.clock(), ctx.config.delivery.concurrency * 4, self._lease
+                    )
+                except STORAGE_ERRORS as exc:
+                    # The database refuses writes for now (full, read-only, down): keep the
+                    # worker alive and try again; the outbox is still there.
+                    ctx.log.error("delivery cannot claim from the outbox", error=str(exc))
+                    await asyncio.sleep(poll)
+                    continue
                 for item in claimed:
                     task = asyncio.create_task(self._deliver_guarded(item))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
                 wait = poll
-                next_due = await ctx.store.next_due()
+                try:
+                    next_due = await ctx.store.next_due()
+                except STORAGE_ERRORS:
+                    next_due = None
                 if next_due is not None:
                     wait = max(0.0, min(poll, (next_due - ctx.clock()).total_seconds()))
                 if claimed and wait == 0:

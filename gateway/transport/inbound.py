@@ -18,6 +18,7 @@ from datetime import timedelta
 from aiohttp import web
 from cryptography import x509
 from lxml import etree
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cases import erase_payload, record_step
 from gateway.context import GatewayContext
@@ -41,6 +42,8 @@ from gateway.xml.sealed import is_sealed, read_sealed
 from gateway.xml.signature import verify
 
 CONTEXT: web.AppKey[GatewayContext] = web.AppKey("context", GatewayContext)
+# Storage failures: the database refuses to write (full, read-only) or cannot be reached.
+STORAGE_ERRORS = (SQLAlchemyError, OSError)
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 _HTTP_STATUS = {
     Reason.UNKNOWN_PEER: 403,
@@ -62,6 +65,20 @@ class Receiver:
         self.keeper = keeper
 
     async def handle(self, request: web.Request) -> web.Response:
+        """Answer one transmission. If our storage fails (disk full, read-only, database
+        down) the answer is 503 and no acknowledgement: we acknowledge only what we stored,
+        and the sender retries the same message id later."""
+        try:
+            return await self._handle(request)
+        except STORAGE_ERRORS as exc:
+            self.ctx.log.error("storage unavailable; transmission not accepted", error=str(exc))
+            return web.Response(
+                status=503,
+                text="storage unavailable: nothing was stored or acknowledged; retry later\n",
+                headers={"Retry-After": "5"},
+            )
+
+    async def _handle(self, request: web.Request) -> web.Response:
         ctx = self.ctx
         state = ctx.trust.state
         der = peer_certificate(request.transport)

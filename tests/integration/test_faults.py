@@ -1,0 +1,124 @@
+"""Faults the gateways must survive without losing, duplicating or falsely acknowledging a
+transmission (Art. 40(9): the acknowledgement is the proof of receipt; it must never be
+given for what was not stored): a database that is full or read-only, a peer that accepts
+connections and never answers, a network partition that heals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from gateway.core.register import verify_chain
+from tests.integration.conftest import Harness, send_request
+
+pytestmark = pytest.mark.fault
+
+
+@contextlib.asynccontextmanager
+async def sqlite_refuses_writes(h: Harness, code: str, pragma: str) -> AsyncIterator[None]:
+    """Make the gateway's own SQLite database refuse writes, by SQLite's own limits: a
+    `max_page_count` at the current size is a full disk (SQLITE_FULL), `query_only` a
+    read-only database (SQLITE_READONLY). Every connection gets it; then it is lifted."""
+    store = h.ctx(code).store
+    async with store.engine.connect() as conn:
+        pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
+    statement = pragma.format(pages=pages)
+
+    def limit(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(statement)
+        cur.close()
+
+    await store.engine.dispose()
+    event.listen(store.engine.sync_engine, "connect", limit)
+    try:
+        yield
+    finally:
+        event.remove(store.engine.sync_engine, "connect", limit)
+        await store.engine.dispose()
+
+
+async def wait_for(predicate: Callable[[], Any], within: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    "pragma",
+    ["PRAGMA max_page_count = {pages}", "PRAGMA query_only = ON"],
+    ids=["disk-full", "read-only"],
+)
+async def test_receiver_that_cannot_store_answers_503_and_acknowledges_nothing(
+    harness: Harness, pragma: str
+) -> None:
+    h = harness
+    await h.start("BE-DU", "NL-DU")
+    be = h.api("BE-DU")
+    nl_store = h.ctx("NL-DU").store
+    head_before = await nl_store.register_head()
+    async with sqlite_refuses_writes(h, "NL-DU", pragma):
+        sent = await send_request(be, case_number="DISK-1")
+
+        async def retried() -> bool:
+            view = await be.message(sent["message_id"])
+            return view.get("delivery", {}).get("attempts", 0) >= 2
+
+        await wait_for(retried)
+        view = await be.message(sent["message_id"])
+        assert view["state"] == "queued" and view["acknowledgement"] is None
+        assert "503" in view["delivery"]["last_error"]
+        assert await nl_store.register_head() == head_before, "nothing recorded"
+        # The internal API says the same to a case system, instead of a server error.
+        with pytest.raises(Exception) as caught:
+            await send_request(h.api("NL-DU"), receiver="BE-DU", case_number="DISK-2")
+        assert getattr(caught.value, "status", None) == 503
+    assert await nl_store.get_message(sent["message_id"]) is None
+    delivered = await be.wait_for_state(sent["message_id"], {"delivered"}, within=30)
+    assert delivered["acknowledgement"]["status"] == "accepted"
+    assert await nl_store.count_messages() == 1
+    verify_chain(await nl_store.register_entries())
+
+
+async def test_peer_that_accepts_but_never_answers_delays_only_its_own_messages(
+    harness: Harness,
+) -> None:
+    """A black hole where NL-DU should be: connections are accepted and never answered.
+    Deliveries to NL-DU time out and are retried; GR-DU's are not held up; once NL-DU is
+    back, everything arrives once."""
+    h = harness
+    nl_port = h.net.gateways["NL-DU"].peer_port
+    held: list[asyncio.StreamWriter] = []
+
+    async def black_hole(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    hole = await asyncio.start_server(black_hole, "127.0.0.1", nl_port)
+    try:
+        await h.start("BE-DU", "GR-DU")
+        be = h.api("BE-DU")
+        to_nl = await send_request(be, "NL-DU", case_number="HOLE-1")
+        to_gr = await send_request(be, "GR-DU", case_number="HOLE-2")
+        await be.wait_for_state(to_gr["message_id"], {"delivered"}, within=15)
+
+        async def timed_out() -> bool:
+            view = await be.message(to_nl["message_id"])
+            return "Timeout" in ((view.get("delivery") or {}).get("last_error") or "")
+
+        await wait_for(timed_out, within=30)
+        assert (await be.message(to_nl["message_id"]))["state"] == "queued"
+    finally:
+        hole.close()
+        for writer in held:
+            writer.close()
+        await hole.wait_closed()
+    await h.start("NL-DU")
+    await be.wait_for_state(to_nl["message_id"], {"delivered"}, within=30)
+    assert await h.ctx("NL-DU").store.count_messages() == 1
