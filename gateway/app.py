@@ -33,6 +33,7 @@ class RunningGateway:
     retention: RetentionKeeper
     retention_task: asyncio.Task[None]
     watch_task: asyncio.Task[None]
+    deliverer: Deliverer
 
     async def stop(self) -> None:
         for task in (self.watch_task, self.delivery_task, self.deadline_task, self.retention_task):
@@ -89,7 +90,8 @@ async def start_gateway(config: Config) -> RunningGateway:
     except BaseException:
         await ctx.store.close()
         raise
-    delivery_task = asyncio.create_task(Deliverer(ctx, keeper).run(), name="delivery")
+    deliverer = Deliverer(ctx, keeper)
+    delivery_task = asyncio.create_task(deliverer.run(), name="delivery")
     # Expiries missed while the gateway was down are applied now, once each.
     deadline_task = asyncio.create_task(keeper.run(), name="deadlines")
     retention = RetentionKeeper(ctx)
@@ -107,6 +109,7 @@ async def start_gateway(config: Config) -> RunningGateway:
         retention,
         retention_task,
         watch_task,
+        deliverer,
     )
     await _record_configuration(ctx)
     ctx.log.info(

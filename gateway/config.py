@@ -48,6 +48,10 @@ class DeliverySettings:
     request_timeout_seconds: float = 30.0
     poll_interval_seconds: float = 1.0
     concurrency: int = 8
+    reconcile_interval_seconds: float = 300.0
+    """How often peers are asked whether they received a message we gave up on."""
+    reconcile_window_days: int = 30
+    """How long after its creation an undeliverable message is still asked about."""
 
 
 @dataclass(frozen=True)
@@ -266,12 +270,24 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
             delivery_t, "delivery.", "poll_interval_seconds", float, d.poll_interval_seconds
         ),
         concurrency=_typed(delivery_t, "delivery.", "concurrency", int, d.concurrency),
+        reconcile_interval_seconds=_typed(
+            delivery_t,
+            "delivery.",
+            "reconcile_interval_seconds",
+            float,
+            d.reconcile_interval_seconds,
+        ),
+        reconcile_window_days=_typed(
+            delivery_t, "delivery.", "reconcile_window_days", int, d.reconcile_window_days
+        ),
     )
     for name in (
         "connect_timeout_seconds",
         "request_timeout_seconds",
         "poll_interval_seconds",
         "concurrency",
+        "reconcile_interval_seconds",
+        "reconcile_window_days",
     ):
         _positive(getattr(delivery, name), f"delivery.{name}")
 

@@ -416,6 +416,29 @@ class Store:
             row = (await conn.execute(q)).first()
         return None if row is None else _message(row)
 
+    async def undeliverable_since(self, since: datetime, limit: int) -> list[OutboxItem]:
+        """Outgoing messages given up on, created after `since`: a peer may yet prove it
+        received them."""
+        q = (
+            select(messages)
+            .where(
+                messages.c.direction == "out",
+                messages.c.state == "undeliverable",
+                messages.c.created_at >= since,
+                messages.c.signed_xml.is_not(None),
+            )
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = [_message(r) for r in await conn.execute(q)]
+        return [
+            OutboxItem(
+                m.message_id, m.peer, m.digest, m.signed_xml or b"", 0, m.message_type, m.reference
+            )
+            for m in rows
+        ]
+
     async def inbox(
         self,
         after: int,

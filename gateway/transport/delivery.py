@@ -104,6 +104,7 @@ class Deliverer:
         ctx = self.ctx
         await ctx.store.release_leases()
         poll = ctx.config.delivery.poll_interval_seconds
+        reconciler = asyncio.create_task(self._reconcile_forever(), name="reconcile")
         try:
             while True:
                 ctx.wake_delivery.clear()
@@ -133,7 +134,55 @@ class Deliverer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ctx.wake_delivery.wait(), timeout=wait)
         finally:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
             await self.close()
+
+    async def _reconcile_forever(self) -> None:
+        interval = self.ctx.config.delivery.reconcile_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ctx.log.exception("reconciliation pass failed; retrying later")
+
+    async def reconcile(self) -> int:
+        """Ask peers for the acknowledgement of each message we gave up on. An answer is
+        verified like any acknowledgement (signed by the receiver, our digest, our message
+        id); then it is recorded as the proof of receipt it is, with the receipt time it
+        states, and the message's state is corrected. Returns how many were corrected."""
+        ctx = self.ctx
+        since = ctx.clock() - timedelta(days=ctx.config.delivery.reconcile_window_days)
+        corrected = 0
+        for item in await ctx.store.undeliverable_since(since, 100):
+            peer = ctx.directory.get(item.peer)
+            if peer is None:
+                continue
+            url = f"{peer.endpoint.rstrip('/')}/v1/acknowledgements/{item.message_id}"
+            try:
+                async with self._session(item.peer).get(url) as resp:
+                    if resp.status != 200:
+                        continue
+                    body = await resp.content.read(MAX_ACK_BYTES + 1)
+                ack = self._verify_ack(body, item)
+            except (aiohttp.ClientError, TimeoutError, OSError, Rejection) as exc:
+                ctx.log.info(
+                    "reconciliation: no proof yet", message_id=item.message_id, error=str(exc)[:200]
+                )
+                continue
+            await self._record_ack(item, 0, ack, body, reconciled=True)
+            corrected += 1
+            ctx.log.warning(
+                "undeliverable message was received after all; state corrected",
+                message_id=item.message_id,
+                peer=item.peer,
+                receipt_time=ack.receipt_time.isoformat(),
+            )
+        return corrected
 
     def _retire_sessions(self, _state: object) -> None:
         """After a trust reload, new deliveries open new connections (new TLS context, new
@@ -244,7 +293,13 @@ class Deliverer:
         return ack
 
     async def _record_ack(
-        self, item: OutboxItem, attempt: int, ack: Acknowledgement, ack_bytes: bytes
+        self,
+        item: OutboxItem,
+        attempt: int,
+        ack: Acknowledgement,
+        ack_bytes: bytes,
+        *,
+        reconciled: bool = False,
     ) -> None:
         state = "delivered" if ack.accepted else "refused"
         async with self.ctx.store.transaction() as tx:
@@ -275,7 +330,8 @@ class Deliverer:
                     "acknowledgement_id": ack.acknowledgement_id,
                     "receipt_time": ack.receipt_time.isoformat(),
                     "peer_register_head": {"sequence": ack.head_sequence, "hash": ack.head_hash},
-                },
+                }
+                | ({"reconciled_after": "undeliverable"} if reconciled else {}),
             )
 
     async def _start_deadlines(

@@ -356,6 +356,21 @@ class TlsAudit:
         self.ctx.log.warning("tls handshake refused", detail=details["text"])
 
 
+async def get_acknowledgement(request: web.Request) -> web.Response:
+    """The signed acknowledgement we gave for a transmission, to its sender only: a sender
+    that never got our answer (and gave up) can still obtain its proof of receipt. Reads
+    only; a message we do not hold, or hold from someone else, is simply not found."""
+    ctx = request.app[CONTEXT]
+    der = peer_certificate(request.transport)
+    peer = ctx.directory.by_tls_fingerprint(fingerprint_der(der)) if der else None
+    if peer is None or ctx.trust.state.peer_refusal(der) is not None:
+        return web.Response(status=403, text="not a pinned, current peer\n")
+    msg = await ctx.store.get_message(request.match_info["message_id"])
+    if msg is None or msg.direction != "in" or msg.peer != peer.code or msg.ack_xml is None:
+        return web.Response(status=404, text="no transmission of yours with this id\n")
+    return _ack_response(msg.ack_xml)
+
+
 async def health(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     seq, _ = await ctx.store.register_head()
@@ -369,5 +384,6 @@ def peer_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app[CONTEXT] = ctx
     receiver = Receiver(ctx, keeper)
     app.router.add_post("/v1/transmissions", receiver.handle)
+    app.router.add_get("/v1/acknowledgements/{message_id}", get_acknowledgement)
     app.router.add_get("/v1/health", health)
     return app

@@ -8,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
 from gateway.core.register import verify_chain
-from tests.integration.conftest import Harness, send_request
+from tests.integration.conftest import Harness, make_harness, send_request
+from tests.net_proxy import Proxy
+from tests.pki_helpers import publish
 
 pytestmark = pytest.mark.fault
 
@@ -122,3 +125,94 @@ async def test_peer_that_accepts_but_never_answers_delays_only_its_own_messages(
     await h.start("NL-DU")
     await be.wait_for_state(to_nl["message_id"], {"delivered"}, within=30)
     assert await h.ctx("NL-DU").store.count_messages() == 1
+
+
+async def route_through(h: Harness, code: str, proxy: Proxy) -> None:
+    """Publish a directory whose endpoint for `code` is the proxy, and apply it."""
+
+    def via_proxy(data: dict[str, Any]) -> None:
+        entry = next(a for a in data["authorities"] if a["code"] == code)
+        entry["endpoint"] = f"https://127.0.0.1:{proxy.port}"
+
+    publish(h.net.pki, via_proxy)
+    for running in h.running:
+        await h.api(running, "administrator").reload_trust()
+
+
+async def test_acknowledgement_after_undeliverable_is_verified_recorded_and_corrects_state(
+    tmp_path: Path,
+) -> None:
+    """The receiver stored the message, but every answer was lost, so the sender gave up.
+    Once the network heals, the sender asks for its proof of receipt, verifies it, records
+    it with the receiver's original receipt time, and corrects the message's state."""
+    h = await make_harness(
+        tmp_path, delivery={"max_attempts": 2, "reconcile_interval_seconds": 3600}
+    )
+    proxy = Proxy(h.net.gateways["NL-DU"].peer_port)
+    await proxy.start()
+    try:
+        await h.start("BE-DU", "NL-DU")
+        await route_through(h, "NL-DU", proxy)
+        proxy.set("drop-responses")
+        be = h.api("BE-DU")
+        sent = await send_request(be, case_number="LOST-ACK")
+        view = await be.wait_for_state(sent["message_id"], {"undeliverable"}, within=30)
+        proxy.set("partition")
+        assert view["acknowledgement"] is None
+        received = await h.ctx("NL-DU").store.get_message(sent["message_id"])
+        assert received is not None and received.ack_xml is not None, "NL-DU has it"
+        deliverer = h.running["BE-DU"].deliverer
+        assert await deliverer.reconcile() == 0, "during the partition: no proof, no change"
+        assert (await be.message(sent["message_id"]))["state"] == "undeliverable"
+        proxy.set("forward")
+        assert await deliverer.reconcile() == 1
+        view = await be.wait_for_state(sent["message_id"], {"delivered"}, within=5)
+        ack = view["acknowledgement"]
+        assert ack["status"] == "accepted"
+        nl_view = await h.api("NL-DU").message(sent["message_id"])
+        assert ack["receipt_time"] == nl_view["receipt_time"], "the original receipt time"
+        delivered = await h.ctx("BE-DU").store.query_register(event="delivered")
+        assert delivered[-1].details["reconciled_after"] == "undeliverable"
+        assert [d["rule"] for d in view["deadlines"]] == [
+            "take_charge_request",
+            "take_charge_reply",
+        ]
+        assert await h.ctx("NL-DU").store.count_messages() == 1
+        verify_chain(await h.ctx("BE-DU").store.register_entries())
+    finally:
+        await proxy.close()
+        await h.close()
+
+
+async def test_partition_and_heal_under_traffic_loses_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    h = await make_harness(tmp_path)
+    proxy = Proxy(h.net.gateways["NL-DU"].peer_port)
+    await proxy.start()
+    try:
+        await h.start("BE-DU", "NL-DU")
+        await route_through(h, "NL-DU", proxy)
+        be = h.api("BE-DU")
+        sent: list[str] = []
+        for n in range(15):
+            if n % 5 == 2:
+                proxy.set("partition")
+            if n % 5 == 4:
+                proxy.set("drop-responses")
+            if n % 5 == 0:
+                proxy.set("forward")
+            sent.append((await send_request(be, case_number=f"PART-{n}"))["message_id"])
+            await asyncio.sleep(0.15)
+        proxy.set("forward")
+        for message_id in sent:
+            await be.wait_for_state(message_id, {"delivered"}, within=40)
+        nl_store = h.ctx("NL-DU").store
+        received = await nl_store.query_register(event="received", limit=1000)
+        assert sorted(e.message_id for e in received) == sorted(sent), "each exactly once"
+        assert await nl_store.count_messages() == len(sent)
+        for code in ("BE-DU", "NL-DU"):
+            verify_chain(await h.ctx(code).store.register_entries(limit=10_000))
+    finally:
+        await proxy.close()
+        await h.close()

@@ -212,3 +212,19 @@ async def test_authority_a_sending_as_authority_b_is_refused(nl: Harness) -> Non
     async with nl.session_as("GR-DU") as s:
         status, ack = await post(s, nl, nl.signer("BE-DU").sign(with_files(header())))
     await assert_rejected(nl, status, ack, 422, "signer-mismatch", sender="GR-DU")
+
+
+async def test_acknowledgement_probe_answers_the_sender_only(nl: Harness) -> None:
+    """GET /v1/acknowledgements/{id} gives a sender that lost our answer its proof of
+    receipt; to anyone else a message we hold is simply not found."""
+    head = header()
+    url = nl.net.gateways["NL-DU"].peer_url + f"/v1/acknowledgements/{head.message_id}"
+    async with nl.session_as("BE-DU") as be:
+        status, ack = await post(be, nl, nl.signer("BE-DU").sign(with_files(head)))
+        assert status == 200
+        async with be.get(url) as resp:
+            assert resp.status == 200 and await resp.read() == ack
+        async with be.get(url.replace(head.message_id, "0" * 8)) as resp:
+            assert resp.status == 404
+    async with nl.session_as("GR-DU") as gr, gr.get(url) as resp:
+        assert resp.status == 404
