@@ -29,3 +29,25 @@ def signers(pki: DemoNetwork) -> dict[str, Signer]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line on the hostile-input and fault suites (README: "Hostile input and faults")."""
+    from tests.ledger import LEDGER
+
+    counts = {"attack": 0, "fault": 0}
+    failed = 0
+    for report in terminalreporter.stats.get("passed", []):
+        for marker in counts:
+            if marker in report.keywords:
+                counts[marker] += 1
+    for report in terminalreporter.stats.get("failed", []):
+        if any(m in report.keywords for m in counts):
+            failed += 1
+    if counts["attack"] or counts["fault"]:
+        terminalreporter.write_line(
+            f"hostile input and faults: {counts['attack']} attacks refused, "
+            f"{counts['fault']} fault scenarios survived ({failed} failed); messages sent "
+            f"under faults {LEDGER.messages_sent}, lost {LEDGER.lost}, "
+            f"duplicated {LEDGER.duplicated}"
+        )

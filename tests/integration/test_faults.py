@@ -16,6 +16,7 @@ from sqlalchemy import event
 
 from gateway.core.register import verify_chain
 from tests.integration.conftest import Harness, make_harness, send_request
+from tests.ledger import LEDGER
 from tests.net_proxy import Proxy
 from tests.pki_helpers import publish
 
@@ -209,7 +210,9 @@ async def test_partition_and_heal_under_traffic_loses_and_duplicates_nothing(
             await be.wait_for_state(message_id, {"delivered"}, within=40)
         nl_store = h.ctx("NL-DU").store
         received = await nl_store.query_register(event="received", limit=1000)
-        assert sorted(e.message_id for e in received) == sorted(sent), "each exactly once"
+        ids = [e.message_id for e in received]
+        LEDGER.traffic(len(sent), len(set(sent) - set(ids)), len(ids) - len(set(ids)))
+        assert sorted(ids) == sorted(sent), "each exactly once"
         assert await nl_store.count_messages() == len(sent)
         for code in ("BE-DU", "NL-DU"):
             verify_chain(await h.ctx(code).store.register_entries(limit=10_000))
