@@ -12,6 +12,7 @@ from gateway.config import ConfigError, load_config
 from gateway.core.directory import DirectoryError
 from gateway.logs import configure_logging
 from gateway.pki.certs import CertificateError
+from gateway.pki.commands import register_operator_commands
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -372,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--authorities", default="BE-DU,NL-DU,GR-DU", help="comma-separated authority codes"
     )
     demo_pki.set_defaults(func=_cmd_pki_demo)
+    register_operator_commands(pki_sub)
     directory = pki_sub.add_parser("directory", help="publish or check the signed directory")
     directory_sub = directory.add_subparsers(dest="directory_command", required=True)
     publish = directory_sub.add_parser(
