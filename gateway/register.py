@@ -34,6 +34,7 @@ from gateway.core.register import (
     canonical_row,
     verify_chain,
 )
+from gateway.pki.anchors import TrustAnchors
 from gateway.store.store import CANONICAL_SQL, Store
 from gateway.xml.signature import Signer
 
@@ -350,15 +351,9 @@ class BundleError(ValueError):
 
 def _issued_by(cert: x509.Certificate, ca: CaCertificates) -> None:
     """`cert` was issued by the network CA (by one CA of the bundle: issuing CA or root)."""
-    for anchor in [ca] if isinstance(ca, x509.Certificate) else ca:
-        if anchor.subject != cert.issuer:
-            continue
-        try:
-            cert.verify_directly_issued_by(anchor)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return
-    raise BundleError("a signer certificate was not issued by this CA")
+    anchors = TrustAnchors((ca,) if isinstance(ca, x509.Certificate) else tuple(ca))
+    if anchors.issuer_of(cert) is None:
+        raise BundleError("a signer certificate was not issued by this CA")
 
 
 def _bundle_body(data: bytes, ca: CaCertificates) -> dict[str, Any]:

@@ -130,20 +130,26 @@ def create_ca_certificate(
     not_before: datetime,
     not_after: datetime,
     common_name: str = CA_COMMON_NAME,
+    subject: x509.Name | None = None,
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+    path_length: int = 0,
 ) -> x509.Certificate:
-    """A self-signed CA that may issue leaves only (pathlen 0), so a leaf key can never mint
-    further certificates that the network would accept."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    """A CA certificate: self-signed unless `issuer` (certificate and key) is given. The demo
+    CA may issue leaves only (pathlen 0), so a leaf key can never mint further certificates
+    the network would accept; the operator's root has pathlen 1 (it certifies the issuing
+    CA)."""
+    name = subject or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     public = key.public_key()
+    issuer_name, signing_key = (name, key) if issuer is None else (issuer[0].subject, issuer[1])
     return (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
+        .issuer_name(issuer_name)
         .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -159,8 +165,11 @@ def create_ca_certificate(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
+            critical=False,
+        )
+        .sign(signing_key, hashes.SHA256())
     )
 
 

@@ -35,7 +35,13 @@ from cryptography.x509.oid import NameOID
 
 from gateway.core.directory import AUTHORITY_CODE
 from gateway.pki.certs import CertificateError, fingerprint, load_certificate
-from gateway.pki.demo import CLOCK_SKEW, MEMBER_STATES, issue_certificate, write_certificate
+from gateway.pki.demo import (
+    CLOCK_SKEW,
+    MEMBER_STATES,
+    create_ca_certificate,
+    issue_certificate,
+    write_certificate,
+)
 from gateway.pki.directory_file import atomic_write
 from gateway.pki.purposes import PURPOSES, Purpose
 
@@ -142,48 +148,6 @@ def _load_key(path: Path, passphrase: bytes | None) -> Any:
         raise CertificateError(f"wrong passphrase for {path} (or not a PEM key)") from exc
 
 
-def _ca_cert(
-    key: ec.EllipticCurvePrivateKey,
-    subject: x509.Name,
-    issuer_cert: x509.Certificate | None,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    path_length: int,
-    not_before: datetime,
-    not_after: datetime,
-) -> x509.Certificate:
-    public = key.public_key()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject if issuer_cert is None else issuer_cert.subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 def _name(common_name: str, organisation: str) -> x509.Name:
     return x509.Name(
         [
@@ -215,23 +179,19 @@ def init_ca(
         ec.generate_private_key(ec.SECP256R1()),
         ec.generate_private_key(ec.SECP256R1()),
     )
-    root = _ca_cert(
+    root = create_ca_certificate(
         root_key,
-        _name(f"{name} root CA", f"{name} operator"),
-        None,
-        root_key,
-        1,
-        now - CLOCK_SKEW,
-        now + timedelta(days=365 * root_years),
+        subject=_name(f"{name} root CA", f"{name} operator"),
+        path_length=1,
+        not_before=now - CLOCK_SKEW,
+        not_after=now + timedelta(days=365 * root_years),
     )
-    issuing = _ca_cert(
+    issuing = create_ca_certificate(
         issuing_key,
-        _name(f"{name} issuing CA", f"{name} operator"),
-        root,
-        root_key,
-        0,
-        now - CLOCK_SKEW,
-        now + timedelta(days=365 * issuing_years),
+        subject=_name(f"{name} issuing CA", f"{name} operator"),
+        issuer=(root, root_key),
+        not_before=now - CLOCK_SKEW,
+        not_after=now + timedelta(days=365 * issuing_years),
     )
     for folder in (out, out / "root", out / "issuing"):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
