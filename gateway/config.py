@@ -5,6 +5,7 @@ start with a message naming it."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -87,6 +88,29 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class KeyPassphrase:
+    """Where the passphrase of an encrypted private key is read from: a file (first line)
+    or an environment variable; read when the key is loaded, never stored in the config."""
+
+    file: Path | None = None
+    env: str | None = None
+
+    def read(self) -> bytes:
+        if self.file is not None:
+            try:
+                text = self.file.read_text(encoding="utf-8").removesuffix("\n")
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read passphrase file {self.file}: {exc.strerror}"
+                ) from exc
+        else:
+            text = os.environ.get(self.env or "", "")
+        if not text:
+            raise ConfigError(f"the key passphrase ({self.file or self.env}) is empty or unset")
+        return text.encode("utf-8")
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     authority: str
@@ -107,6 +131,15 @@ class Config:
     crl: Path | None = None
     """The network CA's certificate revocation list; when set, revoked peers are refused at
     TLS and at signature check."""
+    tls_key_passphrase: KeyPassphrase | None = None
+    signing_key_passphrase: KeyPassphrase | None = None
+
+    def tls_key_password(self) -> bytes | None:
+        return None if self.tls_key_passphrase is None else self.tls_key_passphrase.read()
+
+    def signing_key_password(self) -> bytes | None:
+        return None if self.signing_key_passphrase is None else self.signing_key_passphrase.read()
+
     trust: TrustSettings = field(default_factory=TrustSettings)
 
 
@@ -325,6 +358,15 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     _positive(trust.expiry_warning_days, "trust.expiry_warning_days")
     crl_setting = _typed(tls_t, "tls.", "crl", str, "")
 
+    def passphrase(table: dict[str, Any], prefix: str) -> KeyPassphrase | None:
+        file = _typed(table, prefix, "key_passphrase_file", str, "")
+        env = _typed(table, prefix, "key_passphrase_env", str, "")
+        if file and env:
+            raise ConfigError(f"{prefix}key_passphrase_file and _env: set one, not both")
+        if not file and not env:
+            return None
+        return KeyPassphrase(file=p(file) if file else None, env=env or None)
+
     return Config(
         path=path.resolve(),
         authority=authority,
@@ -343,5 +385,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         clock=clock,
         register=register,
         crl=p(crl_setting) if crl_setting else None,
+        tls_key_passphrase=passphrase(tls_t, "tls."),
+        signing_key_passphrase=passphrase(signing_t, "signing."),
         trust=trust,
     )

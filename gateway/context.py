@@ -75,7 +75,7 @@ def load_signer_files(cert_path: Path, key_path: Path, password: bytes | None = 
 
 
 def load_signer(config: Config) -> Signer:
-    return load_signer_files(config.signing_cert, config.signing_key)
+    return load_signer_files(config.signing_cert, config.signing_key, config.signing_key_password())
 
 
 async def open_context(config: Config) -> GatewayContext:

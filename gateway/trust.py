@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.core.directory import Authority, Directory, DirectoryError
 from gateway.core.policy import Reason, Rejection
 from gateway.pki.anchors import (
@@ -150,7 +150,7 @@ def load_trust(config: Config, at: datetime, mark: TrustMark | None = None) -> T
             )
         tls_cert = _own_tls(config, anchors, revocations, own, at)
         signer = _own_signer(config, anchors, revocations, own, at)
-    except (CertificateError, DirectoryError) as exc:
+    except (CertificateError, DirectoryError, ConfigError) as exc:
         raise TrustError(str(exc)) from exc
     return TrustState(anchors, revocations, published, tls_cert, signer, digests)
 
@@ -179,7 +179,7 @@ def _own_tls(
     at: datetime,
 ) -> x509.Certificate:
     cert = load_certificate(config.tls_cert)
-    key = load_private_key(config.tls_key)
+    key = load_private_key(config.tls_key, config.tls_key_password())
     if cert.public_key() != key.public_key():
         raise CertificateError(
             f"{config.tls_cert} does not belong to the key {config.tls_key} (wrong key for "
@@ -208,7 +208,7 @@ def _own_signer(
     own: Authority,
     at: datetime,
 ) -> Signer:
-    key = load_private_key(config.signing_key)
+    key = load_private_key(config.signing_key, config.signing_key_password())
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise CertificateError(f"{config.signing_key}: the signing key must be ECDSA P-256")
     cert = load_certificate(config.signing_cert)
@@ -392,7 +392,7 @@ class TrustManager:
                 new = await asyncio.to_thread(load_trust, self.config, now, mark)
                 server = await asyncio.to_thread(server_context, self.config)
                 client = await asyncio.to_thread(client_context, self.config)
-            except (TrustError, ssl.SSLError, OSError) as exc:
+            except (TrustError, ConfigError, ssl.SSLError, OSError) as exc:
                 return await self._refused(trigger, actor, str(exc))
             changes = changes_between(self.state, new)
             async with self.store.transaction() as tx:

@@ -40,7 +40,9 @@ def server_context(
         ctx.sslobject_class = _audited_sslobject(on_handshake_failure)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(_TLS12_CIPHERS)
-    ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+    ctx.load_cert_chain(
+        str(config.tls_cert), str(config.tls_key), password=config.tls_key_password()
+    )
     _trust(ctx, config)
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
@@ -51,7 +53,9 @@ def client_context(config: Config) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(_TLS12_CIPHERS)
-    ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+    ctx.load_cert_chain(
+        str(config.tls_cert), str(config.tls_key), password=config.tls_key_password()
+    )
     _trust(ctx, config)
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED

@@ -360,3 +360,47 @@ async def test_answered_request_still_works_after_a_reload(harness: Harness) -> 
     await h.api("BE-DU", "administrator").reload_trust()
     await h.api("NL-DU", "administrator").reload_trust()
     await answered_request(h, "AFTER-RELOAD")
+
+
+async def test_gateway_keys_encrypted_at_rest_load_with_their_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An authority may keep its gateway's TLS and signing keys encrypted; the passphrase
+    comes from a file or the environment, never from the configuration itself."""
+    from cryptography.hazmat.primitives import serialization
+
+    from gateway.pki.certs import load_private_key
+    from tests.integration.conftest import make_harness
+
+    h = await make_harness(tmp_path)
+    files = h.net.pki.authorities["BE-DU"]
+    secret = tmp_path / "passphrase"
+    secret.write_text("a long enough passphrase\n")
+    monkeypatch.setenv("BE_SIGNING_PASSPHRASE", "another long passphrase")
+    for path, password in (
+        (files.tls_key, b"a long enough passphrase"),
+        (files.signing_key, b"another long passphrase"),
+    ):
+        key = load_private_key(path)
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(password),
+            )
+        )
+    config = h.net.gateways["BE-DU"].config
+    text = config.read_text()
+    text = text.replace("[signing]\n", '[signing]\nkey_passphrase_env = "BE_SIGNING_PASSPHRASE"\n')
+    text = text.replace("[tls]\n", f'[tls]\nkey_passphrase_file = "{secret}"\n')
+    config.write_text(text)
+    try:
+        await h.start("BE-DU", "NL-DU")
+        await answered_request(h, "ENCRYPTED-KEYS")
+        monkeypatch.setenv("BE_SIGNING_PASSPHRASE", "")
+        with pytest.raises(ApiError) as caught:
+            await h.api("BE-DU", "administrator").reload_trust()
+        assert caught.value.status == 409
+        assert "passphrase" in caught.value.problem["detail"]
+    finally:
+        await h.close()
