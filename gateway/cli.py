@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gateway.config import ConfigError, load_config
 from gateway.core.directory import DirectoryError
+from gateway.doctor import add_doctor_command
 from gateway.logs import configure_logging
 from gateway.pki.certs import CertificateError
 from gateway.pki.commands import register_operator_commands
@@ -461,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify_bundle.add_argument("bundle", type=Path)
     verify_bundle.add_argument("--ca", type=Path, required=True, help="network CA certificate")
     verify_bundle.set_defaults(func=_cmd_register_verify_bundle)
+
+    add_doctor_command(sub)
 
     export = sub.add_parser("export", help="write a stored transmission exactly as signed")
     export.add_argument("--config", type=Path, required=True)
