@@ -163,6 +163,11 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     view["deadlines"] = [
         deadline_view(d) for d in await ctx.store.list_deadlines(opened_by=msg.message_id)
     ]
+    view["events"] = [
+        event_view(e)
+        for e in await ctx.store.query_register(message_id=msg.message_id, limit=1000)
+        if e.event in CASE_EVENTS
+    ]
     if msg.direction == "out" and msg.state == "queued":
         pending = await ctx.store.outbox_state(msg.message_id)
         if pending is not None:
@@ -361,6 +366,10 @@ async def get_case(request: web.Request) -> web.StreamResponse:
             "messages": [message_view(m) for m in messages],
             "deadlines": [
                 deadline_view(d) for d in await ctx.store.list_deadlines(case=reference, limit=1000)
+            ],
+            "events": [
+                event_view(e)
+                for e in await ctx.store.case_events(0, 1000, CASE_EVENTS, case=reference)
             ],
         }
     )

@@ -152,6 +152,7 @@ def _schemas() -> dict[str, Any]:
             "late": {"type": "boolean"},
             "form": {"type": ["object", "null"]},
             "deadlines": {"type": "array", "items": _ref("Deadline")},
+            "events": {"type": "array", "items": _ref("Event")},
             "delivery": {"type": "object"},
             "error": TEXT_OR_NULL,
         },
@@ -243,7 +244,7 @@ def _schemas() -> dict[str, Any]:
         },
         "Case": {
             "type": "object",
-            "required": ["reference", "kind", "state", "messages", "deadlines"],
+            "required": ["reference", "kind", "state", "messages", "deadlines", "events"],
             "properties": {
                 "reference": {"type": "string"},
                 "kind": {"type": "string"},
@@ -255,6 +256,7 @@ def _schemas() -> dict[str, Any]:
                 "updated_at": TIME,
                 "messages": {"type": "array", "items": _ref("Message")},
                 "deadlines": {"type": "array", "items": _ref("Deadline")},
+                "events": {"type": "array", "items": _ref("Event")},
             },
         },
         "RegisterEntry": {

@@ -102,6 +102,12 @@ async def test_events_feed_orders_acknowledgements_receipts_and_deadlines_and_re
 
     only_case = (await be.events("0", 100, case=sent["reference"]))["items"]
     assert {e["reference"] for e in only_case} == {sent["reference"]}
+    # The case and message views carry their events too.
+    case_view = await be.case(sent["reference"])
+    assert [e["cursor"] for e in case_view["events"]] == [e["cursor"] for e in only_case]
+    message_events = (await be.message(sent["message_id"]))["events"]
+    assert [e["event"] for e in message_events][:1] == ["submitted"]
+    assert "delivered" in [e["event"] for e in message_events]
 
 
 async def test_deemed_acceptance_is_an_event_for_the_case_system(harness: Harness) -> None:
