@@ -139,6 +139,28 @@ class GatewayClient:
             params["state"] = state
         return await self._request("GET", "/api/v1/inbox", params=params)
 
+    async def _bytes(self, path: str) -> bytes:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        async with self._session.get(self.api_url + path) as resp:
+            data = await resp.read()
+            if resp.status >= 400:
+                problem: Any = {}
+                if resp.content_type == "application/problem+json":
+                    problem = await resp.json(content_type=None)
+                raise ApiError(resp.status, problem if isinstance(problem, dict) else {})
+            return data
+
+    async def transmission(self, message_id: str) -> bytes:
+        """The transmission exactly as signed."""
+        return await self._bytes(f"/api/v1/messages/{quote(message_id, safe='')}/transmission")
+
+    async def attachment(self, message_id: str, file_name: str) -> bytes:
+        """One attached file of a message."""
+        return await self._bytes(
+            f"/api/v1/messages/{quote(message_id, safe='')}/attachments/{quote(file_name, safe='')}"
+        )
+
     async def consume(self, message_id: str) -> dict[str, Any]:
         """Say the case system has stored a received message; safe to repeat."""
         return await self._request("POST", f"/api/v1/inbox/{quote(message_id, safe='')}/consumed")

@@ -22,7 +22,7 @@ from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
 from gateway.register import entries_csv, verify_store
 from gateway.store.store import StoredDeadline, StoredMessage
-from gateway.xml.envelope import read_acknowledgement, read_form, utc_text
+from gateway.xml.envelope import read_acknowledgement, read_attachments, read_form, utc_text
 from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
 
@@ -177,6 +177,51 @@ async def get_message(request: web.Request) -> web.StreamResponse:
                 "last_error": pending["last_error"],
             }
     return web.json_response(view)
+
+
+async def _readable_message(request: web.Request) -> StoredMessage | web.Response:
+    ctx = request.app[CONTEXT]
+    msg = await ctx.store.get_message(request.match_info["message_id"])
+    if msg is None:
+        return problem(404, "Not Found", "no message with this id", field="message_id")
+    if not may_read_form(request[ROLE], msg.message_type):
+        return problem(
+            403,
+            "Forbidden",
+            f"the content of a {msg.message_type} is for another role (Art. 39(3)-(4))",
+            rule="read-content",
+        )
+    if msg.signed_xml is None:
+        return problem(410, "Gone", "the payload was erased (Art. 40(8) or retention)")
+    return msg
+
+
+@requires("read-messages")
+async def get_transmission(request: web.Request) -> web.StreamResponse:
+    """The transmission exactly as signed (for archiving, or for `gateway health open`)."""
+    msg = await _readable_message(request)
+    if isinstance(msg, web.Response):
+        return msg
+    assert msg.signed_xml is not None
+    return web.Response(body=msg.signed_xml, content_type="application/xml")
+
+
+@requires("read-messages")
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    """One attached file of a message, as carried in the signed transmission."""
+    msg = await _readable_message(request)
+    if isinstance(msg, web.Response):
+        return msg
+    assert msg.signed_xml is not None
+    name = request.match_info["file_name"]
+    for item in read_attachments(parse_trusted(msg.signed_xml)):
+        if item.file_name == name:
+            return web.Response(
+                body=item.content,
+                content_type=item.media_type,
+                headers={"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"},
+            )
+    return problem(404, "Not Found", "no attachment of this name", field="file_name")
 
 
 INBOX_STATES = ("all", "unconsumed", "consumed")
@@ -625,6 +670,8 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app[KEEPER] = keeper
     app.router.add_post("/api/v1/messages", post_message)
     app.router.add_get("/api/v1/messages/{message_id}", get_message)
+    app.router.add_get("/api/v1/messages/{message_id}/transmission", get_transmission)
+    app.router.add_get("/api/v1/messages/{message_id}/attachments/{file_name}", get_attachment)
     app.router.add_get("/api/v1/inbox", get_inbox)
     app.router.add_post("/api/v1/inbox/{message_id}/consumed", post_consumed)
     app.router.add_get("/api/v1/events", get_events)

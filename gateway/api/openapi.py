@@ -333,6 +333,39 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/messages/{message_id}/transmission": {
+            "get": {
+                "operationId": "getTransmission",
+                "summary": "The transmission exactly as signed",
+                "parameters": [_path("message_id", "The message id")],
+                "responses": {
+                    "200": {
+                        "description": "The signed XML",
+                        "content": {"application/xml": {"schema": {"type": "string"}}},
+                    },
+                    "410": PROBLEM,
+                    **_errors(404),
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/attachments/{file_name}": {
+            "get": {
+                "operationId": "getAttachment",
+                "summary": "One attached file, as carried in the signed transmission",
+                "parameters": [
+                    _path("message_id", "The message id"),
+                    _path("file_name", "The file name the form gives"),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file, with its media type",
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    "410": PROBLEM,
+                    **_errors(404),
+                },
+            }
+        },
         "/api/v1/inbox": {
             "get": {
                 "operationId": "inbox",

@@ -22,6 +22,8 @@ ROLES = ("case-officer", "health-practitioner", "administrator", "auditor")
 NEEDS = {
     "submit": "submit",
     "getMessage": "read-messages",
+    "getTransmission": "read-messages",
+    "getAttachment": "read-messages",
     "inbox": "read-messages",
     "consume": "read-messages",
     "events": "read-messages",

@@ -164,3 +164,30 @@ async def test_a_repeated_submission_with_its_idempotency_key_sends_nothing_new(
     assert len({r["message_id"] for r in concurrent}) == 1
     submitted = await h.ctx("BE-DU").store.query_register(event="submitted")
     assert len(submitted) == 2, "one message per key, however often it was sent"
+
+
+async def test_received_attachments_and_the_signed_transmission_can_be_fetched(
+    harness: Harness,
+) -> None:
+    """A case system gets the scanned evidence exactly as it travelled (Art. 29: the request
+    with its evidence), and the signed bytes themselves for its archive."""
+    import base64
+
+    from gateway.examples import attachments_for
+
+    h = harness
+    await h.start("BE-DU", "NL-DU")
+    be, nl = h.api("BE-DU"), h.api("NL-DU")
+    sent = await send_request(be, case_number="FILES-1")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    expected = attachments_for(example("take-charge-request.json"))[0]
+    data = await nl.attachment(sent["message_id"], expected["fileName"])
+    assert data == base64.b64decode(expected["content"])
+    signed = await nl.transmission(sent["message_id"])
+    assert signed == (await h.ctx("NL-DU").store.get_message(sent["message_id"])).signed_xml
+    with pytest.raises(ApiError) as caught:
+        await nl.attachment(sent["message_id"], "other.pdf")
+    assert caught.value.status == 404
+    with pytest.raises(ApiError) as caught:
+        await h.api("NL-DU", "health-practitioner").transmission(sent["message_id"])
+    assert caught.value.status == 403
