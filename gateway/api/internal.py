@@ -4,6 +4,7 @@ bearer token; the token decides the role and the role decides what may be done."
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,11 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_JSON_DEPTH = 32
 
 
+# Characters XML 1.0 cannot carry: C0 controls other than tab, newline and carriage return,
+# lone surrogates (JSON escapes can produce them), and the two non-characters U+FFFE/U+FFFF.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def json_depth(value: Any) -> int:
     """Nesting depth of parsed JSON, without recursion (so hostile input cannot exhaust it)."""
     deepest, stack = 0, [(value, 1)]
@@ -41,6 +47,26 @@ def json_depth(value: Any) -> int:
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
     return deepest
+
+
+def first_unsafe_text(value: Any) -> str | None:
+    """The JSON pointer of the first key or string holding a character a signed XML form
+    cannot carry, or None. Without recursion."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if NOT_XML.search(item):
+                return where or "/"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                path = f"{where}/{key}"
+                if NOT_XML.search(key):
+                    return where or "/"
+                stack.append((child, path))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}/{i}") for i, child in enumerate(item))
+    return None
 
 
 MAX_JSON_BYTES = 12 * 1024 * 1024
@@ -131,6 +157,15 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         return problem(400, "Bad Request", "the body must be a JSON object", field="")
     if json_depth(data) > MAX_JSON_DEPTH:
         return problem(400, "Bad Request", f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    unsafe = first_unsafe_text(data)
+    if unsafe is not None:
+        return problem(
+            422,
+            "Invalid Submission",
+            "text holds a control character, a lone surrogate or a non-character, which XML "
+            "cannot carry",
+            field=unsafe[:200],
+        )
     try:
         submitted = await submit(ctx, data, request[ROLE], request.headers.get("Idempotency-Key"))
     except SubmissionError as exc:

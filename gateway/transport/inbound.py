@@ -117,6 +117,18 @@ class Receiver:
             return await self._accept(header, verified.root, body, peer.code)
         except Rejection as rejection:
             return await self._reject(rejection, body, peer_code, header)
+        except STORAGE_ERRORS:
+            raise
+        except Exception:
+            # Untrusted input that a library fails on in a way nobody foresaw (the fuzzer
+            # finds such cases): still a refusal with a register entry, never a bare 500.
+            ctx.log.exception("transmission could not be processed", peer=peer_code)
+            return await self._reject(
+                Rejection(Reason.MALFORMED_XML, "the transmission could not be read"),
+                body,
+                peer_code,
+                header,
+            )
 
     async def _read_body(self, request: web.Request, limit: int) -> bytes:
         chunks: list[bytes] = []

@@ -163,5 +163,5 @@ def _key_info_certificate(sig: etree._Element) -> x509.Certificate:
         )
     try:
         return x509.load_der_x509_certificate(base64.b64decode(certs[0].text, validate=False))
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion: found by fuzzing
         raise Rejection(Reason.SIGNER_UNKNOWN, "KeyInfo certificate is not a valid X.509") from exc

@@ -180,3 +180,29 @@ async def test_deeply_nested_json_is_a_clear_error_not_a_crash(harness: Harness)
     ):
         assert resp.status in (400, 422)
         assert resp.content_type == "application/problem+json"
+
+
+async def test_text_xml_cannot_carry_is_refused_naming_the_field(harness: Harness) -> None:
+    """Found by the OpenAPI property test: a lone surrogate in a form was a server error."""
+    h = harness
+    await h.start("BE-DU")
+    gw = h.net.gateways["BE-DU"]
+    for bad in ('"\\udbc6x"', '"a\\u0001b"', '"\\uffff"'):
+        body = (
+            '{"type": "take-charge-request", "receiver": "NL-DU", "case_number": "X1", '
+            '"form": {"applicant": {"surname": [' + bad + "]}}}"
+        )
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                gw.api_url + "/api/v1/messages",
+                data=body.encode(),
+                headers={
+                    "Authorization": f"Bearer {gw.tokens['case-officer']}",
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": "k-1",
+                },
+            ) as resp,
+        ):
+            assert resp.status == 422, bad
+            assert (await resp.json(content_type=None))["field"] == "/form/applicant/surname/0"

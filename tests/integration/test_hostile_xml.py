@@ -175,6 +175,21 @@ def signature_value_not_base64(h: Harness) -> bytes:
     return etree.tostring(root)
 
 
+def certificate_with_invalid_version(h: Harness) -> bytes:
+    """Found by fuzzing: a KeyInfo certificate whose version field is invalid raised an
+    exception cryptography does not derive from ValueError (a 500, no register entry)."""
+    import base64
+
+    root = etree.fromstring(signed(h))
+    cert = root.find(f"{{{DS}}}Signature/{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate")
+    assert cert is not None and cert.text is not None
+    der = bytearray(base64.b64decode(cert.text))
+    index = der.find(b"\xa0\x03\x02\x01\x02")  # [0] EXPLICIT INTEGER 2 (v3)
+    der[index + 4] = 3
+    cert.text = base64.b64encode(bytes(der)).decode()
+    return etree.tostring(root)
+
+
 CASES: list[tuple[str, Callable[[Harness], bytes], int, str]] = [
     ("wrap-under-object", wrap_under_object, 422, "signature-multiple"),
     (
@@ -203,6 +218,7 @@ CASES: list[tuple[str, Callable[[Harness], bytes], int, str]] = [
     ),
     ("signature-value-swapped", signature_value_swapped, 422, "signature-invalid"),
     ("signature-value-not-base64", signature_value_not_base64, 422, "signature-invalid"),
+    ("certificate-invalid-version", certificate_with_invalid_version, 422, "signer-unknown"),
 ]
 
 
