@@ -19,6 +19,7 @@ import pytest
 from adapters.folder.adapter import FolderAdapter, FolderConfig
 from gateway.examples import attachments_for
 from tests.integration.conftest import Harness, example
+from tests.ledger import LEDGER
 
 
 def adapter(h: Harness, code: str, root: Path) -> FolderAdapter:
@@ -225,4 +226,6 @@ async def test_killing_the_adapter_mid_way_loses_and_duplicates_nothing(
     for entry in submitted:
         await h.api("BE-DU").wait_for_state(entry.message_id, {"delivered"}, within=30)
     received = await h.ctx("NL-DU").store.query_register(event="received", limit=1000)
-    assert len(received) == count == len({e.message_id for e in received})
+    ids = [e.message_id for e in received]
+    LEDGER.traffic(count, count - len(set(ids)), len(ids) - len(set(ids)))
+    assert len(received) == count == len(set(ids))
