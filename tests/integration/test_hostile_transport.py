@@ -38,6 +38,26 @@ def client_context(h: Harness, code: str = "BE-DU") -> ssl.SSLContext:
     return ctx
 
 
+async def raw_post(h: Harness, announced: int, sent: bytes) -> bytes:
+    """A POST as BE-DU that announces `announced` bytes and sends only `sent`; the answer."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1",
+        h.net.gateways["NL-DU"].peer_port,
+        ssl=client_context(h),
+        server_hostname="localhost",
+    )
+    writer.write(
+        b"POST /v1/transmissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/xml\r\n"
+        + f"Content-Length: {announced}\r\n\r\n".encode()
+        + sent
+    )
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(65536), timeout=5)
+    finally:
+        writer.close()
+
+
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1 is deprecated:DeprecationWarning")
 async def test_tls_1_0_is_refused(nl: Harness) -> None:
     ctx = client_context(nl)
@@ -138,19 +158,7 @@ async def test_stalled_body_times_out_with_a_register_entry(tmp_path: Path) -> N
     h = await make_harness(tmp_path, peer={"body_timeout_seconds": 0.5})
     try:
         await h.start("NL-DU")
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1",
-            h.net.gateways["NL-DU"].peer_port,
-            ssl=client_context(h),
-            server_hostname="localhost",
-        )
-        writer.write(
-            b"POST /v1/transmissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/xml\r\n"
-            b"Content-Length: 5000\r\n\r\n<gw:Transmission"
-        )
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.read(65536), timeout=5)
-        writer.close()
+        answer = await raw_post(h, 5000, b"<gw:Transmission")
         assert answer.startswith(b"HTTP/1.1 422"), answer[:100]
         entries = await h.ctx("NL-DU").store.register_entries()
         assert entries[-1].event == "rejected"
@@ -162,19 +170,7 @@ async def test_stalled_body_times_out_with_a_register_entry(tmp_path: Path) -> N
 
 async def test_oversized_body_is_refused_from_its_announced_length(nl: Harness) -> None:
     """Refused on the Content-Length alone: the gateway never reads the 50 MB."""
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1",
-        nl.net.gateways["NL-DU"].peer_port,
-        ssl=client_context(nl),
-        server_hostname="localhost",
-    )
-    writer.write(
-        b"POST /v1/transmissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/xml\r\n"
-        b"Content-Length: 52428800\r\n\r\n<x>"
-    )
-    await writer.drain()
-    answer = await asyncio.wait_for(reader.read(65536), timeout=5)
-    writer.close()
+    answer = await raw_post(nl, 52428800, b"<x>")
     assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
 
 
