@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit clean soak
+.PHONY: demo test lint typecheck unit clean soak bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (set PYTHON=...)")'
@@ -37,6 +37,11 @@ test: lint typecheck
 soak: $(VENV)/.test
 	GATEWAY_FUZZ_SECONDS=300 GATEWAY_OPENAPI_EXAMPLES=200 GATEWAY_SOAK=1 \
 		$(BIN)/pytest -q -m "attack or fault" -p no:cacheprovider
+
+# End-to-end throughput and latency against the cryptographic and TLS floors, measured in one
+# run; writes benchmarks/RESULTS.md and benchmarks/results.json.
+bench: $(VENV)/.runtime
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -28,3 +28,28 @@ def test_deadline_scheduler_benchmark_runs_and_expires_each_due_deadline_once() 
     result = json.loads(done.stdout)
     assert result["open_deadlines"] == 3000 and result["due"] == 30
     assert "creating deadlines: 3,000/3,000" in done.stderr
+
+
+def test_end_to_end_benchmark_runs_and_reports_both_ratios() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "e2e.py"),
+            "--messages",
+            "30",
+            "--submitters",
+            "4",
+            "--floor-seconds",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["e2e"]["messages"] == 30
+    assert (
+        result["crypto_floor"]["messages_per_s"] > 0 and result["tls_floor"]["requests_per_s"] > 0
+    )
+    assert 0 < result["ratio_to_crypto_floor"] and 0 < result["ratio_to_tls_floor"]

@@ -1,0 +1,285 @@
+"""End-to-end throughput and latency of two gateways on loopback, against two floors measured
+in the same run on the same machine:
+
+- e2e: BE-DU and NL-DU as separate processes (durable SQLite, nothing acknowledged before
+  it is committed), N concurrent case-system submitters posting a mix of forms to BE-DU;
+  throughput = acknowledged messages per second, latency = submission to verified
+  acknowledgement (BE-DU's register: `submitted` to `delivered`), peak RSS of each gateway;
+- crypto floor: per message the cryptographic and parsing work alone, in a tight loop: build
+  and sign the transmission, safe-parse, validate and verify it, sign the acknowledgement,
+  parse and verify the acknowledgement;
+- TLS floor: a bare mutual-TLS echo with the same HTTP stack (aiohttp server and client,
+  keep-alive, the same contexts), POSTing a body of the same size.
+
+    .venv/bin/python benchmarks/e2e.py --messages 2000 --submitters 16 [--rate 200]
+
+With --rate the submitters are paced to that many messages per second overall (the latency
+target is stated at 200/s). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.client import GatewayClient
+from gateway.config import load_config
+from gateway.core.forms import form_type
+from gateway.core.policy import Header
+from gateway.examples import attachments_for, load_example
+from gateway.network import LocalNetwork, build_local_network
+from gateway.store.store import Store
+from gateway.transport.tls import client_context, server_context
+from gateway.trust import load_trust
+from gateway.xml.envelope import (
+    Acknowledgement,
+    build_acknowledgement,
+    build_transmission,
+    read_acknowledgement,
+    read_header,
+    validate_envelope,
+)
+from gateway.xml.forms import form_to_element
+from gateway.xml.parser import parse_untrusted
+from gateway.xml.signature import verify
+
+# The mix a Dublin unit sends most: requests (with a scanned document) and information.
+MIX = (
+    ("take-charge-request", "take-charge-request.json"),
+    ("info-request", "info-request.json"),
+    ("take-back-notification", "take-back-notification.json"),
+)
+
+
+def peak_rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def spawn(net: LocalNetwork, code: str) -> subprocess.Popen[bytes]:
+    gw = net.gateways[code]
+    log = (gw.config.parent / "gateway.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--log-level", "warning", "--log-json", "serve",
+         "--config", str(gw.config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+async def end_to_end(
+    net: LocalNetwork, messages: int, submitters: int, rate: float | None
+) -> dict[str, Any]:
+    procs = {code: spawn(net, code) for code in ("BE-DU", "NL-DU")}
+    be_gw = net.gateways["BE-DU"]
+    try:
+        async with GatewayClient(be_gw.api_url, be_gw.tokens["case-officer"]) as be:
+            await be.wait_until_up(within=60)
+            forms = [(t, load_example(f)) for t, f in MIX]
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for n in range(messages):
+                queue.put_nowait(n)
+            ids: list[str] = []
+            started = time.perf_counter()
+            interval = submitters / rate if rate else 0.0
+
+            async def submitter() -> None:
+                while not queue.empty():
+                    n = queue.get_nowait()
+                    message_type, form = forms[n % len(forms)]
+                    extra: dict[str, Any] = {"case_number": f"B{n}"}
+                    if message_type == "take-charge-request":
+                        extra["attachments"] = attachments_for(form)
+                    tick = time.perf_counter()
+                    result = await be.submit(message_type, "NL-DU", form, **extra)
+                    ids.append(result["message_id"])
+                    if interval:
+                        await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
+
+            await asyncio.gather(*(submitter() for _ in range(submitters)))
+            submitted_s = time.perf_counter() - started
+            for message_id in ids:
+                await be.wait_for_state(message_id, {"delivered"}, within=600)
+            total_s = time.perf_counter() - started
+        rss = {code: peak_rss_mb(proc.pid) for code, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(timeout=30)
+    store = await Store.open(load_config(be_gw.config).database_url)
+    try:
+        rows = await store.register_entries(limit=10 * messages + 100)
+    finally:
+        await store.close()
+    submitted = {e.message_id: e.time for e in rows if e.event == "submitted"}
+    delivered = {e.message_id: e.time for e in rows if e.event == "delivered"}
+    latencies = sorted(
+        (delivered[m] - submitted[m]).total_seconds() * 1000 for m in ids if m in delivered
+    )
+    assert len(latencies) == messages, "every message acknowledged"
+    return {
+        "messages": messages,
+        "submitters": submitters,
+        "paced_rate": rate,
+        "submit_s": round(submitted_s, 2),
+        "total_s": round(total_s, 2),
+        "acknowledged_per_s": round(messages / total_s, 1),
+        "latency_p50_ms": round(statistics.median(latencies), 1),
+        "latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+        "rss_mb": rss,
+    }
+
+
+def crypto_floor(net: LocalNetwork, seconds: float) -> dict[str, Any]:
+    """Messages per second through sign, parse, validate, verify (message and ack) alone."""
+    now = datetime.now(UTC)
+    be = load_trust(load_config(net.gateways["BE-DU"].config), now)
+    nl = load_trust(load_config(net.gateways["NL-DU"].config), now)
+    directory = be.directory
+
+    def resolve(fp: str) -> str | None:
+        auth = directory.by_signing_fingerprint(fp)
+        return None if auth is None else auth.code
+
+    form = load_example("take-charge-request.json")
+    files = attachments_for(form)
+    from gateway.outbound import _attachments
+
+    attachments = _attachments({"attachments": files})
+    n, size = 0, 0
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    while time.perf_counter() < deadline:
+        header = Header(str(uuid.uuid4()), f"BE1F-{n}", "take-charge-request", "BE-DU",
+                        "NL-DU", datetime.now(UTC))  # fmt: skip
+        element = form_to_element(form_type("take-charge-request"), form)
+        body = be.signer.sign(build_transmission(header, element, attachments))
+        size = len(body)
+        root = parse_untrusted(body)
+        validate_envelope(root)
+        verified = verify(root, resolve)
+        read_header(verified.root)
+        ack = nl.signer.sign(
+            build_acknowledgement(
+                Acknowledgement(
+                    str(uuid.uuid4()),
+                    header.message_id,
+                    "NL-DU",
+                    "BE-DU",
+                    "ab" * 32,
+                    datetime.now(UTC),
+                    "accepted",
+                    None,
+                    None,
+                    1,
+                    "cd" * 32,
+                )
+            )
+        )
+        ack_root = parse_untrusted(ack)
+        validate_envelope(ack_root)
+        read_acknowledgement(verify(ack_root, resolve).root)
+        n += 1
+    elapsed = time.perf_counter() - started
+    return {"messages_per_s": round(n / elapsed, 1), "transmission_bytes": size}
+
+
+async def tls_floor(
+    net: LocalNetwork, seconds: float, concurrency: int, size: int
+) -> dict[str, Any]:
+    """Requests per second of a bare mutual-TLS echo with the gateway's HTTP stack."""
+    config_nl = load_config(net.gateways["NL-DU"].config)
+    config_be = load_config(net.gateways["BE-DU"].config)
+    answer = b"x" * 2500  # about an acknowledgement's size
+
+    async def echo(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=answer, content_type="application/xml")
+
+    app = web.Application(client_max_size=size * 2)
+    app.router.add_post("/v1/transmissions", echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(config_nl))
+    await site.start()
+    port = runner.addresses[0][1]
+    body = b"y" * size
+    count = 0
+    try:
+        connector = aiohttp.TCPConnector(ssl=client_context(config_be), limit_per_host=8)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            deadline = time.perf_counter() + seconds
+            started = time.perf_counter()
+
+            async def worker() -> None:
+                nonlocal count
+                while time.perf_counter() < deadline:
+                    async with session.post(
+                        f"https://localhost:{port}/v1/transmissions",
+                        data=body,
+                        headers={"Content-Type": "application/xml"},
+                    ) as resp:
+                        await resp.read()
+                    count += 1
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+    finally:
+        await runner.cleanup()
+    return {"requests_per_s": round(count / elapsed, 1), "body_bytes": size}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="gw-e2e-") as tmp:
+        net = build_local_network(
+            Path(tmp) / "net",
+            ["BE-DU", "NL-DU"],
+            delivery={"poll_interval_seconds": 0.2, "concurrency": 16, "max_attempts": 100},
+        )
+        crypto = await asyncio.to_thread(crypto_floor, net, args.floor_seconds)
+        tls = await tls_floor(net, args.floor_seconds, 8, crypto["transmission_bytes"])
+        e2e = await end_to_end(net, args.messages, args.submitters, args.rate)
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "e2e": e2e,
+        "crypto_floor": crypto,
+        "tls_floor": tls,
+        "ratio_to_crypto_floor": round(e2e["acknowledged_per_s"] / crypto["messages_per_s"], 3),
+        "ratio_to_tls_floor": round(e2e["acknowledged_per_s"] / tls["requests_per_s"], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--submitters", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=None, help="pace submissions (msg/s)")
+    parser.add_argument("--floor-seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    from gateway.logs import configure_logging
+
+    configure_logging("warning")
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
