@@ -42,24 +42,24 @@ def _cmd_directory_publish(args: argparse.Namespace) -> int:
     """Sign the operator's directory JSON and publish it where gateways watch for it."""
     from datetime import UTC, datetime
 
-    from gateway.context import load_signer_files
     from gateway.pki.anchors import TrustAnchors
     from gateway.pki.directory_file import load_directory
+    from gateway.pki.operator import read_passphrase
     from gateway.pki.signed_directory import load_signed_directory, publish_directory
+    from gateway.trust import load_signer_files
 
     directory = load_directory(args.source)
     now = datetime.now(UTC)
-    if args.out.exists():
-        anchors = TrustAnchors.load(args.ca) if args.ca else None
-        if anchors is not None:
-            current = load_signed_directory(args.out, anchors, now).version
-            if directory.version <= current:
-                raise DirectoryError(
-                    f"{args.source} has version {directory.version}, but {args.out} already "
-                    f"publishes version {current}; gateways refuse anything not newer: raise "
-                    "'version' in the source and publish again"
-                )
-    signer = load_signer_files(args.cert, args.key, _passphrase(args))
+    if args.out.exists() and args.ca:
+        current = load_signed_directory(args.out, TrustAnchors.load(args.ca), now).version
+        if directory.version <= current:
+            raise DirectoryError(
+                f"{args.source} has version {directory.version}, but {args.out} already "
+                f"publishes version {current}; gateways refuse anything not newer: raise "
+                "'version' in the source and publish again"
+            )
+    passphrase = read_passphrase(args.passphrase_file, args.passphrase_env, required=False)
+    signer = load_signer_files(args.cert, args.key, passphrase)
     publish_directory(args.out, directory, signer, now)
     print(
         f"published directory version {directory.version} "
@@ -94,24 +94,6 @@ def _cmd_directory_show(args: argparse.Namespace) -> int:
         )
     )
     return 0
-
-
-def _passphrase(args: argparse.Namespace) -> bytes | None:
-    """A key passphrase from --passphrase-file or --passphrase-env, if one was given."""
-    import os
-
-    if getattr(args, "passphrase_file", None):
-        text = Path(args.passphrase_file).read_text(encoding="utf-8").removesuffix("\n")
-        if not text:
-            raise ValueError(f"{args.passphrase_file} is empty")
-        return text.encode()
-    name = getattr(args, "passphrase_env", None)
-    if name:
-        value = os.environ.get(name)
-        if not value:
-            raise ValueError(f"the environment variable {name} is not set")
-        return value.encode()
-    return None
 
 
 def _cmd_health_open(args: argparse.Namespace) -> int:

@@ -7,16 +7,21 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import Config
 from gateway.core.directory import Authority, Directory
-from gateway.pki.certs import CertificateError, load_certificate, load_private_key
+from gateway.pki.certs import CertificateError
 from gateway.store.store import Store
-from gateway.trust import DIRECTORY_MARK, TrustManager, TrustState, checkpointer_for, load_trust
+from gateway.trust import (
+    DIRECTORY_MARK,
+    TrustManager,
+    TrustState,
+    checkpointer_for,
+    load_signer_files,
+    load_trust,
+)
 from gateway.xml.signature import Signer
 
 
@@ -62,16 +67,6 @@ class GatewayContext:
     def signer_authority(self, fingerprint: str) -> str | None:
         auth = self.directory.by_signing_fingerprint(fingerprint)
         return None if auth is None else auth.code
-
-
-def load_signer_files(cert_path: Path, key_path: Path, password: bytes | None = None) -> Signer:
-    key = load_private_key(key_path, password)
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise CertificateError(f"{key_path}: the signing key must be ECDSA P-256")
-    cert = load_certificate(cert_path)
-    if cert.public_key() != key.public_key():
-        raise CertificateError(f"{cert_path} does not belong to the key {key_path}")
-    return Signer(key, cert)
 
 
 def load_signer(config: Config) -> Signer:

@@ -15,14 +15,12 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from gateway.context import GatewayContext
 from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
 from gateway.core.deadlines import Rule, RuleSet, compute, load_rule_set
 from gateway.core.policy import Header
 from gateway.core.tracking import CONSEQUENCES, Opening, changes_for, transfer_openings
-from gateway.store.store import StoredDeadline, Transaction
+from gateway.store.store import STORAGE_ERRORS, StoredDeadline, Transaction
 
 BATCH = 500
 
@@ -221,7 +219,7 @@ class DeadlineKeeper:
                 if handled:
                     continue
                 nxt = await ctx.store.next_deadline_event()
-            except (SQLAlchemyError, OSError) as exc:
+            except STORAGE_ERRORS as exc:
                 # Storage refuses for now: nothing was applied (each batch is one
                 # transaction); retry shortly instead of stopping the scheduler for good.
                 ctx.log.error("deadline scheduler cannot reach its storage", error=str(exc))

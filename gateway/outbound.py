@@ -210,24 +210,24 @@ async def submit(
 ) -> Submitted:
     """Validate, sign and queue a submission. With an `idempotency_key`, repeating the same
     submission returns the original message (nothing new is signed or sent)."""
+    if idempotency_key is None:
+        return await _submit_new(ctx, data, role, None, None)
+    if not IDEMPOTENCY_KEY.match(idempotency_key):
+        raise SubmissionError(
+            None, "Idempotency-Key must be 1-200 visible ASCII characters", "idempotency-key"
+        )
     key_digest = submission_digest(data, role)
-    if idempotency_key is not None:
-        if not IDEMPOTENCY_KEY.match(idempotency_key):
-            raise SubmissionError(
-                None, "Idempotency-Key must be 1-200 visible ASCII characters", "idempotency-key"
-            )
-        existing = await ctx.store.message_by_idempotency_key(idempotency_key)
-        if existing is not None:
-            return _replay(existing, key_digest)
+    existing = await ctx.store.message_by_idempotency_key(idempotency_key)
+    if existing is not None:
+        return _replay(existing, key_digest)
     try:
         return await _submit_new(ctx, data, role, idempotency_key, key_digest)
     except (SubmissionError, DuplicateMessage):
         # A concurrent request with the same key may have won the race (its case now exists,
         # or its key is taken): then this one is a repeat, not an error.
-        if idempotency_key is not None:
-            existing = await ctx.store.message_by_idempotency_key(idempotency_key)
-            if existing is not None:
-                return _replay(existing, key_digest)
+        existing = await ctx.store.message_by_idempotency_key(idempotency_key)
+        if existing is not None:
+            return _replay(existing, key_digest)
         raise
 
 
@@ -236,7 +236,7 @@ async def _submit_new(
     data: Mapping[str, Any],
     role: str,
     idempotency_key: str | None,
-    key_digest: str,
+    key_digest: str | None,
 ) -> Submitted:
     unknown = set(data) - SUBMISSION_FIELDS
     if unknown:
@@ -318,7 +318,7 @@ async def _submit_new(
             state="queued",
             case_reference=header.case,
             idempotency_key=idempotency_key,
-            submission_digest=key_digest if idempotency_key is not None else None,
+            submission_digest=key_digest,
         )
         await tx.enqueue(header.message_id, now)
         warning = await record_request_limit(

@@ -48,7 +48,6 @@ from gateway.xml.signature import Signer
 
 DIRECTORY_MARK = "directory"
 EXPIRY_LOG_INTERVAL = 3600.0
-FILES = ("ca", "crl", "directory", "tls_cert", "tls_key", "signing_cert", "signing_key")
 
 
 class TrustError(ValueError):
@@ -208,15 +207,10 @@ def _own_signer(
     own: Authority,
     at: datetime,
 ) -> Signer:
-    key = load_private_key(config.signing_key, config.signing_key_password())
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise CertificateError(f"{config.signing_key}: the signing key must be ECDSA P-256")
-    cert = load_certificate(config.signing_cert)
-    if cert.public_key() != key.public_key():
-        raise CertificateError(
-            f"{config.signing_cert} does not belong to the key {config.signing_key} (wrong key "
-            "for certificate); install the matching pair"
-        )
+    signer = load_signer_files(
+        config.signing_cert, config.signing_key, config.signing_key_password()
+    )
+    cert = signer.certificate
     anchors.check(
         cert, at, purpose=DOCUMENT_SIGNING, what=f"signing certificate {config.signing_cert}"
     )
@@ -226,6 +220,20 @@ def _own_signer(
         raise CertificateError(
             f"{config.signing_cert} is not pinned as a signing certificate of {config.authority}"
             " in the directory; peers would refuse our signatures"
+        )
+    return signer
+
+
+def load_signer_files(cert_path: Path, key_path: Path, password: bytes | None = None) -> Signer:
+    """A signing identity from its files: an ECDSA P-256 key and the certificate of that key."""
+    key = load_private_key(key_path, password)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise CertificateError(f"{key_path}: the signing key must be ECDSA P-256")
+    cert = load_certificate(cert_path)
+    if cert.public_key() != key.public_key():
+        raise CertificateError(
+            f"{cert_path} does not belong to the key {key_path} (wrong key for certificate); "
+            "install the matching pair"
         )
     return Signer(key, cert)
 
@@ -362,7 +370,8 @@ class TrustManager:
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[TrustState], None]] = []
         self._refused_digests: Mapping[str, str] | None = None
-        self.server_context = server_context(config)
+        # Built by base_server_context when a listener is opened (not every context has one).
+        self.server_context: ssl.SSLContext | None = None
         self.client_context = client_context(config)
         self.reloads = 0
 
@@ -373,7 +382,7 @@ class TrustManager:
 
         def switch(ssl_object: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
             current = self.server_context
-            if current is not base:
+            if current is not None and current is not base:
                 ssl_object.context = current
 
         base.sni_callback = switch

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.context import load_signer_files
 from gateway.pki.demo import DemoNetwork, create_demo_network
+from gateway.trust import load_signer_files
 from gateway.xml.signature import Signer
 
 CODES = ("BE-DU", "NL-DU", "GR-DU")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.api.admin import add_admin_routes
 from gateway.api.auth import CONTEXT, KEEPER, ROLE, Handler, requires
@@ -22,7 +22,7 @@ from gateway.core.register import RegisterChainError, RegisterEntry
 from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
 from gateway.register import entries_csv, verify_store
-from gateway.store.store import StoredDeadline, StoredMessage
+from gateway.store.store import STORAGE_ERRORS, StoredDeadline, StoredMessage
 from gateway.xml.envelope import read_acknowledgement, read_attachments, read_form, utc_text
 from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
@@ -88,10 +88,15 @@ def _ack_view(msg: StoredMessage) -> dict[str, Any] | None:
     }
 
 
+@cache
+def owned_types(role: str) -> frozenset[str]:
+    """The message types a role reads, processes and consumes (Art. 39(3)-(4): health data
+    only for health practitioners; they see nothing else)."""
+    return frozenset(ft.name for ft in FORM_TYPES.values() if ft.sender_role == role)
+
+
 def may_read_form(role: str, message_type: str) -> bool:
-    """Art. 39(3)-(4): health data only for health practitioners; they see nothing else."""
-    ft = FORM_TYPES.get(message_type)
-    return ft is not None and ft.sender_role == role
+    return message_type in owned_types(role)
 
 
 def deadline_view(d: StoredDeadline) -> dict[str, Any]:
@@ -275,11 +280,6 @@ def _cursor_and_limit(
     if not 1 <= limit <= maximum:
         return problem(400, "Bad Request", f"limit must be between 1 and {maximum}", field="limit")
     return after, limit
-
-
-def owned_types(role: str) -> frozenset[str]:
-    """The message types a role processes (and consumes): Art. 39(3)-(4)."""
-    return frozenset(ft.name for ft in FORM_TYPES.values() if ft.sender_role == role)
 
 
 @requires("read-messages")
@@ -688,7 +688,7 @@ async def storage_unavailable(request: web.Request, handler: Handler) -> web.Str
     a 500: nothing was stored, so nothing was signed or queued."""
     try:
         return await handler(request)
-    except (SQLAlchemyError, OSError) as exc:
+    except STORAGE_ERRORS as exc:
         request.app[CONTEXT].log.error("storage unavailable", error=str(exc))
         response = problem(
             503,

@@ -21,7 +21,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event, func, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.core.checkpoints import checkpoint_payload
@@ -40,6 +40,8 @@ from gateway.store.schema import (
 )
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The database refuses or cannot be reached (full, read-only, down): worth retrying later.
+STORAGE_ERRORS = (SQLAlchemyError, OSError)
 # SQLite builds each entry's canonical form (see gateway.core.register.canonical_row) in C.
 CANONICAL_SQL = (
     "SELECT sequence, prev_hash, hash, json_object("

@@ -14,13 +14,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.context import GatewayContext
 from gateway.core.conversations import outcome_of
 from gateway.core.policy import Reason, Rejection
 from gateway.deadlines import DeadlineKeeper
-from gateway.store.store import OutboxItem, Transaction
+from gateway.store.store import STORAGE_ERRORS, OutboxItem, Transaction
 from gateway.transport.tls import peer_fingerprint
 from gateway.xml.envelope import (
     Acknowledgement,
@@ -34,7 +33,6 @@ from gateway.xml.parser import parse_trusted, parse_untrusted
 from gateway.xml.signature import verify
 
 MAX_ACK_BYTES = 256 * 1024
-STORAGE_ERRORS = (SQLAlchemyError, OSError)
 
 
 class DeliveryError(Exception):

@@ -14,19 +14,21 @@ import time
 import uuid
 from collections import deque
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from cryptography import x509
 from lxml import etree
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.cases import erase_payload, record_step
 from gateway.context import GatewayContext
+from gateway.core.directory import Authority
 from gateway.core.policy import Header, Reason, Rejection, check_inbound
 from gateway.deadlines import DeadlineKeeper
 from gateway.pki.certs import fingerprint, fingerprint_der
-from gateway.store.store import DuplicateMessage, StoredMessage
+from gateway.store.store import STORAGE_ERRORS, DuplicateMessage, StoredMessage
 from gateway.transport.tls import peer_certificate
+from gateway.trust import TrustState
 from gateway.xml.envelope import (
     Acknowledgement,
     build_acknowledgement,
@@ -42,8 +44,6 @@ from gateway.xml.sealed import is_sealed, read_sealed
 from gateway.xml.signature import verify
 
 CONTEXT: web.AppKey[GatewayContext] = web.AppKey("context", GatewayContext)
-# Storage failures: the database refuses to write (full, read-only) or cannot be reached.
-STORAGE_ERRORS = (SQLAlchemyError, OSError)
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 _HTTP_STATUS = {
     Reason.UNKNOWN_PEER: 403,
@@ -55,6 +55,13 @@ _HTTP_STATUS = {
 
 def _ack_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/xml")
+
+
+def pinned_peer(state: TrustState, transport: Any) -> tuple[Authority | None, bytes | None]:
+    """The authority whose pinned TLS certificate the other end presented (or None), and
+    that certificate's DER, for the revocation check."""
+    der = peer_certificate(transport)
+    return (state.directory.by_tls_fingerprint(fingerprint_der(der)) if der else None), der
 
 
 class Receiver:
@@ -81,8 +88,7 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.Response:
         ctx = self.ctx
         state = ctx.trust.state
-        der = peer_certificate(request.transport)
-        peer = state.directory.by_tls_fingerprint(fingerprint_der(der)) if der else None
+        peer, der = pinned_peer(state, request.transport)
         peer_code = peer.code if peer else None
         body = b""
         header: Header | None = None
@@ -373,8 +379,7 @@ async def get_acknowledgement(request: web.Request) -> web.Response:
     that never got our answer (and gave up) can still obtain its proof of receipt. Reads
     only; a message we do not hold, or hold from someone else, is simply not found."""
     ctx = request.app[CONTEXT]
-    der = peer_certificate(request.transport)
-    peer = ctx.directory.by_tls_fingerprint(fingerprint_der(der)) if der else None
+    peer, der = pinned_peer(ctx.trust.state, request.transport)
     if peer is None or ctx.trust.state.peer_refusal(der) is not None:
         return web.Response(status=403, text="not a pinned, current peer\n")
     msg = await ctx.store.get_message(request.match_info["message_id"])

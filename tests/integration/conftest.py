@@ -14,9 +14,9 @@ import pytest
 from gateway.app import RunningGateway, start_gateway
 from gateway.client import GatewayClient
 from gateway.config import load_config
-from gateway.context import load_signer_files
 from gateway.examples import attachments_for, load_example
 from gateway.network import LocalNetwork, build_local_network
+from gateway.trust import load_signer_files
 from gateway.xml.envelope import Acknowledgement, read_acknowledgement
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import Signer, verify
