@@ -45,7 +45,7 @@ async def record_step(
         ),
         legal_basis,
     )
-    await tx.save_conversation(updated, now)
+    await tx.save_conversation(updated, now, new=current is None)
     if FORM_TYPES[header.message_type].is_reply and header.in_reply_to is not None:
         await tx.update_message(header.in_reply_to, answered_by=header.message_id)
     return updated, outcome

@@ -115,6 +115,15 @@ class DeadlineKeeper:
         self.rules = rules
         self.reminders = ctx.config.deadlines.reminders
         self.wake = asyncio.Event()
+        # The earliest event the scheduler knows of (None: none); a new deadline wakes it
+        # only when it is due earlier, not on every message.
+        self._next_known: datetime | None = None
+
+    def notice(self, moment: datetime) -> None:
+        """A deadline event at `moment` now exists (or will, once its transaction commits)."""
+        if self._next_known is None or moment < self._next_known:
+            self._next_known = moment
+            self.wake.set()
 
     def _rule(self, name: str) -> Rule:
         return self.rules.rules[name]
@@ -127,6 +136,7 @@ class DeadlineKeeper:
         zone = acting.zone if acting is not None else ctx.local.zone
         deadline = compute(self._rule(opening.rule), start, zone, opening.requested)
         now = ctx.clock()
+        next_event = _next_event(deadline.expires_at, self.reminders, now, 0)
         await tx.open_deadline(
             case_reference=case,
             rule=opening.rule,
@@ -136,7 +146,7 @@ class DeadlineKeeper:
             started_at=start,
             due_date=deadline.due_date.isoformat(),
             expires_at=deadline.expires_at,
-            next_event_at=_next_event(deadline.expires_at, self.reminders, now, 0),
+            next_event_at=next_event,
         )
         await tx.append_register(
             time=now,
@@ -152,7 +162,7 @@ class DeadlineKeeper:
                 "expires_at": deadline.expires_at.isoformat(),
             },
         )
-        self.wake.set()
+        self.notice(next_event)
 
     async def on_message(
         self,
@@ -226,6 +236,7 @@ class DeadlineKeeper:
                 await asyncio.sleep(1.0)
                 continue
             wait = 300.0
+            self._next_known = nxt
             if nxt is not None:
                 wait = max(0.0, min(wait, (nxt - ctx.clock()).total_seconds()))
             with contextlib.suppress(TimeoutError):

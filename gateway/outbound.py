@@ -225,6 +225,7 @@ async def submit(
     except (SubmissionError, DuplicateMessage):
         # A concurrent request with the same key may have won the race (its case now exists,
         # or its key is taken): then this one is a repeat, not an error.
+        await ctx.store.committed()
         existing = await ctx.store.message_by_idempotency_key(idempotency_key)
         if existing is not None:
             return _replay(existing, key_digest)

@@ -6,9 +6,10 @@ so erasing a payload never breaks the chain."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC as _UTC
 from datetime import datetime
 from typing import Any
@@ -85,9 +86,13 @@ class RegisterEntry:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {name: getattr(self, name) for name in _FIELDS}
         d["time"] = self.time.isoformat()
+        d["details"] = copy.deepcopy(self.details)
         return d
+
+
+_FIELDS = tuple(f.name for f in fields(RegisterEntry))
 
 
 def utc_text(moment: datetime) -> str:

@@ -6,7 +6,6 @@ and serialises register appends on the register_head row."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -19,15 +18,19 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, event, func, select, update
+from sqlalchemy import Connection, bindparam, create_engine, event, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.core.checkpoints import checkpoint_payload
 from gateway.core.conversations import Conversation, State
 from gateway.core.policy import PriorMessage
 from gateway.core.register import RegisterEntry, next_entry, utc_text
+from gateway.store.group import CommitAborted, GroupCommitter
+from gateway.store.inline import DbConnection, InlineEngine
 from gateway.store.schema import (
     conversations,
     deadlines,
@@ -41,7 +44,7 @@ from gateway.store.schema import (
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The database refuses or cannot be reached (full, read-only, down): worth retrying later.
-STORAGE_ERRORS = (SQLAlchemyError, OSError)
+STORAGE_ERRORS = (SQLAlchemyError, OSError, CommitAborted)
 # SQLite builds each entry's canonical form (see gateway.core.register.canonical_row) in C.
 CANONICAL_SQL = (
     "SELECT sequence, prev_hash, hash, json_object("
@@ -52,6 +55,43 @@ CANONICAL_SQL = (
     "'type', message_type) FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"
 )
 _WRITE = "gateway_write"
+
+# The statements of the hot paths, built once: executed with a parameter dictionary they skip
+# SQLAlchemy's per-call statement construction (coercing each value into a bind parameter and
+# computing a cache key over them), which cost more than SQLite's own work for the statement.
+_HEAD = select(register_head.c.sequence, register_head.c.hash).where(register_head.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+_INSERT_REGISTER = register.insert()
+_SET_HEAD = (
+    update(register_head)
+    .where(register_head.c.id == 1)
+    .values(sequence=bindparam("b_sequence"), hash=bindparam("b_hash"))
+)
+_INSERT_MESSAGE = messages.insert()
+# Without .values() the SET clause is the parameters given at execution.
+_UPDATE_MESSAGE = update(messages).where(messages.c.message_id == bindparam("b_message_id"))
+_GET_MESSAGE = select(messages).where(messages.c.message_id == bindparam("b_message_id"))
+_GET_CONVERSATION = select(conversations).where(
+    conversations.c.reference == bindparam("b_reference")
+)
+_UPDATE_CONVERSATION = update(conversations).where(
+    conversations.c.reference == bindparam("b_reference")
+)
+_INSERT_CONVERSATION = conversations.insert()
+_INSERT_DEADLINE = deadlines.insert()
+_ENQUEUE = outbox.insert()
+_HEAD_KEY = "register_head"
+
+
+async def write_head(conn: DbConnection, shared: dict[str, Any]) -> None:
+    """Store the register head the batch's appends advanced to, once, before its commit."""
+    head: tuple[int, str] | None = shared.get(_HEAD_KEY)
+    if head is not None:
+        await conn.execute(_SET_HEAD, {"b_sequence": head[0], "b_hash": head[1]})
+
+
+_FINISH_OUTBOX = outbox.delete().where(outbox.c.message_id == bindparam("b_message_id"))
+_MIGRATE = 0x6477_6D69_6772_6174  # advisory lock key serialising migrations ("dwmigrat")
 
 
 class DuplicateMessage(Exception):
@@ -194,29 +234,32 @@ class Transaction:
     """One unit of work. Everything done through it commits together or not at all."""
 
     def __init__(
-        self, conn: AsyncConnection, postgres: bool, checkpointer: Checkpointer | None = None
+        self,
+        conn: DbConnection,
+        postgres: bool,
+        checkpointer: Checkpointer | None = None,
+        shared: dict[str, Any] | None = None,
     ) -> None:
         self.conn = conn
         self._postgres = postgres
         self._checkpointer = checkpointer
+        # The batch's register head (see write_head): read (and on PostgreSQL locked) by its
+        # first append, kept here by the next ones, written once before the commit.
+        self._shared = {} if shared is None else shared
         self.appended: list[RegisterEntry] = []
 
     async def append_register(self, *, time: datetime, **fields: Any) -> RegisterEntry:
-        q = select(register_head.c.sequence, register_head.c.hash).where(register_head.c.id == 1)
-        if self._postgres:
-            q = q.with_for_update()
-        head = (await self.conn.execute(q)).one()
-        entry = next_entry(head.sequence, head.hash, time=time, **fields)
+        head: tuple[int, str] | None = self._shared.get(_HEAD_KEY)
+        if head is None:
+            row = (await self.conn.execute(_HEAD_FOR_UPDATE if self._postgres else _HEAD)).one()
+            head = (row.sequence, row.hash)
+        entry = next_entry(head[0], head[1], time=time, **fields)
         values = entry.to_dict()
         values["time"] = entry.time
         # Compact, sorted, UTF-8: the same bytes the canonical encoding embeds.
         values["details"] = orjson.dumps(entry.details, option=orjson.OPT_SORT_KEYS).decode()
-        await self.conn.execute(register.insert().values(**values))
-        await self.conn.execute(
-            update(register_head)
-            .where(register_head.c.id == 1)
-            .values(sequence=entry.sequence, hash=entry.hash)
-        )
+        await self.conn.execute(_INSERT_REGISTER, values)
+        self._shared[_HEAD_KEY] = (entry.sequence, entry.hash)
         self.appended.append(entry)
         cp = self._checkpointer
         if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
@@ -233,38 +276,37 @@ class Transaction:
         return entry
 
     async def set_trust_mark(self, name: str, version: int, sha256: str, at: datetime) -> None:
-        """Remember the newest accepted version of `name` (e.g. the directory)."""
-        await self.conn.execute(trust_marks.delete().where(trust_marks.c.name == name))
+        """Remember the newest accepted version of `name` (e.g. the directory). An upsert:
+        nodes starting together on one PostgreSQL database may both record it."""
+        insert = postgresql_insert if self._postgres else sqlite_insert
+        values = {"version": version, "sha256": sha256, "accepted_at": at}
         await self.conn.execute(
-            trust_marks.insert().values(name=name, version=version, sha256=sha256, accepted_at=at)
+            insert(trust_marks)
+            .values(name=name, **values)
+            .on_conflict_do_update(index_elements=[trust_marks.c.name], set_=values)
         )
 
     async def insert_message(self, **values: Any) -> None:
         try:
-            await self.conn.execute(messages.insert().values(**values))
+            await self.conn.execute(_INSERT_MESSAGE, values)
         except IntegrityError as exc:
             raise DuplicateMessage(values.get("message_id")) from exc
 
     async def update_message(self, message_id: str, **values: Any) -> None:
-        await self.conn.execute(
-            update(messages).where(messages.c.message_id == message_id).values(**values)
-        )
+        await self.conn.execute(_UPDATE_MESSAGE, {"b_message_id": message_id} | values)
 
     async def get_message(self, message_id: str) -> StoredMessage | None:
-        row = (
-            await self.conn.execute(select(messages).where(messages.c.message_id == message_id))
-        ).first()
+        row = (await self.conn.execute(_GET_MESSAGE, {"b_message_id": message_id})).first()
         return None if row is None else _message(row)
 
     async def get_conversation(self, reference: str) -> Conversation | None:
-        row = (
-            await self.conn.execute(
-                select(conversations).where(conversations.c.reference == reference)
-            )
-        ).first()
+        row = (await self.conn.execute(_GET_CONVERSATION, {"b_reference": reference})).first()
         return None if row is None else _conversation(row)
 
-    async def save_conversation(self, conv: Conversation, now: datetime) -> None:
+    async def save_conversation(
+        self, conv: Conversation, now: datetime, *, new: bool | None = None
+    ) -> None:
+        """Store the case's state; `new` says whether it exists (None: find out)."""
         values = {
             "kind": conv.kind,
             "requesting": conv.requesting,
@@ -273,19 +315,19 @@ class Transaction:
             "legal_basis": conv.legal_basis,
             "updated_at": now,
         }
-        done = await self.conn.execute(
-            update(conversations)
-            .where(conversations.c.reference == conv.reference)
-            .values(**values)
-        )
-        if done.rowcount == 0:
-            await self.conn.execute(
-                conversations.insert().values(reference=conv.reference, opened_at=now, **values)
+        if new is not True:
+            done = await self.conn.execute(
+                _UPDATE_CONVERSATION, {"b_reference": conv.reference} | values
             )
+            if done.rowcount == 1 or new is False:
+                return
+        await self.conn.execute(
+            _INSERT_CONVERSATION, {"reference": conv.reference, "opened_at": now} | values
+        )
 
     async def open_deadline(self, **values: Any) -> int:
         result = await self.conn.execute(
-            deadlines.insert().values(**({"state": "open", "reminders_sent": 0} | values))
+            _INSERT_DEADLINE, {"state": "open", "reminders_sent": 0} | values
         )
         key = result.inserted_primary_key
         assert key is not None
@@ -335,11 +377,11 @@ class Transaction:
 
     async def enqueue(self, message_id: str, now: datetime) -> None:
         await self.conn.execute(
-            outbox.insert().values(message_id=message_id, attempts=0, next_attempt_at=now)
+            _ENQUEUE, {"message_id": message_id, "attempts": 0, "next_attempt_at": now}
         )
 
     async def finish_outbox(self, message_id: str) -> None:
-        await self.conn.execute(outbox.delete().where(outbox.c.message_id == message_id))
+        await self.conn.execute(_FINISH_OUTBOX, {"b_message_id": message_id})
 
     async def reschedule(self, message_id: str, attempts: int, at: datetime, error: str) -> None:
         await self.conn.execute(
@@ -350,11 +392,12 @@ class Transaction:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine | InlineEngine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
-        # SQLite allows one writer; serialising writers in-process avoids lock upgrades.
-        self._write_lock = asyncio.Lock()
+        # One writer connection, group-committed: SQLite allows one writer anyway, and one
+        # flush per batch instead of one per unit of work is most of the write cost.
+        self._writer = GroupCommitter(engine, {_WRITE: True}, before_commit=write_head)
         self.checkpointer: Checkpointer | None = None
 
     @classmethod
@@ -363,7 +406,12 @@ class Store:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(url, connect_args={"timeout": 30})
+            # The configured URL names the asyncio driver; statements run inline (inline.py).
+            sync_engine = create_engine(
+                parsed.set(drivername="sqlite+pysqlite"),
+                connect_args={"timeout": 30, "check_same_thread": False},
+            )
+            engine: AsyncEngine | InlineEngine = InlineEngine(sync_engine)
 
             @event.listens_for(engine.sync_engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -383,7 +431,7 @@ class Store:
                 write = conn.get_execution_options().get(_WRITE, False)
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
         else:
-            engine = create_async_engine(url, pool_pre_ping=True)
+            engine = create_async_engine(url, pool_pre_ping=True)  # asyncpg
         store = cls(engine)
         await store.migrate()
         return store
@@ -396,17 +444,26 @@ class Store:
             command.upgrade(cfg, "head")
 
         async with self.engine.begin() as conn:
+            if self.postgres:
+                # Nodes starting together: one migrates, the others wait and find it done.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE})
             await conn.run_sync(upgrade)
 
     async def close(self) -> None:
+        await self._writer.close()
         await self.engine.dispose()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._write_lock, self.engine.connect() as conn:
-            writer = await conn.execution_options(**{_WRITE: True})
-            async with writer.begin():
-                yield Transaction(writer, self.postgres, self.checkpointer)
+        """One unit of work: all of it is stored, durably, when the block exits without an
+        exception, or none of it. Units are group-committed (gateway.store.group)."""
+        async with self._writer.unit() as (conn, shared):
+            yield Transaction(conn, self.postgres, self.checkpointer, shared)
+
+    async def committed(self) -> None:
+        """Wait until every unit of work begun before this call is durable (a reader on
+        another connection then sees it)."""
+        await self._writer.barrier()
 
     async def get_message(self, message_id: str) -> StoredMessage | None:
         async with self.engine.connect() as conn:
@@ -542,10 +599,17 @@ class Store:
             "sequence, time, event, direction, peer, message_id, message_type, reference, "
             "digest, status, reason, details, prev_hash, hash"
         )
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            if self.postgres:
+        if isinstance(self.engine, InlineEngine):
+
+            def fetch(conn: Connection) -> list[Any]:
+                sql = f"SELECT {columns} FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"  # noqa: S608
+                return list(conn.exec_driver_sql(sql, (after, limit)).fetchall())
+
+            rows = await self.engine.run_in_thread(fetch)
+        else:
+            async with self.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
                 records = await driver.fetch(
                     f"SELECT {columns} FROM register WHERE sequence > $1 "  # noqa: S608
                     "ORDER BY sequence LIMIT $2",
@@ -553,14 +617,6 @@ class Store:
                     limit,
                 )
                 rows = [tuple(r) for r in records]
-            else:
-                cursor = await driver.execute(
-                    f"SELECT {columns} FROM register WHERE sequence > ? "  # noqa: S608
-                    "ORDER BY sequence LIMIT ?",
-                    (after, limit),
-                )
-                rows = list(await cursor.fetchall())
-                await cursor.close()
         if rows and not isinstance(rows[0][1], str):
             rows = [(r[0], utc_text(r[1].replace(tzinfo=UTC)), *r[2:]) for r in rows]
         else:  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC
@@ -576,13 +632,12 @@ class Store:
         if self.postgres:
             return None
         sql = CANONICAL_SQL
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            cursor = await driver.execute(sql, (after, limit))
-            rows = list(await cursor.fetchall())
-            await cursor.close()
-        return rows
+        assert isinstance(self.engine, InlineEngine)
+
+        def fetch(conn: Connection) -> list[Any]:
+            return list(conn.exec_driver_sql(sql, (after, limit)).fetchall())
+
+        return await self.engine.run_in_thread(fetch)
 
     def sqlite_path(self) -> str | None:
         """The SQLite database file, for read-only verification in worker processes."""
@@ -754,7 +809,8 @@ class Store:
                     q = q.where(register.c.time < until)
                     window = window.where(register.c.time < until)
                 # The time index finds the sequence window; the scan then stays inside it.
-                low, high = (await conn.execute(window)).one()
+                bounds: Any = (await conn.execute(window)).one()
+                low, high = bounds
                 if low is None:
                     return []
                 q = q.where(register.c.sequence.between(low, high))

@@ -187,24 +187,7 @@ class Receiver:
                 after, outcome = await record_step(
                     tx, header, form, receipt, self.keeper.rules.legal_basis
                 )
-                await tx.insert_message(
-                    message_id=header.message_id,
-                    direction="in",
-                    peer=peer,
-                    message_type=header.message_type,
-                    reference=header.reference,
-                    in_reply_to=header.in_reply_to,
-                    urgent=int(header.urgent),
-                    created_at=header.created,
-                    stored_at=receipt,
-                    digest=digest,
-                    signed_xml=body,
-                    state="received",
-                    receipt_time=receipt,
-                    case_reference=header.case,
-                )
-                if await self.keeper.on_message(tx, header, form, outcome, after, receipt):
-                    await tx.update_message(header.message_id, reason_code="late-reply")
+                late = await self.keeper.on_message(tx, header, form, outcome, after, receipt)
                 if header.message_type == "erasure-notice" and header.in_reply_to is not None:
                     await erase_payload(tx, header.in_reply_to, receipt, header.message_id)
                 entry = await tx.append_register(
@@ -233,9 +216,30 @@ class Receiver:
                         head_hash=entry.hash,
                     )
                 )
-                await tx.update_message(header.message_id, ack_xml=ack)
+                # Last: a concurrent copy of this message id fails here (DuplicateMessage) and
+                # everything above is rolled back with it.
+                await tx.insert_message(
+                    message_id=header.message_id,
+                    direction="in",
+                    peer=peer,
+                    message_type=header.message_type,
+                    reference=header.reference,
+                    in_reply_to=header.in_reply_to,
+                    urgent=int(header.urgent),
+                    created_at=header.created,
+                    stored_at=receipt,
+                    digest=digest,
+                    signed_xml=body,
+                    state="received",
+                    receipt_time=receipt,
+                    case_reference=header.case,
+                    ack_xml=ack,
+                    reason_code="late-reply" if late else None,
+                )
         except DuplicateMessage:
-            # A concurrent copy of the same transmission won the race; answer as it was answered.
+            # A concurrent copy of the same transmission won the race; answer as it was answered
+            # once that answer is durable.
+            await ctx.store.committed()
             existing = await ctx.store.get_message(header.message_id)
             assert existing is not None
             return self._duplicate(existing, digest)

@@ -1,0 +1,195 @@
+"""Group commit: many units of work share one database transaction and one durable commit.
+
+A durable commit costs a disk flush (about 2 ms here), which is more than the work of a whole
+submission or receipt. Units of work therefore run one after another on one writer connection,
+each inside its own SAVEPOINT, and the transaction is committed when no further unit is
+waiting (or `max_units` have joined). A unit that fails is rolled back to its savepoint and
+fails alone; the others are unaffected. A unit returns only after the commit that contains it
+is durable, so nothing is acknowledged before it is stored; if that commit fails, every unit
+in it fails with the commit's error and nothing of any of them is stored.
+
+Under light load a batch holds a single unit (commit at once: no added latency); under heavy
+load batches grow by themselves, which is what removes the flush from each unit's cost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncTransaction
+
+from gateway.store.inline import DbConnection, DbEngine, InlineTransaction
+
+
+class CommitAborted(Exception):
+    """The shared transaction could not be committed because the writer connection failed
+    while another unit of it was being rolled back; this unit's work was not stored."""
+
+
+@dataclass
+class _Batch:
+    conn: DbConnection
+    trans: AsyncTransaction | InlineTransaction
+    done: asyncio.Future[None]
+    units: int = 0
+    poisoned: BaseException | None = None
+    # What the units of one batch share (the register head they advance), restored to its
+    # value before a unit when that unit is rolled back.
+    state: dict[str, Any] = field(default_factory=dict)
+    # The exception is read by the units awaiting `done`; one nobody awaited is read here.
+    _observe: Callable[[asyncio.Future[None]], Any] = field(
+        default=lambda f: f.cancelled() or f.exception(), repr=False
+    )
+
+
+@dataclass
+class GroupStats:
+    commits: int = 0
+    units: int = 0
+    largest: int = 0
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        engine: DbEngine,
+        execution_options: dict[str, Any],
+        max_units: int = 64,
+        before_commit: Callable[[DbConnection, dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._before_commit = before_commit
+        self._options = execution_options
+        self._max = max_units
+        self._queue: deque[asyncio.Future[None]] = deque()
+        self._busy = False
+        self._batch: _Batch | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
+        self.stats = GroupStats()
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[tuple[DbConnection, dict[str, Any]]]:
+        """Run the body as one unit of the current batch; returns once it is durable. Yields
+        the connection and the batch's shared state."""
+        await self._acquire()
+        try:
+            batch = self._batch
+            if batch is None:
+                batch = self._batch = await self._open()
+            batch.units += 1
+            savepoint = await batch.conn.begin_nested()
+            before = dict(batch.state)
+        except BaseException as exc:
+            if self._batch is not None and self._batch.units:
+                self._batch.poisoned = exc
+            self._release()
+            raise
+        try:
+            yield batch.conn, batch.state
+        except BaseException:
+            batch.state.clear()
+            batch.state.update(before)
+            try:
+                await savepoint.rollback()
+            except BaseException as exc:
+                batch.poisoned = exc
+            finally:
+                self._release()
+            raise
+        try:
+            await savepoint.commit()
+        except BaseException as exc:
+            batch.poisoned = exc
+            self._release()
+            raise
+        self._release()
+        await asyncio.shield(batch.done)
+
+    async def barrier(self) -> None:
+        """Wait until everything that joined a batch before this call is committed."""
+        with contextlib.suppress(Exception):
+            async with self.unit():
+                pass
+
+    async def close(self) -> None:
+        while self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+
+    async def _open(self) -> _Batch:
+        conn = await self._engine.connect()
+        try:
+            writer = await conn.execution_options(**self._options)
+            trans = await writer.begin()
+        except BaseException:
+            await conn.close()
+            raise
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batch = _Batch(writer, trans, done)
+        done.add_done_callback(batch._observe)
+        return batch
+
+    async def _acquire(self) -> None:
+        if not self._busy and not self._queue:
+            self._busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # our turn came as we were cancelled: pass it on
+            raise
+
+    def _waiting(self) -> bool:
+        while self._queue and self._queue[0].done():
+            self._queue.popleft()  # cancelled while waiting
+        return bool(self._queue)
+
+    def _release(self) -> None:
+        batch = self._batch
+        if batch is not None and (
+            batch.poisoned is not None or batch.units >= self._max or not self._waiting()
+        ):
+            self._batch = None
+            task = asyncio.get_running_loop().create_task(self._finish(batch))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+            return
+        self._grant_next()
+
+    def _grant_next(self) -> None:
+        if self._waiting():
+            self._queue.popleft().set_result(None)
+        else:
+            self._busy = False
+
+    async def _finish(self, batch: _Batch) -> None:
+        try:
+            if batch.poisoned is not None:
+                await batch.trans.rollback()
+                raise CommitAborted(
+                    "the writer connection failed during this commit; nothing of it was stored"
+                ) from batch.poisoned
+            if self._before_commit is not None:
+                await self._before_commit(batch.conn, batch.state)
+            await batch.trans.commit()
+        except BaseException as exc:
+            if not batch.done.done():
+                batch.done.set_exception(exc)
+            with contextlib.suppress(BaseException):
+                await batch.conn.invalidate()
+        else:
+            batch.done.set_result(None)
+            self.stats.commits += 1
+            self.stats.units += batch.units
+            self.stats.largest = max(self.stats.largest, batch.units)
+        finally:
+            with contextlib.suppress(Exception):
+                await batch.conn.close()
+            self._grant_next()
