@@ -1,0 +1,162 @@
+"""Group commit (gateway/store/group.py): many units of work, one durable commit. Nothing is
+acknowledged before it is stored (Art. 40(9): the register proves every transmission), so a
+unit returns only once the commit containing it is durable; a unit that fails leaves nothing,
+and takes nothing of the others with it; a failed commit fails every unit in it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.core.register import verify_chain
+from gateway.store.schema import register
+from gateway.store.store import Store
+from tests.postgres import SKIP_REASON, PostgresDatabases, server_url
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
+        return
+    server = server_url()
+    if server is None:
+        pytest.skip(SKIP_REASON)
+    databases = PostgresDatabases(server)
+    try:
+        yield databases.create("group")
+    finally:
+        databases.drop_all()
+
+
+async def append(store: Store, n: int, *, fail: bool = False) -> int:
+    async with store.transaction() as tx:
+        entry = await tx.append_register(time=NOW, event="received", direction="in", peer=f"P{n}")
+        if fail:
+            raise RuntimeError("the unit fails after its append")
+    return entry.sequence
+
+
+async def committed_count(url: str) -> int:
+    """What a fresh process finds on disk."""
+    other = await Store.open(url)
+    try:
+        async with other.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(register))).scalar())
+    finally:
+        await other.close()
+
+
+async def test_art40_9_concurrent_units_share_commits_and_all_are_durable(url: str) -> None:
+    store = await Store.open(url)
+    try:
+        sequences = await asyncio.gather(*(append(store, n) for n in range(200)))
+        stats = store._writer.stats
+        assert sorted(sequences) == list(range(1, 201)), "one chain, no gap, no repeat"
+        assert stats.units == 200
+        assert stats.commits < 200, "concurrent units were grouped into fewer commits"
+        assert stats.largest > 1
+        verify_chain(await store.register_entries(limit=500))
+        assert await committed_count(url) == 200, "every unit that returned is on disk"
+    finally:
+        await store.close()
+
+
+async def test_a_unit_that_returned_is_durable_before_it_returns(url: str) -> None:
+    store = await Store.open(url)
+    try:
+        visible: list[bool] = []
+
+        async def unit_then_look(n: int) -> None:
+            await append(store, n)
+            # a reader on another connection sees committed data only
+            async with store.engine.connect() as conn:
+                q = select(func.count()).select_from(register).where(register.c.peer == f"P{n}")
+                visible.append((await conn.execute(q)).scalar() == 1)
+
+        await asyncio.gather(*(unit_then_look(n) for n in range(20)))
+        assert visible == [True] * 20
+    finally:
+        await store.close()
+
+
+async def test_a_failing_unit_leaves_nothing_and_keeps_the_others(url: str) -> None:
+    store = await Store.open(url)
+    try:
+        results = await asyncio.gather(
+            *(append(store, n, fail=n % 3 == 0) for n in range(30)), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, RuntimeError)]
+        kept = [r for r in results if isinstance(r, int)]
+        assert len(failed) == 10 and len(kept) == 20
+        entries = await store.register_entries(limit=100)
+        # the failed units' appends were rolled back with them and the head with them: the
+        # survivors form one unbroken chain, numbered without gaps
+        assert [e.sequence for e in entries] == list(range(1, 21))
+        assert {e.peer for e in entries} == {f"P{n}" for n in range(30) if n % 3}
+        verify_chain(entries)
+        assert await store.register_head() == (entries[-1].sequence, entries[-1].hash)
+    finally:
+        await store.close()
+
+
+async def test_a_failed_commit_fails_every_unit_in_it_and_stores_nothing(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await Store.open(url)
+    try:
+        await append(store, 0)
+        writer = store._writer
+        real = writer._before_commit
+        assert real is not None
+
+        async def full_disk(conn: Any, shared: dict[str, Any]) -> None:
+            await real(conn, shared)
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(writer, "_before_commit", full_disk)
+        results = await asyncio.gather(
+            *(append(store, n) for n in range(1, 11)), return_exceptions=True
+        )
+        assert all(isinstance(r, OSError) for r in results), results
+        monkeypatch.setattr(writer, "_before_commit", real)
+        assert await committed_count(url) == 1
+        # the head did not move: the next unit continues the chain from the stored entry
+        assert await append(store, 11) == 2
+        verify_chain(await store.register_entries(limit=10))
+    finally:
+        await store.close()
+
+
+async def test_a_unit_cancelled_while_waiting_does_not_stall_the_others(url: str) -> None:
+    store = await Store.open(url)
+    try:
+        gate = asyncio.Event()
+
+        async def slow() -> None:
+            async with store.transaction() as tx:
+                await tx.append_register(time=NOW, event="received", direction="in")
+                await gate.wait()
+
+        first = asyncio.create_task(slow())
+        await asyncio.sleep(0.01)
+        waiting = [asyncio.create_task(append(store, n)) for n in range(5)]
+        await asyncio.sleep(0.01)
+        waiting[0].cancel()
+        waiting[2].cancel()
+        gate.set()
+        await first
+        done = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), timeout=10)
+        assert sum(isinstance(r, asyncio.CancelledError) for r in done) == 2
+        assert sorted(r for r in done if isinstance(r, int)) == [2, 3, 4]
+        assert await committed_count(url) == 4
+    finally:
+        await store.close()
