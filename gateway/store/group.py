@@ -70,6 +70,9 @@ class GroupCommitter:
         self._busy = False
         self._batch: _Batch | None = None
         self._finishing: set[asyncio.Task[None]] = set()
+        # The writer connection, kept from one batch to the next while units are waiting
+        # (under load batches follow each other); returned to the pool when idle.
+        self._spare: DbConnection | None = None
         self.stats = GroupStats()
 
     @asynccontextmanager
@@ -119,14 +122,19 @@ class GroupCommitter:
     async def close(self) -> None:
         while self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await spare.close()
 
     async def _open(self) -> _Batch:
-        conn = await self._engine.connect()
-        try:
+        writer, self._spare = self._spare, None
+        if writer is None:
+            conn = await self._engine.connect()
             writer = await conn.execution_options(**self._options)
+        try:
             trans = await writer.begin()
         except BaseException:
-            await conn.close()
+            await writer.close()
             raise
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         batch = _Batch(writer, trans, done)
@@ -184,12 +192,17 @@ class GroupCommitter:
                 batch.done.set_exception(exc)
             with contextlib.suppress(BaseException):
                 await batch.conn.invalidate()
+            with contextlib.suppress(BaseException):
+                await batch.conn.close()
         else:
             batch.done.set_result(None)
             self.stats.commits += 1
             self.stats.units += batch.units
             self.stats.largest = max(self.stats.largest, batch.units)
+            if self._waiting():
+                self._spare = batch.conn
+            else:
+                with contextlib.suppress(Exception):
+                    await batch.conn.close()
         finally:
-            with contextlib.suppress(Exception):
-                await batch.conn.close()
             self._grant_next()

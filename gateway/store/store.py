@@ -428,8 +428,11 @@ class Store:
             def _begin(conn: Connection) -> None:
                 # A writer takes the write lock up front, so that two writers (even in two
                 # processes) queue instead of failing when a read lock cannot be upgraded.
-                write = conn.get_execution_options().get(_WRITE, False)
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+                # Readers need no BEGIN: each statement reads a committed snapshot of its own
+                # (WAL), and the register is append-only, so pages read one after another
+                # still form one consistent prefix. That saves two statements per read.
+                if conn.get_execution_options().get(_WRITE, False):
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             engine = create_async_engine(url, pool_pre_ping=True)  # asyncpg
         store = cls(engine)
@@ -443,11 +446,20 @@ class Store:
             cfg.attributes["connection"] = sync_conn
             command.upgrade(cfg, "head")
 
-        async with self.engine.begin() as conn:
-            if self.postgres:
-                # Nodes starting together: one migrates, the others wait and find it done.
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE})
-            await conn.run_sync(upgrade)
+        async with self.engine.connect() as plain:
+            conn = await plain.execution_options(**{_WRITE: True})
+            trans = await conn.begin()  # all or nothing
+            try:
+                if self.postgres:
+                    # Nodes starting together: one migrates, the others wait and find it done.
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE}
+                    )
+                await conn.run_sync(upgrade)
+            except BaseException:
+                await trans.rollback()
+                raise
+            await trans.commit()
 
     async def close(self) -> None:
         await self._writer.close()

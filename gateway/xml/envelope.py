@@ -132,7 +132,11 @@ def check_attachments(
     SHA-256 digests and sizes, each within the size limit."""
     c = f"{{{COMMON_NS}}}"
     described: dict[str, tuple[str, str, int]] = {}
-    for el in form.iter():
+    # Only elements with a fileName child can describe a file: visit those, not every element.
+    holders = dict.fromkeys(
+        parent for n in form.iter(f"{c}fileName") if (parent := n.getparent()) is not None
+    )
+    for el in holders:
         name_el, digest_el = el.find(f"{c}fileName"), el.find(f"{c}sha256")
         if name_el is None or digest_el is None:
             continue
