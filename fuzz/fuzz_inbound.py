@@ -23,8 +23,8 @@ import atheris
 # their own fuzzing is their maintainers' business); our modules are instrumented.
 import cryptography.x509  # noqa: F401
 import lxml.etree  # noqa: F401
-import signxml  # noqa: F401
 import xmlschema  # noqa: F401
+import xmlsec  # noqa: F401
 
 with atheris.instrument_imports(include=["gateway"]):
     from gateway.core.directory import Directory

@@ -5,14 +5,25 @@ its own)."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from gateway.core.policy import Header, Reason, Rejection
 from gateway.pki.certs import fingerprint
@@ -184,3 +195,69 @@ def test_signature_verifies_with_xmlsec1_against_the_network_ca(
         timeout=30,
     )
     assert bad.returncode != 0
+
+
+def test_the_pinned_certificate_checks_the_signature_not_the_key_the_document_carries(
+    signers, resolve
+) -> None:
+    """BE-DU's signature with NL-DU's (pinned) certificate in KeyInfo: the signature is
+    checked with NL-DU's key, the one the directory pins for that certificate, and fails."""
+    root = etree.fromstring(signed(signers))
+    nl = signers["NL-DU"].certificate.public_bytes(serialization.Encoding.DER)
+    root.find(f".//{{{DS}}}X509Certificate").text = base64.b64encode(nl).decode()
+    assert reason(etree.tostring(root), resolve) == Reason.SIGNATURE_INVALID
+
+
+def test_a_transform_with_parameters_is_refused(signers, resolve) -> None:
+    """Exclusive C14N with an InclusiveNamespaces list canonicalises other bytes than ours."""
+    root = etree.fromstring(signed(signers))
+    transform = root.findall(f".//{{{DS}}}Transform")[1]
+    etree.SubElement(transform, "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces").set(
+        "PrefixList", "gw"
+    )
+    assert reason(etree.tostring(root), resolve) == Reason.SIGNATURE_ALGORITHM
+
+
+def _signxml_sign(signer: Signer, root: etree._Element) -> bytes:
+    signed_root = XMLSigner(
+        method=SignatureConstructionMethod.enveloped,
+        signature_algorithm=SignatureMethod.ECDSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    ).sign(root, key=signer.key, cert=[signer.certificate])
+    return etree.tostring(signed_root, xml_declaration=True, encoding="UTF-8")
+
+
+def test_interoperates_with_a_second_xml_dsig_implementation(signers, resolve) -> None:
+    """A transmission signed by signxml (another implementation, which lays the signature out
+    with its own whitespace) verifies here, and ours verifies with signxml, pinned to the
+    signer's certificate: a peer may use any conforming library."""
+    theirs = _signxml_sign(signers["BE-DU"], document())
+    result = verify(parse_untrusted(theirs), resolve)
+    assert result.signer_authority == "BE-DU"
+    assert read_header(result.root).reference == "BE1CASE-1"
+    ours = signed(signers)
+    checked = XMLVerifier().verify(
+        ours,
+        x509_cert=signers["BE-DU"].certificate,
+        expect_config=SignatureConfiguration(
+            location="./",
+            expect_references=1,
+            signature_methods=frozenset({SignatureMethod.ECDSA_SHA256}),
+            digest_algorithms=frozenset({DigestAlgorithm.SHA256}),
+        ),
+    )
+    assert read_header(checked.signed_xml).reference == "BE1CASE-1"
+
+
+def test_only_the_signed_bytes_come_out(signers, resolve) -> None:
+    """The returned tree is parsed from the canonical bytes the digest covers: whitespace
+    around the signature, namespace declarations and all, a new document."""
+    data = signed(signers)
+    received = parse_untrusted(data)
+    result = verify(received, resolve)
+    assert result.root is not received
+    assert result.root.getroottree() is not received.getroottree()
+    canonical = etree.tostring(result.root, method="c14n", exclusive=True)
+    digest = received.findtext(f".//{{{DS}}}DigestValue").strip()
+    assert base64.b64encode(hashlib.sha256(canonical).digest()).decode() == digest
