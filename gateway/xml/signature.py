@@ -69,10 +69,8 @@ class Signer:
         """Sign `root` (enveloped, URI="") and return the serialized document, which is exactly
         what travels and what is stored."""
         if root.get("Id") is not None or root.get("ID") is not None:
-            raise ValueError("root must not carry an Id attribute (the reference is URI=\"\")")
-        sig = xmlsec.template.create(
-            root, C.TransformExclC14N, C.TransformEcdsaSha256, ns="ds"
-        )
+            raise ValueError('root must not carry an Id attribute (the reference is URI="")')
+        sig = xmlsec.template.create(root, C.TransformExclC14N, C.TransformEcdsaSha256, ns="ds")
         root.append(sig)
         ref = xmlsec.template.add_reference(sig, C.TransformSha256, uri="")
         xmlsec.template.add_transform(ref, C.TransformEnveloped)
