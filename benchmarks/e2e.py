@@ -1,10 +1,12 @@
 """End-to-end throughput and latency of two gateways on loopback, against two floors measured
 in the same run on the same machine:
 
-- e2e: BE-DU and NL-DU as separate processes (durable SQLite, nothing acknowledged before
-  it is committed), N concurrent case-system submitters posting a mix of forms to BE-DU;
-  throughput = acknowledged messages per second, latency = submission to verified
-  acknowledgement (BE-DU's register: `submitted` to `delivered`), peak RSS of each gateway;
+- e2e: BE-DU and NL-DU as separate processes (durable storage: nothing is acknowledged
+  before it is committed), N concurrent case-system submitters posting a mix of forms to
+  BE-DU's API and following its events feed; throughput = acknowledged messages per second,
+  latency = from the submission's POST to the `delivered` register entry, which is written
+  once the peer's signed acknowledgement is verified; peak RSS and CPU per message of each
+  gateway process;
 - crypto floor: per message the cryptographic and parsing work alone, in a tight loop: build
   and sign the transmission, safe-parse, validate and verify it, sign the acknowledgement,
   parse and verify the acknowledgement;
@@ -12,9 +14,13 @@ in the same run on the same machine:
   keep-alive, the same contexts), POSTing a body of the same size.
 
     .venv/bin/python benchmarks/e2e.py --messages 2000 --submitters 16 [--rate 200]
+        [--database postgres] [--nodes 2]
 
 With --rate the submitters are paced to that many messages per second overall (the latency
-target is stated at 200/s). Prints one JSON object.
+target is stated at 200/s). --database postgres gives each authority a fresh PostgreSQL
+database on the server GATEWAY_BENCH_POSTGRES_URL names (default: the local server), dropped
+afterwards; --nodes N runs BE-DU as N processes sharing that database and one address (peer
+and API ports bound with SO_REUSEPORT). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from gateway.client import GatewayClient
 from gateway.config import load_config
@@ -79,9 +89,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def spawn(net: LocalNetwork, code: str) -> subprocess.Popen[bytes]:
+def spawn(net: LocalNetwork, code: str, node: int = 0) -> subprocess.Popen[bytes]:
     gw = net.gateways[code]
-    log = (gw.config.parent / "gateway.log").open("ab")
+    log = (gw.config.parent / f"gateway-{node}.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "gateway", "--log-level", "warning", "--log-json", "serve",
          "--config", str(gw.config)],
@@ -91,15 +101,17 @@ def spawn(net: LocalNetwork, code: str) -> subprocess.Popen[bytes]:
 
 
 async def end_to_end(
-    net: LocalNetwork, messages: int, submitters: int, rate: float | None
+    net: LocalNetwork, messages: int, submitters: int, rate: float | None, nodes: int = 1
 ) -> dict[str, Any]:
     """Submit `messages` forms from `submitters` concurrent case-system clients and follow
     the events feed, as a case system does, until each has its verified acknowledgement."""
-    procs = {code: spawn(net, code) for code in ("BE-DU", "NL-DU")}
+    procs = {f"BE-DU/{n}": spawn(net, "BE-DU", n) for n in range(nodes)}
+    procs["NL-DU"] = spawn(net, "NL-DU")
     be_gw = net.gateways["BE-DU"]
     try:
         async with GatewayClient(be_gw.api_url, be_gw.tokens["case-officer"]) as be:
             await be.wait_until_up(within=60)
+            await asyncio.sleep(1.0 if nodes > 1 else 0)  # every node listening
             forms = [(t, load_example(f)) for t, f in MIX]
             queue: asyncio.Queue[int] = asyncio.Queue()
             for n in range(messages):
@@ -163,8 +175,9 @@ async def end_to_end(
         "latency_p50_ms": round(statistics.median(latencies), 1),
         "latency_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
         "rss_mb": rss,
-        # CPU per message, which contention on the machine does not change much.
+        # CPU per message and process, which contention on the machine changes little.
         "cpu_ms_per_message": {code: round(1000 * c / messages, 2) for code, c in cpu.items()},
+        "nodes": nodes,
     }
 
 
@@ -267,17 +280,58 @@ async def tls_floor(
     return {"requests_per_s": round(count / elapsed, 1), "body_bytes": size}
 
 
+class Databases:
+    """Fresh PostgreSQL databases for one run, dropped at the end."""
+
+    def __init__(self, server: str) -> None:
+        self.server = make_url(server)
+        self.names: list[str] = []
+
+    def create(self, code: str) -> str:
+        name = f"gw_bench_{uuid.uuid4().hex[:10]}_{code.lower().replace('-', '_')}"
+        self.names.append(name)
+        return self.server.set(database=name).render_as_string(hide_password=False)
+
+    async def _ddl(self, *statements: str) -> None:
+        admin = create_async_engine(self.server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            async with admin.connect() as conn:
+                for statement in statements:
+                    await conn.execute(text(statement))
+        finally:
+            await admin.dispose()
+
+    async def create_all(self) -> None:
+        await self._ddl(*(f'CREATE DATABASE "{n}"' for n in self.names))
+
+    async def drop_all(self) -> None:
+        await self._ddl(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in self.names))
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    postgres = Databases(args.postgres_url) if args.database == "postgres" else None
+    if args.nodes > 1 and postgres is None:
+        raise SystemExit("--nodes > 1 needs --database postgres (SQLite serves one process)")
     with tempfile.TemporaryDirectory(prefix="gw-e2e-") as tmp:
         net = build_local_network(
             Path(tmp) / "net",
             ["BE-DU", "NL-DU"],
             delivery={"poll_interval_seconds": 0.2, "concurrency": 16, "max_attempts": 100},
+            peer={"reuse_port": args.nodes > 1},
+            api={"reuse_port": args.nodes > 1},
+            databases=postgres.create if postgres else None,
         )
-        crypto = await asyncio.to_thread(crypto_floor, net, args.floor_seconds)
-        tls = await tls_floor(net, args.floor_seconds, 8, crypto["transmission_bytes"])
-        e2e = await end_to_end(net, args.messages, args.submitters, args.rate)
+        if postgres:
+            await postgres.create_all()
+        try:
+            crypto = await asyncio.to_thread(crypto_floor, net, args.floor_seconds)
+            tls = await tls_floor(net, args.floor_seconds, 8, crypto["transmission_bytes"])
+            e2e = await end_to_end(net, args.messages, args.submitters, args.rate, args.nodes)
+        finally:
+            if postgres:
+                await postgres.drop_all()
     return {
+        "database": args.database,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "e2e": e2e,
         "crypto_floor": crypto,
@@ -293,6 +347,14 @@ def main() -> None:
     parser.add_argument("--submitters", type=int, default=16)
     parser.add_argument("--rate", type=float, default=None, help="pace submissions (msg/s)")
     parser.add_argument("--floor-seconds", type=float, default=5.0)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--nodes", type=int, default=1, help="BE-DU processes (PostgreSQL)")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "GATEWAY_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+        ),
+    )
     args = parser.parse_args()
     from gateway.logs import configure_logging
 

@@ -16,6 +16,7 @@ from gateway.config import Config
 from gateway.context import GatewayContext, open_context
 from gateway.deadlines import DeadlineKeeper, rule_set
 from gateway.retention import RetentionKeeper
+from gateway.store.leader import lead
 from gateway.transport.delivery import Deliverer
 from gateway.transport.inbound import TlsAudit, peer_app
 
@@ -83,19 +84,27 @@ async def start_gateway(config: Config) -> RunningGateway:
             config.peer.host,
             config.peer.port,
             ssl_context=ctx.trust.base_server_context(audit.refused),
+            reuse_port=config.peer.reuse_port or None,
         ).start()
         api_runner = web.AppRunner(api_app(ctx, keeper), access_log=None)
         await api_runner.setup()
-        await web.TCPSite(api_runner, config.api.host, config.api.port).start()
+        await web.TCPSite(
+            api_runner, config.api.host, config.api.port, reuse_port=config.api.reuse_port or None
+        ).start()
     except BaseException:
         await ctx.store.close()
         raise
     deliverer = Deliverer(ctx, keeper)
     delivery_task = asyncio.create_task(deliverer.run(), name="delivery")
     # Expiries missed while the gateway was down are applied now, once each.
-    deadline_task = asyncio.create_task(keeper.run(), name="deadlines")
+    # With several nodes on one PostgreSQL database, one of them (the leader) runs these.
+    deadline_task = asyncio.create_task(
+        lead(ctx.store, "deadlines", keeper.run, ctx.log), name="deadlines"
+    )
     retention = RetentionKeeper(ctx)
-    retention_task = asyncio.create_task(retention.run(), name="retention")
+    retention_task = asyncio.create_task(
+        lead(ctx.store, "retention", retention.run, ctx.log), name="retention"
+    )
     watch_task = asyncio.create_task(ctx.trust.watch(), name="trust-watch")
     running = RunningGateway(
         ctx,

@@ -32,6 +32,9 @@ class PeerSettings:
     idle_timeout_seconds: float = 30.0
     """A connection that completes no request within this time is closed (slow clients,
     slowloris); it also ends idle keep-alive connections."""
+    reuse_port: bool = False
+    """Bind with SO_REUSEPORT, so that several gateway processes (nodes) of one authority
+    sharing one PostgreSQL database listen on the same host and port."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class ApiSettings:
     port: int = 8080
     tokens: dict[str, str] = field(default_factory=dict)
     """role -> bearer token"""
+    reuse_port: bool = False
+    """Bind with SO_REUSEPORT (several nodes on one address, as for [peer])."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,15 @@ class DeliverySettings:
     """How often peers are asked whether they received a message we gave up on."""
     reconcile_window_days: int = 30
     """How long after its creation an undeliverable message is still asked about."""
+    lease_seconds: float = 0.0
+    """How long a claimed outbox row stays with the node that claimed it; then another node
+    (or this one, restarted) delivers it. 0: twice the request timeout plus 30 seconds."""
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(
+            seconds=self.lease_seconds or self.request_timeout_seconds * 2 + 30,
+        )
 
 
 @dataclass(frozen=True)
@@ -231,6 +245,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         idle_timeout_seconds=_typed(
             peer_t, "peer.", "idle_timeout_seconds", float, PeerSettings.idle_timeout_seconds
         ),
+        reuse_port=_typed(peer_t, "peer.", "reuse_port", bool, PeerSettings.reuse_port),
     )
     for name in (
         "max_body_bytes",
@@ -261,6 +276,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         host=_typed(api_t, "api.", "host", str, ApiSettings.host),
         port=_typed(api_t, "api.", "port", int, ApiSettings.port),
         tokens=tokens,
+        reuse_port=_typed(api_t, "api.", "reuse_port", bool, ApiSettings.reuse_port),
     )
     try:
         loopback = ipaddress.ip_address(api.host).is_loopback
@@ -313,6 +329,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         reconcile_window_days=_typed(
             delivery_t, "delivery.", "reconcile_window_days", int, d.reconcile_window_days
         ),
+        lease_seconds=_typed(delivery_t, "delivery.", "lease_seconds", float, d.lease_seconds),
     )
     for name in (
         "connect_timeout_seconds",
@@ -323,6 +340,12 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         "reconcile_window_days",
     ):
         _positive(getattr(delivery, name), f"delivery.{name}")
+    if delivery.lease_seconds and delivery.lease_seconds <= delivery.request_timeout_seconds:
+        # A shorter lease hands a delivery still in flight to another node: sent twice.
+        raise ConfigError(
+            "delivery.lease_seconds must be 0 (derived) or more than "
+            "delivery.request_timeout_seconds"
+        )
 
     deadlines_t = _section(raw, "deadlines")
     reminder_hours = deadlines_t.get("reminder_hours", [72, 24])

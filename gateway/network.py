@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,13 @@ from gateway.pki.demo import DemoNetwork, create_demo_network
 from gateway.pki.directory_file import atomic_write
 
 API_ROLES = ("case-officer", "health-practitioner", "administrator", "auditor")
+
+DatabaseFor = Callable[[str], str]
+"""Given an authority code, the `database_url` of its gateway ("": SQLite in its data_dir)."""
+
+default_databases: DatabaseFor | None = None
+"""The databases build_local_network gives gateways when its caller names none; None: SQLite.
+A test suite sets it to run every local network on PostgreSQL (a fresh database each)."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +108,15 @@ def build_local_network(
     *,
     delivery: dict[str, Any] | None = None,
     peer: dict[str, Any] | None = None,
+    api: dict[str, Any] | None = None,
     adjustable_clock: bool = False,
+    databases: DatabaseFor | None = None,
 ) -> LocalNetwork:
+    """Certificates, directory and one configuration per authority in `codes` under `root`;
+    `delivery`, `peer` and `api` override those settings; `databases` names each gateway's
+    database (by default `default_databases`, else SQLite in its data folder)."""
     root.mkdir(parents=True, exist_ok=True)
+    database_for = databases or default_databases
     ports = free_ports(2 * len(codes))
     peer_ports = dict(zip(codes, ports[0::2], strict=True))
     api_ports = dict(zip(codes, ports[1::2], strict=True))
@@ -124,9 +137,10 @@ def build_local_network(
                     "authority": code,
                     "data_dir": str(home / "data"),
                     "directory": str(pki.directory),
-                },
+                }
+                | ({"database_url": database_for(code)} if database_for else {}),
                 "peer": {"host": "127.0.0.1", "port": peer_ports[code]} | (peer or {}),
-                "api": {"host": "127.0.0.1", "port": api_ports[code]},
+                "api": {"host": "127.0.0.1", "port": api_ports[code]} | (api or {}),
                 "api.tokens": tokens,
                 "tls": {
                     "ca": str(pki.ca_cert),

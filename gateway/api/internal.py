@@ -699,8 +699,27 @@ async def storage_unavailable(request: web.Request, handler: Handler) -> web.Str
         return response
 
 
+@web.middleware
+async def no_nul_characters(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No identifier, reference or filter contains U+0000, and PostgreSQL cannot even compare
+    text with it: a query or path value holding one is refused up front (400), on every
+    database alike, instead of failing as storage trouble."""
+    for where, values in (("query", request.query), ("path", request.match_info)):
+        for name, value in values.items():
+            if "\x00" in value or "\x00" in name:
+                return problem(
+                    400,
+                    "Bad Request",
+                    f"the {where} parameter {name!r} contains a NUL character",
+                    field=name,
+                )
+    return await handler(request)
+
+
 def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
-    app = web.Application(client_max_size=MAX_JSON_BYTES, middlewares=[storage_unavailable])
+    app = web.Application(
+        client_max_size=MAX_JSON_BYTES, middlewares=[no_nul_characters, storage_unavailable]
+    )
     app[CONTEXT] = ctx
     app[KEEPER] = keeper
     app.router.add_post("/api/v1/messages", post_message)

@@ -380,15 +380,19 @@ class Transaction:
             _ENQUEUE, {"message_id": message_id, "attempts": 0, "next_attempt_at": now}
         )
 
-    async def finish_outbox(self, message_id: str) -> None:
-        await self.conn.execute(_FINISH_OUTBOX, {"b_message_id": message_id})
+    async def finish_outbox(self, message_id: str) -> bool:
+        """Remove the message's outbox row; False if there was none (already finished)."""
+        done = await self.conn.execute(_FINISH_OUTBOX, {"b_message_id": message_id})
+        return bool(done.rowcount == 1)
 
-    async def reschedule(self, message_id: str, attempts: int, at: datetime, error: str) -> None:
-        await self.conn.execute(
+    async def reschedule(self, message_id: str, attempts: int, at: datetime, error: str) -> bool:
+        """Set the next attempt; False if the row is gone (the outcome is recorded)."""
+        done = await self.conn.execute(
             update(outbox)
             .where(outbox.c.message_id == message_id)
             .values(attempts=attempts, next_attempt_at=at, leased_until=None, last_error=error)
         )
+        return bool(done.rowcount == 1)
 
 
 class Store:

@@ -19,6 +19,7 @@ from gateway.context import GatewayContext
 from gateway.core.conversations import outcome_of
 from gateway.core.policy import Reason, Rejection
 from gateway.deadlines import DeadlineKeeper
+from gateway.store.leader import lead
 from gateway.store.store import STORAGE_ERRORS, OutboxItem, Transaction
 from gateway.transport.tls import peer_fingerprint
 from gateway.xml.envelope import (
@@ -78,7 +79,7 @@ class Deliverer:
         )
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._semaphore = asyncio.Semaphore(settings.concurrency)
-        self._lease = timedelta(seconds=settings.request_timeout_seconds * 2 + 30)
+        self._lease = settings.lease
         self._inflight: set[asyncio.Task[None]] = set()
         self._random = random.SystemRandom()
 
@@ -102,14 +103,22 @@ class Deliverer:
         ctx = self.ctx
         await ctx.store.release_leases()
         poll = ctx.config.delivery.poll_interval_seconds
-        reconciler = asyncio.create_task(self._reconcile_forever(), name="reconcile")
+        reconciler = asyncio.create_task(
+            lead(ctx.store, "reconcile", self._reconcile_forever, ctx.log), name="reconcile"
+        )
         try:
+            # Claim only what can be sent now (plus one round ahead): the rest stays in the
+            # outbox, visible to the other nodes sharing it, and no claim fetches rows that
+            # would only wait here while their lease runs down.
+            window = ctx.config.delivery.concurrency * 2
             while True:
                 ctx.wake_delivery.clear()
+                free = window - len(self._inflight)
+                if free <= 0:
+                    await ctx.wake_delivery.wait()  # set as each delivery ends
+                    continue
                 try:
-                    claimed = await ctx.store.claim_due(
-                        ctx.clock(), ctx.config.delivery.concurrency * 4, self._lease
-                    )
+                    claimed = await ctx.store.claim_due(ctx.clock(), free, self._lease)
                 except STORAGE_ERRORS as exc:
                     # The database refuses writes for now (full, read-only, down): keep the
                     # worker alive and try again; the outbox is still there.
@@ -119,7 +128,9 @@ class Deliverer:
                 for item in claimed:
                     task = asyncio.create_task(self._deliver_guarded(item))
                     self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
+                    task.add_done_callback(self._delivery_ended)
+                if len(claimed) == free:
+                    continue  # more may be due: claim again as soon as a slot frees
                 wait = poll
                 try:
                     next_due = await ctx.store.next_due()
@@ -136,6 +147,10 @@ class Deliverer:
             with contextlib.suppress(asyncio.CancelledError):
                 await reconciler
             await self.close()
+
+    def _delivery_ended(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self.ctx.wake_delivery.set()
 
     async def _reconcile_forever(self) -> None:
         interval = self.ctx.config.delivery.reconcile_interval_seconds
@@ -301,6 +316,18 @@ class Deliverer:
     ) -> None:
         state = "delivered" if ack.accepted else "refused"
         async with self.ctx.store.transaction() as tx:
+            # The outbox row is this delivery's claim. Gone means the outcome is recorded
+            # already: by another node whose claim outlived ours (several nodes on one
+            # database), or by us on an earlier attempt. Record nothing twice; only a proof
+            # arriving after we gave up corrects the state, as reconciliation does.
+            if not await tx.finish_outbox(item.message_id) and not reconciled:
+                current = await tx.get_message(item.message_id)
+                if current is None or current.state != "undeliverable":
+                    self.ctx.log.info(
+                        "acknowledgement already recorded", message_id=item.message_id
+                    )
+                    return
+                reconciled = True
             await tx.update_message(
                 item.message_id,
                 state=state,
@@ -309,7 +336,6 @@ class Deliverer:
                 reason_code=ack.reason_code,
                 reason_text=ack.reason_text,
             )
-            await tx.finish_outbox(item.message_id)
             if ack.accepted:
                 await self._start_deadlines(tx, item, ack)
             await tx.append_register(
@@ -353,6 +379,16 @@ class Deliverer:
         if not give_up:
             next_at = now + timedelta(seconds=policy.delay(attempt, self._random.random()))
         async with ctx.store.transaction() as tx:
+            # As in _record_ack: no claim left, nothing to record (the outcome is known).
+            if give_up:
+                claimed = await tx.finish_outbox(item.message_id)
+            else:
+                assert next_at is not None
+                claimed = await tx.reschedule(item.message_id, attempt, next_at, error)
+            if not claimed:
+                return
+            if give_up:
+                await tx.update_message(item.message_id, state="undeliverable", reason_text=error)
             await tx.append_register(
                 time=now,
                 event="undeliverable" if give_up else "delivery-failed",
@@ -366,12 +402,6 @@ class Deliverer:
                 details={"attempt": attempt, "error": error[:500]}
                 | ({"next_attempt_at": next_at.isoformat()} if next_at else {}),
             )
-            if give_up:
-                await tx.update_message(item.message_id, state="undeliverable", reason_text=error)
-                await tx.finish_outbox(item.message_id)
-            else:
-                assert next_at is not None
-                await tx.reschedule(item.message_id, attempt, next_at, error)
         ctx.log.warning(
             "delivery attempt failed",
             message_id=item.message_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+import gateway.network
 from gateway.app import RunningGateway, start_gateway
 from gateway.client import GatewayClient
 from gateway.config import load_config
@@ -20,6 +21,7 @@ from gateway.trust import load_signer_files
 from gateway.xml.envelope import Acknowledgement, read_acknowledgement
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import Signer, verify
+from tests.postgres import SKIP_REASON, PostgresDatabases, server_url, suite_database
 
 CODES = ("BE-DU", "NL-DU", "GR-DU")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -31,6 +33,34 @@ FAST_DELIVERY = {
     "connect_timeout_seconds": 2.0,
     "request_timeout_seconds": 5.0,
 }
+
+
+@pytest.fixture
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """Fresh PostgreSQL databases for this test (skips without a server to create them on);
+    all dropped when it ends."""
+    server = server_url()
+    if server is None:
+        pytest.skip(SKIP_REASON)
+    databases = PostgresDatabases(server)
+    try:
+        yield databases
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture(autouse=True)
+def suite_databases(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """GATEWAY_TEST_DATABASE=postgres: every local network of the test stores in fresh
+    PostgreSQL databases, one per gateway (else SQLite in each gateway's data folder)."""
+    if suite_database() == "sqlite":
+        yield
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    monkeypatch.setattr(gateway.network, "default_databases", databases.create)
+    yield
 
 
 def example(name: str) -> dict[str, Any]:

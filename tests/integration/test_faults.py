@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import URL, event, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from gateway.core.register import verify_chain
 from tests.integration.conftest import Harness, make_harness, send_request
@@ -27,8 +29,16 @@ pytestmark = pytest.mark.fault
 async def sqlite_refuses_writes(h: Harness, code: str, pragma: str) -> AsyncIterator[None]:
     """Make the gateway's own SQLite database refuse writes, by SQLite's own limits: a
     `max_page_count` at the current size is a full disk (SQLITE_FULL), `query_only` a
-    read-only database (SQLITE_READONLY). Every connection gets it; then it is lifted."""
+    read-only database (SQLITE_READONLY). Every connection gets it; then it is lifted. On
+    PostgreSQL (GATEWAY_TEST_DATABASE=postgres) see `postgres_read_only`; a full disk has no
+    per-database equivalent there."""
     store = h.ctx(code).store
+    if store.postgres:
+        if "query_only" not in pragma:
+            pytest.skip("a full disk is simulated with SQLite's max_page_count (SQLite only)")
+        async with postgres_read_only(store.engine.url):
+            yield
+        return
     async with store.engine.connect() as conn:
         pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
     statement = pragma.format(pages=pages)
@@ -45,6 +55,35 @@ async def sqlite_refuses_writes(h: Harness, code: str, pragma: str) -> AsyncIter
     finally:
         event.remove(store.engine.sync_engine, "connect", limit)
         await store.engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def postgres_read_only(url: URL) -> AsyncIterator[None]:
+    """The gateway's PostgreSQL database turned read-only: the database's
+    `default_transaction_read_only`, and every session it has ended so that each reconnects
+    under it (pre-ping); lifted the same way."""
+    admin = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    name = url.database
+    others = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+    async def run(*statements: str) -> None:
+        async with admin.connect() as conn:
+            # This session itself starts read-only once the database is.
+            await conn.execute(text("SET default_transaction_read_only = off"))
+            for sql in statements:
+                await conn.execute(text(sql))
+
+    try:
+        await run(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on', others)
+        try:
+            yield
+        finally:
+            await run(f'ALTER DATABASE "{name}" RESET default_transaction_read_only', others)
+    finally:
+        await admin.dispose()
 
 
 async def wait_for(predicate: Callable[[], Any], within: float = 20.0) -> None:

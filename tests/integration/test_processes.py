@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gateway.client import GatewayClient
+from gateway.config import load_config
 from gateway.network import LocalNetwork, build_local_network
 
 from .conftest import CODES, FAST_DELIVERY, Harness, send_request
@@ -89,7 +90,13 @@ async def test_sender_killed_between_submit_and_delivery_delivers_exactly_once_a
             await h.start("NL-DU")
             proc = spawn(net, "BE-DU")
             await be.wait_until_up(within=30)
-            view = await be.wait_for_state(sent["message_id"], {"delivered"}, within=30)
+            # SQLite frees the killed process's claim at start; on PostgreSQL (several nodes
+            # may share the outbox) it comes back when its lease ends.
+            config = load_config(be_gw.config)
+            lease = (
+                config.delivery.lease.total_seconds() if "postgresql" in config.database_url else 0
+            )
+            view = await be.wait_for_state(sent["message_id"], {"delivered"}, within=30 + lease)
             assert view["acknowledgement"]["status"] == "accepted"
 
         nl_store = h.ctx("NL-DU").store

@@ -37,6 +37,14 @@ def test_defaults_resolve_relative_to_the_config_file() -> None:
         ({"delivery": {"max_attempts": 0}}, "delivery"),
         ({"delivery": {"concurrency": 0}}, "delivery.concurrency"),
         ({"database_url": "mysql://x"}, "database_url"),
+        ({"peer": {"reuse_port": "yes"}}, "peer.reuse_port"),
+        ({"api": {"reuse_port": 1}}, "api.reuse_port"),
+        ({"delivery": {"lease_seconds": "x"}}, "delivery.lease_seconds"),
+        ({"delivery": {"lease_seconds": -1}}, "delivery.lease_seconds"),
+        (
+            {"delivery": {"lease_seconds": 10, "request_timeout_seconds": 10}},
+            "delivery.lease_seconds",
+        ),
     ],
 )
 def test_bad_setting_is_named(raw: dict[str, Any], named: str) -> None:
@@ -51,3 +59,18 @@ def test_unreadable_or_invalid_file_is_reported(tmp_path: Path) -> None:
     bad.write_text("authority = ")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_shared_address_and_lease_settings() -> None:
+    """Several nodes of one authority: SO_REUSEPORT off unless asked; the outbox lease is
+    derived from the request timeout unless set."""
+    c = cfg()
+    assert (c.peer.reuse_port, c.api.reuse_port) == (False, False)
+    assert c.delivery.lease.total_seconds() == 30 * 2 + 30
+    c = cfg(
+        peer={"reuse_port": True},
+        api={"reuse_port": True},
+        delivery={"request_timeout_seconds": 2, "lease_seconds": 5},
+    )
+    assert (c.peer.reuse_port, c.api.reuse_port) == (True, True)
+    assert c.delivery.lease.total_seconds() == 5
