@@ -243,6 +243,14 @@ class Receiver:
             existing = await ctx.store.get_message(header.message_id)
             assert existing is not None
             return self._duplicate(existing, digest)
+        except Rejection:
+            # The same: a copy that won the race moved the case on, so this one breaks the
+            # conversation rules; it is still a repeat, answered with the original proof.
+            await ctx.store.committed()
+            existing = await ctx.store.get_message(header.message_id)
+            if existing is not None:
+                return self._duplicate(existing, digest)
+            raise
         ctx.log.info(
             "transmission received",
             message_id=header.message_id,

@@ -210,3 +210,21 @@ async def test_art40_9_fast_verification_agrees_with_the_reference_encoding(
         assert err.value.sequence == 2
     finally:
         await store.close()
+
+
+async def test_an_outbox_claim_is_finished_once(tmp_path: Path) -> None:
+    """A delivery is recorded only by whoever still holds its outbox row: a second node whose
+    lease ran out learns the outcome is already recorded (finish and reschedule say so)."""
+    store = await Store.open(sqlite_url(tmp_path))
+    try:
+        await _message(store, "m-1")
+        async with store.transaction() as tx:
+            assert await tx.reschedule("m-1", 1, NOW, "timeout") is True
+        async with store.transaction() as tx:
+            assert await tx.finish_outbox("m-1") is True
+        async with store.transaction() as tx:
+            assert await tx.finish_outbox("m-1") is False
+            assert await tx.reschedule("m-1", 2, NOW, "late") is False
+        assert await store.outbox_state("m-1") is None
+    finally:
+        await store.close()
