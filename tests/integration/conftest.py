@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 import gateway.network
 from gateway.app import RunningGateway, start_gateway
-from gateway.client import GatewayClient
+from gateway.client import ApiError, GatewayClient
 from gateway.config import load_config
 from gateway.examples import attachments_for, load_example
 from gateway.network import LocalNetwork, build_local_network
@@ -65,6 +66,24 @@ def suite_databases(
 
 def example(name: str) -> dict[str, Any]:
     return load_example(name)
+
+
+async def submit_until_accepted(
+    submit: Callable[[], Awaitable[dict[str, Any]]], what: str, tries: int = 600
+) -> str:
+    """Call `submit` (a submission with an Idempotency-Key) until the gateway answers: a
+    gateway killed mid-request, or answering 503, is asked again; the key makes a repeat
+    return the original, so nothing is lost or sent twice. Returns the message id."""
+    for _ in range(tries):
+        try:
+            return str((await submit())["message_id"])
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            await asyncio.sleep(0.1)
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} was never accepted")
 
 
 async def send_request(

@@ -11,16 +11,15 @@ import signal
 import subprocess
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from gateway.client import ApiError, GatewayClient
+from gateway.client import GatewayClient
 from gateway.config import load_config
 from gateway.core.register import verify_chain
 from gateway.examples import attachments_for
 from gateway.network import build_local_network
 from gateway.store.store import Store
-from tests.integration.conftest import FAST_DELIVERY, example
+from tests.integration.conftest import FAST_DELIVERY, example, submit_until_accepted
 from tests.integration.test_processes import spawn, stop
 from tests.ledger import LEDGER
 
@@ -30,28 +29,20 @@ MESSAGES = 120 if SOAK else 24
 ROUNDS = 12 if SOAK else 4
 
 
-async def submit_until_accepted(client: GatewayClient, n: int) -> str:
-    """Submit message n, repeating it with its Idempotency-Key until the gateway answers:
-    a kill mid-request must neither lose it nor send it twice."""
+async def submit_soak(client: GatewayClient, n: int) -> str:
+    """Submit message n until the gateway answers (a kill mid-request loses nothing)."""
     form = example("take-charge-request.json")
-    for _ in range(600):
-        try:
-            result = await client.submit(
-                "take-charge-request",
-                "NL-DU",
-                form,
-                case_number=f"SOAK-{n}",
-                attachments=attachments_for(form),
-                idempotency_key=f"soak-{n}",
-            )
-            return str(result["message_id"])
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            await asyncio.sleep(0.1)
-        except ApiError as exc:
-            if exc.status != 503:
-                raise
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"message {n} was never accepted")
+    return await submit_until_accepted(
+        lambda: client.submit(
+            "take-charge-request",
+            "NL-DU",
+            form,
+            case_number=f"SOAK-{n}",
+            attachments=attachments_for(form),
+            idempotency_key=f"soak-{n}",
+        ),
+        f"message {n}",
+    )
 
 
 async def test_repeated_sigkill_of_either_gateway_loses_and_duplicates_nothing(
@@ -68,7 +59,7 @@ async def test_repeated_sigkill_of_either_gateway_loses_and_duplicates_nothing(
 
             async def traffic() -> None:
                 for n in range(MESSAGES):
-                    sent.append(await submit_until_accepted(be, n))
+                    sent.append(await submit_soak(be, n))
                     await asyncio.sleep(0.05)
 
             sender = asyncio.create_task(traffic())

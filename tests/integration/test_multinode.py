@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from gateway.client import ApiError, GatewayClient
+from gateway.client import GatewayClient
 from gateway.config import load_config
 from gateway.core.register import verify_chain
 from gateway.examples import attachments_for
 from gateway.network import LocalNetwork, build_local_network
 from gateway.store.store import Store
-from tests.integration.conftest import example
+from tests.integration.conftest import example, submit_until_accepted
 from tests.integration.test_processes import stop
 from tests.ledger import LEDGER
 from tests.postgres import PostgresDatabases
@@ -146,25 +145,19 @@ async def submit_once(api_url: str, token: str, n: int) -> str:
     answers. A fresh connection each try, so that the kernel spreads the submissions over
     the nodes sharing the port; a kill mid-request neither loses nor duplicates it."""
     form = example("take-charge-request.json")
-    for _ in range(300):
-        try:
-            async with GatewayClient(api_url, token, timeout=5) as client:
-                result = await client.submit(
-                    "take-charge-request",
-                    "NL-DU",
-                    form,
-                    case_number=f"MN-{n}",
-                    attachments=attachments_for(form),
-                    idempotency_key=f"multinode-{n}",
-                )
-            return str(result["message_id"])
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            await asyncio.sleep(0.1)
-        except ApiError as exc:
-            if exc.status != 503:
-                raise
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"message {n} was never accepted")
+
+    async def on_a_new_connection() -> dict[str, Any]:
+        async with GatewayClient(api_url, token, timeout=5) as client:
+            return await client.submit(
+                "take-charge-request",
+                "NL-DU",
+                form,
+                case_number=f"MN-{n}",
+                attachments=attachments_for(form),
+                idempotency_key=f"multinode-{n}",
+            )
+
+    return await submit_until_accepted(on_a_new_connection, f"message {n}", tries=300)
 
 
 async def traffic(
