@@ -84,6 +84,9 @@ def _is_repeated(decl: Any) -> bool:
     return decl.max_occurs is None or decl.max_occurs > 1
 
 
+# The schemas are compiled once per process (_schemas); what the walks derive from a
+# declaration is derived once too (the XSD walk, not XML, was most of a form's build time).
+@cache
 def _scalar_kind(xsd_type: Any) -> str:
     t = xsd_type
     while t is not None:
@@ -98,8 +101,15 @@ def _scalar_kind(xsd_type: Any) -> str:
     return "str"
 
 
+@cache
 def _children(decl: Any) -> dict[str, Any]:
+    """The child declarations by name (shared: not to be changed by callers)."""
     return {d.local_name: d for d in _particles(decl.type.content)}
+
+
+@cache
+def _simple(decl: Any) -> bool:
+    return bool(decl.type.has_simple_content())
 
 
 def _to_text(value: Any, kind: str, pointer: str) -> str:
@@ -151,7 +161,7 @@ def _build(
     # The validator reports errors by line; on a built tree the "line" is our index.
     el.sourceline = len(paths) + 1  # type: ignore[assignment]
     paths.append(pointer or "/")
-    if decl.type.has_simple_content():
+    if _simple(decl):
         try:
             el.text = _to_text(value, _scalar_kind(decl.type), pointer)
         except ValueError as exc:
@@ -212,7 +222,7 @@ def _without_values(message: str) -> str:
 
 
 def _read(decl: Any, el: etree._Element) -> Any:
-    if decl.type.has_simple_content():
+    if _simple(decl):
         text = el.text or ""
         kind = _scalar_kind(decl.type)
         if kind == "bool":
@@ -256,7 +266,7 @@ def form_json_schema(form_type: FormType) -> dict[str, Any]:
     """A JSON Schema of the case-system shape, derived from the XSD (for documentation)."""
 
     def schema_of(decl: Any) -> dict[str, Any]:
-        if decl.type.has_simple_content():
+        if _simple(decl):
             kind = _scalar_kind(decl.type)
             return {"type": {"bool": "boolean", "int": "integer"}.get(kind, "string")}
         props: dict[str, Any] = {}
