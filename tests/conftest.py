@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from gateway.pki.demo import DemoNetwork, create_demo_network
 from gateway.trust import load_signer_files
 from gateway.xml.signature import Signer
 
 CODES = ("BE-DU", "NL-DU", "GR-DU")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The tests run on the event loop `gateway serve` runs on (uvloop)."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")
