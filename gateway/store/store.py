@@ -18,7 +18,17 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, bindparam, create_engine, event, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -583,11 +593,14 @@ class Store:
             if r.signed_xml is not None
         ]
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, now: datetime) -> datetime | None:
+        """When the next outbox row can be claimed: a leased row (being sent, here or on
+        another node) only when its lease ends, so the worker does not spin on rows in flight."""
+        when = case(
+            (outbox.c.leased_until > now, outbox.c.leased_until), else_=outbox.c.next_attempt_at
+        )
         async with self.engine.connect() as conn:
-            value: datetime | None = (
-                await conn.execute(select(func.min(outbox.c.next_attempt_at)))
-            ).scalar()
+            value: datetime | None = (await conn.execute(select(func.min(when)))).scalar()
             return value
 
     async def outbox_state(self, message_id: str) -> dict[str, Any] | None:

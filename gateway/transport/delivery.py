@@ -133,7 +133,7 @@ class Deliverer:
                     continue  # more may be due: claim again as soon as a slot frees
                 wait = poll
                 try:
-                    next_due = await ctx.store.next_due()
+                    next_due = await ctx.store.next_due(ctx.clock())
                 except STORAGE_ERRORS:
                     next_due = None
                 if next_due is not None:
