@@ -7,13 +7,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import structlog
 
 from gateway.config import Config
 from gateway.core.directory import Authority, Directory
 from gateway.pki.certs import CertificateError
-from gateway.store.store import Store
+from gateway.store.store import OutboxItem, Store
 from gateway.trust import (
     DIRECTORY_MARK,
     TrustManager,
@@ -39,6 +40,19 @@ class Clock:
         return datetime.now(UTC) + self.offset
 
 
+class Handoff(Protocol):
+    """How a submission reaches the delivery worker without a claim: `reserve` a place before
+    the submission's transaction (the lease its outbox row is stored with, or None: the
+    worker is full or stopped, and the row waits to be claimed), then `hand_over` the stored
+    item once the transaction is durable, or `release` the place if it was not."""
+
+    def reserve(self) -> timedelta | None: ...
+
+    def release(self) -> None: ...
+
+    def hand_over(self, item: OutboxItem) -> None: ...
+
+
 @dataclass
 class GatewayContext:
     config: Config
@@ -46,6 +60,8 @@ class GatewayContext:
     store: Store
     clock: Callable[[], datetime] = utc_now
     wake_delivery: asyncio.Event = field(default_factory=asyncio.Event)
+    handoff: Handoff | None = None
+    """The running delivery worker, which takes fresh submissions directly (no claim)."""
     log: structlog.stdlib.BoundLogger = field(default_factory=lambda: structlog.get_logger())
 
     @property

@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -20,10 +21,11 @@ from gateway.context import GatewayContext
 from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound
 from gateway.core.references import InvalidReference, Reference
+from gateway.core.register import RegisterEntry
 from gateway.deadlines import record_request_limit, rule_set
 from gateway.pki.certs import CertificateError
 from gateway.pki.purposes import HEALTH_ENCRYPTION
-from gateway.store.store import DuplicateMessage, StoredMessage
+from gateway.store.store import DuplicateMessage, OutboxItem, StoredMessage
 from gateway.xml.envelope import (
     AttachmentFile,
     build_transmission,
@@ -296,6 +298,48 @@ async def _submit_new(
         raise SubmissionError(_FIELD_OF_REASON.get(exc.reason), exc.text, exc.reason.value) from exc
     signed = ctx.signer.sign(root)
     digest = hashlib.sha256(signed).hexdigest()
+    handoff = ctx.handoff
+    lease = handoff.reserve() if handoff is not None else None
+    try:
+        entry, warning = await _store_submission(
+            ctx, header, ft, form, signed, digest, idempotency_key, key_digest, lease
+        )
+    except BaseException:
+        if lease is not None and handoff is not None:
+            handoff.release()
+        raise
+    if lease is not None and handoff is not None:
+        # Durable now, and leased to the worker: it sends at once, no claim round trip.
+        handoff.hand_over(
+            OutboxItem(header.message_id, receiver, digest, signed, 0, ft.name, reference)
+        )
+    else:
+        ctx.wake_delivery.set()
+    ctx.log.info(
+        "form submitted",
+        message_id=header.message_id,
+        type=ft.name,
+        peer=receiver,
+        register_seq=entry.sequence,
+    )
+    return Submitted(
+        header.message_id, reference, digest, entry.sequence, (warning,) if warning else ()
+    )
+
+
+async def _store_submission(
+    ctx: GatewayContext,
+    header: Header,
+    ft: FormType,
+    form: Mapping[str, Any],
+    signed: bytes,
+    digest: str,
+    idempotency_key: str | None,
+    key_digest: str | None,
+    lease: timedelta | None,
+) -> tuple[RegisterEntry, str | None]:
+    """Message, outbox row and `submitted` entry: one unit of work, durable on return."""
+    now, receiver, reference = header.created, header.receiver, header.reference
     async with ctx.store.transaction() as tx:
         try:
             await record_step(
@@ -310,8 +354,8 @@ async def _submit_new(
             peer=receiver,
             message_type=ft.name,
             reference=reference,
-            in_reply_to=in_reply_to,
-            urgent=int(urgent),
+            in_reply_to=header.in_reply_to,
+            urgent=int(header.urgent),
             created_at=now,
             stored_at=now,
             digest=digest,
@@ -321,7 +365,7 @@ async def _submit_new(
             idempotency_key=idempotency_key,
             submission_digest=key_digest,
         )
-        await tx.enqueue(header.message_id, now)
+        await tx.enqueue(header.message_id, now, now + lease if lease is not None else None)
         warning = await record_request_limit(
             tx, ctx, rule_set(ctx.config.deadlines.legal_basis), header, form, now
         )
@@ -336,14 +380,4 @@ async def _submit_new(
             digest=digest,
             status="queued",
         )
-    ctx.wake_delivery.set()
-    ctx.log.info(
-        "form submitted",
-        message_id=header.message_id,
-        type=ft.name,
-        peer=receiver,
-        register_seq=entry.sequence,
-    )
-    return Submitted(
-        header.message_id, reference, digest, entry.sequence, (warning,) if warning else ()
-    )
+    return entry, warning

@@ -385,9 +385,18 @@ class Transaction:
         )
         return bool(done.rowcount == 1)
 
-    async def enqueue(self, message_id: str, now: datetime) -> None:
+    async def enqueue(
+        self, message_id: str, now: datetime, leased_until: datetime | None = None
+    ) -> None:
+        """Queue a delivery; `leased_until`: claimed at once, by the worker it is handed to."""
         await self.conn.execute(
-            _ENQUEUE, {"message_id": message_id, "attempts": 0, "next_attempt_at": now}
+            _ENQUEUE,
+            {
+                "message_id": message_id,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "leased_until": leased_until,
+            },
         )
 
     async def finish_outbox(self, message_id: str) -> bool:

@@ -82,6 +82,34 @@ class Deliverer:
         self._lease = settings.lease
         self._inflight: set[asyncio.Task[None]] = set()
         self._random = random.SystemRandom()
+        # At most this many deliveries here at once, in flight or waiting for a slot: claimed
+        # from the outbox, or handed over by a submission (reserved, then handed over).
+        self._window = settings.concurrency * 2
+        self._reserved = 0
+        self._accepting = False
+
+    def reserve(self) -> timedelta | None:
+        """A place for a fresh submission; its outbox row is stored leased for `lease`."""
+        if not self._accepting or len(self._inflight) + self._reserved >= self._window:
+            return None
+        self._reserved += 1
+        return self._lease
+
+    def release(self) -> None:
+        self._reserved -= 1
+
+    def hand_over(self, item: OutboxItem) -> None:
+        """Deliver a durable, leased submission now (see gateway.context.Handoff)."""
+        self._reserved -= 1
+        if self._accepting:
+            self._start(item)
+        # else the worker stopped meanwhile: the row keeps its lease until a restart releases
+        # it (SQLite) or it runs out (PostgreSQL), then it is claimed like any other
+
+    def _start(self, item: OutboxItem) -> None:
+        task = asyncio.create_task(self._deliver_guarded(item))
+        self._inflight.add(task)
+        task.add_done_callback(self._delivery_ended)
 
     def _session(self, peer: str) -> aiohttp.ClientSession:
         """One pool per peer keeps connections alive (a handshake costs far more than a POST)."""
@@ -109,11 +137,14 @@ class Deliverer:
         try:
             # Claim only what can be sent now (plus one round ahead): the rest stays in the
             # outbox, visible to the other nodes sharing it, and no claim fetches rows that
-            # would only wait here while their lease runs down.
-            window = ctx.config.delivery.concurrency * 2
+            # would only wait here while their lease runs down. Fresh submissions come in
+            # directly (hand_over); claims bring retries and what a restart or another node
+            # left behind.
+            ctx.handoff = self
+            self._accepting = True
             while True:
                 ctx.wake_delivery.clear()
-                free = window - len(self._inflight)
+                free = self._window - len(self._inflight) - self._reserved
                 if free <= 0:
                     await ctx.wake_delivery.wait()  # set as each delivery ends
                     continue
@@ -126,9 +157,7 @@ class Deliverer:
                     await asyncio.sleep(poll)
                     continue
                 for item in claimed:
-                    task = asyncio.create_task(self._deliver_guarded(item))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._delivery_ended)
+                    self._start(item)
                 if len(claimed) == free:
                     continue  # more may be due: claim again as soon as a slot frees
                 wait = poll
@@ -143,6 +172,11 @@ class Deliverer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ctx.wake_delivery.wait(), timeout=wait)
         finally:
+            # Submissions from now on wait in the outbox (a restart releases their leases on
+            # SQLite; on PostgreSQL another node takes them once the lease ends).
+            self._accepting = False
+            if ctx.handoff is self:
+                ctx.handoff = None
             reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reconciler

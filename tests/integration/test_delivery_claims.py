@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from gateway.core.register import verify_chain
+from gateway.store.store import OutboxItem
 from tests.integration.conftest import make_harness, send_request
 
-pytestmark = pytest.mark.fault
 
-
+@pytest.mark.fault
 async def test_art40_9_an_overlapping_delivery_is_recorded_once(tmp_path: Path) -> None:
     h = await make_harness(tmp_path)
     try:
@@ -51,5 +51,34 @@ async def test_art40_9_an_overlapping_delivery_is_recorded_once(tmp_path: Path) 
         # the copy that lost the race is a repeat, not a conversation-rule refusal
         assert not any(e.event == "rejected" for e in received)
         verify_chain(await ctx.store.register_entries(limit=1000))
+    finally:
+        await h.close()
+
+
+async def test_a_fresh_submission_goes_to_the_worker_without_a_claim(tmp_path: Path) -> None:
+    """The submission's own transaction stores its outbox row leased to the running worker,
+    which sends it as soon as that transaction is durable: no claim round trip through the
+    database. A claim still finds what is left behind (a retry, a restart)."""
+    h = await make_harness(tmp_path)
+    try:
+        await h.start("BE-DU", "NL-DU")
+        store = h.ctx("BE-DU").store
+        claimed: list[str] = []
+        real = store.claim_due
+
+        async def watched(*args: object, **kwargs: object) -> list[OutboxItem]:
+            items = await real(*args, **kwargs)  # type: ignore[arg-type]
+            claimed.extend(i.message_id for i in items)
+            return items
+
+        store.claim_due = watched  # type: ignore[method-assign]
+        client = h.api("BE-DU")
+        sent = [await send_request(client, case_number=f"HAND-{n}") for n in range(10)]
+        for s in sent:
+            await client.wait_for_state(s["message_id"], {"delivered"}, within=30)
+        assert claimed == []
+        for s in sent:
+            entries = await store.register_entries(message_id=s["message_id"])
+            assert [e.event for e in entries].count("delivered") == 1
     finally:
         await h.close()
