@@ -16,8 +16,7 @@ about 2 ms) and bulk reads (`run_in_thread`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, RootTransaction
@@ -40,17 +39,6 @@ class InlineTransaction:
 
     async def rollback(self) -> None:
         self._trans.rollback()
-
-    async def __aenter__(self) -> InlineTransaction:
-        return self
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if not self._trans.is_active:
-            return
-        if exc_type is None:
-            await self.commit()
-        else:
-            await self.rollback()
 
 
 class InlineConnection:
@@ -78,9 +66,6 @@ class InlineConnection:
     async def begin_nested(self) -> InlineTransaction:
         nested: NestedTransaction = self.sync_connection.begin_nested()
         return InlineTransaction(nested)
-
-    async def get_raw_connection(self) -> Any:
-        return self.sync_connection.connection
 
     async def invalidate(self) -> None:
         self.sync_connection.invalidate()
@@ -125,12 +110,6 @@ class InlineEngine:
 
     def connect(self) -> _Connect:
         return _Connect(self.sync_engine)
-
-    @asynccontextmanager
-    async def begin(self) -> AsyncIterator[InlineConnection]:
-        async with self.connect() as conn:
-            async with await conn.begin():
-                yield conn
 
     async def run_in_thread(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` with a connection of its own on a worker thread (bulk reads)."""

@@ -90,7 +90,9 @@ _UPDATE_CONVERSATION = update(conversations).where(
 _INSERT_CONVERSATION = conversations.insert()
 _INSERT_DEADLINE = deadlines.insert()
 _ENQUEUE = outbox.insert()
+_FINISH_OUTBOX = outbox.delete().where(outbox.c.message_id == bindparam("b_message_id"))
 _HEAD_KEY = "register_head"
+_MIGRATE = 0x6477_6D69_6772_6174  # advisory lock key serialising migrations ("dwmigrat")
 
 
 async def write_head(conn: DbConnection, shared: dict[str, Any]) -> None:
@@ -98,10 +100,6 @@ async def write_head(conn: DbConnection, shared: dict[str, Any]) -> None:
     head: tuple[int, str] | None = shared.get(_HEAD_KEY)
     if head is not None:
         await conn.execute(_SET_HEAD, {"b_sequence": head[0], "b_hash": head[1]})
-
-
-_FINISH_OUTBOX = outbox.delete().where(outbox.c.message_id == bindparam("b_message_id"))
-_MIGRATE = 0x6477_6D69_6772_6174  # advisory lock key serialising migrations ("dwmigrat")
 
 
 class DuplicateMessage(Exception):
@@ -667,13 +665,11 @@ class Store:
         """(sequence, prev_hash, hash, canonical text) with the canonical encoding built by
         SQLite's JSON functions in C; None where the database cannot (PostgreSQL). A fast
         path only: the verifier re-checks any mismatch with the Python encoding."""
-        if self.postgres:
+        if not isinstance(self.engine, InlineEngine):  # PostgreSQL
             return None
-        sql = CANONICAL_SQL
-        assert isinstance(self.engine, InlineEngine)
 
         def fetch(conn: Connection) -> list[Any]:
-            return list(conn.exec_driver_sql(sql, (after, limit)).fetchall())
+            return list(conn.exec_driver_sql(CANONICAL_SQL, (after, limit)).fetchall())
 
         return await self.engine.run_in_thread(fetch)
 

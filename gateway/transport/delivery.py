@@ -86,11 +86,10 @@ class Deliverer:
         # from the outbox, or handed over by a submission (reserved, then handed over).
         self._window = settings.concurrency * 2
         self._reserved = 0
-        self._accepting = False
 
     def reserve(self) -> timedelta | None:
         """A place for a fresh submission; its outbox row is stored leased for `lease`."""
-        if not self._accepting or len(self._inflight) + self._reserved >= self._window:
+        if self.ctx.handoff is not self or len(self._inflight) + self._reserved >= self._window:
             return None
         self._reserved += 1
         return self._lease
@@ -101,7 +100,7 @@ class Deliverer:
     def hand_over(self, item: OutboxItem) -> None:
         """Deliver a durable, leased submission now (see gateway.context.Handoff)."""
         self._reserved -= 1
-        if self._accepting:
+        if self.ctx.handoff is self:
             self._start(item)
         # else the worker stopped meanwhile: the row keeps its lease until a restart releases
         # it (SQLite) or it runs out (PostgreSQL), then it is claimed like any other
@@ -141,7 +140,6 @@ class Deliverer:
             # directly (hand_over); claims bring retries and what a restart or another node
             # left behind.
             ctx.handoff = self
-            self._accepting = True
             while True:
                 ctx.wake_delivery.clear()
                 free = self._window - len(self._inflight) - self._reserved
@@ -174,7 +172,6 @@ class Deliverer:
         finally:
             # Submissions from now on wait in the outbox (a restart releases their leases on
             # SQLite; on PostgreSQL another node takes them once the lease ends).
-            self._accepting = False
             if ctx.handoff is self:
                 ctx.handoff = None
             reconciler.cancel()

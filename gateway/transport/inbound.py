@@ -236,21 +236,16 @@ class Receiver:
                     ack_xml=ack,
                     reason_code="late-reply" if late else None,
                 )
-        except DuplicateMessage:
-            # A concurrent copy of the same transmission won the race; answer as it was answered
-            # once that answer is durable.
+        except (DuplicateMessage, Rejection):
+            # A concurrent copy of the same transmission may have won the race: its message id
+            # is taken (DuplicateMessage), or it moved the case on, so that this one breaks the
+            # conversation rules. Then this is a repeat, answered as the copy was answered once
+            # that answer is durable; otherwise the refusal stands.
             await ctx.store.committed()
             existing = await ctx.store.get_message(header.message_id)
-            assert existing is not None
+            if existing is None:
+                raise
             return self._duplicate(existing, digest)
-        except Rejection:
-            # The same: a copy that won the race moved the case on, so this one breaks the
-            # conversation rules; it is still a repeat, answered with the original proof.
-            await ctx.store.committed()
-            existing = await ctx.store.get_message(header.message_id)
-            if existing is not None:
-                return self._duplicate(existing, digest)
-            raise
         ctx.log.info(
             "transmission received",
             message_id=header.message_id,

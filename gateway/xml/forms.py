@@ -22,7 +22,7 @@ import xmlschema
 from lxml import etree
 
 from gateway.core.forms import FORM_TYPES, FormType, form_type_by_namespace
-from gateway.xml.schemas import SCHEMA_DIR
+from gateway.xml.schemas import SCHEMA_DIR, envelope_schema
 from gateway.xml.sealed import is_sealed, read_sealed
 
 _INTEGER_TYPES = frozenset(
@@ -69,8 +69,6 @@ def _schemas(name: str) -> tuple[Any, etree.XMLSchema]:
 def compile_schemas() -> None:
     """Compile every form's schemas now (about a second for all of them), so that no request
     waits for a compilation: the first of each type used to take hundreds of milliseconds."""
-    from gateway.xml.schemas import envelope_schema
-
     envelope_schema()
     for name in FORM_TYPES:
         _schemas(name)
