@@ -11,11 +11,19 @@ So statements run where they are called, on SQLAlchemy's ordinary (synchronous) 
 with the standard sqlite3 driver, behind the small part of the asyncio API the store uses.
 What can wait runs on a worker thread, off the event loop: taking the write lock (`BEGIN
 IMMEDIATE` may wait for another process up to the busy timeout), `COMMIT` (a disk flush,
-about 2 ms) and bulk reads (`run_in_thread`)."""
+about 2 ms) and bulk reads (`run_in_thread`).
+
+A connection a worker thread is using belongs to that thread until it returns. Cancelling the
+task that awaits it (a request handler at shutdown, a stopping worker) does not stop the
+thread, and closing, rolling back or disposing of the connection from the event loop while
+SQLite works on it in the thread crashes the process (use after free in libsqlite3). So a
+cancelled caller first waits for its thread to finish (`_settle`), and `dispose` waits for
+every thread still running before it closes the pool's connections."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -27,13 +35,52 @@ T = TypeVar("T")
 _Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
+class _Threads:
+    """Work running on worker threads, each holding a connection until it returns."""
+
+    def __init__(self) -> None:
+        self.running: set[asyncio.Future[Any]] = set()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on a worker thread. If the caller is cancelled meanwhile, the
+        cancellation reaches it only once the thread has returned: until then the connection
+        is the thread's, and whatever the caller does next with it (close, roll back) must
+        not run beside it."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, functools.partial(fn, *args))
+        self.running.add(future)
+        future.add_done_callback(self.running.discard)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await self.settle({future})
+            raise
+
+    async def settle(self, futures: set[asyncio.Future[Any]] | None = None) -> None:
+        """Wait until the given threads (all running ones by default) have returned, through
+        any further cancellation; their outcome is their callers' to read."""
+        pending = set(self.running if futures is None else futures)
+        cancelled = False
+        while pending:
+            try:
+                _, pending = await asyncio.wait(pending)
+            except asyncio.CancelledError:
+                cancelled = True
+        for future in futures or ():
+            if not future.cancelled():
+                future.exception()  # read here: the cancelled caller will not
+        if cancelled:
+            raise asyncio.CancelledError
+
+
 class InlineTransaction:
-    def __init__(self, trans: Transaction) -> None:
+    def __init__(self, trans: Transaction, threads: _Threads) -> None:
         self._trans = trans
+        self._threads = threads
 
     async def commit(self) -> None:
         if isinstance(self._trans, RootTransaction):
-            await asyncio.to_thread(self._trans.commit)  # the flush
+            await self._threads.run(self._trans.commit)  # the flush
         else:
             self._trans.commit()  # RELEASE SAVEPOINT
 
@@ -44,8 +91,9 @@ class InlineTransaction:
 class InlineConnection:
     """The asyncio connection API of the store over a synchronous Connection."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, threads: _Threads) -> None:
         self.sync_connection = conn
+        self._threads = threads
 
     async def execute(self, statement: Executable, parameters: _Params = None) -> CursorResult[Any]:
         return self.sync_connection.execute(statement, parameters)
@@ -57,15 +105,16 @@ class InlineConnection:
         return fn(self.sync_connection, *args)
 
     async def execution_options(self, **options: Any) -> InlineConnection:
-        return InlineConnection(self.sync_connection.execution_options(**options))
+        return InlineConnection(self.sync_connection.execution_options(**options), self._threads)
 
     async def begin(self) -> InlineTransaction:
         # BEGIN IMMEDIATE may wait for another process's write lock: not on the event loop.
-        return InlineTransaction(await asyncio.to_thread(self.sync_connection.begin))
+        trans = await self._threads.run(self.sync_connection.begin)
+        return InlineTransaction(trans, self._threads)
 
     async def begin_nested(self) -> InlineTransaction:
         nested: NestedTransaction = self.sync_connection.begin_nested()
-        return InlineTransaction(nested)
+        return InlineTransaction(nested, self._threads)
 
     async def invalidate(self) -> None:
         self.sync_connection.invalidate()
@@ -83,15 +132,16 @@ class InlineConnection:
 class _Connect:
     """`await engine.connect()` and `async with engine.connect() as conn`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, threads: _Threads) -> None:
         self._engine = engine
+        self._threads = threads
         self._conn: InlineConnection | None = None
 
     def __await__(self) -> Generator[Any, None, InlineConnection]:
         return self._open().__await__()
 
     async def _open(self) -> InlineConnection:
-        return InlineConnection(self._engine.connect())
+        return InlineConnection(self._engine.connect(), self._threads)
 
     async def __aenter__(self) -> InlineConnection:
         self._conn = await self._open()
@@ -107,9 +157,10 @@ class InlineEngine:
         self.sync_engine = engine
         self.dialect = engine.dialect
         self.url = engine.url
+        self._threads = _Threads()
 
     def connect(self) -> _Connect:
-        return _Connect(self.sync_engine)
+        return _Connect(self.sync_engine, self._threads)
 
     async def run_in_thread(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` with a connection of its own on a worker thread (bulk reads)."""
@@ -118,9 +169,12 @@ class InlineEngine:
             with self.sync_engine.connect() as conn:
                 return fn(conn)
 
-        return await asyncio.to_thread(work)
+        return await self._threads.run(work)
 
     async def dispose(self) -> None:
+        # A thread still inside BEGIN, COMMIT or a bulk read keeps its connection until it
+        # returns; the pool's connections are closed only after that.
+        await self._threads.settle()
         self.sync_engine.dispose()
 
 

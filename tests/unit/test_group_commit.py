@@ -6,6 +6,7 @@ and takes nothing of the others with it; a failed commit fails every unit in it.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,3 +161,47 @@ async def test_a_unit_cancelled_while_waiting_does_not_stall_the_others(url: str
         assert await committed_count(url) == 4
     finally:
         await store.close()
+
+
+async def test_a_store_closed_while_a_thread_waits_for_the_write_lock_closes_cleanly(
+    tmp_path: Path,
+) -> None:
+    """Shutdown cancels request handlers wherever they are. A unit cancelled while its worker
+    thread waits in BEGIN IMMEDIATE (another process holds SQLite's write lock) must not have
+    its connection closed or disposed of beside that thread: that crashed the whole process
+    (a segmentation fault in libsqlite3) or hung it. The cancellation reaches the unit once
+    the thread is done, the store closes, and the lock holder's work is intact."""
+    path = tmp_path / "gw.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    store = await Store.open(url)
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    try:
+        unit = asyncio.create_task(append(store, 1))
+        threads = store.engine._threads  # type: ignore[union-attr]
+        for _ in range(200):  # until the unit's thread waits in BEGIN IMMEDIATE
+            if threads.running:
+                break
+            await asyncio.sleep(0.005)
+        assert threads.running, "the unit's BEGIN went to a worker thread"
+        unit.cancel()
+        await asyncio.sleep(0.05)
+        assert not unit.done(), "the cancellation waits for the thread that holds the connection"
+        closing = asyncio.create_task(store.close())
+        await asyncio.sleep(0.05)
+        assert not closing.done(), "the store is not closed beside a running thread"
+        other.execute("CREATE TABLE lock_holder (n INTEGER)")
+        other.execute("INSERT INTO lock_holder VALUES (1)")
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(unit, timeout=35)
+        await asyncio.wait_for(closing, timeout=35)
+    finally:
+        other.close()
+    assert await committed_count(url) == 0, "the cancelled unit stored nothing"
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert check.execute("SELECT n FROM lock_holder").fetchall() == [(1,)]
+    finally:
+        check.close()
