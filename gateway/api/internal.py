@@ -4,6 +4,7 @@ bearer token; the token decides the role and the role decides what may be done."
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -637,11 +638,21 @@ async def post_clock(request: web.Request) -> web.StreamResponse:
         return problem(
             400, "Bad Request", 'send {"advance_seconds": <seconds>}', field="advance_seconds"
         )
-    if seconds < 0:
+    if not math.isfinite(seconds) or seconds < 0:
         return problem(
             422, "Invalid Submission", "the clock only moves forward", field="advance_seconds"
         )
-    ctx.clock.offset += timedelta(seconds=seconds)
+    try:
+        offset = ctx.clock.offset + timedelta(seconds=seconds)
+        ctx.clock() + timedelta(seconds=seconds)  # still a date the calendar holds
+    except OverflowError:
+        return problem(
+            422,
+            "Invalid Submission",
+            "the clock cannot move past the year 9999",
+            field="advance_seconds",
+        )
+    ctx.clock.offset = offset
     async with ctx.store.transaction() as tx:
         await tx.append_register(
             time=ctx.clock(),

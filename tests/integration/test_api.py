@@ -189,6 +189,14 @@ async def test_clock_moves_only_for_administrators_of_demonstration_gateways(
         with pytest.raises(ApiError) as err:
             await h.api("BE-DU", "administrator").advance_clock(-5)
         assert err.value.status == 422
+        # JSON as Python writes it may hold NaN and Infinity; no number moves the clock past
+        # what a date can hold: each is refused, naming the field, and the clock stays put
+        for bad in (float("nan"), float("inf"), 1e300):
+            with pytest.raises(ApiError) as err:
+                await h.api("BE-DU", "administrator").advance_clock(bad)
+            assert err.value.status == 422, bad
+            assert err.value.problem["field"] == "advance_seconds"
+        assert h.ctx("BE-DU").clock.offset.total_seconds() == 86400  # type: ignore[attr-defined]
         await h.stop("BE-DU")
         config = h.net.gateways["BE-DU"].config
         config.write_text(config.read_text().replace("adjustable = true", "adjustable = false"))
