@@ -1,7 +1,8 @@
 """The folder adapter: a national case system that can only read and write files exchanges
 standard forms through folders.
 
-    ROOT/outgoing/   the case system drops submissions here (JSON, as POST /api/v1/messages)
+    ROOT/outgoing/   the case system drops submissions here: JSON, as POST /api/v1/messages,
+                     or XML (<Submission> of schemas/folder-submission.xsd; xml_drop.py)
     ROOT/sent/       each submitted file, with <name>.result.json: reference, message id,
                      then the acknowledgement and the deadlines it started
     ROOT/error/      refused files, with <name>.error.txt saying why and what to fix
@@ -36,12 +37,13 @@ from typing import Any
 import aiohttp
 import structlog
 
+from adapters.folder.xml_drop import DropFileError, submission_from_xml
 from gateway.client import ApiError, GatewayClient
 from gateway.pki.directory_file import atomic_write
 
 log = structlog.get_logger("folder-adapter")
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.json$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.(json|xml)$")
 MESSAGE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 EVENT_NAME = re.compile(r"^[a-z][a-z-]{0,40}$")
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".swp")
@@ -128,7 +130,7 @@ class FolderAdapter:
                 self._refuse(
                     entry,
                     "unsafe file name: use letters, digits, '.', '_' and '-' only, start with a "
-                    "letter or digit, end in .json, at most 125 characters",
+                    "letter or digit, end in .json or .xml, at most 125 characters",
                 )
                 result.refused += 1
                 continue
@@ -154,14 +156,9 @@ class FolderAdapter:
             result.refused += 1
             return True
         try:
-            submission = json.loads(data)
-            if not isinstance(submission, dict):
-                raise ValueError("the top level must be a JSON object")
-            for key in ("type", "receiver", "form"):
-                if key not in submission:
-                    raise ValueError(f"the field '{key}' is missing")
-        except (ValueError, UnicodeDecodeError) as exc:
-            self._move_to_error(path, f"not a submission: {exc}")
+            submission = _read_submission(path.suffix, data)
+        except DropFileError as exc:
+            self._move_to_error(path, str(exc))
             result.refused += 1
             return True
         key = "folder:" + hashlib.sha256(path.name.encode() + b"\0" + data).hexdigest()
@@ -290,6 +287,22 @@ CLIENT_FIELDS = {
     "case",
     "attachments",
 }
+
+
+def _read_submission(suffix: str, data: bytes) -> dict[str, Any]:
+    """The submission a dropped file holds (JSON or XML), or DropFileError saying why not."""
+    if suffix == ".xml":
+        return submission_from_xml(data, MAX_FILE_BYTES)
+    try:
+        submission = json.loads(data)
+        if not isinstance(submission, dict):
+            raise ValueError("the top level must be a JSON object")
+        for key in ("type", "receiver", "form"):
+            if key not in submission:
+                raise ValueError(f"the field '{key}' is missing")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DropFileError(f"not a submission: {exc}") from exc
+    return submission
 
 
 def _client_fields(fields: dict[str, Any]) -> dict[str, Any]:

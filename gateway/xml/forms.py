@@ -50,10 +50,12 @@ class FormError(ValueError):
     """Form data that does not fit its schema. `field` is a JSON pointer ("/applicant/surname/0")
     or None when the whole form is at fault."""
 
-    def __init__(self, field: str | None, message: str) -> None:
+    def __init__(self, field: str | None, message: str, line: int | None = None) -> None:
         super().__init__(f"{field or '/'}: {message}")
         self.field = field
         self.message = message
+        self.line = line
+        """Where the document being checked was read from a file: the line at fault."""
 
 
 @cache
@@ -218,10 +220,10 @@ def validate_form(
         error = log[0]
         where = paths[error.line - 1] if paths and 0 < error.line <= len(paths) else "/"
         message = str(error.message)
-        raise FormError(where, _without_values(message))
+        raise FormError(where, without_values(message), error.line or None)
 
 
-def _without_values(message: str) -> str:
+def without_values(message: str) -> str:
     """Schema messages quote the offending value (personal data that must not reach logs or
     the register) and spell namespaces in full; keep only the element name and the rule."""
     message = re.sub(r"\{(?:urn|https?):[^}]*\}", "", message)

@@ -6,6 +6,7 @@ mid-way; incomplete, malformed and unsafe files never go out."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from adapters.folder.adapter import FolderAdapter, FolderConfig
+from adapters.folder.xml_drop import submission_to_xml
 from gateway.examples import attachments_for
 from tests.integration.conftest import Harness, example
 from tests.ledger import LEDGER
@@ -139,6 +141,46 @@ async def test_incomplete_malformed_and_unsafe_files_never_go_out(
         assert len(submitted) == 1
     finally:
         await be.close()
+
+
+async def test_art29_a_request_dropped_as_xml_arrives_with_its_form_and_attachment(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A case system that writes XML: the same request as an XML drop file reaches NL-DU
+    with the same form and attachment; an XML file that is not valid goes to error/ with the
+    line at fault and is not sent."""
+    h = harness
+    await h.start("BE-DU", "NL-DU")
+    be, nl = adapter(h, "BE-DU", tmp_path / "be"), adapter(h, "NL-DU", tmp_path / "nl")
+    try:
+        sent = request("XML-1")
+        out = be.folder("outgoing")
+        (out / "request-xml-1.xml").write_bytes(submission_to_xml(sent))
+        invalid = submission_to_xml(request("XML-2")).replace(
+            b"<c:dateOfBirth>1994-03-17<", b"<c:dateOfBirth>17.03.1994<"
+        )
+        (out / "request-xml-2.xml").write_bytes(invalid)
+        os.utime(out / "request-xml-1.xml", (0, 0))  # long untouched: complete
+        os.utime(out / "request-xml-2.xml", (0, 0))
+        await passes(be, nl, until=lambda: any(nl.folder("incoming").glob("*.json")))
+        (incoming,) = nl.folder("incoming").glob("*.json")
+        received = json.loads(incoming.read_text())
+        assert received["type"] == "take-charge-request"
+        assert received["form"] == sent["form"]
+        (attachment,) = received["form"]["attachment"]
+        fetched = await h.api("NL-DU").attachment(received["message_id"], attachment["fileName"])
+        assert base64.b64encode(fetched).decode() == sent["attachments"][0]["content"]
+        result = json.loads((be.folder("sent") / "request-xml-1.xml.result.json").read_text())
+        assert result["message_id"] == received["message_id"]
+        explanation = (be.folder("error") / "request-xml-2.xml.error.txt").read_text()
+        assert explanation.startswith("line ") and "dateOfBirth" in explanation
+        assert "17.03.1994" not in explanation
+        assert (be.folder("error") / "request-xml-2.xml").exists()
+        submitted = await h.ctx("BE-DU").store.query_register(event="submitted")
+        assert len(submitted) == 1, "only the valid file was sent"
+    finally:
+        await be.close()
+        await nl.close()
 
 
 async def test_a_crash_between_submitting_and_moving_the_file_sends_nothing_twice(
