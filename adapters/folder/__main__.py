@@ -24,6 +24,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, required=True, help="folder holding outgoing/ etc.")
     p.add_argument("--role", default="case-officer", help="the token's role (documentation)")
     p.add_argument("--poll-seconds", type=float, default=1.0)
+    p.add_argument("--signed-xml", action="store_true", help="also write each received "
+                   "transmission as signed, incoming/<message id>.xml")  # fmt: skip
     p.add_argument("--once", action="store_true", help="one pass, then exit (e.g. from cron)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-json", action="store_true")
@@ -32,7 +34,14 @@ def parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace, token: str) -> int:
     adapter = FolderAdapter(
-        FolderConfig(args.api_url, token, args.root, args.role, args.poll_seconds)
+        FolderConfig(
+            args.api_url,
+            token,
+            args.root,
+            args.role,
+            args.poll_seconds,
+            signed_xml=args.signed_xml,
+        )
     )
     try:
         if args.once:

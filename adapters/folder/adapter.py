@@ -6,7 +6,8 @@ standard forms through folders.
     ROOT/sent/       each submitted file, with <name>.result.json: reference, message id,
                      then the acknowledgement and the deadlines it started
     ROOT/error/      refused files, with <name>.error.txt saying why and what to fix
-    ROOT/incoming/   received messages, <message id>.json (form included)
+    ROOT/incoming/   received messages, <message id>.json (form included), and with
+                     signed_xml <message id>.xml: the transmission exactly as signed
     ROOT/events/     the events feed, <cursor>-<event>.json
     ROOT/.state/     the adapter's own bookkeeping
 
@@ -61,6 +62,8 @@ class FolderConfig:
     poll_seconds: float = 1.0
     settle_seconds: float = 2.0
     """A file untouched this long is complete even if this run has not seen it before."""
+    signed_xml: bool = False
+    """Also write each received transmission as signed (incoming/<message id>.xml)."""
 
 
 @dataclass
@@ -252,13 +255,29 @@ class FolderAdapter:
                     log.error("unexpected-message-id", message_id=message_id[:64])
                     continue
                 target = self.folder("incoming") / f"{message_id}.json"
-                _write_json(target, message)  # first the file...
+                if self.config.signed_xml:
+                    await self._write_transmission(message_id)
+                _write_json(target, message)  # first the files...
                 await self.client.consume(message_id)  # ...then the gateway forgets it
                 result.received += 1
                 log.info("received", message_id=message_id, type=message.get("type"))
             if not page["items"] or page["next_cursor"] == cursor:
                 return
             cursor = str(page["next_cursor"])
+
+    async def _write_transmission(self, message_id: str) -> None:
+        """incoming/<message id>.xml: the signed transmission (form, attachments, header and
+        the sender's XML-DSig), for case systems that read XML or keep the proof itself.
+        Written before the JSON file, which says the message is complete."""
+        try:
+            signed = await self.client.transmission(message_id)
+        except ApiError as exc:
+            if exc.status != 410:
+                raise
+            # erased (Art. 40(8) notice) before it was taken: only the JSON view is left
+            log.warning("transmission-erased", message_id=message_id)
+            return
+        atomic_write(self.folder("incoming") / f"{message_id}.xml", signed, mode=0o600)
 
     async def _events(self, result: PassResult) -> None:
         cursor_file = self.folder(".state") / "events.cursor"

@@ -24,9 +24,11 @@ from tests.integration.conftest import Harness, example
 from tests.ledger import LEDGER
 
 
-def adapter(h: Harness, code: str, root: Path) -> FolderAdapter:
+def adapter(h: Harness, code: str, root: Path, signed_xml: bool = False) -> FolderAdapter:
     gw = h.net.gateways[code]
-    return FolderAdapter(FolderConfig(gw.api_url, gw.tokens["case-officer"], root))
+    return FolderAdapter(
+        FolderConfig(gw.api_url, gw.tokens["case-officer"], root, signed_xml=signed_xml)
+    )
 
 
 def drop(folder: Path, name: str, submission: dict[str, Any]) -> Path:
@@ -148,10 +150,12 @@ async def test_art29_a_request_dropped_as_xml_arrives_with_its_form_and_attachme
 ) -> None:
     """A case system that writes XML: the same request as an XML drop file reaches NL-DU
     with the same form and attachment; an XML file that is not valid goes to error/ with the
-    line at fault and is not sent."""
+    line at fault and is not sent. With --signed-xml the receiving side also gets the
+    transmission exactly as BE-DU signed it (Art. 40(9): the proof itself)."""
     h = harness
     await h.start("BE-DU", "NL-DU")
-    be, nl = adapter(h, "BE-DU", tmp_path / "be"), adapter(h, "NL-DU", tmp_path / "nl")
+    be = adapter(h, "BE-DU", tmp_path / "be")
+    nl = adapter(h, "NL-DU", tmp_path / "nl", signed_xml=True)
     try:
         sent = request("XML-1")
         out = be.folder("outgoing")
@@ -172,6 +176,9 @@ async def test_art29_a_request_dropped_as_xml_arrives_with_its_form_and_attachme
         assert base64.b64encode(fetched).decode() == sent["attachments"][0]["content"]
         result = json.loads((be.folder("sent") / "request-xml-1.xml.result.json").read_text())
         assert result["message_id"] == received["message_id"]
+        signed = (nl.folder("incoming") / f"{received['message_id']}.xml").read_bytes()
+        ours = await h.ctx("BE-DU").store.get_message(received["message_id"])
+        assert ours is not None and signed == ours.signed_xml, "the bytes BE-DU signed"
         explanation = (be.folder("error") / "request-xml-2.xml.error.txt").read_text()
         assert explanation.startswith("line ") and "dateOfBirth" in explanation
         assert "17.03.1994" not in explanation
