@@ -20,7 +20,7 @@ import pytest
 from adapters.folder.adapter import FolderAdapter, FolderConfig
 from adapters.folder.xml_drop import submission_to_xml
 from gateway.examples import attachments_for
-from tests.integration.conftest import Harness, example
+from tests.integration.conftest import Harness, answered_request, example
 from tests.ledger import LEDGER
 
 
@@ -187,6 +187,38 @@ async def test_art29_a_request_dropped_as_xml_arrives_with_its_form_and_attachme
         assert len(submitted) == 1, "only the valid file was sent"
     finally:
         await be.close()
+        await nl.close()
+
+
+async def test_art40_8_a_message_erased_before_it_was_taken_is_written_without_its_xml(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """An erasure notice (Art. 40(8)) reached NL-DU before its case system took the data:
+    the message is still handed over (its JSON view, without the form), the signed
+    transmission is gone and not written, and everything else arrives as signed."""
+    h = harness
+    await h.start("BE-DU", "NL-DU")
+    be = h.api("BE-DU")
+    sent, _ = await answered_request(h, "ERASE-XML")
+    info = await be.submit(
+        "transfer-information", "NL-DU", example("transfer-information"), case=sent["reference"]
+    )
+    await be.wait_for_state(info["message_id"], {"delivered"}, within=20)
+    erase = await be.submit(
+        "erasure-notice", "NL-DU", example("erasure-notice"), in_reply_to=info["message_id"]
+    )
+    await be.wait_for_state(erase["message_id"], {"delivered"}, within=20)
+    nl = adapter(h, "NL-DU", tmp_path / "nl", signed_xml=True)
+    try:
+        result = await nl.run_once()
+        incoming = nl.folder("incoming")
+        assert result.received == 3  # the request, the erased information, the notice
+        assert json.loads((incoming / f"{info['message_id']}.json").read_text())["form"] is None
+        assert not (incoming / f"{info['message_id']}.xml").exists()
+        for kept in (sent, erase):
+            assert (incoming / f"{kept['message_id']}.xml").read_bytes().startswith(b"<")
+        assert (await h.api("NL-DU").inbox(state="unconsumed"))["items"] == []
+    finally:
         await nl.close()
 
 
