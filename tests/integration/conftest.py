@@ -183,6 +183,24 @@ async def answered_request(
     return sent, answer
 
 
+async def erased_information(
+    h: Harness, case_number: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """An accepted take charge case in which BE-DU sends NL-DU transfer information and then
+    an erasure notice for it (Art. 40(8)): (request, information, notice), all delivered."""
+    be = h.api("BE-DU")
+    sent, _ = await answered_request(h, case_number)
+    info = await be.submit(
+        "transfer-information", "NL-DU", example("transfer-information"), case=sent["reference"]
+    )
+    await be.wait_for_state(info["message_id"], {"delivered"}, within=20)
+    erase = await be.submit(
+        "erasure-notice", "NL-DU", example("erasure-notice"), in_reply_to=info["message_id"]
+    )
+    await be.wait_for_state(erase["message_id"], {"delivered"}, within=20)
+    return sent, info, erase
+
+
 async def make_harness(tmp_path: Path, **overrides: Any) -> Harness:
     net = build_local_network(
         tmp_path / "net",

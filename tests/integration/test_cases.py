@@ -17,7 +17,7 @@ from gateway.examples import attachments_for
 from gateway.xml.envelope import AttachmentFile, build_transmission
 from gateway.xml.forms import form_to_element
 
-from .conftest import Harness, answered_request, example, send_request
+from .conftest import Harness, answered_request, erased_information, example, send_request
 
 
 async def test_art30_case_view_follows_request_and_acceptance_on_both_sides(
@@ -143,15 +143,7 @@ async def test_art40_8_erasure_notice_erases_the_payload_and_the_register_still_
 
     await harness.start("BE-DU", "NL-DU")
     be, nl = harness.api("BE-DU"), harness.api("NL-DU")
-    sent, _ = await answered_request(harness, "ERASE-1")
-    info = await be.submit(
-        "transfer-information", "NL-DU", example("transfer-information"), case=sent["reference"]
-    )
-    await be.wait_for_state(info["message_id"], {"delivered"}, within=20)
-    erase = await be.submit(
-        "erasure-notice", "NL-DU", example("erasure-notice"), in_reply_to=info["message_id"]
-    )
-    await be.wait_for_state(erase["message_id"], {"delivered"}, within=20)
+    _, info, _ = await erased_information(harness, "ERASE-1")
 
     stored = await harness.ctx("NL-DU").store.get_message(info["message_id"])
     assert stored is not None and stored.signed_xml is None

@@ -20,7 +20,7 @@ import pytest
 from adapters.folder.adapter import FolderAdapter, FolderConfig
 from adapters.folder.xml_drop import submission_to_xml
 from gateway.examples import attachments_for
-from tests.integration.conftest import Harness, answered_request, example
+from tests.integration.conftest import Harness, erased_information, example
 from tests.ledger import LEDGER
 
 
@@ -198,16 +198,7 @@ async def test_art40_8_a_message_erased_before_it_was_taken_is_written_without_i
     transmission is gone and not written, and everything else arrives as signed."""
     h = harness
     await h.start("BE-DU", "NL-DU")
-    be = h.api("BE-DU")
-    sent, _ = await answered_request(h, "ERASE-XML")
-    info = await be.submit(
-        "transfer-information", "NL-DU", example("transfer-information"), case=sent["reference"]
-    )
-    await be.wait_for_state(info["message_id"], {"delivered"}, within=20)
-    erase = await be.submit(
-        "erasure-notice", "NL-DU", example("erasure-notice"), in_reply_to=info["message_id"]
-    )
-    await be.wait_for_state(erase["message_id"], {"delivered"}, within=20)
+    sent, info, erase = await erased_information(h, "ERASE-XML")
     nl = adapter(h, "NL-DU", tmp_path / "nl", signed_xml=True)
     try:
         result = await nl.run_once()
