@@ -34,7 +34,7 @@ from gateway.xml.forms import (
     without_values,
 )
 from gateway.xml.parser import parse_untrusted
-from gateway.xml.schemas import SCHEMA_DIR
+from gateway.xml.schemas import compile_schema
 
 SUBMISSION_NS = "urn:eu:dublin:gateway:folder-submission:1"
 MAX_DEPTH = 64
@@ -52,8 +52,7 @@ class DropFileError(ValueError):
 
 @cache
 def submission_schema() -> etree.XMLSchema:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    return etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "folder-submission.xsd"), parser))
+    return compile_schema("folder-submission.xsd")
 
 
 def _q(name: str) -> str:

@@ -17,7 +17,7 @@ A connection a worker thread is using belongs to that thread until it returns. C
 task that awaits it (a request handler at shutdown, a stopping worker) does not stop the
 thread, and closing, rolling back or disposing of the connection from the event loop while
 SQLite works on it in the thread crashes the process (use after free in libsqlite3). So a
-cancelled caller first waits for its thread to finish (`_settle`), and `dispose` waits for
+cancelled caller first waits for its thread to finish (`_Threads.run`), and `dispose` waits for
 every thread still running before it closes the pool's connections."""
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class _Threads:
 
     async def settle(self, futures: set[asyncio.Future[Any]] | None = None) -> None:
         """Wait until the given threads (all running ones by default) have returned, through
-        any further cancellation; their outcome is their callers' to read."""
+        any further cancellation. Their outcome is their callers' to read (for a cancelled
+        caller, `asyncio.shield` marks it read)."""
         pending = set(self.running if futures is None else futures)
         cancelled = False
         while pending:
@@ -66,9 +67,6 @@ class _Threads:
                 _, pending = await asyncio.wait(pending)
             except asyncio.CancelledError:
                 cancelled = True
-        for future in futures or ():
-            if not future.cancelled():
-                future.exception()  # read here: the cancelled caller will not
         if cancelled:
             raise asyncio.CancelledError
 

@@ -22,7 +22,7 @@ import xmlschema
 from lxml import etree
 
 from gateway.core.forms import FORM_TYPES, FormType, form_type_by_namespace
-from gateway.xml.schemas import SCHEMA_DIR, envelope_schema
+from gateway.xml.schemas import SCHEMA_DIR, compile_schema, envelope_schema
 from gateway.xml.sealed import is_sealed, read_sealed
 
 _INTEGER_TYPES = frozenset(
@@ -61,11 +61,9 @@ class FormError(ValueError):
 @cache
 def _schemas(name: str) -> tuple[Any, etree.XMLSchema]:
     """(xmlschema model for the walk, compiled lxml validator) of one form's XSD."""
-    path = SCHEMA_DIR / FORM_TYPES[name].schema_file
-    model = xmlschema.XMLSchema(str(path), defuse="always")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    validator = etree.XMLSchema(etree.parse(str(path), parser))
-    return model, validator
+    file = FORM_TYPES[name].schema_file
+    model = xmlschema.XMLSchema(str(SCHEMA_DIR / file), defuse="always")
+    return model, compile_schema(file)
 
 
 def compile_schemas() -> None:

@@ -15,10 +15,11 @@ DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 @cache
 def envelope_schema() -> etree.XMLSchema:
     """Validates transmissions and acknowledgements (envelope.xsd imports every form)."""
-    return _compile("envelope.xsd")
+    return compile_schema("envelope.xsd")
 
 
-def _compile(name: str) -> etree.XMLSchema:
+def compile_schema(name: str) -> etree.XMLSchema:
+    """schemas/<name>, read without entities, DTDs or network, compiled (callers cache)."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     doc = etree.parse(str(SCHEMA_DIR / name), parser)
     return etree.XMLSchema(doc)
