@@ -46,6 +46,7 @@ class Reason(StrEnum):
     ATTACHMENT_INVALID = "attachment-invalid"
     ROLE_NOT_ALLOWED = "role-not-allowed"
     CONSENT_MISSING = "consent-missing"
+    SEALED_FORM_INVALID = "sealed-form-invalid"
     CERTIFICATE_REVOKED = "certificate-revoked"
     CERTIFICATE_EXPIRED = "certificate-expired"
 
