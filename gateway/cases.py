@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.core.conversations import Conversation, Step, advance, outcome_of
 from gateway.core.forms import FORM_TYPES
-from gateway.core.policy import Header, Reason, Rejection, check_form_rules
+from gateway.core.policy import NO_SUCH_MESSAGE, Header, Reason, Rejection, check_form_rules
 from gateway.store.store import Transaction
 
 
@@ -26,11 +26,9 @@ async def record_step(
     target = None
     if header.in_reply_to is not None:
         stored = await tx.get_message(header.in_reply_to)
-        if stored is None:
-            raise Rejection(
-                Reason.NO_MATCHING_REQUEST, f"no message {header.in_reply_to} is known here"
-            )
-        target = stored.as_prior()
+        target = stored.as_prior() if stored is not None else None
+        if target is None or not target.between(header.sender, header.receiver):
+            raise Rejection(Reason.NO_MATCHING_REQUEST, NO_SUCH_MESSAGE)
     current = await tx.get_conversation(header.case)
     outcome = outcome_of(header.message_type, dict(form))
     updated = advance(

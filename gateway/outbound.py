@@ -27,12 +27,14 @@ from gateway.pki.certs import CertificateError
 from gateway.pki.purposes import HEALTH_ENCRYPTION
 from gateway.store.store import DuplicateMessage, OutboxItem, StoredMessage
 from gateway.xml.envelope import (
+    DESCRIBED_TWICE,
     AttachmentFile,
     build_transmission,
     check_attachments,
+    duplicate_descriptor,
     validate_envelope,
 )
-from gateway.xml.forms import FormError, form_to_element
+from gateway.xml.forms import FormError, form_to_element, json_pointer
 from gateway.xml.sealed import consent_basis, seal
 
 SUBMISSION_FIELDS = frozenset(
@@ -262,6 +264,13 @@ async def _submit_new(
         form_el = form_to_element(ft, form)
     except FormError as exc:
         raise SubmissionError("/form" + (exc.field or ""), str(exc)) from exc
+    twice = duplicate_descriptor(form_el)
+    if twice is not None:
+        raise SubmissionError(
+            f"/form{json_pointer(ft, form_el, twice)}/fileName",
+            DESCRIBED_TWICE,
+            Reason.ATTACHMENT_INVALID.value,
+        )
 
     if role != ft.sender_role:
         raise SubmissionError(

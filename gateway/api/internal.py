@@ -206,8 +206,7 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     ]
     view["events"] = [
         event_view(e)
-        for e in await ctx.store.query_register(message_id=msg.message_id, limit=1000)
-        if e.event in CASE_EVENTS
+        for e in await ctx.store.case_events(0, 1000, CASE_EVENTS, message_id=msg.message_id)
     ]
     if msg.direction == "out" and msg.state == "queued":
         pending = await ctx.store.outbox_state(msg.message_id)

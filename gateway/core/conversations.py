@@ -359,21 +359,23 @@ def advance(
             state=OPENED_STATE.get(ft.name, State.REQUESTED),
             legal_basis=legal_basis,
         )
-    if conversation is None:
+    side = conversation.side_of(step.sender) if conversation is not None else None
+    if (
+        conversation is None
+        or side is None
+        or conversation.side_of(step.receiver) is None
+        or step.sender == step.receiver
+    ):
+        # A case of another pair is, to these two, no case at all: the same answer, which
+        # tells a third authority nothing about who exchanges what.
         raise _refuse(
-            f"no case {step.reference} is open between these authorities; a "
-            f"{ft.name} ({ft.article}) belongs to an existing case"
+            f"no case under this reference is open between these authorities; a {ft.name} "
+            f"({ft.article}) belongs to an existing case"
         )
     if (ft.is_reply or ft.type_digit is None) and step.reference != conversation.reference:
         raise Rejection(
             Reason.REFERENCE_INVALID,
             f"a {ft.name} carries the reference of its case, {conversation.reference}",
-        )
-    side = conversation.side_of(step.sender)
-    if side is None or conversation.side_of(step.receiver) is None or step.sender == step.receiver:
-        raise _refuse(
-            f"case {conversation.reference} is between {conversation.requesting} and "
-            f"{conversation.requested}"
         )
     if ft.answers is not None:
         _check_answer(conversation, step, ft.answers)

@@ -46,6 +46,7 @@ class Reason(StrEnum):
     ATTACHMENT_INVALID = "attachment-invalid"
     ROLE_NOT_ALLOWED = "role-not-allowed"
     CONSENT_MISSING = "consent-missing"
+    SEALED_FORM_INVALID = "sealed-form-invalid"
     CERTIFICATE_REVOKED = "certificate-revoked"
     CERTIFICATE_EXPIRED = "certificate-expired"
 
@@ -94,6 +95,17 @@ class PriorMessage:
     reference: str
     """The reference of the case (conversation) the message belongs to."""
     answered: bool
+
+    def between(self, sender: str, receiver: str) -> bool:
+        """Whether the message was exchanged between `sender` and `receiver`. Its holder is
+        always one of the two (we only ever hold what we sent or received), so the other end
+        must be the other one; a message of another pair is, to them, no message at all."""
+        return self.peer in (sender, receiver)
+
+
+NO_SUCH_MESSAGE = "the message named in InReplyTo is not known between these authorities"
+"""The one answer to a message that names another one we do not hold for this pair: the same
+whether it exists between others or not at all, so that it tells a third authority nothing."""
 
 
 _TARGETS_A_MESSAGE = frozenset({"rectification-notice", "erasure-notice"})

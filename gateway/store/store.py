@@ -19,12 +19,15 @@ import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    and_,
     bindparam,
     case,
     create_engine,
     event,
     func,
+    or_,
     select,
     text,
     update,
@@ -196,6 +199,27 @@ def _conversation(row: Any) -> Conversation:
         requested=m["requested"],
         state=State(m["state"]),
         legal_basis=m["legal_basis"],
+    )
+
+
+def _a_strangers_refusal() -> ColumnElement[bool]:
+    """A register row (joined with the case its reference names and the message its id
+    names) recording our refusal of a transmission from an authority that is a party of
+    neither."""
+    return and_(
+        register.c.event == "rejected",
+        register.c.direction == "in",
+        or_(
+            and_(
+                conversations.c.reference.is_not(None),
+                register.c.peer.is_distinct_from(conversations.c.requesting),
+                register.c.peer.is_distinct_from(conversations.c.requested),
+            ),
+            and_(
+                messages.c.message_id.is_not(None),
+                register.c.peer.is_distinct_from(messages.c.peer),
+            ),
+        ),
     )
 
 
@@ -777,18 +801,35 @@ class Store:
         events: Sequence[str],
         *,
         case: str | None = None,
+        message_id: str | None = None,
         upto: int | None = None,
     ) -> list[RegisterEntry]:
         """Register entries of `events` after sequence `after` (and up to `upto`) that
-        concern a message or a case's time limits, optionally of one reference."""
-        q = select(register).where(
-            register.c.sequence > after,
-            register.c.sequence <= (upto if upto is not None else 2**62),
-            register.c.event.in_(list(events)),
-            register.c.reference.is_not(None),
+        concern a message or a case's time limits, optionally of one reference or message.
+
+        A refused transmission from an authority that is a party neither of the case its
+        reference names nor of the message its id names is left out: a case's and a
+        message's events are their parties' events, and a third authority's attempt on them
+        stays in the register (for auditors) but never reaches the case system's views."""
+        q = (
+            select(register)
+            .select_from(
+                register.outerjoin(
+                    conversations, conversations.c.reference == register.c.reference
+                ).outerjoin(messages, messages.c.message_id == register.c.message_id)
+            )
+            .where(
+                register.c.sequence > after,
+                register.c.sequence <= (upto if upto is not None else 2**62),
+                register.c.event.in_(list(events)),
+                register.c.reference.is_not(None),
+                ~_a_strangers_refusal(),
+            )
         )
         if case is not None:
             q = q.where(register.c.reference == case)
+        if message_id is not None:
+            q = q.where(register.c.message_id == message_id)
         q = q.order_by(register.c.sequence).limit(limit)
         async with self.engine.connect() as conn:
             return [_entry(r) for r in await conn.execute(q)]

@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from cryptography import x509
 from lxml import etree
 
 from gateway.cases import erase_payload, record_step
@@ -25,7 +24,7 @@ from gateway.context import GatewayContext
 from gateway.core.directory import Authority
 from gateway.core.policy import Header, Reason, Rejection, check_inbound
 from gateway.deadlines import DeadlineKeeper
-from gateway.pki.certs import fingerprint, fingerprint_der
+from gateway.pki.certs import fingerprint_der
 from gateway.store.store import STORAGE_ERRORS, DuplicateMessage, StoredMessage
 from gateway.transport.tls import peer_certificate
 from gateway.trust import TrustState
@@ -40,7 +39,7 @@ from gateway.xml.envelope import (
 )
 from gateway.xml.forms import FormError, form_from_element
 from gateway.xml.parser import parse_untrusted
-from gateway.xml.sealed import is_sealed, read_sealed
+from gateway.xml.sealed import check_envelope, is_sealed, pinned_certificates, read_sealed
 from gateway.xml.signature import verify
 
 CONTEXT: web.AppKey[GatewayContext] = web.AppKey("context", GatewayContext)
@@ -180,7 +179,7 @@ class Receiver:
                 f"the body holds a {body_type.name}, the header announces {header.message_type}",
             )
         if body_type.name == "health-certificate":
-            self._check_sealed(form_el)
+            self._check_sealed(form_el, peer)
         receipt = ctx.clock()
         try:
             async with ctx.store.transaction() as tx:
@@ -255,25 +254,27 @@ class Receiver:
         )
         return _ack_response(ack)
 
-    def _check_sealed(self, form_el: etree._Element) -> None:
-        """Art. 39(3)-(4): a health certificate is readable by our health practitioners only,
-        so it must arrive sealed for at least one of their published certificates."""
+    def _check_sealed(self, form_el: etree._Element, peer: str) -> None:
+        """Art. 39(3)-(4): a health certificate is readable by health practitioners only, so
+        it must arrive sealed for at least one of ours, as a CMS EnvelopedData whose recipient
+        infos are exactly the certificates it lists (ours and the sender's practitioners',
+        as the directory publishes them)."""
         if not is_sealed(form_el):
             raise Rejection(
                 Reason.SCHEMA_INVALID,
                 "a health certificate must travel sealed (CMS EnvelopedData) for the receiving "
                 "health practitioners, never in clear (Art. 39(3))",
             )
-        ours = {
-            fingerprint(x509.load_pem_x509_certificate(pem.encode("ascii")))
-            for pem in self.ctx.local.health_encryption_certificates
-        }
-        if not ours & set(read_sealed(form_el).recipients):
+        sealed = read_sealed(form_el)
+        ours = pinned_certificates(self.ctx.local)
+        if not ours.keys() & set(sealed.recipients):
             raise Rejection(
                 Reason.ROLE_NOT_ALLOWED,
                 "the health certificate is not sealed for any encryption certificate the "
                 f"directory publishes for {self.ctx.config.authority}'s health practitioners",
             )
+        sender = self.ctx.directory.get(peer)
+        check_envelope(sealed, ours | (pinned_certificates(sender) if sender else {}))
 
     def _duplicate(self, existing: StoredMessage, digest: str) -> web.Response:
         if existing.direction != "in" or existing.digest != digest or existing.ack_xml is None:

@@ -123,28 +123,50 @@ def read_attachments(root: etree._Element) -> list[AttachmentFile]:
     return out
 
 
+DESCRIBED_TWICE = "an attachment is described more than once in the form (describe each file once)"
+
+
+def _descriptors(form: etree._Element) -> list[etree._Element]:
+    """The form's attachment descriptors (elements with a fileName and a sha256), in order."""
+    c = f"{{{COMMON_NS}}}"
+    # Only elements with a fileName child can describe a file: visit those, not every element.
+    holders = dict.fromkeys(
+        parent for n in form.iter(f"{c}fileName") if (parent := n.getparent()) is not None
+    )
+    return [el for el in holders if el.find(f"{c}sha256") is not None]
+
+
+def duplicate_descriptor(form: etree._Element) -> etree._Element | None:
+    """The first descriptor naming a file an earlier one already describes, if any. Each file
+    is described once: of two descriptions only one could ever be checked against the file,
+    and the other would say what the signer likes."""
+    seen: set[str] = set()
+    for el in _descriptors(form):
+        name = el.findtext(f"{{{COMMON_NS}}}fileName") or ""
+        if name in seen:
+            return el
+        seen.add(name)
+    return None
+
+
 def check_attachments(
     form: etree._Element,
     files: Sequence[AttachmentFile],
     max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
 ) -> None:
-    """The files carried must be exactly those the form describes: same names, media types,
-    SHA-256 digests and sizes, each within the size limit."""
+    """The files carried must be exactly those the form describes, each described once: same
+    names, media types, SHA-256 digests and sizes, each within the size limit."""
     c = f"{{{COMMON_NS}}}"
-    described: dict[str, tuple[str, str, int]] = {}
-    # Only elements with a fileName child can describe a file: visit those, not every element.
-    holders = dict.fromkeys(
-        parent for n in form.iter(f"{c}fileName") if (parent := n.getparent()) is not None
-    )
-    for el in holders:
-        name_el, digest_el = el.find(f"{c}fileName"), el.find(f"{c}sha256")
-        if name_el is None or digest_el is None:
-            continue
-        described[name_el.text or ""] = (
+    if duplicate_descriptor(form) is not None:
+        raise Rejection(Reason.ATTACHMENT_INVALID, DESCRIBED_TWICE)
+    described = {
+        el.findtext(f"{c}fileName") or "": (
             el.findtext(f"{c}mediaType") or "",
-            digest_el.text or "",
+            el.findtext(f"{c}sha256") or "",
             int(el.findtext(f"{c}size") or "-1"),
         )
+        for el in _descriptors(form)
+    }
     carried = {f.file_name: f for f in files}
     if len(carried) != len(files):
         raise Rejection(Reason.ATTACHMENT_INVALID, "two attachments carry the same file name")

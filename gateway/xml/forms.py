@@ -207,6 +207,24 @@ def form_to_element(form_type: FormType, data: Mapping[str, Any]) -> etree._Elem
     return root
 
 
+def json_pointer(form_type: FormType, root: etree._Element, element: etree._Element) -> str:
+    """Where `element`, inside the form `root`, sits in the case system's JSON: what a
+    refusal names instead of quoting the value ("/attachment/1/fileName")."""
+    steps = []
+    for node in (element, *element.iterancestors()):
+        if node is root:
+            break
+        steps.append(node)
+    decl, pointer = _root_decl(form_type), ""
+    for node in reversed(steps):
+        name = etree.QName(node).localname
+        decl = _children(decl)[name]
+        pointer += f"/{name}"
+        if _is_repeated(decl):
+            pointer += f"/{sum(1 for s in node.itersiblings(preceding=True) if s.tag == node.tag)}"
+    return pointer
+
+
 def validate_form(
     form_type: FormType, root: etree._Element, paths: Sequence[str] | None = None
 ) -> None:

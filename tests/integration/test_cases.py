@@ -7,6 +7,7 @@ import base64
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,6 +127,65 @@ async def test_attachment_swapped_after_signing_is_refused_by_the_receiver(
     assert status == 422
     assert ack.reason_code == "attachment-invalid"
     assert await harness.ctx("NL-DU").store.count_messages() == 0
+
+
+def _described_twice(first_lies: bool) -> dict[str, Any]:
+    """The example request whose form describes its one attachment twice: identically, or
+    first with a digest and size the file does not have (only the last used to be checked)."""
+    form = example("take-charge-request")
+    real = form["attachment"][0]
+    first = dict(real, sha256="0" * 64, size=1) if first_lies else dict(real)
+    form["attachment"] = [first, real]
+    return form
+
+
+@pytest.mark.attack
+@pytest.mark.parametrize("first_lies", [False, True], ids=["identical", "first-lies"])
+async def test_a_form_describing_the_same_attachment_twice_is_refused_by_the_receiver(
+    harness: Harness, first_lies: bool
+) -> None:
+    await harness.start("NL-DU")
+    header = Header(
+        str(uuid.uuid4()), "BE1ATT-4", "take-charge-request", "BE-DU", "NL-DU", datetime.now(UTC)
+    )
+    form_json = _described_twice(first_lies)
+    form = form_to_element(form_type("take-charge-request"), form_json)
+    files = [
+        AttachmentFile(a["fileName"], a["mediaType"], base64.b64decode(a["content"]))
+        for a in attachments_for(example("take-charge-request"))
+    ]
+    body = harness.signer("BE-DU").sign(build_transmission(header, form, files))
+    status, ack = await harness.post_signed("BE-DU", "NL-DU", body)
+    assert (status, ack.status, ack.reason_code) == (422, "rejected", "attachment-invalid")
+    assert "described more than once" in (ack.reason_text or "")
+    assert files[0].file_name not in (ack.reason_text or "")
+    store = harness.ctx("NL-DU").store
+    entries = await store.register_entries(message_id=header.message_id)
+    assert [(e.event, e.reason, e.sequence) for e in entries] == [
+        ("rejected", "attachment-invalid", ack.head_sequence)
+    ]
+    assert await store.count_messages() == 0
+
+
+@pytest.mark.parametrize("first_lies", [False, True], ids=["identical", "first-lies"])
+async def test_a_submission_describing_the_same_attachment_twice_is_refused(
+    harness: Harness, first_lies: bool
+) -> None:
+    await harness.start("BE-DU")
+    form = _described_twice(first_lies)
+    with pytest.raises(ApiError) as err:
+        await harness.api("BE-DU").submit(
+            "take-charge-request",
+            "NL-DU",
+            form,
+            case_number="ATT-5",
+            attachments=attachments_for(example("take-charge-request")),
+        )
+    problem = err.value.problem
+    assert (err.value.status, problem["rule"]) == (422, "attachment-invalid")
+    assert problem["field"] == "/form/attachment/1/fileName"
+    assert form["attachment"][0]["fileName"] not in problem["detail"]
+    assert await harness.ctx("BE-DU").store.count_messages() == 0
 
 
 async def test_unknown_case_is_not_found(harness: Harness) -> None:

@@ -5,20 +5,26 @@ their operators, the register and auditors hold ciphertext (Art. 39(3)-(4))."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from asn1crypto import cms
+from cryptography import x509
 from lxml import etree
 
 from gateway.cli import main
 from gateway.client import ApiError
 from gateway.core.forms import FORM_TYPES
 from gateway.health import SealError, open_transmission
+from gateway.pki.certs import fingerprint
 from gateway.xml.envelope import build_transmission
 from gateway.xml.forms import form_to_element
-from gateway.xml.sealed import seal
+from gateway.xml.sealed import HEALTH_NS, read_sealed, seal
 from tests.integration.conftest import Harness, answered_request, example
 from tests.integration.test_rejections import header
 from tests.pki_helpers import publish
@@ -155,3 +161,114 @@ def _cert(path: Any) -> Any:
     from gateway.pki.certs import load_certificate
 
     return load_certificate(path)
+
+
+def _sealed_element(listed: Sequence[x509.Certificate], enveloped_data: bytes) -> etree._Element:
+    """A SealedHealthCertificate listing `listed` as its recipients and carrying
+    `enveloped_data`, whatever that is: the form a hostile sender may sign."""
+    ns = f"{{{HEALTH_NS}}}"
+    root = etree.Element(f"{ns}SealedHealthCertificate", nsmap={"f": HEALTH_NS})
+    etree.SubElement(root, f"{ns}consent").text = "explicit-consent"
+    for cert in listed:
+        etree.SubElement(root, f"{ns}recipient").text = fingerprint(cert)
+    etree.SubElement(root, f"{ns}envelopedData").text = base64.b64encode(enveloped_data).decode()
+    return root
+
+
+def _enveloped(form: etree._Element, recipients: Sequence[x509.Certificate]) -> bytes:
+    """A genuine CMS EnvelopedData of `form` for `recipients`, made by the project's sealer."""
+    return read_sealed(seal(form, "explicit-consent", recipients)).enveloped_data
+
+
+def _edited(der: bytes, edit: Callable[[Any], None]) -> bytes:
+    """`der` with its EncryptedContentInfo changed by `edit` (asn1crypto), re-encoded."""
+    info = cms.ContentInfo.load(der)
+    edit(info["content"]["encrypted_content_info"])
+    return bytes(info.dump(force=True))
+
+
+def _triple_des(content: Any) -> None:
+    content["content_encryption_algorithm"] = cms.EncryptionAlgorithm(
+        {"algorithm": "tripledes_3key", "parameters": cms.OctetString(os.urandom(8))}
+    )
+
+
+def _without_ciphertext(content: Any) -> None:
+    content["encrypted_content"] = None
+
+
+HOSTILE_SEALS = {
+    "plain-form-base64": lambda form, nl, be, gr: (
+        [nl, be],
+        etree.tostring(form, encoding="UTF-8", xml_declaration=True),
+    ),
+    "random-bytes": lambda form, nl, be, gr: ([nl, be], os.urandom(600)),
+    "for-another-states-practitioner": lambda form, nl, be, gr: (
+        [nl, be],
+        _enveloped(form, [gr, be]),
+    ),
+    "missing-a-listed-recipient": lambda form, nl, be, gr: ([nl, be], _enveloped(form, [nl])),
+    "extra-recipient-not-listed": lambda form, nl, be, gr: (
+        [nl, be],
+        _enveloped(form, [nl, be, gr]),
+    ),
+    "triple-des-content-encryption": lambda form, nl, be, gr: (
+        [nl, be],
+        _edited(_enveloped(form, [nl, be]), _triple_des),
+    ),
+    "no-encrypted-content": lambda form, nl, be, gr: (
+        [nl, be],
+        _edited(_enveloped(form, [nl, be]), _without_ciphertext),
+    ),
+}
+
+
+@pytest.mark.attack
+async def test_art39_sealed_health_certificate_that_is_not_a_cms_envelope_for_its_listed_recipients_is_refused(  # noqa: E501
+    harness: Harness,
+) -> None:
+    """Art. 39(3)-(4): the receiving gateway cannot decrypt, but it checks that the sealed
+    form is a well-formed CMS EnvelopedData with exactly one recipient info per listed
+    recipient (issuer and serial of the pinned encryption certificates), allowed algorithms
+    and ciphertext. A sender holding BE-DU's real keys tries each way around that: each is
+    refused (`sealed-form-invalid`) with a signed negative acknowledgement and a register
+    entry, and nothing is stored; the same transmission sealed honestly is accepted."""
+    h = harness
+    await h.start("BE-DU", "NL-DU")
+    request, _ = await answered_request(h, "SEAL-1")
+    authorities = h.net.pki.authorities
+    nl, be, gr = (_cert(authorities[code].health_cert) for code in ("NL-DU", "BE-DU", "GR-DU"))
+    form = form_to_element(FORM_TYPES["health-certificate"], example("health-certificate.json"))
+    store = h.ctx("NL-DU").store
+
+    def transmission(sealed: etree._Element, number: int) -> tuple[str, bytes]:
+        head = header(
+            message_type="health-certificate",
+            reference=f"BE7SEAL-{number}",
+            case_reference=request["reference"],
+            sender_role="health-practitioner",
+        )
+        return head.message_id, h.signer("BE-DU").sign(build_transmission(head, sealed))
+
+    stored_before = await store.count_messages()
+    for number, (name, make) in enumerate(HOSTILE_SEALS.items(), start=2):
+        listed, der = make(form, nl, be, gr)
+        message_id, body = transmission(_sealed_element(listed, der), number)
+        status, ack = await h.post_signed("BE-DU", "NL-DU", body)
+        assert (status, ack.status, ack.reason_code) == (
+            422,
+            "rejected",
+            "sealed-form-invalid",
+        ), (name, ack.reason_text)
+        entries = await store.register_entries(message_id=message_id)
+        assert [(e.event, e.reason, e.sequence) for e in entries] == [
+            ("rejected", "sealed-form-invalid", ack.head_sequence)
+        ], name
+        assert await store.get_message(message_id) is None, name
+        assert await store.count_messages() == stored_before, name
+
+    # The control: the same sender, case and builder, sealed as an honest gateway seals.
+    message_id, body = transmission(_sealed_element([nl, be], _enveloped(form, [nl, be])), 1)
+    status, ack = await h.post_signed("BE-DU", "NL-DU", body)
+    assert (status, ack.status) == (200, "accepted"), ack.reason_text
+    assert await store.get_message(message_id) is not None

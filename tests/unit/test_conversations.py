@@ -293,6 +293,28 @@ def test_a_third_authority_has_no_place_in_a_case() -> None:
         advance(conversation(S.ACCEPTED), Step("transfer-information", GR, NL, "GR6X"))
 
 
+def test_a_third_authority_is_answered_as_if_the_case_did_not_exist() -> None:
+    """The refusal tells a third authority nothing about a case between two others."""
+    step = Step("transfer-notice", GR, NL, REF, "arrangements")
+    with pytest.raises(Rejection) as of_others:
+        advance(conversation(S.ACCEPTED), step)
+    with pytest.raises(Rejection) as of_nobody:
+        advance(None, step)
+    assert (of_others.value.reason, of_others.value.text) == (
+        of_nobody.value.reason,
+        of_nobody.value.text,
+    )
+    assert BE not in of_others.value.text and REF not in of_others.value.text
+
+
+def test_a_message_of_another_pair_is_not_between_these_two() -> None:
+    received_from_be = PriorMessage("req-1", "in", "take-charge-request", BE, REF, False)
+    assert received_from_be.between(BE, NL) and received_from_be.between(NL, BE)
+    assert not received_from_be.between(GR, NL)
+    sent_to_be = PriorMessage("req-2", "out", "take-charge-request", BE, REF, False)
+    assert sent_to_be.between(NL, BE) and not sent_to_be.between(NL, GR)
+
+
 def test_a_follow_up_needs_an_open_case() -> None:
     with pytest.raises(Rejection, match="no case"):
         advance(None, Step("transfer-notice", BE, NL, REF, "decision-taken"))
