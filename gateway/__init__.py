@@ -1,3 +1,3 @@
-"""Dublin gateway: signed standard forms between Dublin units over mutual TLS."""
+"""Dublin gateway: signed standard forms between Dublin units over mutual TLS.
 
-__version__ = "0.1.0"
+The version is pyproject.toml's, read from the installed distribution (`gateway --version`)."""

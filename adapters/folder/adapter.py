@@ -2,7 +2,8 @@
 standard forms through folders.
 
     ROOT/outgoing/   the case system drops submissions here: JSON, as POST /api/v1/messages,
-                     or XML (<Submission> of schemas/folder-submission.xsd; xml_drop.py)
+                     or XML (<Submission> of gateway/schemas/folder-submission.xsd;
+                     xml_drop.py)
     ROOT/sent/       each submitted file, with <name>.result.json: reference, message id,
                      then the acknowledgement and the deadlines it started
     ROOT/error/      refused files, with <name>.error.txt saying why and what to fix
@@ -341,8 +342,8 @@ def _explain(exc: ApiError) -> str:
     if problem.get("rule"):
         lines.append(f"rule: {problem['rule']}")
     lines.append(
-        "fix the file and drop it into outgoing/ again (the examples/ folder has a valid "
-        "file for every form)"
+        "fix the file and drop it into outgoing/ again (the gateway's gateway/examples/ folder "
+        "has a valid file for every form)"
     )
     return "\n".join(lines)
 

@@ -1,5 +1,5 @@
 """Submissions dropped as XML: `outgoing/<name>.xml` holds a `<Submission>` of
-schemas/folder-submission.xsd, the standard form inside `<Form>` in its own namespace:
+gateway/schemas/folder-submission.xsd, the standard form inside `<Form>` in its own namespace:
 
     <Submission xmlns="urn:eu:dublin:gateway:folder-submission:1">
       <Receiver>NL-DU</Receiver>
@@ -68,7 +68,7 @@ def submission_from_xml(data: bytes, max_bytes: int) -> dict[str, Any]:
     if root.tag != _q("Submission"):
         raise DropFileError(
             f"not a submission: the root element must be Submission in the namespace "
-            f"{SUBMISSION_NS} (schemas/folder-submission.xsd)"
+            f"{SUBMISSION_NS} (gateway/schemas/folder-submission.xsd)"
         )
     schema = submission_schema()
     if not schema.validate(root):

@@ -8,6 +8,7 @@ import math
 import re
 from datetime import date, datetime, timedelta
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from gateway.xml.envelope import read_acknowledgement, read_attachments, read_fo
 from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(str(resources.files("gateway.api").joinpath("static")))
+"""The auditors' page: package data, served as files."""
 MAX_JSON_DEPTH = 32
 
 

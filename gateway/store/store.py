@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ from gateway.store.schema import (
     trust_marks,
 )
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = Path(str(resources.files("gateway.store").joinpath("migrations")))
+"""Package data; Alembic reads its scripts from a folder of files."""
 # The database refuses or cannot be reached (full, read-only, down): worth retrying later.
 STORAGE_ERRORS = (SQLAlchemyError, OSError, CommitAborted)
 # SQLite builds each entry's canonical form (see gateway.core.register.canonical_row) in C.

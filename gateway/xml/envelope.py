@@ -54,8 +54,8 @@ def _req(root: etree._Element, path: str) -> str:
 
 
 def validate_envelope(root: etree._Element) -> None:
-    """Validate a transmission or acknowledgement (forms included) against schemas/. Error
-    texts name the line, path and rule but never the offending value (personal data)."""
+    """Validate a transmission or acknowledgement (forms included) against gateway/schemas/.
+    Error texts name the line, path and rule but never the offending value (personal data)."""
     schema = envelope_schema()
     if schema.validate(root):
         return

@@ -25,7 +25,6 @@ from gateway.xml.signature import Signer, verify
 from tests.postgres import SKIP_REASON, PostgresDatabases, server_url, suite_database
 
 CODES = ("BE-DU", "NL-DU", "GR-DU")
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FAST_DELIVERY = {
     "initial_delay_seconds": 0.1,
     "max_delay_seconds": 0.5,

@@ -16,14 +16,13 @@ import pytest
 from gateway.client import GatewayClient
 from gateway.config import load_config
 from gateway.network import LocalNetwork, build_local_network
+from gateway.xml.schemas import SCHEMA_DIR
 
 from .conftest import CODES, FAST_DELIVERY, Harness, send_request
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def check_with_standard_tools(path: Path, ca: Path, what: str = "") -> None:
-    """The transmission validates with xmllint against schemas/ and its signature verifies
+    """The transmission validates with xmllint against gateway/schemas/ and its signature verifies
     with xmlsec1 against the network CA: anyone can check it without this software."""
     lint = subprocess.run(
         [
@@ -31,7 +30,7 @@ def check_with_standard_tools(path: Path, ca: Path, what: str = "") -> None:
             "--noout",
             "--nonet",
             "--schema",
-            str(REPO / "schemas" / "envelope.xsd"),
+            str(SCHEMA_DIR / "envelope.xsd"),
             str(path),
         ],
         capture_output=True,

@@ -18,12 +18,12 @@ from lxml import etree
 
 from gateway.core.forms import FORM_TYPES, FormType
 from gateway.core.policy import Header
+from gateway.examples import EXAMPLES
 from gateway.xml.envelope import build_transmission, validate_envelope
 from gateway.xml.forms import FormError, form_from_element, form_to_element
 from gateway.xml.schemas import SCHEMA_DIR
 from tests.forms_strategies import form_data
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))
 INVALID = json.loads((EXAMPLES / "invalid" / "expected.json").read_text())
 

@@ -74,7 +74,7 @@ def test_art29_any_valid_take_charge_request_dropped_as_xml_round_trips(
 
 
 def test_the_documented_example_file_is_the_json_example() -> None:
-    """examples/folder/take-charge-request.xml (docs/adapters/folder.md) stays true."""
+    """gateway/examples/folder/take-charge-request.xml (docs/adapters/folder.md) stays true."""
     data = (EXAMPLES / "folder" / "take-charge-request.xml").read_bytes()
     assert submission_from_xml(data, MAX) == submission(
         "take-charge-request.json", case_number="2026-0042"

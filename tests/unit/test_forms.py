@@ -4,7 +4,6 @@ loss (Art. 29 take charge request, Art. 30 reply)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +12,10 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.core.forms import FORM_TYPES, form_type
+from gateway.examples import EXAMPLES
 from gateway.xml.forms import FormError, form_from_element, form_json_schema, form_to_element
 from gateway.xml.schemas import SCHEMA_DIR
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TCR = form_type("take-charge-request")
 REPLY = form_type("take-charge-reply")
 
