@@ -14,6 +14,8 @@ import pytest
 from gateway.cli import main
 from gateway.core.register import chain_hash, encode_entry
 
+from tests.register_forgery import change_peer_of_entry_2, forge
+
 from .conftest import answered_request, make_harness
 
 
@@ -49,6 +51,12 @@ def copy_of(recorded: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     new = tmp_path / "gateway.toml"
     new.write_text(f'database_url = "sqlite+aiosqlite:///{target}"\n' + text)
     return new, target
+
+
+def pki_files(recorded: tuple[Path, Path]) -> tuple[list[str], list[str]]:
+    """`--ca` and `--directory` arguments: the network CA and the published directory."""
+    pki = recorded[0].parent.parent / "pki"
+    return ["--ca", str(pki / "ca" / "ca.pem")], ["--directory", str(pki / "directory.xml")]
 
 
 def verify(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -197,9 +205,9 @@ def test_exported_bundle_verifies_offline_and_fails_after_any_byte_changes(
     config, _ = copy_of(recorded, tmp_path)
     bundle = tmp_path / "register.bundle"
     assert main(["register", "export", "--config", str(config), "--out", str(bundle)]) == 0
-    ca = recorded[0].parent.parent / "pki" / "ca" / "ca.pem"
+    ca, directory = pki_files(recorded)
     capsys.readouterr()
-    assert main(["register", "verify-bundle", str(bundle), "--ca", str(ca)]) == 0
+    assert main(["register", "verify-bundle", str(bundle), *ca, *directory]) == 0
     assert "valid" in capsys.readouterr().out
     data = bundle.read_bytes()
     import random
@@ -218,13 +226,21 @@ def test_exported_bundle_verifies_offline_and_fails_after_any_byte_changes(
         changed[position] = (changed[position] + 1) % 256
         bad = tmp_path / "bad.bundle"
         bad.write_bytes(bytes(changed))
-        assert main(["register", "verify-bundle", str(bad), "--ca", str(ca)]) == 1, position
+        assert main(["register", "verify-bundle", str(bad), *ca, *directory]) == 1, position
         assert "NOT valid" in capsys.readouterr().out
     other_ca = tmp_path / "other"
     from gateway.pki.demo import create_demo_network
 
     other = create_demo_network(other_ca, ["BE-DU"])
-    assert main(["register", "verify-bundle", str(bundle), "--ca", str(other.ca_cert)]) == 1
+    assert (
+        main(["register", "verify-bundle", str(bundle), "--ca", str(other.ca_cert), *directory])
+        == 2
+    ), "the directory is not the other CA's: refused outright"
+    other_directory = ["--directory", str(other.directory)]
+    assert (
+        main(["register", "verify-bundle", str(bundle), "--ca", str(other.ca_cert), *other_directory])
+        == 1
+    )
 
 
 def test_a_range_of_the_register_exports_and_verifies(
@@ -249,16 +265,17 @@ def test_a_range_of_the_register_exports_and_verifies(
         )
         == 0
     )
-    ca = recorded[0].parent.parent / "pki" / "ca" / "ca.pem"
-    assert main(["register", "verify-bundle", str(bundle), "--ca", str(ca)]) == 0
+    ca, directory = pki_files(recorded)
+    assert main(["register", "verify-bundle", str(bundle), *ca, *directory]) == 0
     assert "entries 4-8" in capsys.readouterr().out
 
 
 def test_art40_9_history_rewritten_without_checkpoints_contradicts_peer_witnesses(
     recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A forger who rebuilds the whole chain and drops the checkpoints fools a local check,
-    not the heads of our register that NL-DU recorded from our acknowledgements."""
+    """A forger who rebuilds the whole chain without its checkpoints (the entries naming them
+    too) and deletes the witnesses the gateway holds fools a local check, not the heads of our
+    register that NL-DU recorded from our acknowledgements."""
     config, path = copy_of(recorded, tmp_path)
     nl_config = recorded[0].parent.parent / "NL-DU" / "gateway.toml"
     witness = tmp_path / "nl.bundle"
@@ -267,10 +284,12 @@ def test_art40_9_history_rewritten_without_checkpoints_contradicts_peer_witnesse
     assert main(["register", "verify", "--config", str(config), "--witnesses", str(witness)]) == 0
     assert "peer witnesses" in capsys.readouterr().out
     with sqlite3.connect(path) as db:
-        _rewrite(db)
-        db.execute("DELETE FROM register_checkpoints")
+        forge(db, "BE-DU", change_peer_of_entry_2, drop_checkpoints=True)
+        db.execute("DELETE FROM register_witnesses")
     code, out = verify(config, capsys)
     assert code == 0, "locally the forged chain is consistent: " + out
+    assert "no signed checkpoint; no peer witness" in out
+    assert "are only as good as the local chain" in out
     assert main(["register", "verify", "--config", str(config), "--witnesses", str(witness)]) == 1
     assert "contradicts the head witnessed by NL-DU" in capsys.readouterr().out
 
