@@ -13,7 +13,6 @@ import pytest
 
 from gateway.cli import main
 from gateway.core.register import chain_hash, encode_entry
-
 from tests.register_forgery import change_peer_of_entry_2, forge
 
 from .conftest import answered_request, make_harness
@@ -236,11 +235,9 @@ def test_exported_bundle_verifies_offline_and_fails_after_any_byte_changes(
         main(["register", "verify-bundle", str(bundle), "--ca", str(other.ca_cert), *directory])
         == 2
     ), "the directory is not the other CA's: refused outright"
+    other_ca = ["--ca", str(other.ca_cert)]
     other_directory = ["--directory", str(other.directory)]
-    assert (
-        main(["register", "verify-bundle", str(bundle), "--ca", str(other.ca_cert), *other_directory])
-        == 1
-    )
+    assert main(["register", "verify-bundle", str(bundle), *other_ca, *other_directory]) == 1
 
 
 def test_a_range_of_the_register_exports_and_verifies(
