@@ -3,17 +3,25 @@ sequence number for an edited entry, a gap, a deleted tail or a rewritten histor
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import json
 import shutil
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.cli import main
-from gateway.core.register import chain_hash, encode_entry
-from tests.register_forgery import change_peer_of_entry_2, forge
+from gateway.core.register import GENESIS_HASH, chain_hash, encode_entry, next_entry, utc_text
+from gateway.pki.certs import load_certificate, load_private_key
+from gateway.register_bundle import BUNDLE_FORMAT, canonical_json
+from gateway.store.store import Store
+from tests.register_forgery import Key, change_peer_of_entry_2, forge
 
 from .conftest import answered_request, make_harness
 
@@ -327,3 +335,251 @@ async def test_art40_9_parallel_verification_reaches_the_same_verdict(
             assert verdicts[0][1] == expected
     finally:
         await store.close()
+
+
+# ---- Witnesses, checkpoints and bundles count only when signed by the authority they name --
+
+
+def key_of(recorded: tuple[Path, Path], name: str) -> Key:
+    """A key of the demo network (e.g. "GR-DU/signing", "operator/directory-publisher") and
+    its certificate, as gateway.pki.demo wrote them."""
+    base = recorded[0].parent.parent / "pki" / name
+    key = load_private_key(base.with_suffix(".key"))
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return Key(key, load_certificate(base.with_suffix(".pem")))
+
+
+def signing_key(recorded: tuple[Path, Path], code: str) -> Key:
+    return key_of(recorded, f"{code}/signing")
+
+
+def hostile_bundle(
+    authority: str, about: str, heads: list[tuple[int, str]], key: Key, exported: datetime
+) -> bytes:
+    """A register bundle of `authority` whose `delivered` entries say `about` acknowledged
+    with these heads, signed with `key` (whoever's it is), in the documented format."""
+    entries, seq, head = [], 0, GENESIS_HASH
+    for sequence, digest in heads:
+        e = next_entry(
+            seq,
+            head,
+            time=exported - timedelta(minutes=1),
+            event="delivered",
+            direction="out",
+            peer=about,
+            status="accepted",
+            details={"peer_register_head": {"sequence": sequence, "hash": digest}},
+        )
+        entries.append(e.to_dict())
+        seq, head = e.sequence, e.hash
+    body = canonical_json(
+        {
+            "format": BUNDLE_FORMAT,
+            "authority": authority,
+            "exported": utc_text(exported),
+            "first": 1,
+            "last": seq,
+            "entries": entries,
+            "checkpoints": [],
+        }
+    )
+    return canonical_json(
+        {
+            "body": base64.b64encode(body).decode(),
+            "signature": key.sign(body),
+            "signer": key.pem,
+        }
+    )
+
+
+def heads_witnessed(bundle: Path, about: str) -> dict[int, str]:
+    """What an honest peer's bundle says it recorded of `about`'s register."""
+    body = json.loads(base64.b64decode(json.loads(bundle.read_bytes())["body"]))
+    return {
+        int(e["details"]["peer_register_head"]["sequence"]): e["details"]["peer_register_head"][
+            "hash"
+        ]
+        for e in body["entries"]
+        if e["event"] == "delivered" and e["peer"] == about
+    }
+
+
+def nl_bundle(recorded: tuple[Path, Path], tmp_path: Path) -> Path:
+    """NL-DU's honest bundle: the heads of BE-DU's register it recorded."""
+    nl_config = recorded[0].parent.parent / "NL-DU" / "gateway.toml"
+    out = tmp_path / "nl.bundle"
+    assert main(["register", "export", "--config", str(nl_config), "--out", str(out)]) == 0
+    return out
+
+
+def test_an_extra_bundle_signed_with_the_verified_authoritys_own_key_does_not_cover_a_forgery(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """BE-DU rewrites its history, re-signs its checkpoints with its own signing key, and
+    forges "NL-DU's" (and its own) bundle vouching for the forged heads: neither counts, and
+    NL-DU's real witness still contradicts the forgery."""
+    config, path = copy_of(recorded, tmp_path)
+    honest = nl_bundle(recorded, tmp_path)
+    be = signing_key(recorded, "BE-DU")
+    with sqlite3.connect(path) as db:
+        forged = forge(db, "BE-DU", change_peer_of_entry_2, resign=be)
+    heads = [(r["sequence"], r["hash"]) for r in forged]
+    now = datetime.now(UTC)
+    cover = tmp_path / "cover.bundle"
+    cover.write_bytes(hostile_bundle("NL-DU", "BE-DU", heads, be, now))
+    own = tmp_path / "own.bundle"
+    own.write_bytes(hostile_bundle("BE-DU", "BE-DU", heads, be, now))
+    capsys.readouterr()
+    code, out = verify(config, capsys)
+    assert code == 0, "locally the forgery holds together: " + out
+    witnesses = ["--witnesses", str(honest), str(cover), str(own)]
+    assert main(["register", "verify", "--config", str(config), *witnesses]) == 1
+    out = capsys.readouterr().out
+    assert f"witness bundle {cover}: does not count: not NL-DU's register: signed with BE-DU's" in (
+        out
+    ), out
+    assert f"witness bundle {own}: does not count: this is BE-DU's own register" in out
+    assert "NOT intact: sequence" in out and "contradicts the head witnessed by NL-DU" in out
+
+
+def test_a_bundle_signed_by_gr_du_claiming_to_be_nl_dus_is_refused_and_fails_no_honest_register(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GR-DU, a member with its real signing key, passes off a bundle as NL-DU's that says
+    BE-DU acknowledged with other heads: verify-bundle refuses it, and BE-DU's honest
+    register is still intact, the bundle reported as not counting, with the reason."""
+    config, _ = copy_of(recorded, tmp_path)
+    honest = nl_bundle(recorded, tmp_path)
+    head_seq = len(heads_witnessed(honest, "BE-DU")) + 5
+    lies = [(s, hashlib.sha256(b"lie %d" % s).hexdigest()) for s in range(1, head_seq)]
+    bogus = tmp_path / "bogus.bundle"
+    bogus.write_bytes(
+        hostile_bundle("NL-DU", "BE-DU", lies, signing_key(recorded, "GR-DU"), datetime.now(UTC))
+    )
+    ca, directory = pki_files(recorded)
+    capsys.readouterr()
+    assert main(["register", "verify-bundle", str(bogus), *ca, *directory]) == 1
+    out = capsys.readouterr().out
+    assert "NOT valid: not NL-DU's register: signed with GR-DU's signing certificate" in out, out
+    assert main(["register", "verify-bundle", str(honest), *ca, *directory]) == 0
+    assert "valid: register of NL-DU" in capsys.readouterr().out
+    witnesses = ["--witnesses", str(honest), str(bogus)]
+    assert main(["register", "verify", "--config", str(config), *witnesses]) == 0
+    out = capsys.readouterr().out
+    assert f"witness bundle {bogus}: does not count: not NL-DU's register: signed with GR-DU's" in (
+        out
+    )
+    assert "intact" in out and "witnessed by peers (NL-DU;" in out, out
+
+
+def test_two_disagreeing_witnesses_are_reported_as_disagreeing(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NL-DU and GR-DU (each with its own pinned key) hold different hashes for one entry of
+    BE-DU's register: a false witness or a forked history, never silently the last one."""
+    config, _ = copy_of(recorded, tmp_path)
+    honest = nl_bundle(recorded, tmp_path)
+    seen = heads_witnessed(honest, "BE-DU")
+    target = min(seen)
+    other = tmp_path / "gr.bundle"
+    other.write_bytes(
+        hostile_bundle(
+            "GR-DU",
+            "BE-DU",
+            [(target, "ab" * 32)],
+            signing_key(recorded, "GR-DU"),
+            datetime.now(UTC),
+        )
+    )
+    for order in ([honest, other], [other, honest]):
+        capsys.readouterr()
+        witnesses = ["--witnesses", *map(str, order)]
+        assert main(["register", "verify", "--config", str(config), *witnesses]) == 1
+        out = capsys.readouterr().out
+        assert f"NOT intact: sequence {target}: witnesses disagree: " in out, out
+        assert "NL-DU witnessed the chain's hash; GR-DU witnessed abababababababab..." in out
+
+
+@pytest.mark.parametrize(
+    "whose",
+    ["be-du-tls", "gr-du-signing", "directory-publisher"],
+)
+def test_a_checkpoint_signed_with_a_tls_another_authoritys_or_the_publishers_key_does_not_count(
+    recorded: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    whose: str,
+) -> None:
+    """A forger rewrites BE-DU's history and re-signs its checkpoints with a key the network
+    CA issued but that cannot sign for BE-DU: the checkpoints do not count."""
+    keys = {
+        "be-du-tls": "BE-DU/tls",
+        "gr-du-signing": "GR-DU/signing",
+        "directory-publisher": "operator/directory-publisher",
+    }
+    config, path = copy_of(recorded, tmp_path)
+    with sqlite3.connect(path) as db:
+        forge(db, "BE-DU", change_peer_of_entry_2, resign=key_of(recorded, keys[whose]))
+    code, out = verify(config, capsys)
+    assert code == 1, out
+    assert "checkpoint does not count: " in out, out
+    if whose == "gr-du-signing":
+        assert "signed with GR-DU's signing certificate, not BE-DU's" in out
+    else:
+        assert "is not issued for this purpose" in out
+
+
+def test_deleting_every_checkpoint_row_is_reported(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, path = copy_of(recorded, tmp_path)
+    with sqlite3.connect(path) as db:
+        first = db.execute("SELECT min(sequence) FROM register_checkpoints").fetchone()[0]
+        named = db.execute("SELECT count(*) FROM register WHERE event = 'checkpoint'").fetchone()
+        db.execute("DELETE FROM register_checkpoints")
+    code, out = verify(config, capsys)
+    assert code == 1, out
+    assert f"NOT intact: sequence {first}: signed checkpoint missing (deleted)" in out, out
+    assert f"{named[0]} of the {named[0]} checkpoints the chain names are gone" in out
+
+
+def test_verify_states_what_witnesses_and_checkpoints_cover_and_that_the_rest_is_only_local(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Entries after the last witnessed head and the last checkpoint are only as good as the
+    local chain: verify says which entries are covered by what, and how many are not."""
+    config, path = copy_of(recorded, tmp_path)
+    honest = nl_bundle(recorded, tmp_path)
+    witnessed = max(heads_witnessed(honest, "BE-DU"))
+    n = len(heads_witnessed(honest, "BE-DU"))
+
+    async def two_more_entries() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{path}")
+        try:
+            for _ in range(2):
+                async with store.transaction() as tx:
+                    await tx.append_register(
+                        time=datetime.now(UTC), event="admin-action", direction="in"
+                    )
+        finally:
+            await store.close()
+
+    asyncio.run(two_more_entries())
+    with sqlite3.connect(path) as db:
+        checkpointed, count = db.execute(
+            "SELECT max(sequence), count(*) FROM register_checkpoints"
+        ).fetchone()
+        head = db.execute("SELECT sequence FROM register_head").fetchone()[0]
+    covered = max(witnessed, checkpointed)
+    assert head > covered
+    capsys.readouterr()
+    assert main(["register", "verify", "--config", str(config), "--witnesses", str(honest)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"covered: entries 1-{checkpointed} under {count} signed checkpoints; entries "
+        f"1-{witnessed} witnessed by peers (NL-DU; {n} witnesses); entries {covered + 1}-{head} "
+        f"({head - covered}) are only as good as the local chain"
+    ) in out, out
+    # The gateway now holds NL-DU's witnesses: a plain verify checks them too.
+    code, out = verify(config, capsys)
+    assert code == 0 and f"1-{witnessed} witnessed by peers (NL-DU; {n} witnesses)" in out, out
