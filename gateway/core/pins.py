@@ -76,10 +76,10 @@ class PinHistory:
         for code, pins in sorted(snap.signing.items()):
             if fp in pins:
                 return f"signed with {code}'s signing certificate, not {authority}'s, {when}"
-        for other in self.snapshots:
+        for other in reversed(self.snapshots):
             if fp in other.signing.get(authority, frozenset()):
                 return (
                     f"the certificate was not pinned for {authority} {when}; directory "
-                    f"version {other.version} pins it"
+                    f"version {other.version} pinned it"
                 )
         return f"the certificate is not a signing certificate pinned for {authority} {when}"
