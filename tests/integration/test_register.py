@@ -412,6 +412,7 @@ def nl_bundle(recorded: tuple[Path, Path], tmp_path: Path) -> Path:
     return out
 
 
+@pytest.mark.attack
 def test_an_extra_bundle_signed_with_the_verified_authoritys_own_key_does_not_cover_a_forgery(
     recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -442,6 +443,7 @@ def test_an_extra_bundle_signed_with_the_verified_authoritys_own_key_does_not_co
     assert "NOT intact: sequence" in out and "contradicts the head witnessed by NL-DU" in out
 
 
+@pytest.mark.attack
 def test_a_bundle_signed_by_gr_du_claiming_to_be_nl_dus_is_refused_and_fails_no_honest_register(
     recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -472,6 +474,7 @@ def test_a_bundle_signed_by_gr_du_claiming_to_be_nl_dus_is_refused_and_fails_no_
     assert "intact" in out and "witnessed by peers (NL-DU;" in out, out
 
 
+@pytest.mark.attack
 def test_two_disagreeing_witnesses_are_reported_as_disagreeing(
     recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -500,6 +503,7 @@ def test_two_disagreeing_witnesses_are_reported_as_disagreeing(
         assert "NL-DU witnessed the chain's hash; GR-DU witnessed abababababababab..." in out
 
 
+@pytest.mark.attack
 @pytest.mark.parametrize(
     "whose",
     ["be-du-tls", "gr-du-signing", "directory-publisher"],
@@ -529,6 +533,7 @@ def test_a_checkpoint_signed_with_a_tls_another_authoritys_or_the_publishers_key
         assert "is not issued for this purpose" in out
 
 
+@pytest.mark.attack
 def test_deleting_every_checkpoint_row_is_reported(
     recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -44,6 +44,7 @@ async def at_version(h: Harness, version: int) -> None:
     await wait_until(reached)
 
 
+@pytest.mark.attack
 async def test_a_witness_signed_by_a_certificate_pinned_then_but_since_rotated_still_counts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -115,7 +116,10 @@ async def test_a_witness_signed_by_a_certificate_pinned_then_but_since_rotated_s
     assert f"witness bundle {late}: does not count: not NL-DU's register: the certificate was " in (
         out
     )
-    assert "not pinned for NL-DU at" in out and "(directory version 3); directory version 2 pinned it" in out, out
+    assert (
+        "not pinned for NL-DU at" in out
+        and "(directory version 3); directory version 2 pinned it" in out
+    ), out
 
     assert await cli("register", "verify", "--config", str(nl_cfg)) == 0
     out = capsys.readouterr().out
@@ -132,6 +136,7 @@ async def test_a_witness_signed_by_a_certificate_pinned_then_but_since_rotated_s
     assert await cli("register", "verify-bundle", str(late), *ca, *history) == 1
 
 
+@pytest.mark.attack
 async def test_the_auditor_pages_integrity_badge_uses_the_peer_witnesses_the_gateway_holds(
     tmp_path: Path,
 ) -> None:
