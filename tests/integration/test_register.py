@@ -9,12 +9,15 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from lxml import etree
 
 from gateway.cli import main
 from gateway.core.register import GENESIS_HASH, chain_hash, encode_entry, next_entry, utc_text
@@ -588,3 +591,173 @@ def test_verify_states_what_witnesses_and_checkpoints_cover_and_that_the_rest_is
     # The gateway now holds NL-DU's witnesses: a plain verify checks them too.
     code, out = verify(config, capsys)
     assert code == 0 and f"1-{witnessed} witnessed by peers (NL-DU; {n} witnesses)" in out, out
+
+
+# ---- An auditor's own tool: docs/register-format.md and nothing else -----------------------
+
+
+def _tool(*argv: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(argv, capture_output=True, timeout=60, check=False)
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _doc_canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _doc_entry(e: dict[str, Any]) -> bytes:
+    """docs/register-format.md, section 1."""
+    return _doc_canonical(
+        {
+            "seq": e["sequence"],
+            "time": _utc(e["time"]).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "event": e["event"],
+            "direction": e["direction"],
+            "peer": e["peer"],
+            "message_id": e["message_id"],
+            "type": e["message_type"],
+            "reference": e["reference"],
+            "digest": e["digest"],
+            "status": e["status"],
+            "reason": e["reason"],
+            "details": e["details"],
+        }
+    )
+
+
+def auditor_check(bundle: Path, ca: Path, directories: list[Path], work: Path) -> str | None:
+    """Re-verify a bundle with openssl, xmlsec1, lxml, json and hashlib only, following
+    docs/register-format.md; None when it is the register of the authority it names."""
+    versions = []
+    for d in directories:  # (a)
+        if _tool("xmlsec1", "--verify", "--trusted-pem", str(ca), str(d)).returncode != 0:
+            return f"directory {d} does not verify"
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        root = etree.parse(str(d), parser).getroot()
+        content = json.loads(root.findtext("{urn:eu:dublin:directory:1}Content") or "")
+        published = datetime.strptime(root.get("published") or "", "%Y-%m-%dT%H:%M:%SZ")
+        pins = {a["code"]: set(a["signing_fingerprints"]) for a in content["authorities"]}
+        versions.append((content["version"], published.replace(tzinfo=UTC), pins))
+    versions.sort(key=lambda v: v[0])
+
+    def counts(pem: str, signature: str, signed: bytes, authority: str, at: datetime) -> str | None:
+        """Sections 5 and 7 (c), (d)."""
+        (work / "signer.pem").write_text(pem)
+        (work / "sig.der").write_bytes(base64.b64decode(signature))
+        (work / "signed").write_bytes(signed)
+        signer = str(work / "signer.pem")
+        if _tool("openssl", "verify", "-CAfile", str(ca), signer).returncode != 0:
+            return "not issued by the network CA"
+        ext = _tool(
+            "openssl", "x509", "-in", signer, "-noout", "-ext", "extendedKeyUsage", "-dates"
+        )
+        text = ext.stdout.decode()
+        if "1.3.6.1.5.5.7.3.36" not in text and "Document Signing" not in text:
+            return "not a document signing certificate"
+        dates = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        valid = [
+            datetime.strptime(" ".join(dates[k].split()), "%b %d %H:%M:%S %Y GMT").replace(
+                tzinfo=UTC
+            )
+            for k in ("notBefore", "notAfter")
+        ]
+        if not valid[0] <= at <= valid[1]:
+            return "the certificate was not valid then"
+        der = _tool("openssl", "x509", "-in", signer, "-outform", "DER").stdout
+        in_force = [v for v in versions if v[1] <= at] or versions[:1]
+        if hashlib.sha256(der).hexdigest() not in in_force[-1][2].get(authority, set()):
+            return f"not pinned for {authority} then"
+        pub = _tool("openssl", "x509", "-in", signer, "-pubkey", "-noout").stdout
+        (work / "signer.pub").write_bytes(pub)
+        dgst = _tool(
+            "openssl",
+            "dgst",
+            "-sha256",
+            "-verify",
+            str(work / "signer.pub"),
+            "-signature",
+            str(work / "sig.der"),
+            str(work / "signed"),
+        )
+        return None if dgst.returncode == 0 else "the signature does not verify"
+
+    data = bundle.read_bytes()  # (b)
+    outer = json.loads(data)
+    if _doc_canonical(outer) != data:
+        return "not in canonical form"
+    body_bytes = base64.b64decode(outer["body"])
+    body = json.loads(body_bytes)
+    authority = body["authority"]
+    why = counts(outer["signer"], outer["signature"], body_bytes, authority, _utc(body["exported"]))
+    if why is not None:
+        return "bundle: " + why
+    seq, prev, hashes_seen = body["first"] - 1, body["entries"][0]["prev_hash"], {}  # (e)
+    for e in body["entries"]:
+        digest = hashlib.sha256(bytes.fromhex(prev) + _doc_entry(e)).hexdigest()
+        if e["sequence"] != seq + 1 or e["prev_hash"] != prev or digest != e["hash"]:
+            return f"entry {e['sequence']} does not chain"
+        seq, prev, hashes_seen[seq] = e["sequence"], e["hash"], e["hash"]
+    carried = {}
+    for cp in body["checkpoints"]:  # (f)
+        when = _utc(cp["time"])
+        payload = {
+            "authority": authority,
+            "hash": cp["hash"],
+            "sequence": cp["sequence"],
+            "time": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        signed = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        why = counts(cp["signer"], cp["signature"], signed, authority, when)
+        if why is not None:
+            return f"checkpoint {cp['sequence']}: {why}"
+        if hashes_seen.get(cp["sequence"], cp["hash"]) != cp["hash"]:
+            return f"checkpoint {cp['sequence']} differs from its entry"
+        carried[cp["sequence"]] = cp["hash"]
+    for e in body["entries"]:
+        if (
+            e["event"] == "checkpoint"
+            and carried.get(e["details"]["sequence"]) != e["details"]["hash"]
+        ):
+            return f"entry {e['sequence']} names a checkpoint the bundle lacks"
+    return None
+
+
+@pytest.mark.skipif(
+    shutil.which("openssl") is None or shutil.which("xmlsec1") is None,
+    reason="needs openssl and xmlsec1 (Debian packages; .ci/run installs xmlsec1)",
+)
+def test_an_auditor_reverifies_a_bundle_with_openssl_xmlsec1_and_hashlib_only(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/register-format.md is precise enough for an auditor's own tool: it accepts the
+    bundles the gateway accepts and refuses the forgeries the gateway refuses."""
+    config, _ = copy_of(recorded, tmp_path)
+    pki = recorded[0].parent.parent / "pki"
+    ca, directories = pki / "ca" / "ca.pem", [pki / "directory.xml"]
+    honest = tmp_path / "be.bundle"
+    assert main(["register", "export", "--config", str(config), "--out", str(honest)]) == 0
+    body = json.loads(base64.b64decode(json.loads(honest.read_bytes())["body"]))
+    assert body["checkpoints"] and any(e["event"] == "checkpoint" for e in body["entries"])
+    assert auditor_check(honest, ca, directories, tmp_path) is None
+
+    forged = tmp_path / "forged.bundle"
+    lies = [(1, "ab" * 32)]
+    forged.write_bytes(
+        hostile_bundle("NL-DU", "BE-DU", lies, signing_key(recorded, "GR-DU"), datetime.now(UTC))
+    )
+    assert auditor_check(forged, ca, directories, tmp_path) == "bundle: not pinned for NL-DU then"
+    edited = json.loads(honest.read_bytes())
+    body["entries"][1]["peer"] = "GR-DU"
+    body_bytes = canonical_json(body)
+    edited["body"] = base64.b64encode(body_bytes).decode()
+    edited["signature"] = signing_key(recorded, "BE-DU").sign(body_bytes)
+    resigned = tmp_path / "resigned.bundle"
+    resigned.write_bytes(canonical_json(edited))
+    assert auditor_check(resigned, ca, directories, tmp_path) == "entry 2 does not chain"
+    capsys.readouterr()
+    for path, verdict in ((honest, 0), (forged, 1), (resigned, 1)):
+        argv = ["register", "verify-bundle", str(path), "--ca", str(ca), "--directory"]
+        assert main([*argv, *map(str, directories)]) == verdict, capsys.readouterr().out
