@@ -55,8 +55,8 @@ CaCertificates = x509.Certificate | Sequence[x509.Certificate]
 @dataclass(frozen=True)
 class Signers:
     """Who could sign for an authority, and when: a certificate the network CA issued for
-    document signing, valid then, not revoked, and pinned then by the directory as a signing
-    certificate of that very authority."""
+    document signing, valid then, not revoked by then (nor ever for key compromise), and
+    pinned then by the directory as a signing certificate of that very authority."""
 
     anchors: TrustAnchors
     pins: PinHistory
@@ -75,8 +75,10 @@ class Signers:
             self.anchors.check(cert, at, purpose=DOCUMENT_SIGNING, what="the signer certificate")
         except CertificateError as exc:
             return str(exc)
-        if self.revocations is not None and self.revocations.is_revoked(cert):
-            return "the signer certificate is revoked"
+        if self.revocations is not None:
+            revoked = self.revocations.refusal_at(cert, at)
+            if revoked is not None:
+                return f"the signer certificate {revoked}"
         return self.pins.refusal(authority, fingerprint(cert), at)
 
 

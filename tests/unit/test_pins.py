@@ -5,8 +5,17 @@ certificate for that authority."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
 
 from gateway.core.pins import PinHistory, PinSnapshot
+from gateway.pki.anchors import Revocations, TrustAnchors
+from gateway.pki.certs import load_certificate
+from gateway.pki.demo import create_demo_network
+from gateway.pki.signed_directory import directory_pins
+from gateway.register import Signers
+from tests.pki_helpers import revoke
 
 T1 = datetime(2026, 11, 1, tzinfo=UTC)
 T2 = T1 + timedelta(days=10)
@@ -55,3 +64,25 @@ def test_before_the_oldest_known_version_the_oldest_one_decides() -> None:
     """A gateway upgraded from a release that kept no history knows only its directory then."""
     assert HISTORY.refusal("NL-DU", OLD, T1 - timedelta(days=365)) is None
     assert HISTORY.refusal("NL-DU", NEW, T1 - timedelta(days=365)) is not None
+
+
+def test_a_signing_key_revoked_as_superseded_still_vouches_for_what_it_signed_before(
+    tmp_path: Path,
+) -> None:
+    """The runbook revokes a rotated-out key as superseded: what it signed before still
+    counts; what it signs after does not; a key revoked for compromise vouches for nothing
+    (the times it signs are its own statements)."""
+    pki = create_demo_network(tmp_path / "pki", ["BE-DU", "NL-DU"])
+    anchors = TrustAnchors.load(pki.ca_cert)
+    pins = PinHistory([directory_pins(pki.directory, anchors)])
+    nl = load_certificate(pki.authorities["NL-DU"].signing_cert)
+    be = load_certificate(pki.authorities["BE-DU"].signing_cert)
+    now = datetime.now(UTC)
+    revoke(pki, nl, reason=x509.ReasonFlags.superseded, at=now)
+    revoke(pki, be, reason=x509.ReasonFlags.key_compromise, at=now)
+    signers = Signers(anchors, pins, Revocations.load(pki.crl, anchors, now))
+    before, after = now - timedelta(seconds=30), now + timedelta(seconds=1)
+    assert signers.refusal(nl, "NL-DU", before) is None
+    assert "was revoked before then" in (signers.refusal(nl, "NL-DU", after) or "")
+    assert "revoked for key compromise" in (signers.refusal(be, "BE-DU", before) or "")
+    assert Signers(anchors, pins).refusal(be, "BE-DU", before) is None
