@@ -192,7 +192,7 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
     from gateway.core.register import RegisterChainError
     from gateway.pki.anchors import Revocations, TrustAnchors
     from gateway.pki.signed_directory import directory_pins
-    from gateway.register import Signers, held_witnesses, verify_store
+    from gateway.register import Signers, held_witnesses, overdue_checkpoint, verify_store
     from gateway.register_bundle import BundleError, witnesses_in_bundle
     from gateway.store.store import Store
 
@@ -261,6 +261,9 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
             f"#{report.head_sequence} {report.head_hash}, {report.checkpoints} signed "
             f"checkpoints, {report.witnesses} peer witnesses\ncovered: {report.coverage()}"
         )
+        overdue = overdue_checkpoint(report, config.register.checkpoint_every)
+        if overdue is not None:
+            print(f"warning: {overdue}")
         return 0
 
     return asyncio.run(run())

@@ -177,6 +177,22 @@ class VerifyReport:
         }
 
 
+def overdue_checkpoint(report: VerifyReport, every: int) -> str | None:
+    """A checkpoint missing at the end of an intact chain: the gateway signs one after every
+    entry whose sequence is a multiple of `every` (register.checkpoint_every) and names it in
+    the next entry, so a chain that runs `every` entries past its last checkpoint was
+    probably rebuilt without them (or the setting was raised since). A warning, not a
+    verdict: only the peers' witnesses can tell a rebuilt history."""
+    due = report.checkpointed_through + every + (1 if every == 1 else 0)
+    if every < 1 or report.entries < due:
+        return None
+    return (
+        f"no signed checkpoint after entry {report.checkpointed_through} although "
+        f"register.checkpoint_every is {every} and the register has {report.entries:,} "
+        "entries: checkpoints may have been removed with a rebuilt chain"
+    )
+
+
 def check_checkpoint(row: dict[str, Any], authority: str, signers: Signers) -> None:
     """Raise RegisterChainError unless `row` is a checkpoint signed, at its time, by a
     signing certificate pinned for `authority` then."""

@@ -23,7 +23,7 @@ from gateway.core.pins import PinHistory
 from gateway.core.register import RegisterChainError, RegisterEntry
 from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
-from gateway.register import entries_csv, held_witnesses, verify_store
+from gateway.register import entries_csv, held_witnesses, overdue_checkpoint, verify_store
 from gateway.store.store import STORAGE_ERRORS, StoredDeadline, StoredMessage
 from gateway.xml.envelope import read_acknowledgement, read_attachments, read_form, utc_text
 from gateway.xml.forms import form_from_element
@@ -606,7 +606,10 @@ async def get_register_integrity(request: web.Request) -> web.StreamResponse:
                 "verified_at": verified_at,
             }
         )
-    return web.json_response({"intact": True, **report.to_dict(), "verified_at": verified_at})
+    overdue = overdue_checkpoint(report, ctx.config.register.checkpoint_every)
+    return web.json_response(
+        {"intact": True, **report.to_dict(), "warning": overdue, "verified_at": verified_at}
+    )
 
 
 async def auditor_page(request: web.Request) -> web.StreamResponse:

@@ -8,18 +8,24 @@ another authority's signing key or the directory publisher's key never does.
 
 The history is a list of directory versions, each with the operator-signed time it was
 published. The version in force at an instant is the newest one published at or before it.
-Before the oldest version known (a gateway upgraded from a release that kept no history
-knows only the directory it had then) the oldest one is taken: a key that the first known
-directory pins for an authority is the best evidence there is of that authority's key then.
+Published times have a precision of one second, so within the second after a version's
+published time the version before it may still have been in force: a key either of them
+pins counts then. Before the oldest version known (a gateway upgraded from a release that
+kept no history knows only the directory it had then) the oldest one is taken: a key that
+the first known directory pins for an authority is the best evidence there is of that
+authority's key then.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gateway.core.directory import Directory
+
+PUBLISHED_PRECISION = timedelta(seconds=1)
+"""Directories say when they were published to the second (gateway.pki.signed_directory)."""
 
 
 @dataclass(frozen=True)
@@ -55,23 +61,32 @@ class PinHistory:
 
     def in_force(self, at: datetime) -> PinSnapshot | None:
         """The newest version published at or before `at` (the oldest known before any)."""
-        if not self.snapshots:
-            return None
-        current = None
-        for snap in self.snapshots:
+        candidates = self._candidates(at)
+        return candidates[0] if candidates else None
+
+    def _candidates(self, at: datetime) -> list[PinSnapshot]:
+        """The version in force at `at`, then the earlier ones that may still have been,
+        given the one-second precision of published times."""
+        index = 0
+        for i, snap in enumerate(self.snapshots):
             if snap.published <= at:
-                current = snap
-        return current or self.snapshots[0]
+                index = i
+        out = list(self.snapshots[index : index + 1])
+        while index > 0 and at < self.snapshots[index].published + PUBLISHED_PRECISION:
+            index -= 1
+            out.append(self.snapshots[index])
+        return out
 
     def refusal(self, authority: str, fingerprint: str, at: datetime) -> str | None:
         """Why a signature by the certificate `fingerprint` made at `at` does not count as
         `authority`'s, or None when the directory in force then pinned it for `authority`."""
-        snap = self.in_force(at)
-        if snap is None:
+        candidates = self._candidates(at)
+        if not candidates:
             return "no directory is known to tell which signing certificates are pinned"
         fp = fingerprint.lower()
-        if fp in snap.signing.get(authority, frozenset()):
+        if any(fp in snap.signing.get(authority, frozenset()) for snap in candidates):
             return None
+        snap = candidates[0]
         when = f"at {at.isoformat()} (directory version {snap.version})"
         for code, pins in sorted(snap.signing.items()):
             if fp in pins:

@@ -48,6 +48,14 @@ def test_a_rotated_key_counts_for_what_it_signed_while_pinned_and_not_after() ->
     assert late is not None and "not pinned for NL-DU" in late and "version 2 pinned it" in late
 
 
+def test_within_the_second_of_a_publication_the_version_before_may_still_be_in_force() -> None:
+    """Published times are whole seconds: a signature made in the second a directory that
+    unpins the key was published may have come before it."""
+    assert HISTORY.refusal("NL-DU", OLD, T3 + timedelta(milliseconds=500)) is None
+    assert HISTORY.refusal("NL-DU", OLD, T3 + timedelta(seconds=1)) is not None
+    assert HISTORY.refusal("NL-DU", GR, T3 + timedelta(milliseconds=500)) is not None
+
+
 def test_another_authoritys_key_never_counts() -> None:
     reason = HISTORY.refusal("NL-DU", GR, T2)
     assert reason is not None and "signed with GR-DU's signing certificate, not NL-DU's" in reason
