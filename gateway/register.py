@@ -348,10 +348,12 @@ async def verify_store(
     witnessed: dict[int, list[Witness]] = {}
     for w in witnesses:
         witnessed.setdefault(w.sequence, []).append(w)
+    # In this order on a live gateway: a checkpoint entry commits with its row, and a row
+    # before the head that moves past it.
+    named = await store.checkpoint_entries()
     checkpoints = {int(c["sequence"]): c for c in await store.checkpoints()}
     for row in checkpoints.values():
         check_checkpoint(row, authority, signers)
-    named = await store.checkpoint_entries()
     head_seq, head_hash = await store.register_head()
     seq, head = await _chain(
         store, head_seq, head_hash, checkpoints, witnessed, progress, parallel_min
