@@ -348,8 +348,8 @@ async def verify_store(
     witnessed: dict[int, list[Witness]] = {}
     for w in witnesses:
         witnessed.setdefault(w.sequence, []).append(w)
-    # In this order on a live gateway: a checkpoint entry commits with its row, and a row
-    # before the head that moves past it.
+    # Read in this order, as the gateway may be writing: a checkpoint entry commits with its
+    # row, so each entry read has its row; each row read is at or below the head read next.
     named = await store.checkpoint_entries()
     checkpoints = {int(c["sequence"]): c for c in await store.checkpoints()}
     for row in checkpoints.values():
