@@ -185,20 +185,24 @@ def _cmd_deadline(args: argparse.Namespace) -> int:
 
 
 def _cmd_register_verify(args: argparse.Namespace) -> int:
+    """Chain, head, signed checkpoints and every peer witness; the peers' bundles that count
+    are kept, so the gateway holds their witnesses (the auditor page checks them too)."""
+    from datetime import UTC, datetime
+
+    from gateway.core.pins import PinHistory
     from gateway.core.register import RegisterChainError
-    from gateway.pki.certs import load_certificates
-    from gateway.register import verify_store, witnesses_in_bundle
+    from gateway.pki.anchors import Revocations, TrustAnchors
+    from gateway.pki.signed_directory import directory_pins
+    from gateway.register import Signers, held_witnesses, overdue_checkpoint, verify_store
+    from gateway.register_bundle import BundleError, witnesses_in_bundle
     from gateway.store.store import Store
 
     config = load_config(args.config)
-    ca = load_certificates(config.ca_cert)
+    now = datetime.now(UTC)
+    anchors = TrustAnchors.load(config.ca_cert)
+    revocations = None if config.crl is None else Revocations.load(config.crl, anchors, now)
+    current = directory_pins(config.directory, anchors)
     tty = sys.stderr.isatty()
-    witnesses = []
-    for bundle in args.witnesses:
-        try:
-            witnesses += witnesses_in_bundle(bundle.read_bytes(), ca, config.authority)
-        except OSError as exc:
-            raise LookupError(f"cannot read {bundle}: {exc.strerror}") from exc
 
     def progress(done: int, total: int) -> None:
         if tty:
@@ -214,7 +218,34 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await Store.open(config.database_url)
         try:
-            report = await verify_store(store, config.authority, ca, progress, witnesses)
+            pins = PinHistory([*await store.pin_history(), current])
+            signers = Signers(anchors, pins, revocations)
+            for bundle in args.witnesses:
+                try:
+                    data = bundle.read_bytes()
+                except OSError as exc:
+                    raise LookupError(f"cannot read {bundle}: {exc.strerror}") from exc
+                try:
+                    bundled, found = witnesses_in_bundle(data, signers, config.authority)
+                except BundleError as exc:
+                    print(f"witness bundle {bundle}: does not count: {exc}")
+                    continue
+                async with store.transaction() as tx:
+                    await tx.record_witnesses([w.to_row(now) for w in found])
+                print(
+                    f"witness bundle {bundle}: {bundled.authority}'s register (signed "
+                    f"{bundled.exported.isoformat()}), {len(found)} heads of ours"
+                )
+            witnesses = await held_witnesses(store)
+            report = await verify_store(
+                store,
+                config.authority,
+                list(anchors.certificates),
+                progress,
+                witnesses,
+                pins=pins,
+                revocations=revocations,
+            )
         except RegisterChainError as exc:
             if tty:
                 print(file=sys.stderr)
@@ -229,8 +260,11 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
         print(
             f"register of {config.authority}: intact: {report.entries:,} entries, head "
             f"#{report.head_sequence} {report.head_hash}, {report.checkpoints} signed "
-            f"checkpoints, {len(witnesses)} peer witnesses"
+            f"checkpoints, {report.witnesses} peer witnesses\ncovered: {report.coverage()}"
         )
+        overdue = overdue_checkpoint(report, config.register.checkpoint_every)
+        if overdue is not None:
+            print(f"warning: {overdue}")
         return 0
 
     return asyncio.run(run())
@@ -300,7 +334,7 @@ def _cmd_register_query(args: argparse.Namespace) -> int:
 def _cmd_register_export(args: argparse.Namespace) -> int:
     from gateway.context import load_signer
     from gateway.pki.directory_file import atomic_write
-    from gateway.register import export_bundle
+    from gateway.register_bundle import export_bundle
     from gateway.store.store import Store
 
     config = load_config(args.config)
@@ -320,21 +354,28 @@ def _cmd_register_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_register_verify_bundle(args: argparse.Namespace) -> int:
-    from gateway.pki.certs import load_certificates
-    from gateway.register import BundleError, verify_bundle
+    from gateway.core.pins import PinHistory
+    from gateway.pki.anchors import TrustAnchors
+    from gateway.pki.signed_directory import directory_pins
+    from gateway.register import Signers
+    from gateway.register_bundle import BundleError, verify_bundle
 
     try:
         data = args.bundle.read_bytes()
     except OSError as exc:
         raise LookupError(f"cannot read {args.bundle}: {exc.strerror}") from exc
+    anchors = TrustAnchors.load(args.ca)
+    pins = PinHistory(directory_pins(path, anchors) for path in args.directory)
     try:
-        report = verify_bundle(data, load_certificates(args.ca))
+        report = verify_bundle(data, Signers(anchors, pins))
     except BundleError as exc:
         print(f"bundle {args.bundle}: NOT valid: {exc}")
         return 1
     print(
         f"bundle {args.bundle}: valid: register of {report.authority}, entries "
-        f"{report.first}-{report.last}, {report.checkpoints} signed checkpoints"
+        f"{report.first}-{report.last}, {report.checkpoints} signed checkpoints; signed "
+        f"{report.exported.isoformat()} by {report.authority}'s pinned signing certificate "
+        f"{report.signer}"
     )
     return 0
 
@@ -429,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         nargs="*",
         default=[],
-        help="peers' register bundles: the heads of ours they witnessed must be in our chain",
+        help="peers' register bundles: the heads of ours they witnessed must be in our chain "
+        "(the bundles that count are kept: the auditor page checks them too)",
     )
     verify.set_defaults(func=_cmd_register_verify)
     query = register_sub.add_parser("query", help="list register entries")
@@ -458,6 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify_bundle = register_sub.add_parser("verify-bundle", help="check a bundle offline")
     verify_bundle.add_argument("bundle", type=Path)
     verify_bundle.add_argument("--ca", type=Path, required=True, help="network CA certificate")
+    verify_bundle.add_argument(
+        "--directory",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="signed directory files (every version since the bundle was signed): which "
+        "signing certificates were pinned for which authority when",
+    )
     verify_bundle.set_defaults(func=_cmd_register_verify_bundle)
 
     add_doctor_command(sub)

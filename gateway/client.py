@@ -175,6 +175,10 @@ class GatewayClient:
             params["case"] = case
         return await self._request("GET", "/api/v1/events", params=params)
 
+    async def register_integrity(self) -> dict[str, Any]:
+        """The whole register verified now (auditor): chain, checkpoints, held witnesses."""
+        return await self._request("GET", "/api/v1/register/integrity")
+
     async def openapi(self) -> dict[str, Any]:
         return await self._request("GET", "/api/v1/openapi.json")
 

@@ -97,11 +97,13 @@ async def open_context(config: Config) -> GatewayContext:
     try:
         mark = await store.trust_mark(DIRECTORY_MARK)
         state = await asyncio.to_thread(load_trust, config, clock(), mark)
-        if mark is None or mark.version < state.directory.version:
-            async with store.transaction() as tx:
+        async with store.transaction() as tx:
+            if mark is None or mark.version < state.directory.version:
                 await tx.set_trust_mark(
                     DIRECTORY_MARK, state.directory.version, state.published.sha256, clock()
                 )
+            # Every start: a store from a release that kept no pin history gets one here.
+            await tx.record_pins(state.pins)
     except BaseException:
         await store.close()
         raise

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.config import Config, ConfigError
 from gateway.core.directory import Authority, Directory, DirectoryError
+from gateway.core.pins import PinSnapshot
 from gateway.core.policy import Reason, Rejection
 from gateway.pki.anchors import (
     TLS_PURPOSES,
@@ -93,6 +94,11 @@ class TrustState:
     @property
     def directory(self) -> Directory:
         return self.published.directory
+
+    @property
+    def pins(self) -> PinSnapshot:
+        """This directory version's signing pins, as the store keeps them (gateway.core.pins)."""
+        return PinSnapshot.of(self.directory, self.published.published)
 
     def peer_refusal(self, der: bytes | None) -> str | None:
         """Why a TLS peer's certificate is refused now (revoked since the connection was made,
@@ -243,6 +249,7 @@ def checkpointer_for(config: Config, signer: Signer) -> Checkpointer:
         authority=config.authority,
         every=config.register.checkpoint_every,
         signer_pem=signer.certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        signer_fingerprint=fingerprint(signer.certificate),
         sign=lambda payload: signer.key.sign(payload, ec.ECDSA(hashes.SHA256())),
     )
 
@@ -417,6 +424,7 @@ class TrustManager:
                     await tx.set_trust_mark(
                         DIRECTORY_MARK, new.directory.version, new.published.sha256, now
                     )
+                await tx.record_pins(new.pins)
             self.state = new
             self.server_context = server
             self.client_context = client

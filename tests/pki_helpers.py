@@ -70,12 +70,17 @@ def publish(
     return directory
 
 
-def revoke(pki: DemoNetwork, *certs: x509.Certificate) -> int:
-    """Add `certs` to the network CA's CRL and publish it; returns the new CRL number."""
+def revoke(
+    pki: DemoNetwork,
+    *certs: x509.Certificate,
+    reason: x509.ReasonFlags | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Add `certs` to the network CA's CRL (revoked a minute ago, or `at`, for `reason` if
+    given) and publish it; returns the new CRL number."""
     current = x509.load_pem_x509_crl(pki.crl.read_bytes())
     number = current.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
     ca_cert, ca_key = load_certificate(pki.ca_cert), load_private_key(pki.ca_key)
-    already = [r.serial_number for r in current]
     now = datetime.now(UTC)
     builder = (
         x509.CertificateRevocationListBuilder()
@@ -84,13 +89,17 @@ def revoke(pki: DemoNetwork, *certs: x509.Certificate) -> int:
         .next_update(now + timedelta(days=7))
         .add_extension(x509.CRLNumber(number), critical=False)
     )
-    for serial in [*already, *(c.serial_number for c in certs)]:
-        builder = builder.add_revoked_certificate(
+    for entry in current:
+        builder = builder.add_revoked_certificate(entry)
+    for cert in certs:
+        revoked = (
             x509.RevokedCertificateBuilder()
-            .serial_number(serial)
-            .revocation_date(now - timedelta(minutes=1))
-            .build()
+            .serial_number(cert.serial_number)
+            .revocation_date(at or now - timedelta(minutes=1))
         )
+        if reason is not None:
+            revoked = revoked.add_extension(x509.CRLReason(reason), critical=False)
+        builder = builder.add_revoked_certificate(revoked.build())
     crl = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     atomic_write(pki.crl, crl.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return number

@@ -20,10 +20,11 @@ from gateway.api.openapi import openapi_document
 from gateway.api.problems import problem
 from gateway.context import Clock, GatewayContext
 from gateway.core.forms import FORM_TYPES
+from gateway.core.pins import PinHistory
 from gateway.core.register import RegisterChainError, RegisterEntry
 from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
-from gateway.register import entries_csv, verify_store
+from gateway.register import entries_csv, held_witnesses, overdue_checkpoint, verify_store
 from gateway.store.store import STORAGE_ERRORS, StoredDeadline, StoredMessage
 from gateway.xml.envelope import read_acknowledgement, read_attachments, read_form, utc_text
 from gateway.xml.forms import form_from_element
@@ -580,12 +581,21 @@ async def get_register_csv(request: web.Request) -> web.StreamResponse:
 
 @requires("read-register")
 async def get_register_integrity(request: web.Request) -> web.StreamResponse:
-    """Verify the whole register now (chain, head, signed checkpoints)."""
+    """Verify the whole register now: chain, head, signed checkpoints (each signed by a
+    certificate pinned for us when it was signed) and every peer witness the gateway holds;
+    and say how many entries nothing but the local chain vouches for."""
     ctx = request.app[CONTEXT]
+    state = ctx.trust.state
     verified_at = utc_text(ctx.clock())
+    witnesses = await held_witnesses(ctx.store)
     try:
         report = await verify_store(
-            ctx.store, ctx.config.authority, list(ctx.trust.state.anchors.certificates)
+            ctx.store,
+            ctx.config.authority,
+            list(state.anchors.certificates),
+            witnesses=witnesses,
+            pins=PinHistory([*await ctx.store.pin_history(), state.pins]),
+            revocations=state.revocations,
         )
     except RegisterChainError as exc:
         return web.json_response(
@@ -593,17 +603,13 @@ async def get_register_integrity(request: web.Request) -> web.StreamResponse:
                 "intact": False,
                 "sequence": exc.sequence,
                 "reason": exc.reason,
+                "witnesses": len(witnesses),
                 "verified_at": verified_at,
             }
         )
+    overdue = overdue_checkpoint(report, ctx.config.register.checkpoint_every)
     return web.json_response(
-        {
-            "intact": True,
-            "entries": report.entries,
-            "head": report.head_hash,
-            "checkpoints": report.checkpoints,
-            "verified_at": verified_at,
-        }
+        {"intact": True, **report.to_dict(), "warning": overdue, "verified_at": verified_at}
     )
 
 

@@ -455,6 +455,9 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/register/integrity": {
             "get": {
                 "operationId": "registerIntegrity",
+                "summary": "Verify the register now (Art. 40(9)): chain, head, signed "
+                "checkpoints and the peers' witnesses the gateway holds; `coverage` says "
+                "which entries they cover and how many only the local chain vouches for",
                 "responses": {"200": obj, **_errors()},
             }
         },

@@ -1,5 +1,7 @@
 """Signed checkpoints of the register: (sequence, head hash) signed with the gateway's signing
-key, so that a rewritten history cannot carry a valid checkpoint without that key."""
+key, so that a rewritten history cannot carry a valid checkpoint without that key. A checkpoint
+counts only if its signer was pinned for the authority when it was signed (gateway.register);
+the format is in docs/register-format.md."""
 
 from __future__ import annotations
 

@@ -38,8 +38,12 @@ EVENTS = frozenset(
         "trust-reload-refused",  # a changed directory, CRL or certificate was refused, and why
         "admin-action",  # an administrator acted through the admin API
         "consumed",  # the case system took a received message over (inbox consumption)
+        "checkpoint",  # a signed checkpoint of the entry before was written (see CHECKPOINT_EVENT)
     }
 )
+CHECKPOINT_EVENT = "checkpoint"
+"""Names the signed checkpoint just written ({"sequence", "hash", "signer"} in its details), so
+that the chain itself says which checkpoints exist and their deletion is detectable."""
 DIRECTIONS = frozenset({"in", "out"})
 
 

@@ -8,7 +8,7 @@ Checks use `cryptography` only; the TLS layer gets the same files through the `s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -86,6 +86,11 @@ class Revocations:
     last_update: datetime
     next_update: datetime | None
     sha256: str = field(default="", compare=False)
+    revoked_at: Mapping[int, datetime] = field(default_factory=dict, compare=False)
+    """When each serial was revoked, as the CRL says."""
+    compromised: frozenset[int] = field(default=frozenset(), compare=False)
+    """Serials revoked for key or CA compromise: nothing their keys signed can be trusted,
+    whatever time it claims (a signing time is the signer's own statement)."""
 
     @classmethod
     def load(cls, path: Path, anchors: TrustAnchors, at: datetime) -> Revocations:
@@ -123,6 +128,8 @@ class Revocations:
             last_update=crl.last_update_utc,
             next_update=next_update,
             sha256=hashlib.sha256(data).hexdigest(),
+            revoked_at={r.serial_number: r.revocation_date_utc for r in crl},
+            compromised=frozenset(r.serial_number for r in crl if _compromise(r)),
         )
 
     def is_revoked(self, cert: x509.Certificate) -> bool:
@@ -131,6 +138,26 @@ class Revocations:
     def check(self, cert: x509.Certificate, what: str = "certificate") -> None:
         if self.is_revoked(cert):
             raise CertificateError(f"{what} {describe(cert)} is revoked (CRL {self.number})")
+
+    def refusal_at(self, cert: x509.Certificate, at: datetime) -> str | None:
+        """Why what `cert`'s key signed at `at` cannot be trusted, or None: a certificate
+        revoked as superseded still vouches for what it signed before its revocation."""
+        if not self.is_revoked(cert):
+            return None
+        if cert.serial_number in self.compromised:
+            return f"{describe(cert)} is revoked for key compromise (CRL {self.number})"
+        revoked = self.revoked_at.get(cert.serial_number)
+        if revoked is None or at >= revoked:
+            return f"{describe(cert)} was revoked before then (CRL {self.number})"
+        return None
+
+
+def _compromise(entry: x509.RevokedCertificate) -> bool:
+    try:
+        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except x509.ExtensionNotFound:
+        return False
+    return reason in (x509.ReasonFlags.key_compromise, x509.ReasonFlags.ca_compromise)
 
 
 def describe(cert: x509.Certificate) -> str:

@@ -25,6 +25,7 @@ from cryptography import x509
 from lxml import etree
 
 from gateway.core.directory import Directory, DirectoryError
+from gateway.core.pins import PinSnapshot
 from gateway.core.policy import Rejection
 from gateway.pki.anchors import Revocations, TrustAnchors
 from gateway.pki.certs import CertificateError, fingerprint
@@ -134,3 +135,19 @@ def load_signed_directory(
 
 def publisher_fingerprint(signed: SignedDirectory) -> str:
     return fingerprint(signed.publisher)
+
+
+def directory_pins(path: Path, anchors: TrustAnchors) -> PinSnapshot:
+    """The signing pins of a published directory, old or current, for checking what was signed
+    while it was in force: its publisher certificate must have been valid when it says it was
+    published (the signature covers that time), not necessarily now."""
+    try:
+        data = path.read_bytes()
+        claimed = parse_untrusted(data, max_bytes=MAX_DIRECTORY_BYTES, max_depth=8).get("published")
+        at = datetime.strptime(claimed or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except OSError as exc:
+        raise DirectoryError(f"cannot read directory {path}: {exc.strerror or exc}") from exc
+    except (Rejection, ValueError) as exc:
+        raise DirectoryError(f"directory {path}: not a readable signed directory") from exc
+    signed = read_signed_directory(data, anchors, at, where=f"directory {path}")
+    return PinSnapshot.of(signed.directory, signed.published)

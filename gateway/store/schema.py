@@ -189,3 +189,32 @@ trust_marks = Table(
     Column("sha256", String(64), nullable=False),
     Column("accepted_at", UtcDateTime, nullable=False),
 )
+
+directory_pins = Table(
+    "directory_pins",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("authority", String(16), primary_key=True),
+    Column("fingerprint", String(64), primary_key=True),
+    Column("published", UtcDateTime, nullable=False),
+)
+"""The signing pins of every directory version this gateway accepted: which certificate
+could sign for which authority when (gateway.core.pins)."""
+
+register_witnesses = Table(
+    "register_witnesses",
+    metadata,
+    Column("holder", String(16), primary_key=True),
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("hash", String(64), primary_key=True),
+    Column("signer", String(64), nullable=False),
+    Column("signed_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+"""Heads of this gateway's register that peers recorded from its acknowledgements, taken
+from their signed register bundles (`gateway register verify --witnesses`)."""

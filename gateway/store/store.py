@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,18 +41,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.core.checkpoints import checkpoint_payload
 from gateway.core.conversations import Conversation, State
+from gateway.core.pins import PinSnapshot
 from gateway.core.policy import PriorMessage
-from gateway.core.register import RegisterEntry, next_entry, utc_text
+from gateway.core.register import CHECKPOINT_EVENT, RegisterEntry, next_entry, utc_text
 from gateway.store.group import CommitAborted, GroupCommitter
 from gateway.store.inline import DbConnection, InlineEngine
 from gateway.store.schema import (
     conversations,
     deadlines,
+    directory_pins,
     messages,
     outbox,
     register,
     register_checkpoints,
     register_head,
+    register_witnesses,
     trust_marks,
 )
 
@@ -252,6 +255,7 @@ class Checkpointer:
     authority: str
     every: int
     signer_pem: str
+    signer_fingerprint: str
     sign: Callable[[bytes], bytes]
 
 
@@ -283,6 +287,13 @@ class Transaction:
         self.appended: list[RegisterEntry] = []
 
     async def append_register(self, *, time: datetime, **fields: Any) -> RegisterEntry:
+        entry = await self._append(time, fields)
+        cp = self._checkpointer
+        if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
+            await self._checkpoint(cp, entry, time)
+        return entry
+
+    async def _append(self, time: datetime, fields: dict[str, Any]) -> RegisterEntry:
         head: tuple[int, str] | None = self._shared.get(_HEAD_KEY)
         if head is None:
             row = (await self.conn.execute(_HEAD_FOR_UPDATE if self._postgres else _HEAD)).one()
@@ -295,19 +306,60 @@ class Transaction:
         await self.conn.execute(_INSERT_REGISTER, values)
         self._shared[_HEAD_KEY] = (entry.sequence, entry.hash)
         self.appended.append(entry)
-        cp = self._checkpointer
-        if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
-            payload = checkpoint_payload(cp.authority, entry.sequence, entry.hash, time)
-            await self.conn.execute(
-                register_checkpoints.insert().values(
-                    sequence=entry.sequence,
-                    hash=entry.hash,
-                    time=time,
-                    signer=cp.signer_pem,
-                    signature=base64.b64encode(cp.sign(payload)).decode(),
-                )
-            )
         return entry
+
+    async def _checkpoint(self, cp: Checkpointer, entry: RegisterEntry, time: datetime) -> None:
+        """Sign (sequence, hash) of `entry` and name the checkpoint in the next entry, in the
+        same unit of work: the chain then says which checkpoints exist, so deleting their
+        rows is detected (gateway.register). The naming entry is never itself checkpointed."""
+        payload = checkpoint_payload(cp.authority, entry.sequence, entry.hash, time)
+        await self.conn.execute(
+            register_checkpoints.insert().values(
+                sequence=entry.sequence,
+                hash=entry.hash,
+                time=time,
+                signer=cp.signer_pem,
+                signature=base64.b64encode(cp.sign(payload)).decode(),
+            )
+        )
+        await self._append(
+            time,
+            {
+                "event": CHECKPOINT_EVENT,
+                "direction": "in",
+                "details": {
+                    "sequence": entry.sequence,
+                    "hash": entry.hash,
+                    "signer": cp.signer_fingerprint,
+                },
+            },
+        )
+
+    async def record_pins(self, snapshot: PinSnapshot) -> None:
+        """Keep the signing pins of an accepted directory version (once per version: nodes
+        starting together on one PostgreSQL database may all record it)."""
+        insert = postgresql_insert if self._postgres else sqlite_insert
+        rows = [
+            {
+                "version": snapshot.version,
+                "authority": code,
+                "fingerprint": fp,
+                "published": snapshot.published,
+            }
+            for code, fps in sorted(snapshot.signing.items())
+            for fp in sorted(fps)
+        ]
+        if rows:
+            await self.conn.execute(insert(directory_pins).values(rows).on_conflict_do_nothing())
+
+    async def record_witnesses(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Keep heads of our register that peers witnessed (holder, sequence, hash, signer,
+        signed_at, recorded_at); one row per distinct claim, so disagreeing ones all stay."""
+        insert = postgresql_insert if self._postgres else sqlite_insert
+        if rows:
+            await self.conn.execute(
+                insert(register_witnesses).values(list(rows)).on_conflict_do_nothing()
+            )
 
     async def set_trust_mark(self, name: str, version: int, sha256: str, at: datetime) -> None:
         """Remember the newest accepted version of `name` (e.g. the directory). An upsert:
@@ -844,6 +896,38 @@ class Store:
 
     async def checkpoints(self) -> list[dict[str, Any]]:
         q = select(register_checkpoints).order_by(register_checkpoints.c.sequence)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(q)]
+
+    async def checkpoint_entries(self) -> list[tuple[int, dict[str, Any]]]:
+        """(sequence, details) of the register's `checkpoint` entries: the checkpoints the
+        chain says were written."""
+        q = (
+            select(register.c.sequence, register.c.details)
+            .where(register.c.event == CHECKPOINT_EVENT)
+            .order_by(register.c.sequence)
+        )
+        async with self.engine.connect() as conn:
+            return [(int(r.sequence), json.loads(r.details)) for r in await conn.execute(q)]
+
+    async def pin_history(self) -> list[PinSnapshot]:
+        """Every directory version's signing pins this gateway recorded, oldest first."""
+        q = select(directory_pins).order_by(directory_pins.c.version)
+        versions: dict[int, tuple[datetime, dict[str, set[str]]]] = {}
+        async with self.engine.connect() as conn:
+            for r in await conn.execute(q):
+                _, pins = versions.setdefault(r.version, (r.published, {}))
+                pins.setdefault(r.authority, set()).add(r.fingerprint)
+        return [
+            PinSnapshot(v, published, {code: frozenset(fps) for code, fps in pins.items()})
+            for v, (published, pins) in sorted(versions.items())
+        ]
+
+    async def witnesses(self) -> list[dict[str, Any]]:
+        """The peers' witnesses of this register the gateway holds, by sequence."""
+        q = select(register_witnesses).order_by(
+            register_witnesses.c.sequence, register_witnesses.c.holder
+        )
         async with self.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(q)]
 

@@ -3,6 +3,7 @@ see the integrity badge, filter by reference, open an entry, download the CSV.""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import main
 from tests.integration.conftest import Harness, answered_request, make_harness
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -58,6 +60,22 @@ async def test_art40_9_auditor_logs_in_filters_by_reference_and_downloads_csv(
 ) -> None:
     h, reference = exchanged
     gw = h.net.gateways["BE-DU"]
+    # BE-DU's administrator has NL-DU's register bundle checked: BE-DU then holds NL-DU's
+    # witnesses of its register, and the badge checks them and says what they cover.
+    bundle = tmp_path / "nl.bundle"
+    nl_config = str(h.net.gateways["NL-DU"].config)
+    assert (
+        await asyncio.to_thread(
+            main, ["register", "export", "--config", nl_config, "--out", str(bundle)]
+        )
+        == 0
+    )
+    assert (
+        await asyncio.to_thread(
+            main, ["register", "verify", "--config", str(gw.config), "--witnesses", str(bundle)]
+        )
+        == 0
+    )
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
@@ -70,7 +88,9 @@ async def test_art40_9_auditor_logs_in_filters_by_reference_and_downloads_csv(
             await page.fill("#token", gw.tokens["auditor"])
             await page.click("#login-form button")
             await page.wait_for_selector("#badge.ok", timeout=15_000)
-            assert "intact" in await page.inner_text("#badge")
+            badge = await page.inner_text("#badge")
+            assert "intact" in badge and "3 peer witnesses" in badge, badge
+            assert "witnessed by peers (NL-DU; 3 witnesses)" in badge, badge
 
             await page.fill("input[name=reference]", reference)
             await page.click("#search button[type=submit]")

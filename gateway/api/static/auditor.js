@@ -63,9 +63,14 @@
     try {
       const r = await (await api("/api/v1/register/integrity")).json();
       badge.className = "badge " + (r.intact ? "ok" : "bad");
+      // The coverage says what vouches for which entries: signed checkpoints, the peers'
+      // witnesses the gateway holds, and how many entries only the local chain vouches for.
       badge.textContent = r.intact
-        ? "intact: " + r.entries + " entries, " + r.checkpoints + " signed checkpoints (" + r.verified_at + ")"
-        : "NOT intact at sequence " + r.sequence + ": " + r.reason;
+        ? "intact: " + r.entries + " entries, " + r.checkpoints + " signed checkpoints, " +
+          r.witnesses + " peer witnesses (" + r.verified_at + "); " + r.coverage +
+          (r.warning ? "; warning: " + r.warning : "")
+        : "NOT intact at sequence " + r.sequence + ": " + r.reason +
+          " (checked against " + r.witnesses + " peer witnesses)";
     } catch (e) { badge.className = "badge bad"; badge.textContent = "verification failed: " + e.message; }
   }
 
