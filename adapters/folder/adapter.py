@@ -39,6 +39,7 @@ import aiohttp
 import structlog
 
 from adapters.folder.xml_drop import DropFileError, submission_from_xml
+from gateway.api.bodies import MAX_JSON_DEPTH
 from gateway.client import ApiError, GatewayClient
 from gateway.pki.directory_file import atomic_write
 
@@ -321,6 +322,10 @@ def _read_submission(suffix: str, data: bytes) -> dict[str, Any]:
                 raise ValueError(f"the field '{key}' is missing")
     except (ValueError, UnicodeDecodeError) as exc:
         raise DropFileError(f"not a submission: {exc}") from exc
+    except RecursionError as exc:  # the parser's own limit, far above the gateway's
+        raise DropFileError(
+            f"not a submission: the JSON nests deeper than {MAX_JSON_DEPTH} levels"
+        ) from exc
     return submission
 
 
