@@ -84,9 +84,13 @@ class FolderAdapter:
 
     def __post_init__(self) -> None:
         self.client = GatewayClient(self.config.api_url, self.config.token)
-        for name in FOLDERS:
-            folder = self.config.root / name
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Received forms are personal data: folders this adapter creates are its user's
+        # alone, whatever the umask (a root others may write in would let them swap a
+        # subfolder for one they can read). Existing folders are the case system's to set.
+        for folder in (self.config.root, *(self.config.root / name for name in FOLDERS)):
+            if not folder.is_dir():
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(folder, 0o700)
 
     def folder(self, name: str) -> Path:
         return self.config.root / name
