@@ -491,8 +491,10 @@ def _fields(kind: type[Any]) -> tuple[tuple[str, dataclasses.Field[Any], Any, Se
     hints = get_type_hints(kind)
     out = []
     for f in dataclasses.fields(kind):
-        meta = f.metadata.get(SETTING)
-        if meta is None:
+        if SETTING not in f.metadata:  # a plain field would be a setting no file can set
+            raise TypeError(f"{kind.__name__}.{f.name} must be declared with setting(...)")
+        meta = f.metadata[SETTING]
+        if meta is None:  # Config.path: not read from the file
             continue
         hint = hints[f.name]
         if meta.parse is None and not dataclasses.is_dataclass(hint) and _scalar(hint) is None:
