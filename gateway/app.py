@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import hashlib
 import signal
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from gateway.api.internal import api_app
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.context import GatewayContext, open_context
 from gateway.deadlines import DeadlineKeeper, rule_set
 from gateway.retention import RetentionKeeper
@@ -70,8 +72,31 @@ async def _record_configuration(ctx: GatewayContext) -> None:
         )
 
 
+async def _listen(
+    runner: web.AppRunner,
+    setting: str,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+) -> None:
+    """Start one listener; an address that cannot be bound (taken by another process, not on
+    this machine, a privileged port) is a ConfigError naming the setting, not a traceback."""
+    try:
+        await web.TCPSite(
+            runner, host, port, ssl_context=ssl_context, reuse_port=reuse_port or None
+        ).start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"{setting} {port} on {host} is already in use") from exc
+        why = exc.strerror or str(exc)
+        raise ConfigError(f"{setting} {port} on {host}: cannot listen ({why})") from exc
+
+
 async def start_gateway(config: Config) -> RunningGateway:
     ctx = await open_context(config)
+    runners: list[web.AppRunner] = []
     try:
         keeper = DeadlineKeeper(ctx, rule_set(config.deadlines.legal_basis))
         peer_runner = web.AppRunner(
@@ -80,20 +105,29 @@ async def start_gateway(config: Config) -> RunningGateway:
             keepalive_timeout=config.peer.idle_timeout_seconds,
         )
         await peer_runner.setup()
+        runners.append(peer_runner)
         audit = TlsAudit(ctx)
-        await web.TCPSite(
+        await _listen(
             peer_runner,
+            "peer.port",
             config.peer.host,
             config.peer.port,
             ssl_context=ctx.trust.base_server_context(audit.refused),
-            reuse_port=config.peer.reuse_port or None,
-        ).start()
+            reuse_port=config.peer.reuse_port,
+        )
         api_runner = web.AppRunner(api_app(ctx, keeper), access_log=None)
         await api_runner.setup()
-        await web.TCPSite(
-            api_runner, config.api.host, config.api.port, reuse_port=config.api.reuse_port or None
-        ).start()
+        runners.append(api_runner)
+        await _listen(
+            api_runner,
+            "api.port",
+            config.api.host,
+            config.api.port,
+            reuse_port=config.api.reuse_port,
+        )
     except BaseException:
+        for runner in reversed(runners):
+            await runner.cleanup()
         await ctx.store.close()
         raise
     deliverer = Deliverer(ctx, keeper)

@@ -106,7 +106,15 @@ def _cmd_health_open(args: argparse.Namespace) -> int:
     from gateway.health import open_transmission, print_opened
 
     form = open_transmission(args.transmission.read_bytes(), args.cert, args.key)
-    print(print_opened(form))
+    if args.out is None:
+        print(print_opened(form))
+        return 0
+    from gateway.pki.directory_file import atomic_write
+
+    # Health data (Art. 39): the practitioner's alone, whatever the umask; a shell
+    # redirection would create the file with the umask's mode.
+    atomic_write(args.out, (print_opened(form) + "\n").encode("utf-8"), mode=0o600)
+    print(f"wrote the opened health certificate to {args.out} (mode 0600)")
     return 0
 
 
@@ -139,7 +147,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if data is None:
         raise LookupError(f"the payload of {args.message_id} has been erased")
     out: Path = args.out
-    atomic_write(out, data, mode=0o644)
+    atomic_write(out, data, mode=0o600)  # personal data: the form and its attachments
     print(f"wrote {len(data)} bytes to {out} (exactly as signed)")
     return 0
 
@@ -348,7 +356,7 @@ def _cmd_register_export(args: argparse.Namespace) -> int:
             await store.close()
 
     data = asyncio.run(run())
-    atomic_write(args.out, data, mode=0o644)
+    atomic_write(args.out, data, mode=0o600)  # who exchanged what with whom, by reference
     print(f"wrote register bundle {args.out} ({len(data):,} bytes)")
     return 0
 
@@ -442,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     open_cmd.add_argument("transmission", type=Path, help="the transmission (gateway export)")
     open_cmd.add_argument("--cert", type=Path, required=True, help="encryption certificate")
     open_cmd.add_argument("--key", type=Path, required=True, help="the practitioner's key")
+    open_cmd.add_argument(
+        "--out", type=Path, default=None, help="write it to this file (mode 0600), not stdout"
+    )
     open_cmd.set_defaults(func=_cmd_health_open)
 
     demo = sub.add_parser("demo", help="run three gateways and a take charge exchange")

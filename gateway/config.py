@@ -1,66 +1,218 @@
-"""Gateway configuration: one TOML file per gateway. Relative paths resolve against the
-file's folder; every setting but the authority code has a default; a bad setting fails at
-start with a message naming it."""
+"""Gateway configuration: one TOML file per gateway, read into the settings dataclasses below.
+
+Each section of the file is a frozen dataclass whose fields *are* its settings: the field's
+type is the setting's type, its default the default, and its metadata (`setting(...)`) the
+TOML key where that differs from the field's name, the constraint the value must meet and
+what the setting is for. Parsing, type checks, defaults and the set of known keys all come
+from these fields, so adding a setting is adding one field, and nothing else knows its
+default. A key that is no field stops the gateway, naming the key and the closest known one:
+a typo such as `[tls] crl_file` used to be ignored and start a gateway that accepted revoked
+peers. Relative paths resolve against the file's folder; every setting but the authority
+code has a default; no error quotes a value (tokens are secrets)."""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import ipaddress
+import math
 import os
 import tomllib
+import types
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from gateway.core.directory import AUTHORITY_CODE, ROLES
 from gateway.core.retry import RetryPolicy
 
+T = TypeVar("T")
+SETTING = "gateway.setting"
+"""The field-metadata key under which each setting's `Setting` is kept."""
+
 
 class ConfigError(ValueError):
-    """Configuration that cannot work; the message names the setting."""
+    """Configuration that cannot work; the message names the setting, never its value."""
 
 
 @dataclass(frozen=True)
-class PeerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8443
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_depth: int = 64
-    max_clock_skew_seconds: int = 300
-    body_timeout_seconds: float = 30.0
-    max_attachment_bytes: int = 4 * 1024 * 1024
-    idle_timeout_seconds: float = 30.0
-    """A connection that completes no request within this time is closed (slow clients,
-    slowloris); it also ends idle keep-alive connections."""
-    reuse_port: bool = False
-    """Bind with SO_REUSEPORT, so that several gateway processes (nodes) of one authority
-    sharing one PostgreSQL database listen on the same host and port."""
+class Rule:
+    """A constraint on one setting's value, said in words: "<setting> must be <words>"."""
+
+    words: str
+    holds: Callable[[Any], bool]
+
+
+POSITIVE = Rule("positive", lambda v: v > 0)
+PORT = Rule("between 0 and 65535", lambda v: 0 <= v <= 65535)
 
 
 @dataclass(frozen=True)
-class ApiSettings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    tokens: dict[str, str] = field(default_factory=dict)
-    """role -> bearer token"""
-    reuse_port: bool = False
-    """Bind with SO_REUSEPORT (several nodes on one address, as for [peer])."""
+class Setting:
+    """What the loader knows of a field beyond its type and default."""
+
+    doc: str
+    key: str | None = None
+    """The TOML key, where it differs from the field's name."""
+    rule: Rule | None = None
+    parse: Callable[[Any, str], Any] | None = None
+    """Turns the TOML value into the field's value (or raises ConfigError naming the
+    setting), for settings whose TOML shape is not the field's type."""
+
+
+def setting(
+    default: T,
+    doc: str,
+    *,
+    key: str | None = None,
+    rule: Rule | None = None,
+    parse: Callable[[Any, str], Any] | None = None,
+) -> T:
+    """A settings field: its default, what it is for, and how the file may spell it."""
+    meta = {SETTING: Setting(doc, key, rule, parse)}
+    if isinstance(default, dict):
+        copy = dict(default)
+        return field(default_factory=lambda: dict(copy), metadata=meta)  # type: ignore[return-value]
+    return field(default=default, metadata=meta)
+
+
+def section(kind: Callable[[], T], doc: str) -> T:
+    """A table of settings (a `[name]` section of the file)."""
+    return field(default_factory=kind, metadata={SETTING: Setting(doc)})
 
 
 @dataclass(frozen=True)
-class DeliverySettings:
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    connect_timeout_seconds: float = 10.0
-    request_timeout_seconds: float = 30.0
-    poll_interval_seconds: float = 1.0
-    concurrency: int = 8
-    reconcile_interval_seconds: float = 300.0
-    """How often peers are asked whether they received a message we gave up on."""
-    reconcile_window_days: int = 30
-    """How long after its creation an undeliverable message is still asked about."""
-    lease_seconds: float = 0.0
-    """How long a claimed outbox row stays with the node that claimed it; then another node
-    (or this one, restarted) delivers it. 0: twice the request timeout plus 30 seconds."""
+class Section:
+    """Base of the settings dataclasses. `check` sees the whole section after each field
+    passed its own type and rule: constraints between fields live there."""
+
+    def check(self, name: str) -> None:
+        """Raise ConfigError naming `name.<key>` when fields do not fit together."""
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _hours(value: Any, name: str) -> tuple[timedelta, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(h, int | float) and not isinstance(h, bool) and math.isfinite(h) and h > 0
+        for h in value
+    ):
+        raise ConfigError(f"{name} must be a list of positive numbers of hours")
+    return tuple(timedelta(hours=h) for h in value)
+
+
+def _tokens(value: Any, name: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a table of role = token ({_got(value)})")
+    refuse_unknown(value, ROLES, f"{name}.", "role")
+    for role, token in value.items():
+        if not isinstance(token, str) or len(token) < 16:
+            raise ConfigError(f"{name}.{role} must be a string of at least 16 characters")
+    if len(set(value.values())) != len(value):
+        raise ConfigError(f"{name}: each role needs its own token")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class PeerSettings(Section):
+    host: str = setting("127.0.0.1", "The address the mTLS listener other gateways call binds.")
+    port: int = setting(8443, "Its port (0: any free port).", rule=PORT)
+    max_body_bytes: int = setting(10 * 1024 * 1024, "Largest transmission.", rule=POSITIVE)
+    max_depth: int = setting(64, "XML nesting limit.", rule=POSITIVE)
+    max_clock_skew_seconds: int = setting(
+        300, "How far a transmission's created time may be from our clock.", rule=POSITIVE
+    )
+    body_timeout_seconds: float = setting(
+        30.0, "Time for a peer to send a whole request body.", rule=POSITIVE
+    )
+    max_attachment_bytes: int = setting(4 * 1024 * 1024, "Largest attached file.", rule=POSITIVE)
+    idle_timeout_seconds: float = setting(
+        30.0,
+        "A connection that completes no request within this time is closed (slow clients, "
+        "slowloris); it also ends idle keep-alive connections.",
+        rule=POSITIVE,
+    )
+    reuse_port: bool = setting(
+        False,
+        "Bind with SO_REUSEPORT, so that several gateway processes (nodes) of one authority "
+        "sharing one PostgreSQL database listen on the same host and port.",
+    )
+
+
+@dataclass(frozen=True)
+class ApiSettings(Section):
+    host: str = setting(
+        "127.0.0.1",
+        "The internal API's address; loopback only.",
+        rule=Rule("a loopback address: the internal API is not public", _loopback),
+    )
+    port: int = setting(8080, "Its port (0: any free port).", rule=PORT)
+    tokens: dict[str, str] = setting(
+        {}, "role -> bearer token ([api.tokens]; one per role, >= 16 characters).", parse=_tokens
+    )
+    reuse_port: bool = setting(
+        False, "Bind with SO_REUSEPORT (several nodes on one address, as for [peer])."
+    )
+
+
+@dataclass(frozen=True)
+class DeliverySettings(Section):
+    initial_delay_seconds: float = setting(
+        RetryPolicy.initial_delay,
+        "First wait before a retry (then exponential, jittered).",
+        rule=POSITIVE,
+    )
+    max_delay_seconds: float = setting(
+        RetryPolicy.max_delay, "Longest wait between attempts.", rule=POSITIVE
+    )
+    multiplier: float = setting(
+        RetryPolicy.multiplier,
+        "Growth of the wait per attempt.",
+        rule=Rule("at least 1", lambda v: v >= 1),
+    )
+    max_attempts: int = setting(
+        RetryPolicy.max_attempts,
+        "Attempts before a message is marked undeliverable.",
+        rule=Rule("at least 1", lambda v: v >= 1),
+    )
+    connect_timeout_seconds: float = setting(10.0, "Time to connect to a peer.", rule=POSITIVE)
+    request_timeout_seconds: float = setting(
+        30.0, "Time for a peer to answer a delivery.", rule=POSITIVE
+    )
+    poll_interval_seconds: float = setting(1.0, "How often the outbox is read.", rule=POSITIVE)
+    concurrency: int = setting(8, "Deliveries in flight at once.", rule=POSITIVE)
+    reconcile_interval_seconds: float = setting(
+        300.0,
+        "How often peers are asked whether they received a message we gave up on.",
+        rule=POSITIVE,
+    )
+    reconcile_window_days: int = setting(
+        30,
+        "How long after its creation an undeliverable message is still asked about.",
+        rule=POSITIVE,
+    )
+    lease_seconds: float = setting(
+        0.0,
+        "How long a claimed outbox row stays with the node that claimed it; then another "
+        "node (or this one, restarted) delivers it. 0: twice the request timeout plus 30 "
+        "seconds.",
+    )
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_delay=self.initial_delay_seconds,
+            max_delay=self.max_delay_seconds,
+            multiplier=self.multiplier,
+            max_attempts=self.max_attempts,
+        )
 
     @property
     def lease(self) -> timedelta:
@@ -68,37 +220,69 @@ class DeliverySettings:
             seconds=self.lease_seconds or self.request_timeout_seconds * 2 + 30,
         )
 
-
-@dataclass(frozen=True)
-class DeadlineSettings:
-    legal_basis: str = "com-2020-610"
-    """The rule set new cases run under (a file in gateway/core/rules)."""
-    reminders: tuple[timedelta, ...] = (timedelta(days=3), timedelta(days=1))
-
-
-@dataclass(frozen=True)
-class RegisterSettings:
-    checkpoint_every: int = 1000
-    """Sign a checkpoint of (sequence, head hash) every this many register entries."""
-    payload_retention_days: int = 0
-    """Erase payloads this many days after storing them (0: keep them)."""
+    def check(self, name: str) -> None:
+        if self.max_delay_seconds < self.initial_delay_seconds:
+            raise ConfigError(
+                f"{name}.max_delay_seconds must be at least {name}.initial_delay_seconds"
+            )
+        if self.lease_seconds and self.lease_seconds <= self.request_timeout_seconds:
+            # A shorter lease hands a delivery still in flight to another node: sent twice.
+            raise ConfigError(
+                f"{name}.lease_seconds must be 0 (derived) or more than "
+                f"{name}.request_timeout_seconds"
+            )
 
 
 @dataclass(frozen=True)
-class ClockSettings:
-    offset_seconds: float = 0.0
-    """Added to the system clock; for demonstrations and tests only."""
-    adjustable: bool = False
-    """Allow POST /api/v1/admin/clock to move the clock forward (demonstrations only)."""
+class DeadlineSettings(Section):
+    legal_basis: str = setting(
+        "com-2020-610", "The rule set new cases run under (a file in gateway/core/rules)."
+    )
+    reminders: tuple[timedelta, ...] = setting(
+        (timedelta(hours=72), timedelta(hours=24)),
+        "Reminders before each expiry, in hours.",
+        key="reminder_hours",
+        parse=_hours,
+    )
 
 
 @dataclass(frozen=True)
-class TrustSettings:
-    reload_check_seconds: float = 5.0
-    """How often the directory, CRL and our own certificate files are checked for changes
-    (SIGHUP and POST /api/v1/admin/reload apply them at once)."""
-    expiry_warning_days: int = 30
-    """Certificates expiring within this many days are reported (logs, API, metrics)."""
+class RegisterSettings(Section):
+    checkpoint_every: int = setting(
+        1000,
+        "Sign a checkpoint of (sequence, head hash) every this many register entries.",
+        rule=POSITIVE,
+    )
+    payload_retention_days: int = setting(
+        0,
+        "Erase payloads this many days after storing them (0: keep them).",
+        rule=Rule("0 (keep) or more", lambda v: v >= 0),
+    )
+
+
+@dataclass(frozen=True)
+class ClockSettings(Section):
+    offset_seconds: float = setting(
+        0.0, "Added to the system clock; for demonstrations and tests only."
+    )
+    adjustable: bool = setting(
+        False, "Allow POST /api/v1/admin/clock to move the clock forward (demonstrations only)."
+    )
+
+
+@dataclass(frozen=True)
+class TrustSettings(Section):
+    reload_check_seconds: float = setting(
+        5.0,
+        "How often the directory, CRL and our own certificate files are checked for changes "
+        "(SIGHUP and POST /api/v1/admin/reload apply them at once).",
+        rule=POSITIVE,
+    )
+    expiry_warning_days: int = setting(
+        30,
+        "Certificates expiring within this many days are reported (logs, API, metrics).",
+        rule=POSITIVE,
+    )
 
 
 @dataclass(frozen=True)
@@ -125,59 +309,127 @@ class KeyPassphrase:
 
 
 @dataclass(frozen=True)
-class Config:
-    path: Path
-    authority: str
-    data_dir: Path
-    database_url: str
-    directory: Path
-    ca_cert: Path
-    tls_cert: Path
-    tls_key: Path
-    signing_cert: Path
-    signing_key: Path
-    peer: PeerSettings
-    api: ApiSettings
-    delivery: DeliverySettings
-    deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
-    clock: ClockSettings = field(default_factory=ClockSettings)
-    register: RegisterSettings = field(default_factory=RegisterSettings)
-    crl: Path | None = None
-    """The network CA's certificate revocation list; when set, revoked peers are refused at
-    TLS and at signature check."""
-    tls_key_passphrase: KeyPassphrase | None = None
-    signing_key_passphrase: KeyPassphrase | None = None
+class _KeyFiles(Section):
+    """A certificate and its private key, possibly encrypted."""
+
+    key_passphrase_file: Path | None = setting(
+        None, "If the key is encrypted: the file holding its passphrase (first line)..."
+    )
+    key_passphrase_env: str = setting(
+        "", "...or the environment variable holding it (never the passphrase itself)."
+    )
+
+    @property
+    def passphrase(self) -> KeyPassphrase | None:
+        if self.key_passphrase_file is None and not self.key_passphrase_env:
+            return None
+        return KeyPassphrase(self.key_passphrase_file, self.key_passphrase_env or None)
+
+    def check(self, name: str) -> None:
+        if self.key_passphrase_file is not None and self.key_passphrase_env:
+            raise ConfigError(
+                f"{name}.key_passphrase_file and {name}.key_passphrase_env: set one, not both"
+            )
+
+
+@dataclass(frozen=True)
+class TlsSettings(_KeyFiles):
+    ca: Path = setting(Path("ca.pem"), "The network CA bundle (issuing CA and root).")
+    crl: Path | None = setting(
+        None,
+        "The network CA's certificate revocation list; when set, revoked peers are refused "
+        "at TLS and at signature check.",
+    )
+    cert: Path = setting(Path("tls.pem"), "Our TLS certificate.")
+    key: Path = setting(Path("tls.key"), "Its private key.")
+
+
+@dataclass(frozen=True)
+class SigningSettings(_KeyFiles):
+    cert: Path = setting(Path("signing.pem"), "Our XML-signing certificate (not the TLS one).")
+    key: Path = setting(Path("signing.key"), "Its private key.")
+
+
+_DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+
+@dataclass(frozen=True)
+class Config(Section):
+    path: Path = field(metadata={SETTING: None})
+    """The file itself (not a setting)."""
+    authority: str = field(
+        metadata={
+            SETTING: Setting(
+                "This gateway's code in the directory; the one setting without a default.",
+                rule=Rule(
+                    "this gateway's code, e.g. 'BE-DU'", lambda v: bool(AUTHORITY_CODE.match(v))
+                ),
+            )
+        }
+    )
+    data_dir: Path = setting(Path("data"), "The SQLite database lives here by default.")
+    database_url: str = setting(
+        "",
+        "Empty: SQLite in data_dir; else sqlite+aiosqlite://... or postgresql+asyncpg://...",
+        rule=Rule(
+            "empty or start with sqlite+aiosqlite:// or postgresql+asyncpg://",
+            lambda v: not v or v.startswith(_DATABASE_SCHEMES),
+        ),
+    )
+    directory: Path = setting(Path("directory.xml"), "The signed authority directory (Art. 41(2)).")
+    peer: PeerSettings = section(PeerSettings, "The mTLS listener other gateways call.")
+    api: ApiSettings = section(ApiSettings, "The internal API, loopback only.")
+    tls: TlsSettings = section(TlsSettings, "TLS certificate, key, network CA and CRL.")
+    signing: SigningSettings = section(SigningSettings, "The XML-signing certificate and key.")
+    delivery: DeliverySettings = section(DeliverySettings, "Sending to peers.")
+    deadlines: DeadlineSettings = section(DeadlineSettings, "Time limits (Art. 65).")
+    clock: ClockSettings = section(ClockSettings, "Demonstrations and tests only.")
+    register: RegisterSettings = section(RegisterSettings, "The register (Art. 40(9)).")
+    trust: TrustSettings = section(TrustSettings, "Reloading and reporting trust material.")
+
+    # The names the rest of the gateway reads the files by.
+    @property
+    def ca_cert(self) -> Path:
+        return self.tls.ca
+
+    @property
+    def crl(self) -> Path | None:
+        return self.tls.crl
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.tls.cert
+
+    @property
+    def tls_key(self) -> Path:
+        return self.tls.key
+
+    @property
+    def signing_cert(self) -> Path:
+        return self.signing.cert
+
+    @property
+    def signing_key(self) -> Path:
+        return self.signing.key
+
+    @property
+    def tls_key_passphrase(self) -> KeyPassphrase | None:
+        return self.tls.passphrase
+
+    @property
+    def signing_key_passphrase(self) -> KeyPassphrase | None:
+        return self.signing.passphrase
 
     def tls_key_password(self) -> bytes | None:
-        return None if self.tls_key_passphrase is None else self.tls_key_passphrase.read()
+        passphrase = self.tls.passphrase
+        return None if passphrase is None else passphrase.read()
 
     def signing_key_password(self) -> bytes | None:
-        return None if self.signing_key_passphrase is None else self.signing_key_passphrase.read()
-
-    trust: TrustSettings = field(default_factory=TrustSettings)
-
-
-def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    value = raw.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{name}] must be a table")
-    return value
+        passphrase = self.signing.passphrase
+        return None if passphrase is None else passphrase.read()
 
 
-def _typed(table: dict[str, Any], prefix: str, key: str, kind: type, default: Any) -> Any:
-    if key not in table:
-        return default
-    value = table[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-        raise ConfigError(f"{prefix}{key} must be a {kind.__name__}")
-    return value
-
-
-def _positive(value: float, name: str) -> None:
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive")
+# -- the loader: everything below reads the dataclasses above -------------------------------
 
 
 def load_config(path: Path) -> Config:
@@ -191,224 +443,144 @@ def load_config(path: Path) -> Config:
 
 
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
-    base = path.resolve().parent
+    config = _read_table(Config, raw, "", _Paths(path.resolve().parent), path=path.resolve())
+    if not config.database_url:
+        url = f"sqlite+aiosqlite:///{config.data_dir / 'gateway.db'}"
+        config = dataclasses.replace(config, database_url=url)
+    return config
 
-    def p(value: str) -> Path:
-        candidate = Path(value).expanduser()
-        return candidate if candidate.is_absolute() else base / candidate
 
-    known = {
-        "authority",
-        "data_dir",
-        "database_url",
-        "directory",
-        "peer",
-        "api",
-        "tls",
-        "signing",
-        "delivery",
-        "deadlines",
-        "clock",
-        "register",
-        "trust",
-    }
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-    authority = raw.get("authority")
-    if not isinstance(authority, str) or not AUTHORITY_CODE.match(authority):
-        raise ConfigError("authority must be set to this gateway's code, e.g. 'BE-DU'")
-    data_dir = p(_typed(raw, "", "data_dir", str, "data"))
-    database_url = _typed(raw, "", "database_url", str, "")
-    if not database_url:
-        database_url = f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}"
-    elif not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-        raise ConfigError(
-            "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
-        )
-
-    peer_t = _section(raw, "peer")
-    peer = PeerSettings(
-        host=_typed(peer_t, "peer.", "host", str, PeerSettings.host),
-        port=_typed(peer_t, "peer.", "port", int, PeerSettings.port),
-        max_body_bytes=_typed(peer_t, "peer.", "max_body_bytes", int, PeerSettings.max_body_bytes),
-        max_depth=_typed(peer_t, "peer.", "max_depth", int, PeerSettings.max_depth),
-        max_clock_skew_seconds=_typed(
-            peer_t, "peer.", "max_clock_skew_seconds", int, PeerSettings.max_clock_skew_seconds
-        ),
-        body_timeout_seconds=_typed(
-            peer_t, "peer.", "body_timeout_seconds", float, PeerSettings.body_timeout_seconds
-        ),
-        max_attachment_bytes=_typed(
-            peer_t, "peer.", "max_attachment_bytes", int, PeerSettings.max_attachment_bytes
-        ),
-        idle_timeout_seconds=_typed(
-            peer_t, "peer.", "idle_timeout_seconds", float, PeerSettings.idle_timeout_seconds
-        ),
-        reuse_port=_typed(peer_t, "peer.", "reuse_port", bool, PeerSettings.reuse_port),
-    )
-    for name in (
-        "max_body_bytes",
-        "max_depth",
-        "max_clock_skew_seconds",
-        "body_timeout_seconds",
-        "max_attachment_bytes",
-        "idle_timeout_seconds",
-    ):
-        _positive(getattr(peer, name), f"peer.{name}")
-
-    api_t = _section(raw, "api")
-    tokens_t = api_t.get("tokens", {})
-    if not isinstance(tokens_t, dict):
-        raise ConfigError("[api.tokens] must be a table of role = token")
-    tokens: dict[str, str] = {}
-    for role, token in tokens_t.items():
-        if role not in ROLES:
-            raise ConfigError(
-                f"api.tokens.{role}: unknown role (known: {', '.join(sorted(ROLES))})"
+def refuse_unknown(
+    table: Mapping[str, Any], known: Collection[str], prefix: str, what: str
+) -> None:
+    """Every key of `table` must be one of `known`: a misspelt key is not ignored. The
+    error names the key and the closest known one (or lists them all)."""
+    for key in table:
+        if key not in known:
+            close = closest(key, known)
+            hint = (
+                f"did you mean {prefix}{close}?" if close else f"known: {', '.join(sorted(known))}"
             )
-        if not isinstance(token, str) or len(token) < 16:
-            raise ConfigError(f"api.tokens.{role} must be a string of at least 16 characters")
-        tokens[role] = token
-    if len(set(tokens.values())) != len(tokens):
-        raise ConfigError("api.tokens: each role needs its own token")
-    api = ApiSettings(
-        host=_typed(api_t, "api.", "host", str, ApiSettings.host),
-        port=_typed(api_t, "api.", "port", int, ApiSettings.port),
-        tokens=tokens,
-        reuse_port=_typed(api_t, "api.", "reuse_port", bool, ApiSettings.reuse_port),
-    )
-    try:
-        loopback = ipaddress.ip_address(api.host).is_loopback
-    except ValueError:
-        loopback = api.host == "localhost"
-    if not loopback:
-        raise ConfigError("api.host must be a loopback address: the internal API is not public")
-    for name, port in (("peer.port", peer.port), ("api.port", api.port)):
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"{name} must be between 0 and 65535")
+            raise ConfigError(f"{prefix}{key}: unknown {what}; {hint}")
 
-    tls_t = _section(raw, "tls")
-    signing_t = _section(raw, "signing")
-    delivery_t = _section(raw, "delivery")
-    d = DeliverySettings()
-    try:
-        retry = RetryPolicy(
-            initial_delay=_typed(
-                delivery_t, "delivery.", "initial_delay_seconds", float, d.retry.initial_delay
-            ),
-            max_delay=_typed(
-                delivery_t, "delivery.", "max_delay_seconds", float, d.retry.max_delay
-            ),
-            multiplier=_typed(delivery_t, "delivery.", "multiplier", float, d.retry.multiplier),
-            max_attempts=_typed(delivery_t, "delivery.", "max_attempts", int, d.retry.max_attempts),
-        )
-    except ValueError as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"[delivery]: {exc}") from exc
-    delivery = DeliverySettings(
-        retry=retry,
-        connect_timeout_seconds=_typed(
-            delivery_t, "delivery.", "connect_timeout_seconds", float, d.connect_timeout_seconds
-        ),
-        request_timeout_seconds=_typed(
-            delivery_t, "delivery.", "request_timeout_seconds", float, d.request_timeout_seconds
-        ),
-        poll_interval_seconds=_typed(
-            delivery_t, "delivery.", "poll_interval_seconds", float, d.poll_interval_seconds
-        ),
-        concurrency=_typed(delivery_t, "delivery.", "concurrency", int, d.concurrency),
-        reconcile_interval_seconds=_typed(
-            delivery_t,
-            "delivery.",
-            "reconcile_interval_seconds",
-            float,
-            d.reconcile_interval_seconds,
-        ),
-        reconcile_window_days=_typed(
-            delivery_t, "delivery.", "reconcile_window_days", int, d.reconcile_window_days
-        ),
-        lease_seconds=_typed(delivery_t, "delivery.", "lease_seconds", float, d.lease_seconds),
-    )
-    for name in (
-        "connect_timeout_seconds",
-        "request_timeout_seconds",
-        "poll_interval_seconds",
-        "concurrency",
-        "reconcile_interval_seconds",
-        "reconcile_window_days",
-    ):
-        _positive(getattr(delivery, name), f"delivery.{name}")
-    if delivery.lease_seconds and delivery.lease_seconds <= delivery.request_timeout_seconds:
-        # A shorter lease hands a delivery still in flight to another node: sent twice.
-        raise ConfigError(
-            "delivery.lease_seconds must be 0 (derived) or more than "
-            "delivery.request_timeout_seconds"
-        )
 
-    deadlines_t = _section(raw, "deadlines")
-    reminder_hours = deadlines_t.get("reminder_hours", [72, 24])
-    if not isinstance(reminder_hours, list) or not all(
-        isinstance(h, int | float) and not isinstance(h, bool) and h > 0 for h in reminder_hours
-    ):
-        raise ConfigError("deadlines.reminder_hours must be a list of positive numbers of hours")
-    deadline_settings = DeadlineSettings(
-        legal_basis=_typed(deadlines_t, "deadlines.", "legal_basis", str, "com-2020-610"),
-        reminders=tuple(timedelta(hours=h) for h in reminder_hours),
-    )
-    clock_t = _section(raw, "clock")
-    clock = ClockSettings(
-        offset_seconds=_typed(clock_t, "clock.", "offset_seconds", float, 0.0),
-        adjustable=_typed(clock_t, "clock.", "adjustable", bool, False),
-    )
+def closest(key: str, known: Collection[str]) -> str | None:
+    """The known key `key` most probably meant: one it extends or shortens (`crl_file`,
+    `max_body_byte`), else the most similar one, if any is similar enough."""
+    ratio = {k: difflib.SequenceMatcher(None, key, k).ratio() for k in known}
+    stems = [
+        k for k in known if min(len(k), len(key)) >= 3 and (k.startswith(key) or key.startswith(k))
+    ]
+    if stems:
+        return max(stems, key=ratio.__getitem__)
+    similar = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return similar[0] if similar else None
 
-    register_t = _section(raw, "register")
-    register = RegisterSettings(
-        checkpoint_every=_typed(register_t, "register.", "checkpoint_every", int, 1000),
-        payload_retention_days=_typed(register_t, "register.", "payload_retention_days", int, 0),
-    )
-    if register.payload_retention_days < 0:
-        raise ConfigError("register.payload_retention_days must be 0 (keep) or more")
-    _positive(register.checkpoint_every, "register.checkpoint_every")
 
-    trust_t = _section(raw, "trust")
-    trust = TrustSettings(
-        reload_check_seconds=_typed(trust_t, "trust.", "reload_check_seconds", float, 5.0),
-        expiry_warning_days=_typed(trust_t, "trust.", "expiry_warning_days", int, 30),
-    )
-    _positive(trust.reload_check_seconds, "trust.reload_check_seconds")
-    _positive(trust.expiry_warning_days, "trust.expiry_warning_days")
-    crl_setting = _typed(tls_t, "tls.", "crl", str, "")
+@dataclass(frozen=True)
+class _Paths:
+    base: Path
 
-    def passphrase(table: dict[str, Any], prefix: str) -> KeyPassphrase | None:
-        file = _typed(table, prefix, "key_passphrase_file", str, "")
-        env = _typed(table, prefix, "key_passphrase_env", str, "")
-        if file and env:
-            raise ConfigError(f"{prefix}key_passphrase_file and _env: set one, not both")
-        if not file and not env:
-            return None
-        return KeyPassphrase(file=p(file) if file else None, env=env or None)
+    def resolve(self, value: Path) -> Path:
+        candidate = value.expanduser()
+        return candidate if candidate.is_absolute() else self.base / candidate
 
-    return Config(
-        path=path.resolve(),
-        authority=authority,
-        data_dir=data_dir,
-        database_url=database_url,
-        directory=p(_typed(raw, "", "directory", str, "directory.xml")),
-        ca_cert=p(_typed(tls_t, "tls.", "ca", str, "ca.pem")),
-        tls_cert=p(_typed(tls_t, "tls.", "cert", str, "tls.pem")),
-        tls_key=p(_typed(tls_t, "tls.", "key", str, "tls.key")),
-        signing_cert=p(_typed(signing_t, "signing.", "cert", str, "signing.pem")),
-        signing_key=p(_typed(signing_t, "signing.", "key", str, "signing.key")),
-        peer=peer,
-        api=api,
-        delivery=delivery,
-        deadlines=deadline_settings,
-        clock=clock,
-        register=register,
-        crl=p(crl_setting) if crl_setting else None,
-        tls_key_passphrase=passphrase(tls_t, "tls."),
-        signing_key_passphrase=passphrase(signing_t, "signing."),
-        trust=trust,
-    )
+
+def _fields(kind: type[Any]) -> tuple[tuple[str, dataclasses.Field[Any], Any, Setting], ...]:
+    """(TOML key, field, resolved type, Setting) of each setting of a settings class."""
+    hints = get_type_hints(kind)
+    out = []
+    for f in dataclasses.fields(kind):
+        if SETTING not in f.metadata:  # a plain field would be a setting no file can set
+            raise TypeError(f"{kind.__name__}.{f.name} must be declared with setting(...)")
+        meta = f.metadata[SETTING]
+        if meta is None:  # Config.path: not read from the file
+            continue
+        hint = hints[f.name]
+        if meta.parse is None and not dataclasses.is_dataclass(hint) and _scalar(hint) is None:
+            raise TypeError(f"{kind.__name__}.{f.name}: a {hint} setting needs a parse function")
+        out.append((meta.key or f.name, f, hint, meta))
+    return tuple(out)
+
+
+def _scalar(hint: Any) -> type | None:
+    """The scalar type of a field typed `X` or `X | None` (X in _SCALARS), else None."""
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 and type(None) in get_args(hint) else None
+    return hint if hint in _SCALARS else None
+
+
+def known_keys(kind: type[Any]) -> frozenset[str]:
+    """The keys a section (or the top level, for Config) accepts."""
+    return frozenset(key for key, *_ in _fields(kind))
+
+
+def _read_table(
+    kind: type[T], table: Mapping[str, Any], prefix: str, paths: _Paths, **given: Any
+) -> T:
+    refuse_unknown(table, known_keys(kind), prefix, "setting")
+    values = dict(given)
+    for key, f, hint, meta in _fields(kind):
+        name = prefix + key
+        if dataclasses.is_dataclass(hint):
+            sub = table.get(key, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{name} must be a table ({_got(sub)})")
+            values[f.name] = _read_table(hint, sub, f"{name}.", paths)  # type: ignore[arg-type]
+            continue
+        if key not in table:
+            values[f.name] = _default(f, name, meta, paths)
+            continue
+        value = meta.parse(table[key], name) if meta.parse else _typed(table[key], hint, name)
+        if meta.rule is not None and not meta.rule.holds(value):
+            raise ConfigError(f"{name} must be {meta.rule.words}")
+        values[f.name] = paths.resolve(value) if isinstance(value, Path) else value
+    result = kind(**values)
+    if isinstance(result, Section):
+        result.check(prefix.removesuffix("."))
+    return result
+
+
+def _default(f: dataclasses.Field[Any], name: str, meta: Setting, paths: _Paths) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    if f.default is dataclasses.MISSING:
+        raise ConfigError(f"{name} must be set: {meta.rule.words if meta.rule else meta.doc}")
+    return paths.resolve(f.default) if isinstance(f.default, Path) else f.default
+
+
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "true or false"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "a list"),
+    (dict, "a table"),
+)
+_WORDS = dict(_KINDS)
+_SCALARS = (str, int, float, bool, Path)
+
+
+def _got(value: Any) -> str:
+    """What was given, by kind only: a value is never quoted (it may be a token)."""
+    return "got " + next((words for kind, words in _KINDS if isinstance(value, kind)), "a date")
+
+
+def _typed(value: Any, hint: Any, name: str) -> Any:
+    """The TOML value as the field's type: str, int, float, bool or Path (from a string);
+    `X | None` takes "" for None."""
+    optional = get_origin(hint) in (Union, types.UnionType)
+    kind = _scalar(hint)
+    assert kind is not None  # _fields refuses any other type
+    wanted = str if kind is Path else kind
+    ok = isinstance(value, wanted) and isinstance(value, bool) == (wanted is bool)
+    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(f"{name} must be {_WORDS[wanted]} ({_got(value)})")
+    if wanted is float and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number")
+    if kind is Path:
+        return Path(value) if value or not optional else None
+    return value

@@ -160,7 +160,7 @@ async def _reference_for(
     if in_reply_to is not None:
         target = await ctx.store.get_message(in_reply_to)
         if target is None:
-            raise SubmissionError("/in_reply_to", f"no message {in_reply_to} is known")
+            raise SubmissionError("/in_reply_to", "no message with this id is known")
         if case is not None and case != target.case:
             raise SubmissionError("/case", f"message {in_reply_to} belongs to case {target.case}")
         case = target.case

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from gateway.core.forms import FormType
 from gateway.xml.forms import _particles, _root_decl, _scalar_kind
 
-_NO_CONTROL = st.characters(blacklist_categories=("Cc", "Cs"))
+# XML 1.0 carries neither control characters, surrogates nor U+FFFE/U+FFFF.
+_NO_CONTROL = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\ufffe\uffff")
 
 
 def _text(min_size: int, max_size: int) -> st.SearchStrategy[str]:

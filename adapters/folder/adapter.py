@@ -40,6 +40,7 @@ import aiohttp
 import structlog
 
 from adapters.folder.xml_drop import DropFileError, submission_from_xml
+from gateway.api.bodies import MAX_JSON_DEPTH
 from gateway.client import ApiError, GatewayClient
 from gateway.pki.directory_file import atomic_write
 
@@ -84,9 +85,13 @@ class FolderAdapter:
 
     def __post_init__(self) -> None:
         self.client = GatewayClient(self.config.api_url, self.config.token)
-        for name in FOLDERS:
-            folder = self.config.root / name
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Received forms are personal data: folders this adapter creates are its user's
+        # alone, whatever the umask (a root others may write in would let them swap a
+        # subfolder for one they can read). Existing folders are the case system's to set.
+        for folder in (self.config.root, *(self.config.root / name for name in FOLDERS)):
+            if not folder.is_dir():
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(folder, 0o700)
 
     def folder(self, name: str) -> Path:
         return self.config.root / name
@@ -322,6 +327,10 @@ def _read_submission(suffix: str, data: bytes) -> dict[str, Any]:
                 raise ValueError(f"the field '{key}' is missing")
     except (ValueError, UnicodeDecodeError) as exc:
         raise DropFileError(f"not a submission: {exc}") from exc
+    except RecursionError as exc:  # the parser's own limit, far above the gateway's
+        raise DropFileError(
+            f"not a submission: the JSON nests deeper than {MAX_JSON_DEPTH} levels"
+        ) from exc
     return submission
 
 

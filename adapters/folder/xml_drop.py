@@ -22,6 +22,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+import xmlschema
 from lxml import etree
 
 from gateway.core.forms import FORM_TYPES, form_type_by_namespace
@@ -31,10 +32,10 @@ from gateway.xml.forms import (
     form_from_element,
     form_to_element,
     validate_form,
-    without_values,
 )
 from gateway.xml.parser import parse_untrusted
-from gateway.xml.schemas import compile_schema
+from gateway.xml.schemas import SCHEMA_DIR, compile_schema
+from gateway.xml.violations import first_violation
 
 SUBMISSION_NS = "urn:eu:dublin:gateway:folder-submission:1"
 MAX_DEPTH = 64
@@ -55,6 +56,12 @@ def submission_schema() -> etree.XMLSchema:
     return compile_schema("folder-submission.xsd")
 
 
+@cache
+def _submission_model() -> Any:
+    """The same schema for xmlschema, which explains a refusal without quoting values."""
+    return xmlschema.XMLSchema(str(SCHEMA_DIR / "folder-submission.xsd"), defuse="always")
+
+
 def _q(name: str) -> str:
     return f"{{{SUBMISSION_NS}}}{name}"
 
@@ -72,8 +79,11 @@ def submission_from_xml(data: bytes, max_bytes: int) -> dict[str, Any]:
         )
     schema = submission_schema()
     if not schema.validate(root):
-        error: Any = schema.error_log[0]  # type: ignore[index]
-        raise DropFileError(f"line {error.line}: {without_values(str(error.message))}")
+        violation = first_violation(_submission_model(), root)
+        if violation is None:
+            error: Any = schema.error_log[0]  # type: ignore[index]
+            raise DropFileError(f"line {error.line}: not a valid submission")
+        raise DropFileError(f"line {violation.element.sourceline}: {violation.text}")
     form_parent = root.find(_q("Form"))
     assert form_parent is not None  # the schema requires it
     (element,) = [child for child in form_parent if isinstance(child.tag, str)]

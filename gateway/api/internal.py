@@ -3,7 +3,6 @@ bearer token; the token decides the role and the role decides what may be done."
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import date, datetime, timedelta
@@ -16,6 +15,7 @@ from aiohttp import web
 
 from gateway.api.admin import add_admin_routes
 from gateway.api.auth import CONTEXT, KEEPER, ROLE, Handler, requires
+from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
 from gateway.api.openapi import openapi_document
 from gateway.api.problems import problem
 from gateway.context import Clock, GatewayContext
@@ -32,25 +32,11 @@ from gateway.xml.parser import parse_trusted
 
 STATIC = Path(str(resources.files("gateway.api").joinpath("static")))
 """The auditors' page: package data, served as files."""
-MAX_JSON_DEPTH = 32
 
 
 # Characters XML 1.0 cannot carry: C0 controls other than tab, newline and carriage return,
 # lone surrogates (JSON escapes can produce them), and the two non-characters U+FFFE/U+FFFF.
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def json_depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion (so hostile input cannot exhaust it)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
 
 
 def first_unsafe_text(value: Any) -> str | None:
@@ -71,9 +57,6 @@ def first_unsafe_text(value: Any) -> str | None:
         elif isinstance(item, list):
             stack.extend((child, f"{where}/{i}") for i, child in enumerate(item))
     return None
-
-
-MAX_JSON_BYTES = 12 * 1024 * 1024
 
 
 def _ack_view(msg: StoredMessage) -> dict[str, Any] | None:
@@ -154,18 +137,12 @@ def message_view(msg: StoredMessage, *, with_form: bool = False) -> dict[str, An
 @requires("submit")
 async def post_message(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
-    if request.content_type != "application/json":
-        return problem(415, "Unsupported Media Type", "send the submission as application/json")
     try:
-        data = json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return problem(400, "Bad Request", f"the body is not JSON: {exc}")
-    except RecursionError:
-        return problem(400, "Bad Request", f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
+        data = await read_json(request)
+    except BadBody as exc:
+        return exc.response
     if not isinstance(data, dict):
         return problem(400, "Bad Request", "the body must be a JSON object", field="")
-    if json_depth(data) > MAX_JSON_DEPTH:
-        return problem(400, "Bad Request", f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
     unsafe = first_unsafe_text(data)
     if unsafe is not None:
         return problem(
@@ -639,9 +616,12 @@ async def post_clock(request: web.Request) -> web.StreamResponse:
             rule="clock.adjustable",
         )
     try:
-        body = json.loads(await request.read())
+        body = await read_json(request)
+    except BadBody as exc:
+        return exc.response
+    try:
         seconds = float(body["advance_seconds"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):
         return problem(
             400, "Bad Request", 'send {"advance_seconds": <seconds>}', field="advance_seconds"
         )

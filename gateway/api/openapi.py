@@ -317,6 +317,7 @@ def openapi_document() -> dict[str, Any]:
                     "201": _json(_ref("Submitted"), "Signed, stored and queued"),
                     "200": _json(_ref("Submitted"), "Replayed: the original submission"),
                     "400": PROBLEM,
+                    "413": PROBLEM,
                     "415": PROBLEM,
                     "422": PROBLEM,
                     **_errors(),
@@ -477,7 +478,14 @@ def openapi_document() -> dict[str, Any]:
                         }
                     },
                 },
-                "responses": {"200": obj, "400": PROBLEM, "422": PROBLEM, **_errors()},
+                "responses": {
+                    "200": obj,
+                    "400": PROBLEM,
+                    "413": PROBLEM,
+                    "415": PROBLEM,
+                    "422": PROBLEM,
+                    **_errors(),
+                },
             }
         },
         "/api/v1/admin/directory": {

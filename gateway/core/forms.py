@@ -137,7 +137,8 @@ FORM_TYPES: dict[str, FormType] = _forms(
 
 class UnknownFormType(ValueError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown form type {name!r}; known: {', '.join(sorted(FORM_TYPES))}")
+        # The name is not quoted: what a caller submitted is never echoed.
+        super().__init__(f"unknown form type; known: {', '.join(sorted(FORM_TYPES))}")
         self.name = name
 
 

@@ -114,9 +114,7 @@ _TARGETS_A_MESSAGE = frozenset({"rectification-notice", "erasure-notice"})
 def check_outbound(header: Header, directory: Directory) -> None:
     """Rules a case system's submission must satisfy before we sign it."""
     if directory.get(header.receiver) is None:
-        raise Rejection(
-            Reason.WRONG_RECEIVER, f"{header.receiver!r} is not an authority of the directory"
-        )
+        raise Rejection(Reason.WRONG_RECEIVER, "the receiver is not an authority of the directory")
     if header.receiver == header.sender:
         raise Rejection(Reason.WRONG_RECEIVER, "an authority cannot send to itself")
     check_reference(header)

@@ -57,5 +57,8 @@ class Reference:
     def parse(cls, text: str) -> Reference:
         m = REFERENCE.match(text)
         if not m:
-            raise InvalidReference(f"{text!r} is not a reference number of 1560/2003 Art. 20")
+            raise InvalidReference(
+                "not a reference number of 1560/2003 Art. 20 (Member State letters, type "
+                "digit, national case number)"
+            )
         return cls(m["ms"], int(m["digit"]), m["case"], m["eurodac"])

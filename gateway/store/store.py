@@ -44,6 +44,7 @@ from gateway.core.conversations import Conversation, State
 from gateway.core.pins import PinSnapshot
 from gateway.core.policy import PriorMessage
 from gateway.core.register import CHECKPOINT_EVENT, RegisterEntry, next_entry, utc_text
+from gateway.store.files import private_database
 from gateway.store.group import CommitAborted, GroupCommitter
 from gateway.store.inline import DbConnection, InlineEngine
 from gateway.store.schema import (
@@ -503,8 +504,8 @@ class Store:
     async def open(cls, url: str) -> Store:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
-            if parsed.database:
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if parsed.database and parsed.database != ":memory:":
+                private_database(Path(parsed.database))
             # The configured URL names the asyncio driver; statements run inline (inline.py).
             sync_engine = create_engine(
                 parsed.set(drivername="sqlite+pysqlite"),

@@ -170,23 +170,27 @@ def check_attachments(
     carried = {f.file_name: f for f in files}
     if len(carried) != len(files):
         raise Rejection(Reason.ATTACHMENT_INVALID, "two attachments carry the same file name")
-    for name in sorted(set(described) | set(carried)):
-        if name not in carried:
-            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name} is described but absent")
-        if name not in described:
-            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name} is not described")
-        f = carried[name]
-        media_type, digest, size = described[name]
-        if len(f.content) > max_bytes:
+    # Attachments are named by position, not by file name: a name is submitted text.
+    missing = len(set(described) - set(carried))
+    if missing:
+        raise Rejection(
+            Reason.ATTACHMENT_INVALID,
+            f"{missing} file(s) the form describes are absent: attach each under its fileName",
+        )
+    for i, f in enumerate(files, start=1):
+        if f.file_name not in described:
             raise Rejection(
-                Reason.ATTACHMENT_INVALID, f"attachment {name} exceeds {max_bytes} bytes"
+                Reason.ATTACHMENT_INVALID, f"attachment {i} is not described by the form"
             )
+        media_type, digest, size = described[f.file_name]
+        if len(f.content) > max_bytes:
+            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {i} exceeds {max_bytes} bytes")
         if f.media_type != media_type:
-            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name}: media type differs")
+            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {i}: media type differs")
         if hashlib.sha256(f.content).hexdigest() != digest:
-            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name}: SHA-256 differs")
+            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {i}: SHA-256 differs")
         if len(f.content) != size:
-            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {name}: size differs")
+            raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {i}: size differs")
 
 
 def read_header(root: etree._Element) -> Header:

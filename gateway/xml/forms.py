@@ -13,7 +13,6 @@ its first error is reported with the JSON path of the element at fault."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -24,6 +23,7 @@ from lxml import etree
 from gateway.core.forms import FORM_TYPES, FormType, form_type_by_namespace
 from gateway.xml.schemas import SCHEMA_DIR, compile_schema, envelope_schema
 from gateway.xml.sealed import is_sealed, read_sealed
+from gateway.xml.violations import first_violation
 
 _INTEGER_TYPES = frozenset(
     {
@@ -229,22 +229,21 @@ def validate_form(
     form_type: FormType, root: etree._Element, paths: Sequence[str] | None = None
 ) -> None:
     """Check a form element against its schema; `paths` maps lines to JSON pointers when the
-    element was built from JSON."""
-    _, validator = _schemas(form_type.name)
-    if not validator.validate(root):
+    element was built from JSON. The error names the field and the rule, never the value
+    (gateway/xml/violations.py)."""
+    model, validator = _schemas(form_type.name)
+    if validator.validate(root):
+        return
+    violation = first_violation(model, root)
+    if violation is None:
         log: Any = validator.error_log
-        error = log[0]
-        where = paths[error.line - 1] if paths and 0 < error.line <= len(paths) else "/"
-        message = str(error.message)
-        raise FormError(where, without_values(message), error.line or None)
-
-
-def without_values(message: str) -> str:
-    """Schema messages quote the offending value (personal data that must not reach logs or
-    the register) and spell namespaces in full; keep only the element name and the rule."""
-    message = re.sub(r"\{(?:urn|https?):[^}]*\}", "", message)
-    message = re.sub(r"The value '[^']*'", "The value", message)
-    return re.sub(r"'[^']*' is not", "The value is not", message)
+        line, message = log[0].line, f"does not match the schema of a {form_type.name}"
+    else:
+        # Built from JSON, the field's pointer names the element already.
+        line = violation.element.sourceline
+        message = violation.rule if paths else violation.text
+    where = paths[line - 1] if paths and line and 0 < line <= len(paths) else "/"
+    raise FormError(where, message, line or None)
 
 
 def _read(decl: Any, el: etree._Element) -> Any:

@@ -188,3 +188,88 @@ async def test_text_xml_cannot_carry_is_refused_naming_the_field(harness: Harnes
         status, _, problem = await post_raw(harness, body.encode())
         assert status == 422, bad
         assert problem["field"] == "/form/applicant/surname/0"
+
+
+JSON_OPERATIONS = [
+    (op["operationId"], path)
+    for path, item in openapi_document()["paths"].items()
+    for op in item.values()
+    if "application/json" in op.get("requestBody", {}).get("content", {})
+]
+A_ROLE_ALLOWED = {
+    operation: sorted(PERMISSIONS[NEEDS[operation]])[0] for operation, _ in JSON_OPERATIONS
+}
+DEPTH = 200_000
+DEEP_BODIES = {
+    "arrays": b"[" * DEPTH + b"]" * DEPTH,
+    "objects": b'{"a":' * DEPTH + b"1" + b"}" * DEPTH,
+    "inside-a-field": b'{"advance_seconds": ' + b"[" * DEPTH + b"]" * DEPTH + b"}",
+}
+
+
+def test_every_json_body_endpoint_is_covered() -> None:
+    assert {op for op, _ in JSON_OPERATIONS} == {"submit", "advanceClock"}
+
+
+@pytest.mark.parametrize("shape", sorted(DEEP_BODIES))
+@pytest.mark.parametrize(("operation", "path"), JSON_OPERATIONS)
+async def test_a_200000_deep_json_body_is_a_400_problem_on_every_json_endpoint(
+    harness: Harness, operation: str, path: str, shape: str
+) -> None:
+    """The depth limit held for submissions only: the same body to POST /api/v1/admin/clock
+    was a 500 (the parser's recursion limit)."""
+    await harness.start("BE-DU")
+    gw = harness.net.gateways["BE-DU"]
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            gw.api_url + path,
+            data=DEEP_BODIES[shape],
+            headers={
+                "Authorization": f"Bearer {gw.tokens[A_ROLE_ALLOWED[operation]]}",
+                "Content-Type": "application/json",
+            },
+        ) as resp,
+    ):
+        assert resp.status == 400, (operation, shape)
+        assert resp.content_type == "application/problem+json"
+        assert "nests deeper than" in (await resp.json(content_type=None))["detail"]
+
+
+@pytest.mark.parametrize(("operation", "path"), JSON_OPERATIONS)
+async def test_an_oversized_json_body_is_a_413_problem_on_every_json_endpoint(
+    harness: Harness, operation: str, path: str
+) -> None:
+    await harness.start("BE-DU")
+    gw = harness.net.gateways["BE-DU"]
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            gw.api_url + path,
+            data=b'{"x": "' + b"x" * (13 * 1024 * 1024) + b'"}',
+            headers={
+                "Authorization": f"Bearer {gw.tokens[A_ROLE_ALLOWED[operation]]}",
+                "Content-Type": "application/json",
+            },
+        ) as resp,
+    ):
+        assert resp.status == 413, operation
+        assert resp.content_type == "application/problem+json"
+
+
+async def test_a_clock_move_too_large_for_a_number_is_a_400_not_a_500(harness: Harness) -> None:
+    await harness.start("BE-DU")
+    gw = harness.net.gateways["BE-DU"]
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            gw.api_url + "/api/v1/admin/clock",
+            data=b'{"advance_seconds": 1' + b"0" * 400 + b"}",
+            headers={
+                "Authorization": f"Bearer {gw.tokens['administrator']}",
+                "Content-Type": "application/json",
+            },
+        ) as resp,
+    ):
+        assert resp.status == 400
+        assert resp.content_type == "application/problem+json"

@@ -301,3 +301,24 @@ async def test_killing_the_adapter_mid_way_loses_and_duplicates_nothing(
     ids = [e.message_id for e in received]
     LEDGER.traffic(count, count - len(set(ids)), len(ids) - len(set(ids)))
     assert len(received) == count == len(set(ids))
+
+
+async def test_a_200000_deep_json_drop_file_is_refused_and_the_adapter_goes_on(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The depth limit applies to every JSON body: a drop file nested 200,000 deep stopped
+    the adapter (the parser's recursion limit) instead of going to error/."""
+    await harness.start("BE-DU")
+    be = adapter(harness, "BE-DU", tmp_path / "be")
+    out = be.folder("outgoing")
+    try:
+        (out / "deep.json").write_bytes(b"[" * 200_000 + b"]" * 200_000)
+        os.utime(out / "deep.json", (0, 0))  # long untouched: complete
+        drop(out, "request-after.json", request("AFTER"))
+        os.utime(out / "request-after.json", (0, 0))
+        result = await be.run_once()
+        assert (result.refused, result.submitted) == (1, 1)
+        why = (be.folder("error") / "deep.json.error.txt").read_text()
+        assert "nests deeper than" in why
+    finally:
+        await be.close()
