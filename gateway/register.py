@@ -42,7 +42,7 @@ from gateway.core.register import (
     canonical_row,
 )
 from gateway.pki.anchors import Revocations, TrustAnchors
-from gateway.pki.certs import CertificateError, fingerprint
+from gateway.pki.certs import CertificateError, ecdsa_key, fingerprint
 from gateway.pki.purposes import DOCUMENT_SIGNING
 from gateway.store.store import CANONICAL_SQL, Store
 
@@ -202,9 +202,9 @@ def check_checkpoint(row: dict[str, Any], authority: str, signers: Signers) -> N
         signature = base64.b64decode(row["signature"], validate=True)
     except (ValueError, TypeError) as exc:
         raise RegisterChainError(seq, "checkpoint cannot be read") from exc
-    key = cert.public_key()
+    key = ecdsa_key(cert)
     try:
-        if not isinstance(key, ec.EllipticCurvePublicKey):
+        if key is None:
             raise InvalidSignature
         key.verify(
             signature,

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.core.register import CHECKPOINT_EVENT, RegisterChainError, RegisterEntry, utc_text
 from gateway.core.register import verify_chain as verify_entries
-from gateway.pki.certs import fingerprint
+from gateway.pki.certs import ecdsa_key, fingerprint
 from gateway.register import PAGE, Signers, Witness, check_checkpoint
 from gateway.store.store import Store
 from gateway.xml.signature import Signer
@@ -134,10 +134,10 @@ def _open(data: bytes) -> tuple[dict[str, Any], x509.Certificate]:
         body = json.loads(body_bytes)
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise BundleError(f"the bundle cannot be read: {exc}") from exc
-    key = signer.public_key()
+    key = ecdsa_key(signer)
+    if key is None:
+        raise BundleError("the bundle signer's key is not an ECDSA key this gateway can read")
     try:
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise BundleError("the bundle signer is not an ECDSA key")
         key.verify(signature, body_bytes, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature as exc:
         raise BundleError("the bundle signature does not verify") from exc

@@ -6,7 +6,9 @@ import hashlib
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 
@@ -17,6 +19,17 @@ class CertificateError(ValueError):
 def fingerprint(cert: x509.Certificate) -> str:
     """Lowercase hex SHA-256 of the DER encoding, as pinned in the directory."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def ecdsa_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
+    """The certificate's ECDSA public key, or None when it holds another kind of key or one
+    this build cannot read (an unknown curve, a damaged key): an untrusted certificate's key
+    is data, and reading it must never raise anything but a refusal."""
+    try:
+        key = cert.public_key()
+    except (UnsupportedAlgorithm, ValueError):
+        return None
+    return key if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
 def fingerprint_der(der: bytes) -> str:

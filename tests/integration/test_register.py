@@ -252,6 +252,39 @@ def test_exported_bundle_verifies_offline_and_fails_after_any_byte_changes(
     assert main(["register", "verify-bundle", str(bundle), *other_ca, *other_directory]) == 1
 
 
+def test_a_bundle_whose_signer_names_a_curve_no_one_knows_is_not_valid_and_does_not_crash(
+    recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Art. 40(9): a changed byte in the signer certificate's curve name (P-256 becomes an
+    unknown OID) is a refusal, not an UnsupportedAlgorithm traceback. The flipped-byte test
+    above hits this only when its random positions land in the OID."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    config, _ = copy_of(recorded, tmp_path)
+    bundle = tmp_path / "register.bundle"
+    assert main(["register", "export", "--config", str(config), "--out", str(bundle)]) == 0
+    outer = json.loads(bundle.read_bytes())
+    der = x509.load_pem_x509_certificate(outer["signer"].encode()).public_bytes(
+        serialization.Encoding.DER
+    )
+    p256 = bytes.fromhex("06082a8648ce3d030107")
+    assert der.count(p256) == 1
+    unknown = der.replace(p256, p256[:-1] + b"\x1a")
+    outer["signer"] = (
+        "-----BEGIN CERTIFICATE-----\n"
+        + base64.encodebytes(unknown).decode()
+        + "-----END CERTIFICATE-----\n"
+    )
+    bad = tmp_path / "bad.bundle"
+    bad.write_bytes(canonical_json(outer))
+    ca, directory = pki_files(recorded)
+    capsys.readouterr()
+    assert main(["register", "verify-bundle", str(bad), *ca, *directory]) == 1
+    out = capsys.readouterr().out
+    assert "NOT valid" in out and "ECDSA key this gateway can read" in out
+
+
 def test_a_range_of_the_register_exports_and_verifies(
     recorded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
