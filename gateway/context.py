@@ -13,6 +13,7 @@ import structlog
 
 from gateway.config import Config
 from gateway.core.directory import Authority, Directory
+from gateway.metrics import GatewayMetrics
 from gateway.pki.certs import CertificateError
 from gateway.store.store import OutboxItem, Store
 from gateway.trust import (
@@ -63,6 +64,7 @@ class GatewayContext:
     handoff: Handoff | None = None
     """The running delivery worker, which takes fresh submissions directly (no claim)."""
     log: structlog.stdlib.BoundLogger = field(default_factory=lambda: structlog.get_logger())
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
 
     @property
     def directory(self) -> Directory:

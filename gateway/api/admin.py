@@ -159,7 +159,8 @@ async def get_metrics(request: web.Request) -> web.StreamResponse:
     sequence, _ = await ctx.store.register_head()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_TrustCollector(ctx, sequence))
-    return web.Response(body=generate_latest(registry), headers={"Content-Type": METRICS_TYPE})
+    body = generate_latest(registry) + generate_latest(ctx.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": METRICS_TYPE})
 
 
 def add_admin_routes(app: web.Application) -> None:
