@@ -23,8 +23,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.core.register import CHECKPOINT_EVENT, RegisterChainError, RegisterEntry, utc_text
+from gateway.core.register import CHECKPOINT_EVENT, RegisterChainError, RegisterEntry
 from gateway.core.register import verify_chain as verify_entries
+from gateway.core.times import utc_text
 from gateway.pki.certs import ecdsa_key, fingerprint
 from gateway.register import PAGE, Signers, Witness, check_checkpoint
 from gateway.store.store import Store

@@ -22,11 +22,12 @@ from gateway.context import Clock, GatewayContext
 from gateway.core.forms import FORM_TYPES
 from gateway.core.pins import PinHistory
 from gateway.core.register import RegisterChainError, RegisterEntry
+from gateway.core.times import utc_text
 from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
 from gateway.register import entries_csv, held_witnesses, overdue_checkpoint, verify_store
 from gateway.store.store import STORAGE_ERRORS, StoredDeadline, StoredMessage
-from gateway.xml.envelope import read_acknowledgement, read_attachments, read_form, utc_text
+from gateway.xml.envelope import read_acknowledgement, read_attachments, read_form
 from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
 

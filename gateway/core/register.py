@@ -10,11 +10,12 @@ import copy
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
-from datetime import UTC as _UTC
 from datetime import datetime
 from typing import Any
 
 import orjson
+
+from gateway.core.times import utc_text
 
 GENESIS_HASH = "0" * 64
 
@@ -97,14 +98,6 @@ class RegisterEntry:
 
 
 _FIELDS = tuple(f.name for f in fields(RegisterEntry))
-
-
-def utc_text(moment: datetime) -> str:
-    t = moment.astimezone(_UTC)
-    return (
-        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-        f".{t.microsecond:06d}Z"
-    )
 
 
 def encode_entry(

@@ -43,7 +43,8 @@ from gateway.core.checkpoints import checkpoint_payload
 from gateway.core.conversations import Conversation, State
 from gateway.core.pins import PinSnapshot
 from gateway.core.policy import PriorMessage
-from gateway.core.register import CHECKPOINT_EVENT, RegisterEntry, next_entry, utc_text
+from gateway.core.register import CHECKPOINT_EVENT, RegisterEntry, next_entry
+from gateway.core.times import utc_text
 from gateway.store.files import private_database
 from gateway.store.group import CommitAborted, GroupCommitter
 from gateway.store.inline import DbConnection, InlineEngine

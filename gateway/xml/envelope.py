@@ -9,29 +9,16 @@ import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from lxml import etree
 
 from gateway.core.policy import Header, Reason, Rejection
+from gateway.core.times import parse_utc, utc_text
 from gateway.xml.schemas import ENVELOPE_NS, envelope_schema
 
 _NS = {"gw": ENVELOPE_NS}
-
-
-def utc_text(moment: datetime) -> str:
-    """UTC with microseconds and a Z, the only time format on the wire."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetimes are refused")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError("time without zone")
-    return moment.astimezone(UTC)
 
 
 def _el(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:

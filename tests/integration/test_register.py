@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 
 from gateway.cli import main
-from gateway.core.register import GENESIS_HASH, chain_hash, encode_entry, next_entry, utc_text
+from gateway.core.register import GENESIS_HASH, chain_hash, encode_entry, next_entry
+from gateway.core.times import utc_text
 from gateway.pki.certs import load_certificate, load_private_key
 from gateway.register_bundle import BUNDLE_FORMAT, canonical_json
 from gateway.store.store import Store
