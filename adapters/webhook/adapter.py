@@ -7,8 +7,8 @@ second insert a no-op); events are committed together with the advanced cursor.
 
 Delivery is in order per case: only the oldest undelivered item of a case is ever in flight,
 different cases proceed in parallel (bounded). A 2xx answer delivers; anything else is retried
-with exponential backoff and full jitter; after `max_attempts` the item is a dead letter and
-its case waits until an administrator requeues it. Delivery is at least once: a crash after
+with the delivery worker's backoff (`RetryPolicy`: exponential, equal jitter); after
+`max_attempts` the item is a dead letter and its case waits until an administrator requeues it. Delivery is at least once: a crash after
 the receiver answered but before the adapter recorded it repeats that delivery, with the same
 X-Gateway-Delivery-Id and the identical body, so receivers deduplicate on it.
 """
@@ -28,6 +28,7 @@ import aiohttp
 import structlog
 
 from gateway.client import ApiError, GatewayClient
+from gateway.core.retry import RetryPolicy
 
 from .signing import signed_headers
 from .store import Item, Queue
@@ -55,9 +56,10 @@ class AdapterConfig:
 
 
 def backoff(attempts: int, initial: float, maximum: float) -> float:
-    """Full jitter: uniform in [0, min(maximum, initial * 2^(attempts-1))]."""
-    ceiling = min(maximum, initial * 2.0 ** min(attempts - 1, 60))
-    return random.uniform(0.0, ceiling)  # noqa: S311 - jitter, not cryptography
+    """Seconds before the next attempt after `attempts` failed ones: the gateway's own
+    `RetryPolicy` (exponential, between half and all of the step), capped at `maximum`."""
+    policy = RetryPolicy(initial_delay=initial, max_delay=max(initial, maximum))
+    return policy.delay(attempts, random.random())  # noqa: S311 - jitter, not cryptography
 
 
 def body_of(delivery_id: str, kind: str, case: str, data: dict[str, Any]) -> str:

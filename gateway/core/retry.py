@@ -1,7 +1,9 @@
-"""Delivery retry policy: exponential backoff with full jitter, bounded attempts."""
+"""The one retry policy (the delivery worker's and the webhook adapter's): exponential
+backoff with equal jitter (each wait between half and all of the step), bounded attempts."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -28,7 +30,13 @@ class RetryPolicy:
             raise ValueError("attempts_made starts at 1")
         if not 0 <= jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempts_made - 1))
+        # Past the step that reaches max_delay the exponent changes nothing: capping it keeps
+        # a caller's thousandth attempt from overflowing a float.
+        exponent = 0
+        if self.multiplier > 1:
+            reach = math.ceil(math.log(self.max_delay / self.initial_delay, self.multiplier))
+            exponent = min(attempts_made - 1, reach)
+        base = min(self.max_delay, self.initial_delay * self.multiplier**exponent)
         return base / 2 + base / 2 * jitter
 
     def exhausted(self, attempts_made: int) -> bool:

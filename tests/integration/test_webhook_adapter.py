@@ -258,11 +258,14 @@ async def test_a_verifying_receiver_rejects_a_wrong_signature(case_system: CaseS
     assert [c.delivery_id for c in case_system.accepted()] == ["event:7"]
 
 
-def test_backoff_is_full_jitter_capped() -> None:
+def test_backoff_is_the_delivery_workers_equal_jitter_capped() -> None:
+    """The adapter retries with the gateway's RetryPolicy: between half and all of the step,
+    never above the cap, and a thousandth attempt does not overflow (issue 15, item 5)."""
     samples = [backoff(n, 1.0, 300.0) for n in range(1, 40) for _ in range(20)]
-    assert all(0.0 <= s <= 300.0 for s in samples)
-    assert all(backoff(1, 1.0, 300.0) <= 1.0 for _ in range(100))
-    assert max(backoff(30, 1.0, 300.0) for _ in range(200)) > 150.0, "grows up to the cap"
+    assert all(0.5 <= s <= 300.0 for s in samples)
+    assert all(0.5 <= backoff(1, 1.0, 300.0) <= 1.0 for _ in range(100))
+    assert all(150.0 <= backoff(30, 1.0, 300.0) <= 300.0 for _ in range(200)), "up to the cap"
+    assert 150.0 <= backoff(5000, 1.0, 300.0) <= 300.0
 
 
 # -- delivery ------------------------------------------------------------------------------

@@ -42,3 +42,10 @@ def test_exhausted_after_max_attempts() -> None:
 def test_nonsense_policies_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_thousandth_attempt_waits_the_cap_and_does_not_overflow() -> None:
+    """The webhook adapter retries without a bound on attempts (dead letters aside)."""
+    policy = RetryPolicy(initial_delay=1.0, max_delay=300.0, max_attempts=10_000)
+    assert policy.delay(5000, 0.0) == 150.0
+    assert policy.delay(5000, 0.999) <= 300.0
