@@ -8,9 +8,10 @@ second insert a no-op); events are committed together with the advanced cursor.
 Delivery is in order per case: only the oldest undelivered item of a case is ever in flight,
 different cases proceed in parallel (bounded). A 2xx answer delivers; anything else is retried
 with the delivery worker's backoff (`RetryPolicy`: exponential, equal jitter); after
-`max_attempts` the item is a dead letter and its case waits until an administrator requeues it. Delivery is at least once: a crash after
-the receiver answered but before the adapter recorded it repeats that delivery, with the same
-X-Gateway-Delivery-Id and the identical body, so receivers deduplicate on it.
+`max_attempts` the item is a dead letter and its case waits until an administrator requeues
+it. Delivery is at least once: a crash after the receiver answered but before the adapter
+recorded it repeats that delivery, with the same X-Gateway-Delivery-Id and the identical body,
+so receivers deduplicate on it.
 """
 
 from __future__ import annotations
