@@ -25,8 +25,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from gateway.core.directory import AUTHORITY_CODE, ROLES
+from gateway.core.directory import AUTHORITY_CODE
 from gateway.core.retry import RetryPolicy
+from gateway.core.roles import ROLES
 
 T = TypeVar("T")
 SETTING = "gateway.setting"

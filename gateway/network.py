@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.core.roles import ROLES
 from gateway.pki.demo import DemoNetwork, create_demo_network
 from gateway.pki.directory_file import atomic_write
-
-API_ROLES = ("case-officer", "health-practitioner", "administrator", "auditor")
 
 DatabaseFor = Callable[[str], str]
 """Given an authority code, the `database_url` of its gateway ("": SQLite in its data_dir)."""
@@ -128,7 +127,7 @@ def build_local_network(
         home = root / code
         home.mkdir(mode=0o700, exist_ok=True)
         files = pki.authorities[code]
-        tokens = {role: secrets.token_urlsafe(24) for role in API_ROLES}
+        tokens = {role: secrets.token_urlsafe(24) for role in ROLES}
         config = home / "gateway.toml"
         write_toml(
             config,

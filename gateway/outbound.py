@@ -19,7 +19,7 @@ from cryptography import x509
 from gateway.cases import record_step
 from gateway.context import GatewayContext
 from gateway.core.forms import FormType, UnknownFormType, form_type
-from gateway.core.policy import Header, Reason, Rejection, check_outbound
+from gateway.core.policy import Header, Reason, Rejection, check_outbound, check_sender_role
 from gateway.core.references import InvalidReference, Reference
 from gateway.core.register import RegisterEntry
 from gateway.deadlines import record_request_limit, rule_set
@@ -272,12 +272,10 @@ async def _submit_new(
             Reason.ATTACHMENT_INVALID.value,
         )
 
-    if role != ft.sender_role:
-        raise SubmissionError(
-            "/type",
-            f"a {ft.name} is sent by the {ft.sender_role} role, not {role} ({ft.article})",
-            Reason.ROLE_NOT_ALLOWED.value,
-        )
+    try:
+        check_sender_role(ft, role)
+    except Rejection as exc:
+        raise SubmissionError("/type", exc.text, exc.reason.value) from exc
     attachments = _attachments(data)
     in_reply_to = _string(data, "in_reply_to", required=False)
     reference, case_reference = await _reference_for(ctx, ft, data, in_reply_to)

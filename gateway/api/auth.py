@@ -10,19 +10,12 @@ from aiohttp import web
 
 from gateway.api.problems import problem
 from gateway.context import GatewayContext
+from gateway.core.roles import PERMISSIONS
 from gateway.deadlines import DeadlineKeeper
 
 CONTEXT: web.AppKey[GatewayContext] = web.AppKey("api-context", GatewayContext)
 KEEPER: web.AppKey[DeadlineKeeper] = web.AppKey("keeper", DeadlineKeeper)
 ROLE: web.RequestKey[str] = web.RequestKey("role", str)
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "submit": frozenset({"case-officer", "health-practitioner"}),
-    "read-messages": frozenset({"case-officer", "health-practitioner"}),
-    "health": frozenset({"case-officer", "health-practitioner", "administrator", "auditor"}),
-    "adjust-clock": frozenset({"administrator"}),
-    "read-register": frozenset({"auditor"}),
-    "administer": frozenset({"administrator"}),
-}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.core.roles import ROLES
+
 AUTHORITY_CODE = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,10}$")
 FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
-ROLES = frozenset({"case-officer", "health-practitioner", "administrator", "auditor"})
 
 
 class DirectoryError(ValueError):
@@ -91,7 +92,7 @@ class Authority:
             raise DirectoryError(f"{where}: unknown IANA time zone {self.time_zone!r}") from exc
         if not self.endpoint.startswith("https://"):
             raise DirectoryError(f"{where}: endpoint must be an https:// URL")
-        unknown = self.roles - ROLES
+        unknown = self.roles - frozenset(ROLES)
         if unknown:
             raise DirectoryError(f"{where}: unknown roles {sorted(unknown)}")
         for fp in self.tls_fingerprints | self.signing_fingerprints:

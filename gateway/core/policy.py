@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.core.directory import Directory
-from gateway.core.forms import FORM_TYPES
+from gateway.core.forms import FORM_TYPES, FormType
 from gateway.core.references import InvalidReference, Reference
 
 
@@ -163,12 +163,7 @@ def check_roles(header: Header, directory: Directory) -> None:
     ft = FORM_TYPES.get(header.message_type)
     if ft is None:
         raise Rejection(Reason.UNKNOWN_TYPE, f"unknown message type {header.message_type!r}")
-    if header.sender_role != ft.sender_role:
-        raise Rejection(
-            Reason.ROLE_NOT_ALLOWED,
-            f"a {ft.name} is sent by the {ft.sender_role} role, not {header.sender_role} "
-            f"({ft.article})",
-        )
+    check_sender_role(ft, header.sender_role)
     for side, code in (("sender", header.sender), ("receiver", header.receiver)):
         auth = directory.get(code)
         if auth is not None and ft.sender_role not in auth.roles:
@@ -178,6 +173,16 @@ def check_roles(header: Header, directory: Directory) -> None:
                 f"directory, so it may not {'send' if side == 'sender' else 'receive'} a "
                 f"{ft.name} ({ft.article})",
             )
+
+
+def check_sender_role(ft: FormType, role: str) -> None:
+    """A form is sent by its own role only (health certificates by health practitioners,
+    Art. 39(3)-(4); everything else by case officers): at submission and at reception."""
+    if role != ft.sender_role:
+        raise Rejection(
+            Reason.ROLE_NOT_ALLOWED,
+            f"a {ft.name} is sent by the {ft.sender_role} role, not {role} ({ft.article})",
+        )
 
 
 def check_reference(header: Header) -> None:

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.core.directory import AUTHORITY_CODE, ROLES, Authority, Directory
+from gateway.core.directory import AUTHORITY_CODE, Authority, Directory
+from gateway.core.roles import ROLES
 from gateway.pki.certs import fingerprint
 from gateway.pki.directory_file import atomic_write, save_directory
 from gateway.pki.purposes import (
@@ -398,7 +399,7 @@ def create_demo_network(
                 name=unit,
                 time_zone=time_zone,
                 endpoint=endpoints.get(code, f"https://localhost:{FIRST_DEMO_PORT + index}"),
-                roles=ROLES,
+                roles=frozenset(ROLES),
                 tls_fingerprints=frozenset({fingerprint(tls_cert)}),
                 signing_fingerprints=frozenset({fingerprint(signing_cert)}),
                 health_encryption_certificates=(_pem(health_cert),),

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.api.auth import PERMISSIONS
 from gateway.api.openapi import openapi_document
+from gateway.core.roles import PERMISSIONS
 from tests.integration.conftest import Harness
 
 pytestmark = pytest.mark.attack

@@ -27,7 +27,8 @@ from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from gateway.core.directory import ROLES, Directory, DirectoryError
+from gateway.core.directory import Directory, DirectoryError
+from gateway.core.roles import ROLES
 from gateway.pki.certs import fingerprint, fingerprint_der, load_certificate, load_private_key
 from gateway.pki.demo import (
     DOCUMENT_SIGNING,
@@ -326,7 +327,7 @@ def test_directory_pins_exactly_the_generated_certificates(net: DemoNetwork) -> 
         assert auth.tls_fingerprints == {fingerprint(cert(files.tls_cert))}
         assert auth.signing_fingerprints == {fingerprint(cert(files.signing_cert))}
         assert auth.member_state == code[:2]
-        assert auth.roles == ROLES
+        assert auth.roles == frozenset(ROLES)
         assert auth.endpoint == f"https://localhost:{8443 + index}"
         state, zone = MEMBER_STATES[code[:2]]
         assert auth.name == f"Dublin unit of {state}"
