@@ -299,7 +299,6 @@ RULES: tuple[Rule, ...] = (
 _RULES_BY_TYPE: dict[str, list[Rule]] = {}
 for _rule in RULES:
     _RULES_BY_TYPE.setdefault(_rule.message_type, []).append(_rule)
-_TARGETED = frozenset({"rectification-notice", "erasure-notice"})
 assert _ANSWERABLE <= _ALL_KINDS
 
 
@@ -379,7 +378,7 @@ def advance(
         )
     if ft.answers is not None:
         _check_answer(conversation, step, ft.answers)
-    if step.message_type in _TARGETED:
+    if ft.targets_message:
         _check_target(conversation, step)
     candidates = [
         r

@@ -23,6 +23,9 @@ class FormType:
     """For a reply: the request type it answers (the reply carries the request's reference)."""
     opens: bool = False
     """Whether this form opens a conversation (a request or a notification)."""
+    targets_message: bool = False
+    """Whether the form concerns one earlier message it names in InReplyTo without answering
+    it (rectification and erasure notices, Art. 40(8))."""
     outcome: str | None = None
     """How the form's outcome is read for the conversation: "choice" (the top-level element
     chosen, e.g. acceptance/refusal) or a top-level field name (e.g. "kind")."""
@@ -130,8 +133,17 @@ FORM_TYPES: dict[str, FormType] = _forms(
         "case-officer",
         outcome="ground",
     ),
-    FormType("rectification-notice", None, "RectificationNotice", "Art. 40(8)", "case-officer"),
-    FormType("erasure-notice", None, "ErasureNotice", "Art. 40(8)", "case-officer"),
+    FormType(
+        "rectification-notice",
+        None,
+        "RectificationNotice",
+        "Art. 40(8)",
+        "case-officer",
+        targets_message=True,
+    ),
+    FormType(
+        "erasure-notice", None, "ErasureNotice", "Art. 40(8)", "case-officer", targets_message=True
+    ),
 )
 
 
@@ -154,7 +166,3 @@ def form_type_by_namespace(namespace: str) -> FormType | None:
         if ft.namespace == namespace:
             return ft
     return None
-
-
-def reply_types_for(request: str) -> tuple[str, ...]:
-    return tuple(ft.name for ft in FORM_TYPES.values() if ft.answers == request)

@@ -108,9 +108,6 @@ NO_SUCH_MESSAGE = "the message named in InReplyTo is not known between these aut
 whether it exists between others or not at all, so that it tells a third authority nothing."""
 
 
-_TARGETS_A_MESSAGE = frozenset({"rectification-notice", "erasure-notice"})
-
-
 def check_outbound(header: Header, directory: Directory) -> None:
     """Rules a case system's submission must satisfy before we sign it."""
     if directory.get(header.receiver) is None:
@@ -216,7 +213,7 @@ def check_reference(header: Header) -> None:
         raise Rejection(Reason.REFERENCE_INVALID, f"a {ft.name} must name the case it belongs to")
     if not own_reference and header.case_reference not in (None, header.reference):
         raise Rejection(Reason.REFERENCE_INVALID, f"a {ft.name} carries the reference of its case")
-    names_message = ft.is_reply or ft.name in _TARGETS_A_MESSAGE
+    names_message = ft.is_reply or ft.targets_message
     if names_message and header.in_reply_to is None:
         raise Rejection(
             Reason.NO_MATCHING_REQUEST, f"a {ft.name} must name the message it concerns"

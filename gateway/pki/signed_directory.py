@@ -28,7 +28,7 @@ from gateway.core.directory import Directory, DirectoryError
 from gateway.core.pins import PinSnapshot
 from gateway.core.policy import Rejection
 from gateway.pki.anchors import Revocations, TrustAnchors
-from gateway.pki.certs import CertificateError, fingerprint
+from gateway.pki.certs import CertificateError
 from gateway.pki.directory_file import atomic_write, parse_directory_json
 from gateway.pki.purposes import DIRECTORY_SIGNING
 from gateway.xml.parser import parse_untrusted
@@ -131,10 +131,6 @@ def load_signed_directory(
     except OSError as exc:
         raise DirectoryError(f"cannot read directory {path}: {exc.strerror or exc}") from exc
     return read_signed_directory(data, anchors, at, revocations, where=f"directory {path}")
-
-
-def publisher_fingerprint(signed: SignedDirectory) -> str:
-    return fingerprint(signed.publisher)
 
 
 def directory_pins(path: Path, anchors: TrustAnchors) -> PinSnapshot:

@@ -439,10 +439,6 @@ class Transaction:
             )
         return [r.rule for r in rows]
 
-    async def case_deadlines(self, case: str) -> list[StoredDeadline]:
-        q = select(deadlines).where(deadlines.c.case_reference == case).order_by(deadlines.c.id)
-        return [_deadline(r) for r in await self.conn.execute(q)]
-
     async def take_deadline(self, deadline_id: int, next_event_at: datetime | None) -> bool:
         """Move an open deadline's next event on; False if another worker already did."""
         done = await self.conn.execute(

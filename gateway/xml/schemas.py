@@ -12,7 +12,6 @@ SCHEMA_DIR = Path(str(resources.files("gateway").joinpath("schemas")))
 """gateway/schemas/, package data, so that an installed wheel has it too. A folder of files:
 the XSDs import each other by relative name (pip installs every wheel unzipped)."""
 ENVELOPE_NS = "urn:eu:dublin:gateway:1"
-DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 
 
 @cache
