@@ -19,7 +19,7 @@ from gateway.context import GatewayContext
 from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
 from gateway.core.deadlines import Rule, RuleSet, compute, load_rule_set
 from gateway.core.policy import Header
-from gateway.core.tracking import CONSEQUENCES, Opening, changes_for, transfer_openings
+from gateway.core.tracking import Opening, changes_for, transfer_openings
 from gateway.store.store import STORAGE_ERRORS, StoredDeadline, Transaction
 
 BATCH = 500
@@ -279,7 +279,17 @@ class DeadlineKeeper:
             )
 
     async def _expire(self, tx: Transaction, d: StoredDeadline, now: datetime) -> None:
-        consequence = CONSEQUENCES.get(d.rule)
+        # What silence means is the rules data's, for the legal basis the limit was opened
+        # under (None: the text gives no consequence, and none is invented).
+        rule = self.rules.rules.get(d.rule) if d.legal_basis == self.rules.legal_basis else None
+        if rule is None:
+            self.ctx.log.error(
+                "deadline expired under rules this gateway does not run; no consequence applied",
+                case=d.case_reference,
+                rule=d.rule,
+                legal_basis=d.legal_basis,
+            )
+        consequence = rule.consequence if rule is not None else None
         if not await tx.expire_deadline(d.id, consequence, now):
             return
         conv = await tx.get_conversation(d.case_reference)

@@ -113,14 +113,3 @@ def changes_for(
                 close_reason="responsibility-notice",
             )
     return Changes()
-
-
-# What silence means when a deadline expires (the consequence is applied once).
-CONSEQUENCES: dict[str, str] = {
-    **dict.fromkeys(REPLY_RULES, "deemed-acceptance"),
-    "take_back_confirmation": "deemed-confirmation",
-    **dict.fromkeys(TRANSFER_RULES, "responsibility-shifted"),
-    "info_reply": "overdue-information",
-    "humanitarian_reply": "overdue-reply",
-    "transfer_decision": "overdue-transfer-decision",
-}

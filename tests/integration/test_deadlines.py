@@ -59,9 +59,20 @@ async def test_art30_8_silence_is_deemed_acceptance_on_both_sides_exactly_once(
         assert rules["take_charge_reply"]["consequence"] == "deemed-acceptance"
         # Art. 32(1), 35(1): the transfer limits run from the deemed acceptance
         assert rules["transfer_decision"]["started_at"] == limits[0]["expires_at"]
-    await advance(harness, 1)
-    await asyncio.sleep(0.3)
+    await advance(harness, 10)
     for code in ("BE-DU", "NL-DU"):
+        # Art. 32(1) gives the transfer decision's limit no consequence when it passes: the
+        # expiry is recorded, and no consequence is invented (the rules data says none).
+        for _ in range(200):
+            passed = await expiries(harness, code, "transfer_decision")
+            if passed:
+                break
+            await asyncio.sleep(0.05)
+        assert [e.reason for e in passed] == [None]  # type: ignore[attr-defined]
+        case = await harness.api(code).case(sent["reference"])
+        rules = {d["rule"]: d for d in case["deadlines"]}
+        assert rules["transfer_decision"]["state"] == "expired"
+        assert rules["transfer_decision"]["consequence"] is None
         assert len(await expiries(harness, code, "take_charge_reply")) == 1
         verify_chain(await harness.ctx(code).store.register_entries(limit=10_000))
 
