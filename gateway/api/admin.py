@@ -4,6 +4,8 @@ a clock move) is a register entry naming the administrator role as its actor."""
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +14,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway.api.auth import CONTEXT, ROLE, requires
+from gateway.api.auth import CONTEXT, KEEPER, ROLE, requires
+from gateway.api.bodies import BadBody, read_json
 from gateway.api.problems import problem
-from gateway.context import GatewayContext
+from gateway.context import Clock, GatewayContext
+from gateway.core.times import utc_text
 from gateway.pki.certs import fingerprint
 from gateway.trust import certificate_report
 
@@ -163,9 +167,69 @@ async def get_metrics(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, headers={"Content-Type": METRICS_TYPE})
 
 
+@requires("adjust-clock")
+async def post_clock(request: web.Request) -> web.StreamResponse:
+    """Move this gateway's clock forward: demonstrations and tests of time limits only. The
+    register entry naming the administrator is written first, dated at the new time; the
+    clock moves only once it is durable (a database that refuses it leaves the clock as it
+    was, and the caller gets a 503)."""
+    ctx = request.app[CONTEXT]
+    if not ctx.config.clock.adjustable or not isinstance(ctx.clock, Clock):
+        return problem(
+            403,
+            "Forbidden",
+            "the clock is not adjustable (clock.adjustable)",
+            rule="clock.adjustable",
+        )
+    try:
+        body = await read_json(request)
+    except BadBody as exc:
+        return exc.response
+    try:
+        seconds = float(body["advance_seconds"])
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return problem(
+            400, "Bad Request", 'send {"advance_seconds": <seconds>}', field="advance_seconds"
+        )
+    if not math.isfinite(seconds) or seconds < 0:
+        return problem(
+            422, "Invalid Submission", "the clock only moves forward", field="advance_seconds"
+        )
+    try:
+        advance = timedelta(seconds=seconds)
+        offset = ctx.clock.offset + advance
+        ctx.clock() + advance  # still a date the calendar holds
+    except OverflowError:
+        return problem(
+            422,
+            "Invalid Submission",
+            "the clock cannot move past the year 9999",
+            field="advance_seconds",
+        )
+    async with ctx.store.transaction() as tx:
+        await tx.append_register(
+            time=ctx.clock() + advance,
+            event="admin-action",
+            direction="in",
+            status="applied",
+            details={
+                "action": "clock-advanced",
+                "actor": request[ROLE],
+                "advance_seconds": seconds,
+                "offset_seconds": offset.total_seconds(),
+            },
+        )
+    ctx.clock.offset = offset
+    request.app[KEEPER].wake.set()
+    return web.json_response(
+        {"now": utc_text(ctx.clock()), "offset_seconds": ctx.clock.offset.total_seconds()}
+    )
+
+
 def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/admin/directory", get_directory)
     app.router.add_get("/api/v1/admin/certificates", get_certificates)
     app.router.add_get("/api/v1/admin/crl", get_crl)
     app.router.add_post("/api/v1/admin/reload", post_reload)
     app.router.add_get("/api/v1/metrics", get_metrics)
+    app.router.add_post("/api/v1/admin/clock", post_clock)

@@ -3,9 +3,8 @@ bearer token; the token decides the role and the role decides what may be done."
 
 from __future__ import annotations
 
-import math
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -18,7 +17,7 @@ from gateway.api.auth import CONTEXT, KEEPER, ROLE, Handler, requires
 from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
 from gateway.api.openapi import openapi_document
 from gateway.api.problems import problem
-from gateway.context import Clock, GatewayContext
+from gateway.context import GatewayContext
 from gateway.core.forms import FORM_TYPES
 from gateway.core.pins import PinHistory
 from gateway.core.register import RegisterChainError, RegisterEntry
@@ -605,61 +604,6 @@ async def auditor_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-@requires("adjust-clock")
-async def post_clock(request: web.Request) -> web.StreamResponse:
-    """Move this gateway's clock forward: demonstrations and tests of time limits only."""
-    ctx = request.app[CONTEXT]
-    if not ctx.config.clock.adjustable or not isinstance(ctx.clock, Clock):
-        return problem(
-            403,
-            "Forbidden",
-            "the clock is not adjustable (clock.adjustable)",
-            rule="clock.adjustable",
-        )
-    try:
-        body = await read_json(request)
-    except BadBody as exc:
-        return exc.response
-    try:
-        seconds = float(body["advance_seconds"])
-    except (ValueError, KeyError, TypeError, OverflowError):
-        return problem(
-            400, "Bad Request", 'send {"advance_seconds": <seconds>}', field="advance_seconds"
-        )
-    if not math.isfinite(seconds) or seconds < 0:
-        return problem(
-            422, "Invalid Submission", "the clock only moves forward", field="advance_seconds"
-        )
-    try:
-        offset = ctx.clock.offset + timedelta(seconds=seconds)
-        ctx.clock() + timedelta(seconds=seconds)  # still a date the calendar holds
-    except OverflowError:
-        return problem(
-            422,
-            "Invalid Submission",
-            "the clock cannot move past the year 9999",
-            field="advance_seconds",
-        )
-    ctx.clock.offset = offset
-    async with ctx.store.transaction() as tx:
-        await tx.append_register(
-            time=ctx.clock(),
-            event="admin-action",
-            direction="in",
-            status="applied",
-            details={
-                "action": "clock-advanced",
-                "actor": request[ROLE],
-                "advance_seconds": seconds,
-                "offset_seconds": ctx.clock.offset.total_seconds(),
-            },
-        )
-    request.app[KEEPER].wake.set()
-    return web.json_response(
-        {"now": utc_text(ctx.clock()), "offset_seconds": ctx.clock.offset.total_seconds()}
-    )
-
-
 async def get_openapi(request: web.Request) -> web.StreamResponse:
     """The API's description (OpenAPI 3.1); public on the loopback listener, like a manual."""
     return web.json_response(openapi_document())
@@ -731,7 +675,6 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app.router.add_get("/api/v1/openapi.json", get_openapi)
     app.router.add_get("/api/v1/cases/{reference}", get_case)
     app.router.add_get("/api/v1/deadlines", get_deadlines)
-    app.router.add_post("/api/v1/admin/clock", post_clock)
     add_admin_routes(app)
     app.router.add_get("/api/v1/register", get_register)
     app.router.add_get("/api/v1/register.csv", get_register_csv)

@@ -16,7 +16,9 @@ from sqlalchemy import URL, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from gateway.client import ApiError
 from gateway.core.register import verify_chain
+from gateway.core.times import utc_text
 from tests.integration.conftest import Harness, make_harness, send_request
 from tests.ledger import LEDGER
 from tests.net_proxy import Proxy
@@ -128,6 +130,31 @@ async def test_receiver_that_cannot_store_answers_503_and_acknowledges_nothing(
     assert delivered["acknowledgement"]["status"] == "accepted"
     assert await nl_store.count_messages() == 1
     verify_chain(await nl_store.register_entries())
+
+
+async def test_a_clock_move_the_database_refuses_to_record_leaves_the_clock_as_it_was(
+    harness: Harness,
+) -> None:
+    """Admin actions are register entries naming their actor: the entry is written before the
+    clock moves, so a database that refuses it leaves no unrecorded move (time limits of Art.
+    29-35 run on this clock). The move used to be applied first, then the write failed."""
+    h = harness
+    await h.start("BE-DU")
+    admin = h.api("BE-DU", "administrator")
+    store = h.ctx("BE-DU").store
+    head_before = await store.register_head()
+    async with sqlite_refuses_writes(h, "BE-DU", "PRAGMA query_only = ON"):
+        with pytest.raises(ApiError) as caught:
+            await admin.advance_clock(86400)
+        assert caught.value.status == 503
+    assert h.ctx("BE-DU").clock.offset.total_seconds() == 0  # type: ignore[attr-defined]
+    assert await store.register_head() == head_before
+    moved = await admin.advance_clock(86400)
+    entry = (await store.register_entries(limit=10_000))[-1]
+    assert entry.event == "admin-action" and entry.details["action"] == "clock-advanced"
+    assert entry.details["actor"] == "administrator"
+    assert utc_text(entry.time) <= moved["now"], "dated at the moved clock, not before it"
+    assert (h.ctx("BE-DU").clock() - entry.time).total_seconds() < 3600
 
 
 async def test_peer_that_accepts_but_never_answers_delays_only_its_own_messages(
