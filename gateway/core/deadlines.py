@@ -1,5 +1,7 @@
-"""Time-limit rules as data: one file per legal basis in gateway/core/rules, so that another
-set (Regulation (EU) 2024/1351, or 604/2013 for older cases) is a new file, not new code."""
+"""Time-limit rules as data: one file per legal basis in gateway/core/rules, holding each
+limit's period, what it runs from, who acts, its article and the consequence of silence.
+Which messages open and close a limit is code (`core/tracking.py`), keyed by rule name: a
+legal basis with other limits or other forms needs both."""
 
 from __future__ import annotations
 
