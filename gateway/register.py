@@ -411,6 +411,48 @@ def _named_checkpoints_present(
         )
 
 
+async def _parallel_agrees(
+    store: Store,
+    head_seq: int,
+    head_hash: str,
+    checkpoints: dict[int, Any],
+    witnessed: dict[int, list[Witness]],
+    parallel_min: int,
+) -> bool:
+    """Whether the parallel check of a large SQLite register (raw entries hashed in worker
+    processes) found the whole chain sound, ending at `head_hash` and holding what every
+    checkpoint and witness fixes. False means: decide sequentially (it names the entry)."""
+    path = store.sqlite_path()
+    beyond_head = [s for s in (*checkpoints, *witnessed) if s > head_seq]
+    if path is None or head_seq < parallel_min or beyond_head:
+        return False
+    wanted = frozenset(checkpoints) | frozenset(witnessed)
+    fast = await _verify_parallel(path, head_seq, wanted, max(2, os.cpu_count() or 2))
+    if fast is None:
+        return False
+    head, found = fast
+    return (
+        head == head_hash
+        and all(found.get(s) == cp["hash"] for s, cp in checkpoints.items())
+        and all(found.get(s) == w.hash for s, ws in witnessed.items() for w in ws)
+    )
+
+
+def _check_fixed(
+    sequence: int,
+    entry_hash: str,
+    checkpoints: dict[int, Any],
+    witnessed: dict[int, list[Witness]],
+) -> None:
+    """The entry holds what its signed checkpoint and its witnesses fix, if it has any."""
+    if sequence in checkpoints and checkpoints[sequence]["hash"] != entry_hash:
+        raise RegisterChainError(sequence, "differs from its signed checkpoint")
+    if sequence in witnessed:
+        fault = _witness_fault(witnessed[sequence], entry_hash)
+        if fault is not None:
+            raise RegisterChainError(sequence, fault)
+
+
 async def _chain(
     store: Store,
     head_seq: int,
@@ -422,22 +464,10 @@ async def _chain(
 ) -> tuple[int, str]:
     """Check every entry, its link, and the hashes that checkpoints and witnesses fix; the
     last (sequence, hash) reached."""
-    path = store.sqlite_path()
-    beyond_head = [s for s in (*checkpoints, *witnessed) if s > head_seq]
-    if path is not None and head_seq >= parallel_min and not beyond_head:
-        wanted = frozenset(checkpoints) | frozenset(witnessed)
-        fast = await _verify_parallel(path, head_seq, wanted, max(2, os.cpu_count() or 2))
-        if fast is not None:
-            head, found = fast
-            consistent = (
-                head == head_hash
-                and all(found.get(s) == cp["hash"] for s, cp in checkpoints.items())
-                and all(found.get(s) == w.hash for s, ws in witnessed.items() for w in ws)
-            )
-            if consistent:
-                if progress is not None:
-                    progress(head_seq, head_seq)
-                return head_seq, head
+    if await _parallel_agrees(store, head_seq, head_hash, checkpoints, witnessed, parallel_min):
+        if progress is not None:
+            progress(head_seq, head_seq)
+        return head_seq, head_hash
     seq, head = 0, GENESIS_HASH
     head_bytes = bytes(32)
     sha256 = hashlib.sha256
@@ -467,12 +497,7 @@ async def _chain(
                         raise RegisterChainError(
                             sequence, "content does not match its hash (edited)"
                         )
-                if sequence in checkpoints and checkpoints[sequence]["hash"] != entry_hash:
-                    raise RegisterChainError(sequence, "differs from its signed checkpoint")
-                if sequence in witnessed:
-                    fault = _witness_fault(witnessed[sequence], entry_hash)
-                    if fault is not None:
-                        raise RegisterChainError(sequence, fault)
+                _check_fixed(sequence, entry_hash, checkpoints, witnessed)
                 seq, head, head_bytes = sequence, entry_hash, digest.digest()
             if progress is not None:
                 progress(seq, head_seq)

@@ -202,12 +202,11 @@ def _recipient_key(cert: x509.Certificate) -> tuple[str, int]:
     return parsed.issuer.hashable, parsed.serial_number
 
 
-def check_envelope(sealed: SealedForm, pinned: Mapping[str, x509.Certificate]) -> None:
-    """Art. 39(3)-(4): refuse (SEALED_FORM_INVALID) a sealed form whose envelopedData is not a
-    DER CMS EnvelopedData (RFC 5652) holding exactly one RSA key transport recipient info per
-    listed recipient, named by the issuer and serial number of the certificate `pinned` maps
-    the listed fingerprint to, with an allowed content encryption and ciphertext present.
-    Texts name the rule broken, never a value."""
+def _listed_keys(
+    sealed: SealedForm, pinned: Mapping[str, x509.Certificate]
+) -> dict[tuple[str, int], int]:
+    """(issuer, serial) -> RSA key size in bytes, of each listed recipient's pinned
+    certificate; each listed once, each a pinned health encryption certificate."""
     if len(set(sealed.recipients)) != len(sealed.recipients):
         raise _invalid("a recipient is listed twice")
     wanted: dict[tuple[str, int], int] = {}
@@ -222,10 +221,12 @@ def check_envelope(sealed: SealedForm, pinned: Mapping[str, x509.Certificate]) -
         wanted[_recipient_key(cert)] = (key.key_size + 7) // 8
     if len(wanted) != len(sealed.recipients):
         raise _invalid("two listed recipients have the same issuer and serial number")
-    try:
-        envelope = _read_envelope(sealed.enveloped_data)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
-        raise _invalid("envelopedData is not a DER-encoded CMS EnvelopedData (RFC 5652)") from exc
+    return wanted
+
+
+def _check_recipients(envelope: _Envelope, wanted: dict[tuple[str, int], int]) -> None:
+    """Exactly one RSA key transport recipient info per listed recipient, each naming its
+    certificate by issuer and serial, with an encrypted key of its key's size."""
     seen: set[tuple[str, int]] = set()
     for r in envelope.recipients:
         if r.key_transport not in KEY_TRANSPORT:
@@ -242,6 +243,20 @@ def check_envelope(sealed: SealedForm, pinned: Mapping[str, x509.Certificate]) -
         seen.add(key_id)
     if len(seen) != len(wanted):
         raise _invalid("a listed recipient has no recipient info")
+
+
+def check_envelope(sealed: SealedForm, pinned: Mapping[str, x509.Certificate]) -> None:
+    """Art. 39(3)-(4): refuse (SEALED_FORM_INVALID) a sealed form whose envelopedData is not a
+    DER CMS EnvelopedData (RFC 5652) holding exactly one RSA key transport recipient info per
+    listed recipient, named by the issuer and serial number of the certificate `pinned` maps
+    the listed fingerprint to, with an allowed content encryption and ciphertext present.
+    Texts name the rule broken, never a value."""
+    wanted = _listed_keys(sealed, pinned)
+    try:
+        envelope = _read_envelope(sealed.enveloped_data)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise _invalid("envelopedData is not a DER-encoded CMS EnvelopedData (RFC 5652)") from exc
+    _check_recipients(envelope, wanted)
     if envelope.content_type != "data":
         raise _invalid("the encrypted content is not of type id-data")
     if envelope.content_encryption not in CONTENT_ENCRYPTION:
