@@ -1,8 +1,8 @@
-"""Loading certificates and keys, and the one way we name a certificate: its SHA-256 fingerprint."""
+"""Loading certificates and keys. The one way we name a certificate, its SHA-256 fingerprint,
+is `gateway.core.fingerprints` (re-exported here for the shell's callers)."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from cryptography import x509
@@ -11,14 +11,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from gateway.core.fingerprints import fingerprint, fingerprint_der
+
+__all__ = [
+    "CertificateError",
+    "ecdsa_key",
+    "fingerprint",
+    "fingerprint_der",
+    "load_certificate",
+    "load_certificates",
+    "load_private_key",
+]
+
 
 class CertificateError(ValueError):
     """A certificate or key file is missing, unreadable or of the wrong kind."""
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    """Lowercase hex SHA-256 of the DER encoding, as pinned in the directory."""
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def ecdsa_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
@@ -30,10 +37,6 @@ def ecdsa_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | None:
     except (UnsupportedAlgorithm, ValueError):
         return None
     return key if isinstance(key, ec.EllipticCurvePublicKey) else None
-
-
-def fingerprint_der(der: bytes) -> str:
-    return hashlib.sha256(der).hexdigest()
 
 
 def load_certificate(path: Path) -> x509.Certificate:

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from lxml import etree
 
 from gateway.core.directory import Authority
+from gateway.core.fingerprints import fingerprint
 from gateway.core.policy import Reason, Rejection
-from gateway.pki.certs import fingerprint
 
 HEALTH_NS = "urn:eu:dublin:forms:health-certificate:1"
 SEALED_TAG = f"{{{HEALTH_NS}}}SealedHealthCertificate"

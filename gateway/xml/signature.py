@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 from xmlsec import constants as C
 
+from gateway.core.fingerprints import fingerprint
 from gateway.core.policy import Reason, Rejection
-from gateway.pki.certs import fingerprint
 from gateway.xml.parser import parse_trusted
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
