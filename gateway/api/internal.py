@@ -4,35 +4,28 @@ bearer token; the token decides the role and the role decides what may be done."
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from gateway.api.admin import add_admin_routes
+from gateway.api.auditor import add_auditor_routes
 from gateway.api.auth import CONTEXT, KEEPER, ROLE, Handler, requires
 from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
 from gateway.api.openapi import openapi_document
 from gateway.api.problems import problem
 from gateway.context import GatewayContext
 from gateway.core.forms import FORM_TYPES
-from gateway.core.pins import PinHistory
-from gateway.core.register import RegisterChainError, RegisterEntry
+from gateway.core.register import RegisterEntry
 from gateway.core.times import utc_text
 from gateway.deadlines import DeadlineKeeper
 from gateway.outbound import SubmissionError, submit
-from gateway.register import entries_csv, held_witnesses, overdue_checkpoint, verify_store
 from gateway.store.store import STORAGE_ERRORS, StoredDeadline, StoredMessage
 from gateway.xml.envelope import read_acknowledgement, read_attachments, read_form
 from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
-
-STATIC = Path(str(resources.files("gateway.api").joinpath("static")))
-"""The auditors' page: package data, served as files."""
-
 
 # Characters XML 1.0 cannot carry: C0 controls other than tab, newline and carriage return,
 # lone surrogates (JSON escapes can produce them), and the two non-characters U+FFFE/U+FFFF.
@@ -481,129 +474,6 @@ async def get_deadlines(request: web.Request) -> web.StreamResponse:
     )
 
 
-REGISTER_FILTERS = {
-    "reference": "reference",
-    "message_id": "message_id",
-    "peer": "peer",
-    "type": "message_type",
-    "direction": "direction",
-    "status": "status",
-    "event": "event",
-    "reason": "reason",
-}
-
-
-async def _register_query(request: web.Request, limit_max: int) -> list[Any] | web.Response:
-    """The register entries an auditor asked for, or a problem naming the bad filter."""
-    ctx = request.app[CONTEXT]
-    q = request.query
-    unknown = set(q) - set(REGISTER_FILTERS) - {"since", "until", "cursor", "limit"}
-    if unknown:
-        name = sorted(unknown)[0]
-        return problem(400, "Bad Request", f"unknown filter {name!r}", field=name)
-    try:
-        after = int(q.get("cursor", "0"))
-        limit = int(q.get("limit", "100"))
-        times = {}
-        for key in ("since", "until"):
-            if key in q:
-                moment = datetime.fromisoformat(q[key].replace("Z", "+00:00"))
-                if moment.tzinfo is None:
-                    raise ValueError(key)
-                times[key] = moment
-    except ValueError:
-        return problem(
-            400,
-            "Bad Request",
-            "cursor and limit are integers; since and until ISO 8601 instants with an offset",
-            field="since",
-        )
-    if not 1 <= limit <= limit_max:
-        return problem(400, "Bad Request", f"limit is 1-{limit_max}", field="limit")
-    return await ctx.store.query_register(
-        **{column: q[name] for name, column in REGISTER_FILTERS.items() if name in q},
-        since=times.get("since"),
-        until=times.get("until"),
-        after=after,
-        limit=limit,
-    )
-
-
-@requires("read-register")
-async def get_register(request: web.Request) -> web.StreamResponse:
-    """Art. 40(9): the register for auditors: metadata and digests, never payloads."""
-    entries = await _register_query(request, 1000)
-    if isinstance(entries, web.Response):
-        return entries
-    after = request.query.get("cursor", "0")
-    return web.json_response(
-        {
-            "items": [e.to_dict() for e in entries],
-            "next_cursor": str(entries[-1].sequence) if entries else after,
-        }
-    )
-
-
-@requires("read-register")
-async def get_register_csv(request: web.Request) -> web.StreamResponse:
-    entries = await _register_query(request, 100_000)
-    if isinstance(entries, web.Response):
-        return entries
-    return web.Response(
-        text=entries_csv(entries),
-        content_type="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="register.csv"'},
-    )
-
-
-@requires("read-register")
-async def get_register_integrity(request: web.Request) -> web.StreamResponse:
-    """Verify the whole register now: chain, head, signed checkpoints (each signed by a
-    certificate pinned for us when it was signed) and every peer witness the gateway holds;
-    and say how many entries nothing but the local chain vouches for."""
-    ctx = request.app[CONTEXT]
-    state = ctx.trust.state
-    verified_at = utc_text(ctx.clock())
-    witnesses = await held_witnesses(ctx.store)
-    try:
-        report = await verify_store(
-            ctx.store,
-            ctx.config.authority,
-            list(state.anchors.certificates),
-            witnesses=witnesses,
-            pins=PinHistory([*await ctx.store.pin_history(), state.pins]),
-            revocations=state.revocations,
-        )
-    except RegisterChainError as exc:
-        return web.json_response(
-            {
-                "intact": False,
-                "sequence": exc.sequence,
-                "reason": exc.reason,
-                "witnesses": len(witnesses),
-                "verified_at": verified_at,
-            }
-        )
-    overdue = overdue_checkpoint(report, ctx.config.register.checkpoint_every)
-    return web.json_response(
-        {"intact": True, **report.to_dict(), "warning": overdue, "verified_at": verified_at}
-    )
-
-
-async def auditor_page(request: web.Request) -> web.StreamResponse:
-    name = request.match_info.get("name", "auditor.html")
-    if name not in ("auditor.html", "auditor.js"):
-        raise web.HTTPNotFound()
-    return web.FileResponse(
-        STATIC / name,
-        headers={
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
-        },
-    )
-
-
 async def get_openapi(request: web.Request) -> web.StreamResponse:
     """The API's description (OpenAPI 3.1); public on the loopback listener, like a manual."""
     return web.json_response(openapi_document())
@@ -676,10 +546,6 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app.router.add_get("/api/v1/cases/{reference}", get_case)
     app.router.add_get("/api/v1/deadlines", get_deadlines)
     add_admin_routes(app)
-    app.router.add_get("/api/v1/register", get_register)
-    app.router.add_get("/api/v1/register.csv", get_register_csv)
-    app.router.add_get("/api/v1/register/integrity", get_register_integrity)
-    app.router.add_get("/auditor", auditor_page)
-    app.router.add_get("/auditor/{name}", auditor_page)
+    add_auditor_routes(app)
     app.router.add_get("/api/v1/health", get_health)
     return app
