@@ -262,6 +262,71 @@ def write_certificate(path: Path, cert: x509.Certificate) -> None:
     atomic_write(path, cert.public_bytes(serialization.Encoding.PEM), mode=_CERT_MODE)
 
 
+_Credentials = dict[str, tuple[ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, x509.Certificate]]
+
+
+def _issue_authority(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    code: str,
+    state: str,
+    endpoint: str,
+    not_before: datetime,
+    not_after: datetime,
+) -> tuple[Authority, _Credentials]:
+    """One authority's TLS, signing and health encryption keys and certificates, and its
+    directory entry pinning them (in memory: nothing is written here)."""
+    state_name, time_zone = MEMBER_STATES[state]
+    unit = f"Dublin unit of {state_name}"
+    tls_key, signing_key = generate_key(), generate_key()
+    health_key = generate_health_key()
+    tls_cert = issue_certificate(
+        ca_cert,
+        ca_key,
+        tls_key.public_key(),
+        _name(code, unit),
+        purpose="tls",
+        sans=_tls_sans(code),
+        not_before=not_before,
+        not_after=not_after,
+    )
+    signing_cert = issue_certificate(
+        ca_cert,
+        ca_key,
+        signing_key.public_key(),
+        _name(f"{code} signing", unit),
+        purpose="signing",
+        not_before=not_before,
+        not_after=not_after,
+    )
+    health_cert = issue_certificate(
+        ca_cert,
+        ca_key,
+        health_key.public_key(),
+        _name(f"{code} health practitioners", unit),
+        purpose="health-encryption",
+        not_before=not_before,
+        not_after=not_after,
+    )
+    authority = Authority(
+        code=code,
+        member_state=state,
+        name=unit,
+        time_zone=time_zone,
+        endpoint=endpoint,
+        roles=frozenset(ROLES),
+        tls_fingerprints=frozenset({fingerprint(tls_cert)}),
+        signing_fingerprints=frozenset({fingerprint(signing_cert)}),
+        health_encryption_certificates=(_pem(health_cert),),
+    )
+    credentials: _Credentials = {
+        "tls": (tls_key, tls_cert),
+        "signing": (signing_key, signing_cert),
+        "health": (health_key, health_cert),
+    }
+    return authority, credentials
+
+
 def create_demo_network(
     out: Path,
     codes: Sequence[str],
@@ -352,59 +417,20 @@ def create_demo_network(
         not_after=not_after,
     )
     crl = empty_crl(ca_cert, ca_key, now, not_after)
-    issued: dict[str, tuple[ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, x509.Certificate]]
-    issued = {}
+    issued: _Credentials = {}
     authorities: list[Authority] = []
     for index, code in enumerate(codes):
-        state = state_of[code]
-        state_name, time_zone = MEMBER_STATES[state]
-        unit = f"Dublin unit of {state_name}"
-        tls_key, signing_key = generate_key(), generate_key()
-        health_key = generate_health_key()
-        tls_cert = issue_certificate(
+        authority, credentials = _issue_authority(
             ca_cert,
             ca_key,
-            tls_key.public_key(),
-            _name(code, unit),
-            purpose="tls",
-            sans=_tls_sans(code),
-            not_before=not_before,
-            not_after=not_after,
+            code,
+            state_of[code],
+            endpoints.get(code, f"https://localhost:{FIRST_DEMO_PORT + index}"),
+            not_before,
+            not_after,
         )
-        signing_cert = issue_certificate(
-            ca_cert,
-            ca_key,
-            signing_key.public_key(),
-            _name(f"{code} signing", unit),
-            purpose="signing",
-            not_before=not_before,
-            not_after=not_after,
-        )
-        health_cert = issue_certificate(
-            ca_cert,
-            ca_key,
-            health_key.public_key(),
-            _name(f"{code} health practitioners", unit),
-            purpose="health-encryption",
-            not_before=not_before,
-            not_after=not_after,
-        )
-        issued[f"{code}/tls"] = (tls_key, tls_cert)
-        issued[f"{code}/signing"] = (signing_key, signing_cert)
-        issued[f"{code}/health"] = (health_key, health_cert)
-        authorities.append(
-            Authority(
-                code=code,
-                member_state=state,
-                name=unit,
-                time_zone=time_zone,
-                endpoint=endpoints.get(code, f"https://localhost:{FIRST_DEMO_PORT + index}"),
-                roles=frozenset(ROLES),
-                tls_fingerprints=frozenset({fingerprint(tls_cert)}),
-                signing_fingerprints=frozenset({fingerprint(signing_cert)}),
-                health_encryption_certificates=(_pem(health_cert),),
-            )
-        )
+        authorities.append(authority)
+        issued.update({f"{code}/{kind}": pair for kind, pair in credentials.items()})
     for authority in authorities:
         authority.check()
     directory = Directory.of(authorities)
