@@ -53,7 +53,7 @@ from gateway.core.forms import form_type
 from gateway.core.policy import Header
 from gateway.examples import attachments_for, load_example
 from gateway.network import LocalNetwork, build_local_network
-from gateway.transport.tls import client_context, server_context
+from gateway.pki.tls import client_context, server_context
 from gateway.trust import load_trust
 from gateway.xml.envelope import (
     Acknowledgement,

@@ -35,7 +35,7 @@ from gateway.pki.certs import (
 )
 from gateway.pki.purposes import DOCUMENT_SIGNING
 from gateway.pki.signed_directory import SignedDirectory, load_signed_directory
-from gateway.transport.tls import client_context
+from gateway.pki.tls import client_context
 
 Status = Literal["ok", "warning", "error"]
 CRL_WARNING = timedelta(days=2)

@@ -43,8 +43,8 @@ from gateway.pki.anchors import (
 from gateway.pki.certs import CertificateError, fingerprint, load_certificate, load_private_key
 from gateway.pki.purposes import DOCUMENT_SIGNING
 from gateway.pki.signed_directory import SignedDirectory, load_signed_directory
+from gateway.pki.tls import client_context, server_context
 from gateway.store.store import Checkpointer, Store, TrustMark
-from gateway.transport.tls import client_context, server_context
 from gateway.xml.signature import Signer
 
 DIRECTORY_MARK = "directory"
