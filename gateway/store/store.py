@@ -163,6 +163,8 @@ class OutboxItem:
     digest: str
     signed_xml: bytes
     attempts: int
+    created_at: datetime
+    """The transmission's signed creation time: no receipt can be earlier."""
     message_type: str = ""
     reference: str = ""
 
@@ -605,7 +607,14 @@ class Store:
             rows = [_message(r) for r in await conn.execute(q)]
         return [
             OutboxItem(
-                m.message_id, m.peer, m.digest, m.signed_xml or b"", 0, m.message_type, m.reference
+                m.message_id,
+                m.peer,
+                m.digest,
+                m.signed_xml or b"",
+                0,
+                m.created_at,
+                m.message_type,
+                m.reference,
             )
             for m in rows
         ]
@@ -646,6 +655,7 @@ class Store:
                 messages.c.peer,
                 messages.c.digest,
                 messages.c.signed_xml,
+                messages.c.created_at,
                 messages.c.message_type,
                 messages.c.reference,
             )
@@ -672,6 +682,7 @@ class Store:
                 r.digest,
                 r.signed_xml,
                 r.attempts,
+                r.created_at,
                 r.message_type,
                 r.reference,
             )
