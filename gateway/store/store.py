@@ -288,6 +288,12 @@ class Transaction:
         # first append, kept here by the next ones, written once before the commit.
         self._shared = {} if shared is None else shared
         self.appended: list[RegisterEntry] = []
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this unit of work is durable (never if it is not): whoever
+        it wakes then finds what this unit wrote."""
+        self._after_commit.append(callback)
 
     async def append_register(self, *, time: datetime, **fields: Any) -> RegisterEntry:
         entry = await self._append(time, fields)
@@ -572,7 +578,10 @@ class Store:
         """One unit of work: all of it is stored, durably, when the block exits without an
         exception, or none of it. Units are group-committed (gateway.store.group)."""
         async with self._writer.unit() as (conn, shared):
-            yield Transaction(conn, self.postgres, self.checkpointer, shared)
+            tx = Transaction(conn, self.postgres, self.checkpointer, shared)
+            yield tx
+        for callback in tx._after_commit:
+            callback()
 
     async def committed(self) -> None:
         """Wait until every unit of work begun before this call is durable (a reader on
