@@ -128,7 +128,10 @@ class PeerSettings(Section):
     max_body_bytes: int = setting(10 * 1024 * 1024, "Largest transmission.", rule=POSITIVE)
     max_depth: int = setting(64, "XML nesting limit.", rule=POSITIVE)
     max_clock_skew_seconds: int = setting(
-        300, "How far a transmission's created time may be from our clock.", rule=POSITIVE
+        300,
+        "How far a transmission's created time may be from our clock; an acknowledgement's "
+        "receipt time may be this much before our transmission's creation or after our clock.",
+        rule=POSITIVE,
     )
     body_timeout_seconds: float = setting(
         30.0, "Time for a peer to send a whole request body.", rule=POSITIVE

@@ -120,7 +120,7 @@ class DeadlineKeeper:
         self._next_known: datetime | None = None
 
     def notice(self, moment: datetime) -> None:
-        """A deadline event at `moment` now exists (or will, once its transaction commits)."""
+        """A deadline event at `moment` now exists (call it once its transaction committed)."""
         if self._next_known is None or moment < self._next_known:
             self._next_known = moment
             self.wake.set()
@@ -162,7 +162,8 @@ class DeadlineKeeper:
                 "expires_at": deadline.expires_at.isoformat(),
             },
         )
-        self.notice(next_event)
+        # Woken before the commit, the scheduler would find nothing and sleep its full round.
+        tx.after_commit(lambda: self.notice(next_event))
 
     async def on_message(
         self,

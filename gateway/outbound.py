@@ -318,7 +318,9 @@ async def _submit_new(
     if lease is not None and handoff is not None:
         # Durable now, and leased to the worker: it sends at once, no claim round trip.
         handoff.hand_over(
-            OutboxItem(header.message_id, receiver, digest, signed, 0, ft.name, reference)
+            OutboxItem(
+                header.message_id, receiver, digest, signed, 0, header.created, ft.name, reference
+            )
         )
     else:
         ctx.wake_delivery.set()

@@ -25,6 +25,7 @@ EVENTS = frozenset(
         "delivery-failed",  # one delivery attempt failed (network, TLS, bad acknowledgement)
         "delivered",  # the peer acknowledged receipt (positively)
         "refused-by-peer",  # the peer answered with a negative acknowledgement
+        "acknowledgement-refused",  # a signed acknowledgement stated what its signer cannot know
         "undeliverable",  # retries exhausted
         "received",  # a transmission from a peer was accepted
         "rejected",  # a transmission from a peer was refused, with a reason code

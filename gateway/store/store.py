@@ -164,6 +164,8 @@ class OutboxItem:
     digest: str
     signed_xml: bytes
     attempts: int
+    created_at: datetime
+    """The transmission's signed creation time: no receipt can be earlier."""
     message_type: str = ""
     reference: str = ""
 
@@ -287,6 +289,12 @@ class Transaction:
         # first append, kept here by the next ones, written once before the commit.
         self._shared = {} if shared is None else shared
         self.appended: list[RegisterEntry] = []
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this unit of work is durable (never if it is not): whoever
+        it wakes then finds what this unit wrote."""
+        self._after_commit.append(callback)
 
     async def append_register(self, *, time: datetime, **fields: Any) -> RegisterEntry:
         entry = await self._append(time, fields)
@@ -567,7 +575,10 @@ class Store:
         """One unit of work: all of it is stored, durably, when the block exits without an
         exception, or none of it. Units are group-committed (gateway.store.group)."""
         async with self._writer.unit() as (conn, shared):
-            yield Transaction(conn, self.postgres, self.checkpointer, shared)
+            tx = Transaction(conn, self.postgres, self.checkpointer, shared)
+            yield tx
+        for callback in tx._after_commit:
+            callback()
 
     async def committed(self) -> None:
         """Wait until every unit of work begun before this call is durable (a reader on
@@ -602,7 +613,14 @@ class Store:
             rows = [_message(r) for r in await conn.execute(q)]
         return [
             OutboxItem(
-                m.message_id, m.peer, m.digest, m.signed_xml or b"", 0, m.message_type, m.reference
+                m.message_id,
+                m.peer,
+                m.digest,
+                m.signed_xml or b"",
+                0,
+                m.created_at,
+                m.message_type,
+                m.reference,
             )
             for m in rows
         ]
@@ -643,6 +661,7 @@ class Store:
                 messages.c.peer,
                 messages.c.digest,
                 messages.c.signed_xml,
+                messages.c.created_at,
                 messages.c.message_type,
                 messages.c.reference,
             )
@@ -669,6 +688,7 @@ class Store:
                 r.digest,
                 r.signed_xml,
                 r.attempts,
+                r.created_at,
                 r.message_type,
                 r.reference,
             )

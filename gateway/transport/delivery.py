@@ -1,12 +1,18 @@
 """Durable outbound delivery: claims due outbox rows, POSTs each over a pooled keep-alive mTLS
 connection, verifies the peer's signed acknowledgement (signature, digest of what we sent,
 receiver identity) and stores it as proof of transmission and time of receipt. Failures are
-retried with exponential backoff and jitter until the retry policy gives up."""
+retried with exponential backoff and jitter until the retry policy gives up.
+
+A validly signed acknowledgement can still say what its signer cannot know: a receipt time
+outside the transmission's lifetime moves the legal time limits (gateway.core.acknowledgements).
+Such an acknowledgement is refused like a failed attempt (retried, then reconciled) and an
+administrator is told: an `acknowledgement-refused` register entry, a log warning, a metric."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -16,6 +22,7 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 from gateway.context import GatewayContext
+from gateway.core.acknowledgements import Refusal, refusal
 from gateway.core.conversations import outcome_of
 from gateway.core.policy import Reason, Rejection
 from gateway.deadlines import DeadlineKeeper
@@ -38,6 +45,16 @@ MAX_ACK_BYTES = 256 * 1024
 
 class DeliveryError(Exception):
     """One attempt failed for a reason worth retrying."""
+
+
+class AcknowledgementRefused(DeliveryError):
+    """The peer's acknowledgement is validly signed but states what we do not accept."""
+
+    def __init__(self, refused: Refusal, ack: Acknowledgement, ack_bytes: bytes) -> None:
+        super().__init__(f"acknowledgement refused: {refused.reason.value}: {refused.text}")
+        self.refused = refused
+        self.ack = ack
+        self.ack_bytes = ack_bytes
 
 
 class PinMismatch(aiohttp.ClientError):
@@ -218,6 +235,13 @@ class Deliverer:
                     "reconciliation: no proof yet", message_id=item.message_id, error=str(exc)[:200]
                 )
                 continue
+            refused = self._refusal(item, ack)
+            if refused is not None:
+                # Still undeliverable; the next pass asks again.
+                async with ctx.store.transaction() as tx:
+                    await self._register_refusal(tx, item, 0, refused, ack, body, reconciled=True)
+                self._alert(item, refused, reconciled=True)
+                continue
             await self._record_ack(item, 0, ack, body, reconciled=True)
             corrected += 1
             ctx.log.warning(
@@ -271,6 +295,10 @@ class Deliverer:
         attempt = item.attempts + 1
         try:
             ack, ack_bytes = await self._attempt(item)
+        except AcknowledgementRefused as exc:
+            await self._failed(item, attempt, str(exc), exc)
+            self._alert(item, exc.refused, reconciled=False)
+            return
         except DeliveryError as exc:
             await self._failed(item, attempt, str(exc))
             return
@@ -315,6 +343,9 @@ class Deliverer:
                 f"{url} answered HTTP {status} without a valid acknowledgement: "
                 f"{exc.reason.value}: {exc.text}"
             ) from exc
+        refused = self._refusal(item, ack)
+        if refused is not None:
+            raise AcknowledgementRefused(refused, ack, body)
         return ack, body
 
     def _verify_ack(self, body: bytes, item: OutboxItem) -> Acknowledgement:
@@ -335,6 +366,68 @@ class Deliverer:
         if ack.accepted and ack.message_id != item.message_id:
             raise Rejection(Reason.SIGNATURE_INVALID, "acknowledgement names another message")
         return ack
+
+    def _refusal(self, item: OutboxItem, ack: Acknowledgement) -> Refusal | None:
+        """Whether a verified acknowledgement states what its signer can know (see
+        gateway.core.acknowledgements): checked before anything of it is recorded."""
+        return refusal(
+            receipt_time=ack.receipt_time,
+            receiver=ack.receiver,
+            status=ack.status,
+            reason_code=ack.reason_code,
+            created=item.created_at,
+            now=self.ctx.clock(),
+            max_skew=timedelta(seconds=self.ctx.config.peer.max_clock_skew_seconds),
+            local=self.ctx.config.authority,
+        )
+
+    async def _register_refusal(
+        self,
+        tx: Transaction,
+        item: OutboxItem,
+        attempt: int,
+        refused: Refusal,
+        ack: Acknowledgement,
+        ack_bytes: bytes,
+        *,
+        reconciled: bool,
+    ) -> None:
+        """The evidence of a refused acknowledgement: what it claimed, why it was refused.
+        The acknowledgement itself is not stored (nothing it says is recorded as fact)."""
+        await tx.append_register(
+            time=self.ctx.clock(),
+            event="acknowledgement-refused",
+            direction="out",
+            peer=item.peer,
+            message_id=item.message_id,
+            message_type=item.message_type,
+            reference=item.reference,
+            digest=item.digest,
+            status="refused",
+            reason=refused.reason.value,
+            details={
+                "attempt": attempt,
+                "text": refused.text,
+                "acknowledgement_id": ack.acknowledgement_id[:64],
+                "acknowledgement_sha256": hashlib.sha256(ack_bytes).hexdigest(),
+                "stated_receipt_time": ack.receipt_time.isoformat(),
+                "stated_status": ack.status,
+            }
+            | ({"reconciliation": True} if reconciled else {}),
+        )
+
+    def _alert(self, item: OutboxItem, refused: Refusal, *, reconciled: bool) -> None:
+        self.ctx.metrics.acknowledgements_refused.labels(
+            peer=item.peer, reason=refused.reason.value
+        ).inc()
+        self.ctx.log.warning(
+            "acknowledgement refused: the peer signed what it cannot know",
+            message_id=item.message_id,
+            peer=item.peer,
+            reason=refused.reason.value,
+            detail=refused.text,
+            reconciliation=reconciled,
+        )
 
     async def _record_ack(
         self,
@@ -401,7 +494,15 @@ class Deliverer:
             outcome = outcome_of(header.message_type, form)
             await self.keeper.on_message(tx, header, form, outcome, conv, ack.receipt_time)
 
-    async def _failed(self, item: OutboxItem, attempt: int, error: str) -> None:
+    async def _failed(
+        self,
+        item: OutboxItem,
+        attempt: int,
+        error: str,
+        refused: AcknowledgementRefused | None = None,
+    ) -> None:
+        """Record a failed attempt and schedule the next (or give up); a refused
+        acknowledgement's register entry goes in the same transaction."""
         ctx = self.ctx
         policy = ctx.config.delivery.retry
         now = ctx.clock()
@@ -418,6 +519,16 @@ class Deliverer:
                 claimed = await tx.reschedule(item.message_id, attempt, next_at, error)
             if not claimed:
                 return
+            if refused is not None:
+                await self._register_refusal(
+                    tx,
+                    item,
+                    attempt,
+                    refused.refused,
+                    refused.ack,
+                    refused.ack_bytes,
+                    reconciled=False,
+                )
             if give_up:
                 await tx.update_message(item.message_id, state="undeliverable", reason_text=error)
             await tx.append_register(

@@ -4,13 +4,18 @@ expiry from the acknowledged receipt time, and silence has its consequence exact
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from gateway.core.register import verify_chain
 from gateway.examples import attachments_for
+from gateway.store.store import Store
+from tests.net_proxy import Proxy
 
 from .conftest import Harness, example, make_harness, send_request
+from .test_faults import route_through
 
 
 async def advance(h: Harness, days: float) -> None:
@@ -221,3 +226,72 @@ async def test_art29_1_a_request_after_the_limit_tells_the_requesting_state_it_i
     assert timely["warnings"] == []
     rules = {d["rule"]: d for d in (await be.message(timely["message_id"]))["deadlines"]}
     assert rules["take_charge_request"]["state"] == "met"
+
+
+def slow_disk(store: Store) -> None:
+    """The next commit's flush takes as long as a scheduler round (a real disk takes ~2 ms,
+    tmpfs none): it becomes durable only after the deadline scheduler, if anything woke it,
+    has looked for due events and gone back to sleep (2 s at most)."""
+    rounds = [0]
+    look = store.next_deadline_event  # the last read of each scheduler round
+
+    async def counted() -> datetime | None:
+        found = await look()
+        rounds[0] += 1
+        return found
+
+    writer: Any = store._writer
+    finish = writer._finish
+
+    async def flush_slowly(batch: object) -> None:
+        writer._finish = finish  # once
+        before, end = rounds[0], time.monotonic() + 2
+        while rounds[0] == before and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        await finish(batch)
+
+    store.next_deadline_event = counted  # type: ignore[method-assign]
+    writer._finish = flush_slowly
+
+
+async def test_a_limit_already_past_when_it_opens_has_its_consequence_at_once(
+    tmp_path: Path,
+) -> None:
+    """Issue 14, item 10: BE-DU's proof of receipt of a take charge request arrives 40 days
+    late (every answer was lost, BE-DU gave up, reconciliation finds it). The reply limit runs
+    from that receipt (Art. 30(1), 65) and was over when it opened: its consequence, deemed
+    acceptance (Art. 30(8)), is applied at once, not at the scheduler's next 300 s round."""
+    h = await make_harness(
+        tmp_path,
+        delivery={
+            "max_attempts": 2,
+            "reconcile_interval_seconds": 3600,
+            "reconcile_window_days": 90,
+        },
+    )
+    proxy = Proxy(h.net.gateways["NL-DU"].peer_port)
+    await proxy.start()
+    try:
+        await h.start("BE-DU", "NL-DU")
+        await route_through(h, "NL-DU", proxy)
+        proxy.set("drop-responses")
+        be = h.api("BE-DU")
+        sent = await send_request(be, case_number="LATE-PROOF")
+        await be.wait_for_state(sent["message_id"], {"undeliverable"}, within=30)
+        proxy.set("forward")
+        await advance(h, 40)
+        await case_state(h, "NL-DU", sent["reference"], "deemed-accepted")
+        slow_disk(h.ctx("BE-DU").store)
+        assert await h.running["BE-DU"].deliverer.reconcile() == 1
+        end = time.monotonic() + 20  # far below the scheduler's 300 s round
+        while not await expiries(h, "BE-DU", "take_charge_reply"):
+            assert time.monotonic() < end, "the past limit still waits for its consequence"
+            await asyncio.sleep(0.05)
+        case = await be.case(sent["reference"])
+        assert case["state"] == "deemed-accepted"
+        rules = {d["rule"]: d for d in case["deadlines"]}
+        assert rules["take_charge_reply"]["consequence"] == "deemed-acceptance"
+        assert len(await expiries(h, "BE-DU", "take_charge_reply")) == 1
+    finally:
+        await proxy.close()
+        await h.close()

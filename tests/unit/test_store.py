@@ -90,6 +90,36 @@ async def test_a_failed_transaction_leaves_nothing_half_written(tmp_path: Path) 
         await store.close()
 
 
+async def test_after_commit_callbacks_run_once_the_work_is_durable_and_never_after_a_failure(
+    tmp_path: Path,
+) -> None:
+    """Issue 14, item 10: whoever a unit of work wakes (the deadline scheduler) must find
+    what it wrote: its callbacks run after the commit, and not at all if it failed."""
+    store = await Store.open(sqlite_url(tmp_path))
+    seen: list[int] = []
+    try:
+
+        async def readable() -> None:
+            seen.append(len(await store.register_entries()))
+
+        woken: list[asyncio.Task[None]] = []
+        async with store.transaction() as tx:
+            await tx.append_register(time=NOW, event="submitted", direction="out")
+            tx.after_commit(lambda: woken.append(asyncio.create_task(readable())))
+            assert woken == []
+        assert len(woken) == 1
+        await woken[0]
+        assert seen == [1]
+        with pytest.raises(RuntimeError):
+            async with store.transaction() as tx:
+                await tx.append_register(time=NOW, event="submitted", direction="out")
+                tx.after_commit(lambda: seen.append(-1))
+                raise RuntimeError("crash in the middle")
+        assert seen == [1]
+    finally:
+        await store.close()
+
+
 async def _message(store: Store, message_id: str) -> None:
     async with store.transaction() as tx:
         await tx.insert_message(
