@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import gc
 import hashlib
 import signal
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.api.internal import api_app
 from gateway.config import Config, ConfigError
@@ -72,20 +74,76 @@ async def _record_configuration(ctx: GatewayContext) -> None:
         )
 
 
+SERVER_NAME = "dublin-gateway"
+"""What every answer says in its `Server` header: the product, never the versions of Python
+and aiohttp a scanner would match against known vulnerabilities (issue 14, item 14)."""
+
+
+class _Request(web.Request):
+    """A request whose answers name no software version. aiohttp fills in its own `Server`
+    header only when none is set, after this hook; the hook runs for every answer, the ones
+    aiohttp writes itself for malformed HTTP included."""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        response.headers[hdrs.SERVER] = SERVER_NAME
+        await super()._prepare_hook(response)
+
+
+def _name_no_version(runner: web.AppRunner) -> None:
+    """Make the runner's server build `_Request`s (call after `setup()`, before listening)."""
+    assert runner.server is not None
+    runner.server.request_factory = functools.partial(runner.app._make_request, _cls=_Request)
+
+
+class _Site(web.TCPSite):
+    """A TCP site whose TLS handshakes must complete within `handshake_timeout` seconds
+    (asyncio's default is 60 s: a peer opening connections and never finishing the handshake
+    would hold them that long; issue 14, item 11). aiohttp's TCPSite has no such setting."""
+
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, *, handshake_timeout: float, **kw: Any
+    ) -> None:
+        super().__init__(runner, host, port, **kw)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
+
+
 async def _listen(
     runner: web.AppRunner,
     setting: str,
     host: str,
     port: int,
     *,
+    handshake_timeout: float = 60.0,
     ssl_context: ssl.SSLContext | None = None,
     reuse_port: bool = False,
 ) -> None:
     """Start one listener; an address that cannot be bound (taken by another process, not on
-    this machine, a privileged port) is a ConfigError naming the setting, not a traceback."""
+    this machine, a privileged port) is a ConfigError naming the setting, not a traceback.
+    A TLS handshake not complete after `handshake_timeout` seconds is cut."""
+    _name_no_version(runner)
     try:
-        await web.TCPSite(
-            runner, host, port, ssl_context=ssl_context, reuse_port=reuse_port or None
+        await _Site(
+            runner,
+            host,
+            port,
+            handshake_timeout=handshake_timeout,
+            ssl_context=ssl_context,
+            reuse_port=reuse_port or None,
         ).start()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
@@ -112,6 +170,7 @@ async def start_gateway(config: Config) -> RunningGateway:
             "peer.port",
             config.peer.host,
             config.peer.port,
+            handshake_timeout=config.peer.idle_timeout_seconds,
             ssl_context=ctx.trust.base_server_context(audit.refused),
             reuse_port=config.peer.reuse_port,
         )

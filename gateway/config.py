@@ -139,8 +139,8 @@ class PeerSettings(Section):
     max_attachment_bytes: int = setting(4 * 1024 * 1024, "Largest attached file.", rule=POSITIVE)
     idle_timeout_seconds: float = setting(
         30.0,
-        "A connection that completes no request within this time is closed (slow clients, "
-        "slowloris); it also ends idle keep-alive connections.",
+        "A connection that completes no TLS handshake or no request within this time is "
+        "closed (slow clients, slowloris); it also ends idle keep-alive connections.",
         rule=POSITIVE,
     )
     reuse_port: bool = setting(

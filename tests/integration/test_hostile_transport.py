@@ -224,3 +224,63 @@ async def test_acknowledgement_probe_answers_the_sender_only(nl: Harness) -> Non
             assert resp.status == 404
     async with nl.session_as("GR-DU") as gr, gr.get(url) as resp:
         assert resp.status == 404
+
+
+async def test_tls_handshakes_that_never_complete_are_cut_at_the_idle_timeout(
+    tmp_path: Path,
+) -> None:
+    """Issue 14, item 11: twenty connections open TCP and never start the TLS handshake.
+    Each is closed by the gateway at `peer.idle_timeout_seconds` (1 s here), not after
+    asyncio's default 60 s, and meanwhile an honest peer is answered at once."""
+    h = await make_harness(tmp_path, peer={"idle_timeout_seconds": 1.0})
+    try:
+        await h.start("NL-DU")
+        port = h.net.gateways["NL-DU"].peer_port
+        mute = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with h.session_as("BE-DU") as s:
+            status, _ = await post(s, h, h.signer("BE-DU").sign(with_files(header())))
+        assert status == 200
+
+        async def closed_by_server(reader: asyncio.StreamReader) -> float:
+            try:
+                await asyncio.wait_for(reader.read(), timeout=10)
+            except ConnectionError:
+                pass
+            except TimeoutError:
+                return float("inf")
+            return loop.time() - started
+
+        waits = await asyncio.gather(*(closed_by_server(r) for r, _ in mute))
+        for _, writer in mute:
+            writer.close()
+        assert max(waits) < 5, f"a mute connection was held {max(waits):.1f} s"
+    finally:
+        await h.close()
+
+
+async def test_the_peer_listener_announces_no_software_version(nl: Harness) -> None:
+    """Issue 14, item 14: no `Server: Python/3.x aiohttp/3.y` on any answer, the ones
+    aiohttp writes itself for malformed HTTP included."""
+    url = nl.net.gateways["NL-DU"].peer_url
+    async with nl.session_as("BE-DU") as s:
+        async with s.get(url + "/v1/health") as resp:
+            assert resp.status == 200
+            served = resp.headers.get("Server", "")
+        async with s.get(url + "/no-such-route") as resp:
+            assert resp.status == 404
+            not_found = resp.headers.get("Server", "")
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1",
+        nl.net.gateways["NL-DU"].peer_port,
+        ssl=client_context(nl),
+        server_hostname="localhost",
+    )
+    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+    await writer.drain()
+    malformed = await asyncio.wait_for(reader.read(65536), timeout=5)
+    writer.close()
+    assert malformed.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")), malformed[:60]
+    for banner in (served, not_found, malformed.decode("latin-1")):
+        assert "aiohttp" not in banner and "Python" not in banner, banner
