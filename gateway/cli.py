@@ -11,6 +11,7 @@ from pathlib import Path
 
 import uvloop
 
+from gateway.cli_rules import add_parsers as add_rule_parsers
 from gateway.config import ConfigError, load_config
 from gateway.core.directory import DirectoryError
 from gateway.doctor import add_doctor_command
@@ -149,46 +150,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out: Path = args.out
     atomic_write(out, data, mode=0o600)  # personal data: the form and its attachments
     print(f"wrote {len(data)} bytes to {out} (exactly as signed)")
-    return 0
-
-
-def _cmd_deadline(args: argparse.Namespace) -> int:
-    import json
-    from datetime import date, datetime
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    from gateway.core.deadlines import DeadlineError, compute, load_rule_set
-
-    try:
-        start = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise DeadlineError(f"--from {args.start!r} is not an ISO 8601 instant") from exc
-    if start.tzinfo is None:
-        raise DeadlineError(f"--from {args.start!r} has no UTC offset (e.g. +01:00 or Z)")
-    try:
-        zone = ZoneInfo(args.tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise DeadlineError(f"--tz {args.tz!r} is not an IANA time zone") from exc
-    requested = None
-    if args.requested is not None:
-        try:
-            requested = date.fromisoformat(args.requested)
-        except ValueError as exc:
-            raise DeadlineError(f"--requested {args.requested!r} is not a date") from exc
-    rules = load_rule_set(args.legal_basis)
-    rule = rules.rules.get(args.rule)
-    if rule is None:
-        raise DeadlineError(f"unknown rule {args.rule!r}; known: {', '.join(sorted(rules.rules))}")
-    deadline = compute(rule, start, zone, requested)
-    print(
-        json.dumps(
-            {
-                "rule": deadline.rule,
-                "due_date": deadline.due_date.isoformat(),
-                "expires_at": deadline.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
-        )
-    )
     return 0
 
 
@@ -462,15 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_cmd_demo)
 
-    deadline = sub.add_parser("deadline", help="compute a time limit (Art. 65)")
-    deadline.add_argument("rule", help="rule name, e.g. take_charge_reply")
-    deadline.add_argument(
-        "--from", dest="start", required=True, help="the event instant, ISO 8601 with offset"
-    )
-    deadline.add_argument("--tz", required=True, help="IANA zone of the authority that acts")
-    deadline.add_argument("--requested", default=None, help="requested reply date (urgent)")
-    deadline.add_argument("--legal-basis", default="com-2020-610")
-    deadline.set_defaults(func=_cmd_deadline)
+    add_rule_parsers(sub)
 
     register = sub.add_parser("register", help="the transmission register (Art. 40(9))")
     register_sub = register.add_subparsers(dest="register_command", required=True)

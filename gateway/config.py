@@ -386,7 +386,7 @@ class Config(Section):
     tls: TlsSettings = section(TlsSettings, "TLS certificate, key, network CA and CRL.")
     signing: SigningSettings = section(SigningSettings, "The XML-signing certificate and key.")
     delivery: DeliverySettings = section(DeliverySettings, "Sending to peers.")
-    deadlines: DeadlineSettings = section(DeadlineSettings, "Time limits (Art. 65).")
+    deadlines: DeadlineSettings = section(DeadlineSettings, "Time limits (rule packs).")
     clock: ClockSettings = section(ClockSettings, "Demonstrations and tests only.")
     register: RegisterSettings = section(RegisterSettings, "The register (Art. 40(9)).")
     trust: TrustSettings = section(TrustSettings, "Reloading and reporting trust material.")

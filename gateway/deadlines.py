@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.context import GatewayContext
 from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
-from gateway.core.deadlines import Rule, RuleSet, compute, load_rule_set
+from gateway.core.deadlines import RuleSet, load_rule_set
 from gateway.core.policy import Header
 from gateway.core.tracking import Opening, changes_for, transfer_openings
 from gateway.store.store import STORAGE_ERRORS, StoredDeadline, Transaction
@@ -66,7 +66,12 @@ async def record_request_limit(
         "take_charge_request_detained" if form.get("detained") is True else ("take_charge_request")
     )
     zone = ctx.local.zone
-    deadline = compute(rules.rules[name], _noon(date.fromisoformat(registered), zone), zone)
+    deadline = rules.deadline(
+        name,
+        _noon(date.fromisoformat(registered), zone),
+        zone,
+        state=ctx.local.member_state if rules.rolls_over else None,
+    )
     late = now >= deadline.expires_at
     consequence = rules.rules[name].consequence if late else None
     await tx.open_deadline(
@@ -125,16 +130,18 @@ class DeadlineKeeper:
             self._next_known = moment
             self.wake.set()
 
-    def _rule(self, name: str) -> Rule:
-        return self.rules.rules[name]
-
     async def _open(
         self, tx: Transaction, case: str, opening: Opening, start: datetime, opened_by: str | None
     ) -> None:
         ctx = self.ctx
-        acting = ctx.directory.get(opening.acting)
-        zone = acting.zone if acting is not None else ctx.local.zone
-        deadline = compute(self._rule(opening.rule), start, zone, opening.requested)
+        acting = ctx.directory.get(opening.acting) or ctx.local
+        deadline = self.rules.deadline(
+            opening.rule,
+            start,
+            acting.zone,
+            state=acting.member_state if self.rules.rolls_over else None,
+            requested=opening.requested,
+        )
         now = ctx.clock()
         next_event = _next_event(deadline.expires_at, self.reminders, now, 0)
         await tx.open_deadline(
@@ -160,7 +167,12 @@ class DeadlineKeeper:
                 "acting": opening.acting,
                 "due_date": deadline.due_date.isoformat(),
                 "expires_at": deadline.expires_at.isoformat(),
-            },
+            }
+            | (
+                {"requested_date": deadline.requested_date.isoformat()}
+                if deadline.requested_date
+                else {}
+            ),
         )
         # Woken before the commit, the scheduler would find nothing and sleep its full round.
         tx.after_commit(lambda: self.notice(next_event))

@@ -1,4 +1,6 @@
-"""Computing time limits by Art. 65 of COM(2020) 610.
+"""Computing time limits by Art. 65 of COM(2020) 610, Art. 42 of 604/2013 and Art. 75(a)-(b)
+of 2024/1351 (the three agree on what is here; the roll-over of Art. 75(c) is in
+`deadlines.compute`).
 
 The day of the event is not counted; a period in weeks ends with the end of the day of the
 last week that has the same weekday as the event day; a period in months (or years) ends with

@@ -1,23 +1,42 @@
-"""Time-limit rules as data: one file per legal basis in gateway/core/rules, holding each
-limit's period, what it runs from, who acts, its article and the consequence of silence.
-Which messages open and close a limit is code (`core/tracking.py`), keyed by rule name: a
-legal basis with other limits or other forms needs both."""
+"""Time-limit rules as data: one rule pack per legal basis in gateway/core/rules, holding
+each limit's period, what it runs from, who acts, its article, the consequence of silence,
+whether the value was verified against the official text and where it comes from, and the
+basis's counting rule (Art. 65 of COM(2020) 610, Art. 75 of 2024/1351, Art. 42 of 604/2013).
+Which messages open and close a limit is still code (`core/tracking.py`), keyed by rule name:
+a legal basis with other forms needs both."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.core.calendar import Period, add_period, due_date, event_day, expires_at
+from gateway.core.official_days import UnknownState, off_day
 
 RULE_KEYS = frozenset(
-    {"name", "period", "runs_from", "acting", "article", "consequence", "requested_date"}
+    {
+        "name",
+        "period",
+        "runs_from",
+        "acting",
+        "article",
+        "consequence",
+        "requested_date",
+        "verified",
+        "source",
+        "note",
+    }
 )
+PACK_KEYS = frozenset(
+    {"legal_basis", "title", "version", "counting", "applies_from", "sources", "rules"}
+)
+COUNTING_KEYS = frozenset({"article", "roll_over", "verified", "source", "note"})
+APPLIES_KEYS = frozenset({"date", "verified", "source", "note"})
 
 
 class DeadlineError(ValueError):
@@ -33,55 +52,212 @@ class Rule:
     article: str
     consequence: str | None
     requested_minimum: Period | None = None
-    """Set when the party may request a date instead of the period (urgent requests)."""
+    """Set when the requesting party may ask for a reply date (urgent requests): that date is
+    shown as due, while silence takes effect only at the end of `period`."""
+    verified: bool = False
+    """True when the value was read in the official text; False: shown as unverified."""
+    source: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Counting:
+    """How a basis counts its limits. `roll_over`: a limit that ends on a Saturday, Sunday or
+    official holiday of the acting State ends with the next working day (Art. 75(c) of
+    2024/1351); without it those days simply count (Art. 65 of the proposal, Art. 42 of
+    604/2013)."""
+
+    article: str
+    roll_over: bool
+    verified: bool
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Applicability:
+    """The day from which a basis applies, with how sure we are of it."""
+
+    date: date
+    verified: bool
+    source: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
 class RuleSet:
     legal_basis: str
+    """The label recorded with every case and deadline opened under this basis."""
     rules: Mapping[str, Rule]
+    name: str = ""
+    """The pack's file name, e.g. 2024-1351."""
+    title: str = ""
+    version: str = "1"
+    counting: Counting | None = None
+    applies_from: Applicability | None = None
+    sources: Mapping[str, str] | None = None
+
+    @property
+    def rolls_over(self) -> bool:
+        return self.counting is not None and self.counting.roll_over
+
+    def rule(self, name: str) -> Rule:
+        if name not in self.rules:
+            raise DeadlineError(
+                f"unknown rule {name!r} for {self.name or self.legal_basis}; known: "
+                f"{', '.join(sorted(self.rules))}"
+            )
+        return self.rules[name]
+
+    def deadline(
+        self,
+        name: str,
+        start: datetime,
+        zone: ZoneInfo,
+        *,
+        state: str | None = None,
+        requested: date | None = None,
+    ) -> Deadline:
+        """The deadline of rule `name` for an event at `start`, acted on by an authority in
+        `zone` of Member State `state` (whose official holidays count where this basis
+        rolls a limit over to the next working day: then `state` is required)."""
+        rule = self.rule(name)
+        working: Callable[[date], bool] | None = None
+        if state is not None or self.rolls_over:
+            if state is None:
+                article = self.counting.article if self.counting else "its counting rule"
+                raise DeadlineError(
+                    f"{self.name} moves a limit ending on a Saturday, Sunday or official "
+                    f"holiday to the next working day ({article}): give the acting State "
+                    "(--state, e.g. NL)"
+                )
+            try:
+                working = off_day(state)
+            except UnknownState as exc:
+                raise DeadlineError(str(exc)) from exc
+        return compute(rule, start, zone, requested, off_day=working if self.rolls_over else None)
 
 
 @dataclass(frozen=True)
 class Deadline:
     rule: str
     due_date: date
+    """The last day of the limit: silence takes effect (its consequence) after it."""
     expires_at: datetime
+    requested_date: date | None = None
+    """The reply date an urgent request asked for, shown as due; silence takes effect only
+    at `due_date`."""
 
 
-def parse_rule_set(data: Any, source: str) -> RuleSet:
+def _text(raw: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
+    value = raw.get(key, None if required else "")
+    if not isinstance(value, str) or (required and not value):
+        raise DeadlineError(f"{where}: {key!r} must be a non-empty text")
+    return value
+
+
+def _flag(raw: Mapping[str, Any], key: str, where: str) -> bool:
+    value = raw.get(key)
+    if not isinstance(value, bool):
+        raise DeadlineError(f"{where}: {key!r} must be true or false")
+    return value
+
+
+def _known(raw: Any, keys: frozenset[str], where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, dict):
+        raise DeadlineError(f"{where}: must be an object")
+    unknown = set(raw) - keys
+    if unknown:
+        raise DeadlineError(f"{where}: unknown keys {sorted(unknown)}")
+    return raw
+
+
+def _rule(raw: Any, source: str) -> Rule:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    if not isinstance(name, str):
+        raise DeadlineError(f"{source}: every rule needs a name")
+    where = f"{source}: rule {name}"
+    raw = _known(raw, RULE_KEYS, where)
+    try:
+        minimum = raw.get("requested_date")
+        rule = Rule(
+            name=name,
+            period=Period.parse(str(raw["period"])),
+            runs_from=str(raw["runs_from"]),
+            acting=str(raw["acting"]),
+            article=str(raw["article"]),
+            consequence=raw.get("consequence"),
+            requested_minimum=Period.parse(minimum["minimum"]) if minimum else None,
+            verified=_flag(raw, "verified", where),
+            source=_text(raw, "source", where),
+            note=_text(raw, "note", where, required=False),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, DeadlineError):
+            raise
+        raise DeadlineError(f"{where}: {exc}") from exc
+    if rule.acting not in ("requesting", "requested"):
+        raise DeadlineError(f"{where}: acting must be requesting or requested")
+    return rule
+
+
+def _counting(raw: Any, source: str) -> Counting:
+    where = f"{source}: counting"
+    raw = _known(raw, COUNTING_KEYS, where)
+    return Counting(
+        article=_text(raw, "article", where),
+        roll_over=_flag(raw, "roll_over", where),
+        verified=_flag(raw, "verified", where),
+        source=_text(raw, "source", where),
+        note=_text(raw, "note", where, required=False),
+    )
+
+
+def _applies_from(raw: Any, source: str) -> Applicability:
+    where = f"{source}: applies_from"
+    raw = _known(raw, APPLIES_KEYS, where)
+    try:
+        day = date.fromisoformat(_text(raw, "date", where))
+    except ValueError as exc:
+        raise DeadlineError(f"{where}: 'date' must be a date (YYYY-MM-DD)") from exc
+    return Applicability(
+        date=day,
+        verified=_flag(raw, "verified", where),
+        source=_text(raw, "source", where),
+        note=_text(raw, "note", where, required=False),
+    )
+
+
+def parse_rule_set(data: Any, source: str, name: str = "") -> RuleSet:
     if not isinstance(data, dict) or not isinstance(data.get("legal_basis"), str):
         raise DeadlineError(f"{source}: needs a 'legal_basis' and a 'rules' list")
+    _known(data, PACK_KEYS, source)
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list):
         raise DeadlineError(f"{source}: 'rules' must be a list")
     rules: dict[str, Rule] = {}
     for raw in raw_rules:
-        name = raw.get("name") if isinstance(raw, dict) else None
-        if not isinstance(name, str):
-            raise DeadlineError(f"{source}: every rule needs a name")
-        unknown = set(raw) - RULE_KEYS
-        if unknown:
-            raise DeadlineError(f"{source}: rule {name}: unknown keys {sorted(unknown)}")
-        try:
-            minimum = raw.get("requested_date")
-            rule = Rule(
-                name=name,
-                period=Period.parse(str(raw["period"])),
-                runs_from=str(raw["runs_from"]),
-                acting=str(raw["acting"]),
-                article=str(raw["article"]),
-                consequence=raw.get("consequence"),
-                requested_minimum=Period.parse(minimum["minimum"]) if minimum else None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DeadlineError(f"{source}: rule {name}: {exc}") from exc
-        if rule.acting not in ("requesting", "requested"):
-            raise DeadlineError(f"{source}: rule {name}: acting must be requesting or requested")
-        if name in rules:
-            raise DeadlineError(f"{source}: rule {name} is defined twice")
-        rules[name] = rule
-    return RuleSet(data["legal_basis"], rules)
+        rule = _rule(raw, source)
+        if rule.name in rules:
+            raise DeadlineError(f"{source}: rule {rule.name} is defined twice")
+        rules[rule.name] = rule
+    if "counting" not in data:
+        raise DeadlineError(f"{source}: needs a 'counting' rule (article, roll_over, ...)")
+    sources = data.get("sources", {})
+    if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
+        raise DeadlineError(f"{source}: 'sources' must map names to texts")
+    return RuleSet(
+        legal_basis=data["legal_basis"],
+        rules=rules,
+        name=name or data["legal_basis"],
+        title=_text(data, "title", source, required=False),
+        version=str(data.get("version", "1")),
+        counting=_counting(data["counting"], source),
+        applies_from=(
+            _applies_from(data["applies_from"], source) if "applies_from" in data else None
+        ),
+        sources=sources,
+    )
 
 
 def load_rule_set(name: str = "com-2020-610") -> RuleSet:
@@ -92,7 +268,7 @@ def load_rule_set(name: str = "com-2020-610") -> RuleSet:
         )
     text = resources.files("gateway.core.rules").joinpath(f"{name}.json").read_text("utf-8")
     try:
-        return parse_rule_set(json.loads(text), f"{name}.json")
+        return parse_rule_set(json.loads(text), f"{name}.json", name)
     except json.JSONDecodeError as exc:
         raise DeadlineError(f"{name}.json is not JSON: {exc}") from exc
 
@@ -104,10 +280,23 @@ def available_rule_sets() -> list[str]:
     )
 
 
-def compute(rule: Rule, start: datetime, zone: ZoneInfo, requested: date | None = None) -> Deadline:
+def compute(
+    rule: Rule,
+    start: datetime,
+    zone: ZoneInfo,
+    requested: date | None = None,
+    *,
+    off_day: Callable[[date], bool] | None = None,
+) -> Deadline:
     """The deadline of `rule` for an event at `start`, in the acting authority's `zone`.
-    An urgent request may name its reply date, at least `requested_minimum` after the
-    event day (Art. 30(7))."""
+    With `off_day`, a limit ending on such a day ends with the next working day (Art. 75(c)
+    of 2024/1351). An urgent request may name its reply date, at least `requested_minimum`
+    after the event day; that date is shown as due, and silence still takes effect only at
+    the end of the rule's period (Art. 30(8) of the proposal, 40(8) of 2024/1351, 22(7) of
+    604/2013)."""
+    due = due_date(start, rule.period, zone)
+    while off_day is not None and off_day(due):
+        due += timedelta(days=1)
     if requested is not None:
         if rule.requested_minimum is None:
             raise DeadlineError(f"rule {rule.name} does not take a requested date")
@@ -118,7 +307,4 @@ def compute(rule: Rule, start: datetime, zone: ZoneInfo, requested: date | None 
                 f"{rule.requested_minimum} after the start ({earliest.isoformat()} at the "
                 "earliest)"
             )
-        due = requested
-    else:
-        due = due_date(start, rule.period, zone)
-    return Deadline(rule.name, due, expires_at(due, zone))
+    return Deadline(rule.name, due, expires_at(due, zone), requested)

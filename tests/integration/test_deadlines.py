@@ -8,6 +8,7 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.core.register import verify_chain
 from gateway.examples import attachments_for
@@ -125,7 +126,7 @@ async def test_restart_across_the_expiry_applies_the_consequence_once(tmp_path: 
         await h.close()
 
 
-async def test_art30_7_urgent_request_honours_the_requested_reply_date(
+async def test_art30_7_8_urgent_request_shows_its_date_as_due_and_deems_at_two_weeks(
     harness: Harness,
 ) -> None:
     await harness.start("BE-DU", "NL-DU")
@@ -149,7 +150,18 @@ async def test_art30_7_urgent_request_honours_the_requested_reply_date(
         rules = {
             d["rule"]: d for d in (await harness.api(code).case(sent["reference"]))["deadlines"]
         }
-        assert rules["take_charge_reply_urgent"]["due_date"] == wanted
+        urgent = rules["take_charge_reply_urgent"]
+        # Art. 30(8): silence is acceptance only at the end of the two weeks.
+        started = datetime.fromisoformat(urgent["started_at"].replace("Z", "+00:00"))
+        receipt_day = started.astimezone(ZoneInfo("Europe/Amsterdam")).date()
+        assert urgent["due_date"] == (receipt_day + timedelta(weeks=2)).isoformat()
+        # Art. 30(7): the requested date is shown as due, in the register entry that opened it.
+        opened = [
+            e
+            for e in await harness.ctx(code).store.query_register(event="deadline-opened")
+            if e.details.get("rule") == "take_charge_reply_urgent"
+        ]
+        assert [e.details["requested_date"] for e in opened] == [wanted]
 
 
 async def test_deadlines_api_filters_by_state_rule_and_peer(harness: Harness) -> None:

@@ -54,10 +54,14 @@ def test_each_rule_gives_its_due_date(name: str, due: str) -> None:
     assert deadline.due_date == date.fromisoformat(due)
 
 
-def test_art30_7_urgent_reply_honours_a_requested_date_of_at_least_one_week() -> None:
+def test_art30_7_urgent_reply_shows_a_requested_date_of_at_least_one_week_as_due() -> None:
+    """Art. 30(7)-(8): the requested date is shown as due, and acceptance is deemed only at
+    the end of the two weeks (LEGAL-BASES defect 4: it was deemed at the requested date)."""
     rule = load_rule_set().rules["take_charge_reply_urgent"]
-    assert compute(rule, START, BRU, date(2026, 3, 20)).due_date == date(2026, 3, 20)
-    assert compute(rule, START, BRU, date(2026, 3, 17)).due_date == date(2026, 3, 17)
+    for wanted in (date(2026, 3, 20), date(2026, 3, 17)):
+        deadline = compute(rule, START, BRU, wanted)
+        assert deadline.requested_date == wanted
+        assert deadline.due_date == date(2026, 3, 24)
     with pytest.raises(DeadlineError, match="less than P1W"):
         compute(rule, START, BRU, date(2026, 3, 16))
     with pytest.raises(DeadlineError, match="does not take a requested date"):
@@ -86,6 +90,8 @@ def test_silence_consequences_are_declared_with_their_articles() -> None:
                         "runs_from": "receipt",
                         "acting": "requested",
                         "article": "1",
+                        "verified": True,
+                        "source": "s",
                     }
                 ],
             },
@@ -101,6 +107,8 @@ def test_silence_consequences_are_declared_with_their_articles() -> None:
                         "runs_from": "receipt",
                         "acting": "nobody",
                         "article": "1",
+                        "verified": True,
+                        "source": "s",
                     }
                 ],
             },
@@ -116,6 +124,8 @@ def test_silence_consequences_are_declared_with_their_articles() -> None:
                         "runs_from": "receipt",
                         "acting": "requested",
                         "article": "1",
+                        "verified": True,
+                        "source": "s",
                         "x": 1,
                     }
                 ],
@@ -144,6 +154,8 @@ def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
                 "2026-01-31T10:00:00+01:00",
                 "--tz",
                 "Europe/Brussels",
+                "--legal-basis",
+                "com-2020-610",
             ]
         )
         == 0
@@ -151,8 +163,11 @@ def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out == {
         "rule": "take_charge_reply",
+        "legal_basis": "com-2020-610",
+        "article": "Art. 30(1), 30(8)",
         "due_date": "2026-02-28",
         "expires_at": "2026-02-28T23:00:00Z",
+        "verified": True,
     }
 
 
@@ -175,10 +190,37 @@ def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
                 "2026-01-31T10:00:00Z",
                 "--tz",
                 "Europe/Brussels",
+                "--state",
+                "BE",
                 "--requested",
                 "2026-02-03",
             ],
             "less than P1W",
+        ),
+        (
+            ["take_charge_reply", "--from", "2026-01-31T10:00:00Z", "--tz", "Europe/Athens"],
+            "--state",
+        ),
+        (
+            [
+                *("take_charge_reply", "--from", "2026-01-31T10:00:00Z", "--tz", "Europe/Athens"),
+                *("--state", "XX"),
+            ],
+            "unknown State 'XX'",
+        ),
+        (
+            [
+                *("take_charge_reply", "--from", "2026-01-31T10:00:00Z", "--tz", "Europe/Athens"),
+                *("--legal-basis", "2013-604"),
+            ],
+            "available: 2024-1351, 604-2013, com-2020-610",
+        ),
+        (
+            [
+                *("take_back_request", "--from", "2026-01-31T10:00:00Z", "--tz", "Europe/Athens"),
+                *("--state", "GR"),
+            ],
+            "unknown rule 'take_back_request' for 2024-1351; known:",
         ),
     ],
 )

@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "network": 7,
     "demo": 7,
     "cli": 7,
+    "cli_rules": 7,
     "__main__": 7,
     "adapters": 8,
 }

@@ -1,0 +1,221 @@
+"""The legal bases' rule packs, table-driven: one row per rule, each naming its article.
+
+Regulation (EU) 2024/1351 counts by Art. 75 (a limit ending on a Saturday, Sunday or official
+holiday of the acting State ends with the next working day); Regulation (EU) No 604/2013 by
+Art. 42 (no roll-over). The expected days below are worked out by hand from the texts."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.cli import main
+from gateway.core.deadlines import DeadlineError, available_rule_sets, load_rule_set
+from gateway.core.official_days import official_holiday, state_code
+from gateway.core.rule_docs import pack_markdown
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "legal-bases"
+START = datetime.fromisoformat("2026-07-01T10:00:00+02:00")  # a Wednesday in Amsterdam
+AMS = ZoneInfo("Europe/Amsterdam")
+
+AMMR = [
+    ("take_charge_request", "Art. 39(1)", "2026-09-01"),
+    ("take_charge_request_hit", "Art. 39(1)", "2026-08-03"),  # Sat 1 Aug -> Mon 3 Aug
+    ("take_charge_request_detained", "Art. 45(1)", "2026-07-15"),
+    ("take_charge_request_detained_later", "Art. 45(1)", "2026-07-08"),
+    ("take_charge_reply", "Art. 40(1), 40(8)", "2026-08-03"),  # rolled over, Art. 75(c)
+    ("take_charge_reply_hit", "Art. 40(2), 40(8)", "2026-07-15"),
+    ("take_charge_reply_urgent", "Art. 40(7), 40(8)", "2026-07-15"),
+    ("take_charge_reply_detained", "Art. 45(2)", "2026-07-08"),
+    ("humanitarian_reply", "Art. 35(2)", "2026-09-01"),
+    ("take_back_notification", "Art. 41(1)", "2026-07-15"),
+    ("take_back_confirmation", "Art. 41(3)-(4)", "2026-07-15"),  # 2 weeks, not the proposal's 1
+    ("transfer_decision", "Art. 42(1)", "2026-07-15"),  # 2 weeks, not the proposal's 1
+    ("transfer", "Art. 46(1)-(2)", "2027-01-04"),  # 1 Jan holiday, then a weekend
+    ("transfer_imprisoned", "Art. 46(2)", "2027-07-01"),
+    ("transfer_absconded", "Art. 46(2)", "2029-07-02"),  # Sun 1 Jul 2029 -> Mon
+    ("transfer_detained", "Art. 45(3)-(4)", "2026-08-05"),
+    ("transfer_available_again", "Art. 46(2)", "2026-10-01"),
+    ("info_reply", "Art. 51(5)", "2026-07-22"),
+    ("reexamination_request", "2025/2055 Art. 9(2)", "2026-07-22"),
+    ("reexamination_reply", "2025/2055 Art. 9(2)", "2026-07-15"),
+    ("reconsideration_request", "2025/2055 Art. 15(3)-(4)", "2026-07-15"),
+    ("reconsideration_reply", "2025/2055 Art. 15(3)-(4)", "2026-07-15"),
+    ("transfer_form_answer", "2025/2055 Arts 24-26", "2026-07-06"),
+    ("transfer_deemed_done", "2025/2055 Arts 24-26", "2026-07-08"),
+]
+
+DUBLIN_III = [
+    ("take_charge_request", "Art. 21(1)", "2026-10-01"),
+    ("take_charge_request_hit", "Art. 21(1)", "2026-09-01"),
+    ("take_charge_request_detained", "Art. 28(3)", "2026-08-01"),  # a Saturday: no roll-over
+    ("take_charge_reply", "Art. 22(1), 22(7)", "2026-09-01"),
+    ("take_charge_reply_urgent", "Art. 22(6)-(7)", "2026-08-01"),
+    ("take_charge_reply_detained", "Art. 28(3)", "2026-07-15"),
+    ("take_back_request", "Art. 23(2)-(3)", "2026-10-01"),
+    ("take_back_request_hit", "Art. 23(2)-(3)", "2026-09-01"),
+    ("take_back_reply", "Art. 25(1)-(2)", "2026-08-01"),
+    ("take_back_reply_hit", "Art. 25(1)-(2)", "2026-07-15"),
+    ("humanitarian_reply", "Art. 17(2)", "2026-09-01"),
+    ("transfer", "Art. 29(1)-(2)", "2027-01-01"),  # a holiday that counts (Art. 42(c))
+    ("transfer_imprisoned", "Art. 29(2)", "2027-07-01"),
+    ("transfer_absconded", "Art. 29(2)", "2028-01-01"),
+    ("transfer_detained", "Art. 28(3)", "2026-08-12"),
+    ("info_reply", "Art. 34(5)", "2026-08-05"),
+    ("reexamination_request", "1560/2003 Art. 5(2)", "2026-07-22"),
+    ("reexamination_reply", "1560/2003 Art. 5(2)", "2026-07-15"),
+]
+
+
+def test_three_legal_bases_are_packaged() -> None:
+    assert available_rule_sets() == ["2024-1351", "604-2013", "com-2020-610"]
+
+
+@pytest.mark.parametrize(("name", "article", "due"), AMMR)
+def test_2024_1351_rule(name: str, article: str, due: str) -> None:
+    rules = load_rule_set("2024-1351")
+    assert rules.rule(name).article == article
+    assert rules.deadline(name, START, AMS, state="NL").due_date == date.fromisoformat(due)
+
+
+def test_2024_1351_has_exactly_the_rules_of_the_table() -> None:
+    assert list(load_rule_set("2024-1351").rules) == [name for name, _, _ in AMMR]
+
+
+@pytest.mark.parametrize(("name", "article", "due"), DUBLIN_III)
+def test_604_2013_rule(name: str, article: str, due: str) -> None:
+    rules = load_rule_set("604-2013")
+    assert rules.rule(name).article == article
+    assert rules.deadline(name, START, AMS).due_date == date.fromisoformat(due)
+    # Art. 42: the acting State's holidays change nothing; the code is still checked.
+    assert rules.deadline(name, START, AMS, state="NL").due_date == date.fromisoformat(due)
+
+
+def test_604_2013_has_exactly_the_rules_of_the_table() -> None:
+    assert list(load_rule_set("604-2013").rules) == [name for name, _, _ in DUBLIN_III]
+
+
+def test_art75_rolls_over_on_the_acting_states_own_holidays() -> None:
+    """Art. 75(c) 2024/1351: 2 weeks from Mon 18 May 2026 end on Mon 1 June, Whit Monday of
+    the Orthodox calendar, an official holiday in Greece (so the limit ends on 2 June) but a
+    working day in the Netherlands (whose Whit Monday was 25 May)."""
+    rules = load_rule_set("2024-1351")
+    start = datetime.fromisoformat("2026-05-18T09:00:00+02:00")
+    athens, amsterdam = ZoneInfo("Europe/Athens"), ZoneInfo("Europe/Amsterdam")
+    assert official_holiday("GR", date(2026, 6, 1)) is not None
+    assert official_holiday("NL", date(2026, 6, 1)) is None
+    greek = rules.deadline("take_charge_reply_hit", start, athens, state="EL")
+    dutch = rules.deadline("take_charge_reply_hit", start, amsterdam, state="NL")
+    assert (greek.due_date, dutch.due_date) == (date(2026, 6, 2), date(2026, 6, 1))
+
+
+def test_art75_a_month_ending_on_a_missing_date_takes_the_months_last_day_then_rolls() -> None:
+    """Art. 75(b)-(c): 1 month from 31 January 2026 ends on 28 February, a Saturday, so on
+    Monday 2 March."""
+    start = datetime.fromisoformat("2026-01-31T10:00:00+01:00")
+    deadline = load_rule_set("2024-1351").deadline("take_charge_reply", start, AMS, state="NL")
+    assert deadline.due_date == date(2026, 3, 2)
+
+
+def test_art40_8_urgent_reply_deemed_at_two_weeks_with_the_requested_date_shown_as_due() -> None:
+    rules = load_rule_set("2024-1351")
+    deadline = rules.deadline(
+        "take_charge_reply_urgent", START, AMS, state="NL", requested=date(2026, 7, 10)
+    )
+    assert (deadline.requested_date, deadline.due_date) == (date(2026, 7, 10), date(2026, 7, 15))
+    with pytest.raises(DeadlineError, match="less than P1W"):
+        rules.deadline(
+            "take_charge_reply_urgent", START, AMS, state="NL", requested=date(2026, 7, 7)
+        )
+
+
+def test_art75_needs_the_acting_state() -> None:
+    with pytest.raises(DeadlineError, match=r"Art\. 75"):
+        load_rule_set("2024-1351").deadline("transfer", START, AMS)
+
+
+def test_state_codes_take_iso_and_the_eus_el() -> None:
+    assert state_code("el") == state_code("GR") == "GR"
+    with pytest.raises(ValueError, match="unknown State 'UK'"):
+        state_code("UK")
+
+
+def test_values_not_verified_are_flagged_with_a_source() -> None:
+    """1560/2003 was repealed by 2025/2055 from 12 June 2026: how its rules carry on for
+    pending Dublin III cases is not verified, nor is the detained transfer period read only
+    as quoted (V2), nor the event the 7 days of a deemed transfer run from."""
+    unverified = {
+        basis: sorted(n for n, r in load_rule_set(basis).rules.items() if not r.verified)
+        for basis in ("2024-1351", "604-2013")
+    }
+    assert unverified == {
+        "2024-1351": ["transfer_deemed_done"],
+        "604-2013": [
+            "reexamination_reply",
+            "reexamination_request",
+            "transfer_absconded",
+            "transfer_detained",
+            "transfer_imprisoned",
+        ],
+    }
+    for basis in available_rule_sets():
+        assert all(r.source for r in load_rule_set(basis).rules.values())
+
+
+def test_the_cut_over_date_is_data_shown_as_disputed() -> None:
+    applies = load_rule_set("2024-1351").applies_from
+    assert applies is not None
+    assert applies.date == date(2026, 6, 12) and not applies.verified
+    assert "1 July 2026" in applies.source
+
+
+def test_consequences_only_where_the_text_gives_one() -> None:
+    """Re-examination and reconsideration (2025/2055 Art. 9(2), 15(3)-(4); 1560/2003 Art.
+    5(2)) end the procedure with no deemed acceptance; the information reply (Art. 51(5))
+    has no deemed reply; a missed detained transfer releases the person (Art. 45(4))."""
+    for basis in ("2024-1351", "604-2013"):
+        rules = load_rule_set(basis).rules
+        for name in ("reexamination_request", "reexamination_reply", "info_reply"):
+            assert rules[name].consequence is None, (basis, name)
+        assert rules["transfer_detained"].consequence == "person-released"
+    assert load_rule_set("com-2020-610").rules["transfer_detained"].consequence == (
+        "person-released"
+    )
+
+
+def test_cli_deadline_prints_basis_article_and_verified(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["deadline", "take_charge_reply_urgent", "--from", "2026-07-01T10:00:00+02:00"]
+    args += ["--tz", "Europe/Amsterdam", "--state", "NL", "--requested", "2026-07-10"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "rule": "take_charge_reply_urgent",
+        "legal_basis": "2024-1351",
+        "article": "Art. 40(7), 40(8)",
+        "due_date": "2026-07-15",
+        "expires_at": "2026-07-15T22:00:00Z",
+        "verified": True,
+        "requested_date": "2026-07-10",
+    }
+    assert main(["deadline", "transfer", *args[2:8], "--legal-basis", "604-2013"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["due_date"], out["article"]) == ("2027-01-01", "Art. 29(1)-(2)")
+
+
+@pytest.mark.parametrize("basis", ["2024-1351", "604-2013", "com-2020-610"])
+def test_the_docs_page_of_each_basis_is_the_packs_table(basis: str) -> None:
+    """docs/legal-bases/<basis>.md is `gateway rules show --legal-basis <basis>`; regenerate
+    with `gateway rules show --legal-basis B > docs/legal-bases/B.md`."""
+    assert (DOCS / f"{basis}.md").read_text("utf-8") == pack_markdown(load_rule_set(basis))
+
+
+def test_rules_show_json_carries_every_rule_with_its_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["rules", "show", "--legal-basis", "604-2013", "--format", "json"]) == 0
+    pack = json.loads(capsys.readouterr().out)
+    assert pack["counting"]["article"] == "Art. 42" and not pack["counting"]["roll_over"]
+    assert {r["name"]: r["verified"] for r in pack["rules"]}["transfer_detained"] is False
