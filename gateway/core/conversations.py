@@ -7,9 +7,13 @@ and when a transmission arrives (a negative acknowledgement names the rule broke
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
+from gateway.core.deadlines import DeadlineError, pack_data, pack_named
 from gateway.core.forms import FORM_TYPES
 from gateway.core.policy import PriorMessage, Reason, Rejection
 
@@ -40,34 +44,6 @@ class Side(StrEnum):
     REQUESTED = "requested"
 
 
-# Kinds of conversation, by the form that opens them.
-KINDS: dict[str, str] = {
-    "take-charge-request": "take-charge",
-    "humanitarian-request": "humanitarian",
-    "take-back-notification": "take-back",
-    "info-request": "information",
-    "dependants-request": "dependants",
-    "minor-family-request": "minor-family",
-}
-OPENED_STATE = {"take-back-notification": State.NOTIFIED}
-TRANSFER_KINDS = frozenset(
-    {"take-charge", "humanitarian", "take-back", "dependants", "minor-family"}
-)
-# After acceptance or confirmation and until the transfer is over: the case heads to transfer.
-TRANSFER_PHASE = frozenset(
-    {
-        State.ACCEPTED,
-        State.DEEMED_ACCEPTED,
-        State.CONFIRMED,
-        State.DEEMED_CONFIRMED,
-        State.TRANSFER_DECIDED,
-        State.TRANSFER_ARRANGED,
-        State.POSTPONED,
-        State.ABSCONDED,
-    }
-)
-
-
 @dataclass(frozen=True)
 class Rule:
     """`message_type` (with `outcome`, when the form has one) may be sent by `side` in any of
@@ -79,227 +55,131 @@ class Rule:
     side: Side | None  # None: either side
     to: State | None
     article: str
-    kinds: frozenset[str] = TRANSFER_KINDS
+    kinds: frozenset[str]
 
 
-def _r(
-    mtype: str,
-    outcome: str | None,
-    states: set[State] | frozenset[State],
-    side: Side | None,
-    to: State | None,
-    article: str,
-    kinds: frozenset[str] = TRANSFER_KINDS,
-) -> Rule:
-    return Rule(mtype, outcome, frozenset(states), side, to, article, kinds)
+@dataclass(frozen=True)
+class Silence:
+    """Silence past the reply limit of an open request of `kind` in `state` is `to`."""
+
+    kind: str
+    state: State
+    to: State
+    article: str
 
 
-_REQ, _ED = Side.REQUESTING, Side.REQUESTED
-_ALL_KINDS = frozenset(KINDS.values())
-_ANSWERABLE = frozenset({"take-charge", "humanitarian", "dependants", "minor-family"})
-_DECIDED = {State.TRANSFER_DECIDED, State.TRANSFER_ARRANGED}
-_AFTER_TRANSFER_PHASE = TRANSFER_PHASE | {State.NOT_APPEARED}
+@dataclass(frozen=True)
+class MessageRules:
+    """Which message may follow which in a legal basis: the `conversations` section of its
+    rule pack (gateway/core/rules/<pack>.json)."""
 
-RULES: tuple[Rule, ...] = (
-    _r(
-        "take-charge-reply",
-        "acceptance",
-        {State.REQUESTED},
-        _ED,
-        State.ACCEPTED,
-        "Art. 30(1)",
-        frozenset({"take-charge"}),
-    ),
-    _r(
-        "take-charge-reply",
-        "refusal",
-        {State.REQUESTED},
-        _ED,
-        State.REFUSED,
-        "Art. 30(1)",
-        frozenset({"take-charge"}),
-    ),
-    _r(
-        "humanitarian-reply",
-        "acceptance",
-        {State.REQUESTED},
-        _ED,
-        State.ACCEPTED,
-        "Art. 25(2)",
-        frozenset({"humanitarian"}),
-    ),
-    _r(
-        "humanitarian-reply",
-        "refusal",
-        {State.REQUESTED},
-        _ED,
-        State.REFUSED,
-        "Art. 25(2)",
-        frozenset({"humanitarian"}),
-    ),
-    _r(
-        "dependants-reply",
-        "acceptance",
-        {State.REQUESTED},
-        _ED,
-        State.ACCEPTED,
-        "Art. 24",
-        frozenset({"dependants"}),
-    ),
-    _r(
-        "dependants-reply",
-        "refusal",
-        {State.REQUESTED},
-        _ED,
-        State.REFUSED,
-        "Art. 24",
-        frozenset({"dependants"}),
-    ),
-    _r(
-        "minor-family-reply",
-        "acceptance",
-        {State.REQUESTED},
-        _ED,
-        State.ACCEPTED,
-        "Art. 15",
-        frozenset({"minor-family"}),
-    ),
-    _r(
-        "minor-family-reply",
-        "refusal",
-        {State.REQUESTED},
-        _ED,
-        State.REFUSED,
-        "Art. 15",
-        frozenset({"minor-family"}),
-    ),
-    # Late replies after deemed acceptance or confirmation: acknowledged, stored, flagged
-    # late; the deemed outcome stands.
-    _r(
-        "take-charge-reply",
-        "acceptance",
-        {State.DEEMED_ACCEPTED},
-        _ED,
-        None,
-        "Art. 30(8)",
-        frozenset({"take-charge"}),
-    ),
-    _r(
-        "take-charge-reply",
-        "refusal",
-        {State.DEEMED_ACCEPTED},
-        _ED,
-        None,
-        "Art. 30(8)",
-        frozenset({"take-charge"}),
-    ),
-    _r(
-        "take-back-confirmation",
-        "confirmation",
-        {State.DEEMED_CONFIRMED},
-        _ED,
-        None,
-        "Art. 31(4)",
-        frozenset({"take-back"}),
-    ),
-    _r(
-        "take-back-confirmation",
-        "responsibilityCeased",
-        {State.DEEMED_CONFIRMED},
-        _ED,
-        None,
-        "Art. 31(4)",
-        frozenset({"take-back"}),
-    ),
-    _r(
-        "take-back-confirmation",
-        "confirmation",
-        {State.NOTIFIED},
-        _ED,
-        State.CONFIRMED,
-        "Art. 31(3)",
-        frozenset({"take-back"}),
-    ),
-    _r(
-        "take-back-confirmation",
-        "responsibilityCeased",
-        {State.NOTIFIED},
-        _ED,
-        State.CEASED,
-        "Art. 31(3), 27",
-        frozenset({"take-back"}),
-    ),
-    _r(
-        "info-reply",
-        "information",
-        {State.REQUESTED},
-        _ED,
-        State.ANSWERED,
-        "Art. 40(5)",
-        frozenset({"information"}),
-    ),
-    _r(
-        "info-reply",
-        "refusal",
-        {State.REQUESTED},
-        _ED,
-        State.ANSWERED,
-        "Art. 40(3)",
-        frozenset({"information"}),
-    ),
-    _r("transfer-information", None, TRANSFER_PHASE, _REQ, None, "Art. 37(1)"),
-    _r("security-information", None, TRANSFER_PHASE, _REQ, None, "Art. 38"),
-    _r("health-certificate", None, TRANSFER_PHASE, _REQ, None, "Art. 39(1)"),
-    _r(
-        "transfer-notice",
-        "decision-taken",
-        {State.ACCEPTED, State.DEEMED_ACCEPTED, State.CONFIRMED, State.DEEMED_CONFIRMED},
-        _REQ,
-        State.TRANSFER_DECIDED,
-        "Art. 32(1)",
-    ),
-    _r(
-        "transfer-notice",
-        "arrangements",
-        TRANSFER_PHASE,
-        _REQ,
-        State.TRANSFER_ARRANGED,
-        "Art. 35(1)",
-    ),
-    _r("transfer-notice", "postponed", _DECIDED, _REQ, State.POSTPONED, "Art. 35(4)"),
-    _r(
-        "transfer-notice",
-        "absconded",
-        TRANSFER_PHASE - {State.ABSCONDED},
-        _REQ,
-        State.ABSCONDED,
-        "Art. 35(2) second subparagraph",
-    ),
-    _r("transfer-notice", "arrived", _DECIDED, _ED, State.TRANSFERRED, "Art. 35(1)"),
-    _r("transfer-notice", "failed-to-appear", _DECIDED, _ED, State.NOT_APPEARED, "Art. 35(1)"),
-    _r(
-        "responsibility-notice",
-        "responsibility-ceased",
-        _AFTER_TRANSFER_PHASE,
-        None,
-        State.RESPONSIBILITY_SHIFTED,
-        "Art. 27",
-    ),
-    _r(
-        "responsibility-notice",
-        "transfer-time-limit-expired",
-        _AFTER_TRANSFER_PHASE,
-        None,
-        State.RESPONSIBILITY_SHIFTED,
-        "Art. 35(2)",
-    ),
-    _r("rectification-notice", None, frozenset(State), None, None, "Art. 40(8)", _ALL_KINDS),
-    _r("erasure-notice", None, frozenset(State), None, None, "Art. 40(8)", _ALL_KINDS),
-)
-_RULES_BY_TYPE: dict[str, list[Rule]] = {}
-for _rule in RULES:
-    _RULES_BY_TYPE.setdefault(_rule.message_type, []).append(_rule)
-assert _ANSWERABLE <= _ALL_KINDS
+    pack: str
+    opens: Mapping[str, tuple[str, State]]
+    """Form that opens a conversation -> (kind, first state)."""
+    groups: Mapping[str, frozenset[State]]
+    silence: tuple[Silence, ...]
+    expiry_states: frozenset[State]
+    """States in which the transfer limit's expiry shifts responsibility."""
+    expiry_to: State
+    by_type: Mapping[str, tuple[Rule, ...]]
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(kind for kind, _ in self.opens.values())
+
+
+def _states(value: Any, groups: Mapping[str, frozenset[State]], where: str) -> frozenset[State]:
+    if value == "any":
+        return frozenset(State)
+    if isinstance(value, str):
+        if value not in groups:
+            raise DeadlineError(f"{where}: unknown state group {value!r}")
+        return groups[value]
+    try:
+        return frozenset(State(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise DeadlineError(f"{where}: {exc}") from exc
+
+
+def _kinds(
+    value: Any, groups: Mapping[str, frozenset[str]], every: frozenset[str]
+) -> frozenset[str]:
+    if value == "any":
+        return every
+    if isinstance(value, str):
+        return groups[value]
+    return frozenset(value)
+
+
+def parse_message_rules(data: Mapping[str, Any], pack: str) -> MessageRules:
+    """The `conversations` section of a pack; DeadlineError names what is wrong."""
+    where = f"{pack}.json: conversations"
+    try:
+        opens = {form: (str(v["kind"]), State(v["state"])) for form, v in data["opens"].items()}
+        groups = {
+            name: frozenset(State(x) for x in states)
+            for name, states in data.get("state_groups", {}).items()
+        }
+        kind_groups = {
+            name: frozenset(kinds) for name, kinds in data.get("kind_groups", {}).items()
+        }
+        every = frozenset(kind for kind, _ in opens.values())
+        by_type: dict[str, list[Rule]] = {}
+        for t in data["transitions"]:
+            side = None if t["side"] == "either" else Side(t["side"])
+            rule = Rule(
+                message_type=t["message"],
+                outcome=t.get("outcome"),
+                states=_states(t["states"], groups, f"{where}: {t['message']}"),
+                side=side,
+                to=State(t["to"]) if t["to"] is not None else None,
+                article=str(t["article"]),
+                kinds=_kinds(t["kinds"], kind_groups, every),
+            )
+            if rule.message_type not in FORM_TYPES:
+                raise DeadlineError(f"{where}: unknown message type {rule.message_type!r}")
+            by_type.setdefault(rule.message_type, []).append(rule)
+        silence = tuple(
+            Silence(str(x["kind"]), State(x["state"]), State(x["to"]), str(x["article"]))
+            for x in data.get("silence", [])
+        )
+        expiry = data["transfer_limit_expiry"]
+        expiry_states = _states(expiry["states"], groups, f"{where}: transfer_limit_expiry")
+        expiry_to = State(expiry["to"])
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, DeadlineError):
+            raise
+        raise DeadlineError(f"{where}: {exc!r}") from exc
+    for form in opens:
+        if form not in FORM_TYPES or not FORM_TYPES[form].opens:
+            raise DeadlineError(f"{where}: {form!r} is not a form that opens a case")
+    return MessageRules(
+        pack=pack,
+        opens=opens,
+        groups=groups,
+        silence=silence,
+        expiry_states=expiry_states,
+        expiry_to=expiry_to,
+        by_type={k: tuple(v) for k, v in by_type.items()},
+    )
+
+
+@functools.cache
+def message_rules(legal_basis: str = LEGAL_BASIS) -> MessageRules:
+    """The message rules of the pack whose cases are recorded as `legal_basis`."""
+    pack = pack_named(legal_basis)
+    section = pack_data(pack).get("conversations")
+    if not isinstance(section, dict):
+        raise DeadlineError(
+            f"the rule pack {pack} has no message rules yet: no case can run under it"
+        )
+    return parse_message_rules(section, pack)
+
+
+_PROPOSAL = message_rules()
+KINDS: Mapping[str, str] = {form: kind for form, (kind, _) in _PROPOSAL.opens.items()}
+TRANSFER_PHASE = _PROPOSAL.groups["transfer-phase"]
+"""The proposal's states after acceptance or confirmation until the transfer is over."""
 
 
 @dataclass(frozen=True)
@@ -338,24 +218,33 @@ def _refuse(text: str) -> Rejection:
 
 
 def advance(
-    conversation: Conversation | None, step: Step, legal_basis: str = LEGAL_BASIS
+    conversation: Conversation | None,
+    step: Step,
+    legal_basis: str = LEGAL_BASIS,
+    rules: MessageRules | None = None,
 ) -> Conversation:
-    """The conversation after `step`, or Rejection(CONVERSATION_RULE) naming the article."""
+    """The conversation after `step`, or Rejection(CONVERSATION_RULE) naming the article.
+    The message rules are the packaged pack's of the case's legal basis, or `rules` (a pack
+    read from elsewhere, e.g. a basis being drafted)."""
     ft = FORM_TYPES.get(step.message_type)
     if ft is None:
         raise Rejection(Reason.UNKNOWN_TYPE, f"unknown message type {step.message_type!r}")
+    rules = rules or message_rules(conversation.legal_basis if conversation else legal_basis)
     if ft.opens:
         if conversation is not None:
             raise _refuse(
                 f"case {step.reference} already exists; a {ft.name} opens a new case "
                 "under its own reference (1560/2003 Art. 20)"
             )
+        if ft.name not in rules.opens:
+            raise _refuse(f"a {ft.name} opens no case under {rules.pack}")
+        kind, state = rules.opens[ft.name]
         return Conversation(
             reference=step.reference,
-            kind=KINDS[ft.name],
+            kind=kind,
             requesting=step.sender,
             requested=step.receiver,
-            state=OPENED_STATE.get(ft.name, State.REQUESTED),
+            state=state,
             legal_basis=legal_basis,
         )
     side = conversation.side_of(step.sender) if conversation is not None else None
@@ -382,7 +271,7 @@ def advance(
         _check_target(conversation, step)
     candidates = [
         r
-        for r in _RULES_BY_TYPE.get(step.message_type, [])
+        for r in rules.by_type.get(step.message_type, ())
         if r.outcome == step.outcome and conversation.kind in r.kinds
     ]
     if not candidates:
@@ -459,18 +348,18 @@ def deem(conversation: Conversation) -> Conversation | None:
     """The consequence of silence on the open request: deemed acceptance of a take charge
     request (Art. 30(8), 34(3)) or deemed confirmation of a take back notification
     (Art. 31(4)); None when the case has moved on."""
-    if conversation.kind == "take-charge" and conversation.state is State.REQUESTED:
-        return replace(conversation, state=State.DEEMED_ACCEPTED)
-    if conversation.kind == "take-back" and conversation.state is State.NOTIFIED:
-        return replace(conversation, state=State.DEEMED_CONFIRMED)
+    for silence in message_rules(conversation.legal_basis).silence:
+        if conversation.kind == silence.kind and conversation.state is silence.state:
+            return replace(conversation, state=silence.to)
     return None
 
 
 def shift_responsibility(conversation: Conversation) -> Conversation | None:
     """Art. 35(2): the transfer time limit passed without transfer (and without a timely
     absconding notice): responsibility moves to the requesting State."""
-    if conversation.state in TRANSFER_PHASE - {State.ABSCONDED}:
-        return replace(conversation, state=State.RESPONSIBILITY_SHIFTED)
+    rules = message_rules(conversation.legal_basis)
+    if conversation.state in rules.expiry_states:
+        return replace(conversation, state=rules.expiry_to)
     return None
 
 

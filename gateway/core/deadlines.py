@@ -33,8 +33,19 @@ RULE_KEYS = frozenset(
     }
 )
 PACK_KEYS = frozenset(
-    {"legal_basis", "title", "version", "counting", "applies_from", "sources", "rules"}
+    {
+        "legal_basis",
+        "title",
+        "version",
+        "counting",
+        "applies_from",
+        "sources",
+        "rules",
+        "conversations",
+    }
 )
+"""A pack's sections; `conversations` (which message may follow which) is read by
+`core/conversations.py`."""
 COUNTING_KEYS = frozenset({"article", "roll_over", "verified", "source", "note"})
 APPLIES_KEYS = frozenset({"date", "verified", "source", "note"})
 
@@ -260,17 +271,36 @@ def parse_rule_set(data: Any, source: str, name: str = "") -> RuleSet:
     )
 
 
-def load_rule_set(name: str = "com-2020-610") -> RuleSet:
-    """The packaged rule set `name` (a file gateway/core/rules/<name>.json)."""
+def pack_data(name: str) -> dict[str, Any]:
+    """The packaged rule pack `name` (a file gateway/core/rules/<name>.json), as JSON."""
     if name not in available_rule_sets():
         raise DeadlineError(
             f"unknown legal basis {name!r}; available: {', '.join(available_rule_sets())}"
         )
     text = resources.files("gateway.core.rules").joinpath(f"{name}.json").read_text("utf-8")
     try:
-        return parse_rule_set(json.loads(text), f"{name}.json", name)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DeadlineError(f"{name}.json is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DeadlineError(f"{name}.json: must be an object")
+    return data
+
+
+def load_rule_set(name: str = "com-2020-610") -> RuleSet:
+    """The packaged rule set `name` (a file gateway/core/rules/<name>.json)."""
+    return parse_rule_set(pack_data(name), f"{name}.json", name)
+
+
+def pack_named(label: str) -> str:
+    """The pack whose cases are recorded with `label` (e.g. "COM(2020) 610")."""
+    for name in available_rule_sets():
+        if name == label or pack_data(name).get("legal_basis") == label:
+            return name
+    raise DeadlineError(
+        f"no rule pack records its cases as {label!r}; available: "
+        f"{', '.join(available_rule_sets())}"
+    )
 
 
 def available_rule_sets() -> list[str]:

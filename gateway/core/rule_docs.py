@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.core.deadlines import Rule, RuleSet
+from gateway.core.conversations import MessageRules, parse_message_rules
+from gateway.core.deadlines import Rule, RuleSet, pack_data
 
 STATUS = {True: "verified", False: "**not verified**"}
 
@@ -105,6 +106,15 @@ def pack_markdown(rules: RuleSet) -> str:
             f"{r.consequence or 'no consequence in the text'} | {_cell(r.article)} | "
             f"{STATUS[r.verified]} | {_cell(r.note)} |"
         )
+    conversations = pack_data(rules.name).get("conversations") if rules.name else None
+    if isinstance(conversations, dict):
+        lines += _messages_markdown(parse_message_rules(conversations, rules.name))
+    else:
+        lines += [
+            "",
+            "No message rules yet: no case runs under this basis; its limits serve "
+            "`gateway deadline` and `gateway rules show`.",
+        ]
     lines += ["", "## Sources", ""]
     for r in rules.rules.values():
         lines.append(f"- `{r.name}`: {_cell(r.source)}")
@@ -118,3 +128,35 @@ def pack_markdown(rules: RuleSet) -> str:
         "the gateway shows the limit."
     )
     return "\n".join(lines) + "\n"
+
+
+def _names(states: frozenset[Any]) -> str:
+    return ", ".join(sorted(str(s) for s in states))
+
+
+def _messages_markdown(rules: MessageRules) -> list[str]:
+    lines = ["", "## Which message may follow which", ""]
+    opens = "; ".join(
+        f"a `{form}` opens a {kind} case ({state})" for form, (kind, state) in rules.opens.items()
+    )
+    lines += [f"Opening: {opens}.", ""]
+    for s in rules.silence:
+        lines.append(
+            f"Silence: a {s.kind} case left {s.state} past its reply limit becomes {s.to} "
+            f"({s.article})."
+        )
+    lines += [
+        f"The transfer limit's expiry, in a case {_names(rules.expiry_states)}, makes it "
+        f"{rules.expiry_to}.",
+        "",
+        "| message | outcome | in a case | sent by | kinds | case becomes | article |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for group in rules.by_type.values():
+        for r in group:
+            lines.append(
+                f"| `{r.message_type}` | {r.outcome or ''} | {_names(r.states)} | "
+                f"{r.side or 'either'} | {', '.join(sorted(r.kinds))} | "
+                f"{r.to or '(unchanged)'} | {_cell(r.article)} |"
+            )
+    return lines

@@ -7,6 +7,7 @@ Art. 42 (no roll-over). The expected days below are worked out by hand from the 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,8 +15,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.cli import main
-from gateway.core.deadlines import DeadlineError, available_rule_sets, load_rule_set
+from gateway.core.conversations import Step, advance, parse_message_rules
+from gateway.core.deadlines import (
+    DeadlineError,
+    available_rule_sets,
+    load_rule_set,
+    parse_rule_set,
+)
 from gateway.core.official_days import official_holiday, state_code
+from gateway.core.policy import Rejection
 from gateway.core.rule_docs import pack_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "legal-bases"
@@ -219,3 +227,34 @@ def test_rules_show_json_carries_every_rule_with_its_flag(
     pack = json.loads(capsys.readouterr().out)
     assert pack["counting"]["article"] == "Art. 42" and not pack["counting"]["roll_over"]
     assert {r["name"]: r["verified"] for r in pack["rules"]}["transfer_detained"] is False
+
+
+def test_a_new_legal_basis_is_a_data_file_and_its_tests_no_code_change() -> None:
+    """A fictional basis read from tests/data: its conversation runs (request, deemed
+    acceptance by its own article, transfer decision; a message it does not list is refused
+    naming the basis) and its limits count by its own counting rule, with no code knowing
+    its name."""
+    data = json.loads((Path(__file__).parents[1] / "data" / "fictional-basis.json").read_text())
+    limits = parse_rule_set(data, "fictional-basis.json", "fictional-2030")
+    rules = parse_message_rules(data["conversations"], "fictional-2030")
+    request = Step("take-charge-request", "BE-DU", "NL-DU", "BE-1-2030")
+    case = advance(None, request, "fictional-2030", rules)
+    assert (case.kind, case.state, case.legal_basis) == (
+        "take-charge",
+        "requested",
+        "fictional-2030",
+    )
+    silent = next(s for s in rules.silence if s.kind == case.kind and s.state is case.state)
+    assert (silent.to, silent.article) == ("deemed-accepted", "Art. F2(3)")
+    decided = advance(
+        replace(case, state=silent.to),
+        Step("transfer-notice", "BE-DU", "NL-DU", "BE-1-2030", outcome="decision-taken"),
+        rules=rules,
+    )
+    assert decided.state == "transfer-decided"
+    with pytest.raises(Rejection, match="opens no case under fictional-2030"):
+        advance(None, Step("info-request", "BE-DU", "NL-DU", "BE-3-2030"), "fictional-2030", rules)
+    # 10 days from Wed 1 July 2026 end on Sat 11 July: its Art. F9 rolls over to Monday.
+    reply = limits.deadline("take_charge_reply", START, AMS, state="NL")
+    assert reply.due_date == date(2026, 7, 13)
+    assert not limits.rule("transfer").verified
