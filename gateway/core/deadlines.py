@@ -42,10 +42,12 @@ PACK_KEYS = frozenset(
         "sources",
         "rules",
         "conversations",
+        "tracking",
     }
 )
 """A pack's sections; `conversations` (which message may follow which) is read by
-`core/conversations.py`."""
+`core/conversations.py`, `tracking` (which message opens and closes which limit) by
+`core/tracking.py`."""
 COUNTING_KEYS = frozenset({"article", "roll_over", "verified", "source", "note"})
 APPLIES_KEYS = frozenset({"date", "verified", "source", "note"})
 

@@ -1,27 +1,21 @@
-"""Which deadlines a message opens and closes (Art. 29-35, 40), decided without I/O.
+"""Which deadlines a message opens and closes, decided without I/O from the `tracking`
+section of the case's rule pack (gateway/core/rules/<pack>.json).
 
 Both gateways run this on the same message with the same instant (the receipt time in the
 acknowledgement), so both compute the same expiry for both parties."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from gateway.core.conversations import Conversation, State
-from gateway.core.forms import FORM_TYPES
+from gateway.core.conversations import Conversation, message_rules
+from gateway.core.deadlines import DeadlineError, pack_data, pack_named
 
-REPLY_RULES = frozenset(
-    {
-        "take_charge_reply",
-        "take_charge_reply_hit",
-        "take_charge_reply_urgent",
-        "take_charge_reply_detained",
-    }
-)
-TRANSFER_RULES = frozenset({"transfer", "transfer_imprisoned", "transfer_detained"})
+ACTING = frozenset({"sender", "receiver", "requesting", "requested"})
 
 
 @dataclass(frozen=True)
@@ -40,25 +34,133 @@ class Changes:
     close_reason: str = "met"
 
 
-def _reply_rule(form: Mapping[str, Any], urgent: bool) -> tuple[str, date | None]:
-    """Art. 30(7)-(8), 34(3): the reply limit depends on detention, urgency and a hit."""
-    if form.get("detained") is True:
-        return "take_charge_reply_detained", None
-    if urgent:
-        requested = (form.get("urgency") or {}).get("requestedReplyDate")
-        return "take_charge_reply_urgent", date.fromisoformat(requested) if requested else None
-    if form.get("eurodacHit") or form.get("visHit"):
-        return "take_charge_reply_hit", None
-    return "take_charge_reply", None
+@dataclass(frozen=True)
+class Choice:
+    """One candidate limit: `rule` when the form (or the header) meets `when`."""
+
+    rule: str
+    when: Mapping[str, Any]
+    requested_date: str | None = None
+    """Dotted path of the form field holding a requested date (urgent requests)."""
+
+
+@dataclass(frozen=True)
+class OpenSpec:
+    acting: str
+    choices: tuple[Choice, ...]
+
+
+@dataclass(frozen=True)
+class MessageLimits:
+    message: str
+    outcome: str | None
+    open: tuple[OpenSpec, ...]
+    close: frozenset[str]
+    close_reason: str
+    after_acceptance: bool
+
+
+@dataclass(frozen=True)
+class Tracking:
+    after_acceptance: tuple[tuple[str, str], ...]
+    """(rule, acting) opened once a case is accepted or confirmed, given or deemed."""
+    messages: tuple[MessageLimits, ...]
+
+
+def _open_spec(raw: Mapping[str, Any], where: str) -> OpenSpec:
+    acting = str(raw["acting"])
+    if acting not in ACTING:
+        raise DeadlineError(f"{where}: acting must be one of {sorted(ACTING)}")
+    if "rule" in raw:
+        return OpenSpec(acting, (Choice(str(raw["rule"]), {}),))
+    choices = tuple(
+        Choice(str(c["rule"]), dict(c.get("when", {})), c.get("requested_date"))
+        for c in raw["first_of"]
+    )
+    return OpenSpec(acting, choices)
+
+
+def parse_tracking(data: Mapping[str, Any], pack: str, limits: frozenset[str]) -> Tracking:
+    """The `tracking` section of a pack; every rule it names must be one of `limits`."""
+    where = f"{pack}.json: tracking"
+    try:
+        after = tuple((str(x["rule"]), str(x["acting"])) for x in data["after_acceptance"])
+        messages = tuple(
+            MessageLimits(
+                message=str(m["message"]),
+                outcome=m.get("outcome"),
+                open=tuple(_open_spec(o, f"{where}: {m['message']}") for o in m.get("open", [])),
+                close=frozenset(m.get("close", [])),
+                close_reason=str(m.get("close_reason", "met")),
+                after_acceptance=bool(m.get("after_acceptance", False)),
+            )
+            for m in data["messages"]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, DeadlineError):
+            raise
+        raise DeadlineError(f"{where}: {exc!r}") from exc
+    named = {rule for rule, _ in after}
+    for m in messages:
+        named |= m.close | {c.rule for spec in m.open for c in spec.choices}
+    if named - limits:
+        raise DeadlineError(
+            f"{where}: names limits the pack does not have: {sorted(named - limits)}"
+        )
+    return Tracking(after, messages)
+
+
+@functools.cache
+def tracking(legal_basis: str) -> Tracking:
+    pack = pack_named(legal_basis)
+    data = pack_data(pack)
+    section = data.get("tracking")
+    if not isinstance(section, dict):
+        raise DeadlineError(f"the rule pack {pack} does not say which message opens which limit")
+    limits = frozenset(str(r.get("name")) for r in data.get("rules", []) if isinstance(r, dict))
+    return parse_tracking(section, pack, limits)
+
+
+def _field(form: Mapping[str, Any], path: str) -> Any:
+    value: Any = form
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _meets(when: Mapping[str, Any], form: Mapping[str, Any], urgent: bool) -> bool:
+    if "urgent" in when and urgent is not when["urgent"]:
+        return False
+    if "field" in when and _field(form, when["field"]) != when["is"]:
+        return False
+    return "any_field" not in when or any(_field(form, f) for f in when["any_field"])
+
+
+def _acting(who: str, sender: str, receiver: str, conversation: Conversation) -> str:
+    return {
+        "sender": sender,
+        "receiver": receiver,
+        "requesting": conversation.requesting,
+        "requested": conversation.requested,
+    }[who]
 
 
 def transfer_openings(conversation: Conversation) -> tuple[Opening, ...]:
-    """After acceptance or confirmation (given or deemed) the requesting State must decide
-    the transfer (Art. 32(1)) and carry it out (Art. 35(1))."""
-    return (
-        Opening("transfer_decision", conversation.requesting),
-        Opening("transfer", conversation.requesting),
+    """After acceptance or confirmation (given or deemed) the limits the pack opens, e.g. the
+    transfer decision (Art. 32(1)) and the transfer (Art. 35(1)) under the proposal."""
+    return tuple(
+        Opening(rule, _acting(who, "", "", conversation))
+        for rule, who in tracking(conversation.legal_basis).after_acceptance
     )
+
+
+def _opening(spec: OpenSpec, form: Mapping[str, Any], urgent: bool, acting: str) -> Opening | None:
+    for choice in spec.choices:
+        if _meets(choice.when, form, urgent):
+            text = _field(form, choice.requested_date) if choice.requested_date else None
+            requested = date.fromisoformat(text) if isinstance(text, str) else None
+            return Opening(choice.rule, acting, requested)
+    return None
 
 
 def changes_for(
@@ -75,41 +177,24 @@ def changes_for(
     """The deadline changes of one message, given the conversation after it."""
     if late:
         return Changes()  # the deemed outcome stands; its deadlines are already running
-    if FORM_TYPES[message_type].opens and after.state not in (State.REQUESTED, State.NOTIFIED):
+    opened = message_rules(after.legal_basis).opens.get(message_type)
+    if opened is not None and after.state is not opened[1]:
         return Changes()  # the answer overtook the acknowledgement of the request
-    match message_type:
-        case "take-charge-request":
-            rule, requested = _reply_rule(form, urgent)
-            return Changes(open=(Opening(rule, receiver, requested),))
-        case "humanitarian-request":
-            return Changes(open=(Opening("humanitarian_reply", receiver),))
-        case "take-back-notification":
-            return Changes(open=(Opening("take_back_confirmation", receiver),))
-        case "info-request":
-            return Changes(open=(Opening("info_reply", receiver),))
-        case "take-charge-reply" | "humanitarian-reply" | "take-back-confirmation":
-            closes = REPLY_RULES | {"humanitarian_reply", "take_back_confirmation"}
-            opens = (
-                transfer_openings(after) if after.state in (State.ACCEPTED, State.CONFIRMED) else ()
-            )
-            return Changes(open=opens, close=frozenset(closes))
-        case "info-reply":
-            return Changes(close=frozenset({"info_reply"}))
-        case "transfer-notice":
-            if outcome == "decision-taken":
-                return Changes(close=frozenset({"transfer_decision"}))
-            if outcome == "arrived":
-                return Changes(close=TRANSFER_RULES | {"transfer_decision"})
-            if outcome == "absconded":
-                # Art. 35(2) second subparagraph: notified before expiry, responsibility
-                # does not shift when the limit passes.
-                return Changes(close=TRANSFER_RULES, close_reason="absconding-notified")
-            return Changes()
-        case "responsibility-notice":
-            return Changes(
-                close=REPLY_RULES
-                | TRANSFER_RULES
-                | {"transfer_decision", "take_back_confirmation", "humanitarian_reply"},
-                close_reason="responsibility-notice",
-            )
-    return Changes()
+    spec = next(
+        (
+            m
+            for m in tracking(after.legal_basis).messages
+            if m.message == message_type and m.outcome in (None, outcome)
+        ),
+        None,
+    )
+    if spec is None:
+        return Changes()
+    openings = [
+        opening
+        for o in spec.open
+        if (opening := _opening(o, form, urgent, _acting(o.acting, sender, receiver, after)))
+    ]
+    if spec.after_acceptance and after.state in ("accepted", "confirmed"):
+        openings += transfer_openings(after)
+    return Changes(open=tuple(openings), close=spec.close, close_reason=spec.close_reason)

@@ -1,0 +1,93 @@
+"""Which limits a message opens and closes, read from the case's rule pack (the proposal's
+here: Art. 29-35 and 40 of COM(2020) 610)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.core.conversations import Conversation, State
+from gateway.core.deadlines import DeadlineError
+from gateway.core.tracking import Opening, changes_for, parse_tracking, transfer_openings
+
+CASE = Conversation("BE-1-1", "take-charge", "BE-DU", "NL-DU", State.REQUESTED)
+
+
+def changes(message: str, form: dict[str, Any], state: State, **kw: Any) -> Any:
+    after = Conversation("BE-1-1", "take-charge", "BE-DU", "NL-DU", state)
+    sender, receiver = kw.pop("sender", ("BE-DU", "NL-DU"))
+    return changes_for(
+        message,
+        kw.pop("outcome", None),
+        form,
+        urgent=kw.pop("urgent", False),
+        sender=sender,
+        receiver=receiver,
+        after=after,
+        late=kw.pop("late", False),
+    )
+
+
+@pytest.mark.parametrize(
+    ("form", "urgent", "rule", "article"),
+    [
+        ({"detained": True, "eurodacHit": {"x": 1}}, True, "take_charge_reply_detained", "34(3)"),
+        (
+            {"urgency": {"requestedReplyDate": "2026-03-20"}},
+            True,
+            "take_charge_reply_urgent",
+            "30(7)",
+        ),
+        ({"visHit": {"x": 1}}, False, "take_charge_reply_hit", "30(1)"),
+        ({"detained": False}, False, "take_charge_reply", "30(1)"),
+    ],
+)
+def test_a_take_charge_request_opens_the_reply_limit_its_form_calls_for(
+    form: dict[str, Any], urgent: bool, rule: str, article: str
+) -> None:
+    """Art. 30(1), 30(7), 34(3): detention first, then urgency, then a Eurodac/VIS hit."""
+    got = changes("take-charge-request", form, State.REQUESTED, urgent=urgent)
+    requested = date(2026, 3, 20) if rule.endswith("urgent") else None
+    assert got.open == (Opening(rule, "NL-DU", requested),), article
+
+
+def test_art32_35_an_acceptance_closes_the_reply_and_opens_the_transfer_limits() -> None:
+    got = changes(
+        "take-charge-reply", {}, State.ACCEPTED, outcome="acceptance", sender=("NL-DU", "BE-DU")
+    )
+    assert got.open == (Opening("transfer_decision", "BE-DU"), Opening("transfer", "BE-DU"))
+    assert "take_charge_reply" in got.close and got.close_reason == "met"
+    refused = changes(
+        "take-charge-reply", {}, State.REFUSED, outcome="refusal", sender=("NL-DU", "BE-DU")
+    )
+    assert refused.open == () and "take_charge_reply" in refused.close
+
+
+def test_art35_2_an_absconding_notice_closes_the_transfer_limits_without_a_shift() -> None:
+    got = changes("transfer-notice", {}, State.ABSCONDED, outcome="absconded")
+    assert got.close == {"transfer", "transfer_detained", "transfer_imprisoned"}
+    assert got.close_reason == "absconding-notified"
+    assert changes("transfer-notice", {}, State.POSTPONED, outcome="postponed").close == set()
+
+
+def test_a_late_reply_and_a_reply_that_overtook_its_request_change_nothing() -> None:
+    assert changes("take-charge-reply", {}, State.DEEMED_ACCEPTED, late=True).open == ()
+    assert changes("take-charge-request", {}, State.ACCEPTED).open == ()
+
+
+def test_deemed_acceptance_opens_the_packs_transfer_limits() -> None:
+    assert [o.rule for o in transfer_openings(CASE)] == ["transfer_decision", "transfer"]
+
+
+def test_a_tracking_section_naming_a_limit_the_pack_lacks_is_refused() -> None:
+    data = json.loads((Path(__file__).parents[1] / "data" / "fictional-basis.json").read_text())
+    with pytest.raises(DeadlineError, match="take_charge_reply"):
+        parse_tracking(data["tracking"], "fictional-2030", frozenset({"transfer"}))
+    parsed = parse_tracking(
+        data["tracking"], "fictional-2030", frozenset({"transfer", "take_charge_reply"})
+    )
+    assert parsed.after_acceptance == (("transfer", "requesting"),)
