@@ -15,7 +15,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.cli import main
-from gateway.core.conversations import Step, advance, parse_message_rules
+from gateway.core.conversations import (
+    Conversation,
+    State,
+    Step,
+    advance,
+    deem,
+    message_rules,
+    parse_message_rules,
+    shift_responsibility,
+)
 from gateway.core.deadlines import (
     DeadlineError,
     available_rule_sets,
@@ -25,6 +34,7 @@ from gateway.core.deadlines import (
 from gateway.core.official_days import official_holiday, state_code
 from gateway.core.policy import Rejection
 from gateway.core.rule_docs import pack_markdown
+from gateway.core.tracking import Opening, changes_for, transfer_openings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "legal-bases"
 START = datetime.fromisoformat("2026-07-01T10:00:00+02:00")  # a Wednesday in Amsterdam
@@ -258,3 +268,71 @@ def test_a_new_legal_basis_is_a_data_file_and_its_tests_no_code_change() -> None
     reply = limits.deadline("take_charge_reply", START, AMS, state="NL")
     assert reply.due_date == date(2026, 7, 13)
     assert not limits.rule("transfer").verified
+
+
+def _ammr_case(state: str, kind: str = "take-charge") -> Conversation:
+    return Conversation("BE-1-2026", kind, "BE-DU", "NL-DU", State(state), "2024-1351")
+
+
+def test_2024_1351_take_charge_request_left_unanswered_is_deemed_accepted_art40_8() -> None:
+    case = advance(None, Step("take-charge-request", "BE-DU", "NL-DU", "BE-1-2026"), "2024-1351")
+    assert (case.state, case.legal_basis) == ("requested", "2024-1351")
+    opened = changes_for(
+        "take-charge-request",
+        None,
+        {},
+        urgent=False,
+        sender="BE-DU",
+        receiver="NL-DU",
+        after=case,
+        late=False,
+    )
+    assert opened.open == (Opening("take_charge_reply", "NL-DU"),)
+    deemed = deem(case)
+    assert deemed is not None and deemed.state == "deemed-accepted"
+    assert [o.rule for o in transfer_openings(deemed)] == ["transfer_decision", "transfer"]
+    silence = message_rules("2024-1351").silence[0]
+    assert silence.article == "Art. 40(8), 45(2)"
+
+
+def test_2024_1351_a_dependants_consultation_opens_no_transfer_art34() -> None:
+    """LEGAL-BASES defect 10: Art. 34 asks the State to verify before it makes a take charge
+    request under Art. 39; an accepted consultation is not a transfer basis."""
+    with pytest.raises(Rejection, match="has no place in a dependants case"):
+        advance(
+            _ammr_case("accepted", "dependants"),
+            Step("transfer-notice", "BE-DU", "NL-DU", "BE-1-2026", outcome="decision-taken"),
+        )
+
+
+def test_2024_1351_absconding_opens_the_three_year_limit_and_its_expiry_shifts_art46_2() -> None:
+    decided = _ammr_case("transfer-decided")
+    after = advance(
+        decided, Step("transfer-notice", "BE-DU", "NL-DU", "BE-1-2026", outcome="absconded")
+    )
+    got = changes_for(
+        "transfer-notice",
+        "absconded",
+        {},
+        urgent=False,
+        sender="BE-DU",
+        receiver="NL-DU",
+        after=after,
+        late=False,
+    )
+    assert got.open == (Opening("transfer_absconded", "BE-DU"),)
+    assert "transfer" in got.close and got.close_reason == "absconding-notified"
+    shifted = shift_responsibility(after)
+    assert shifted is not None and shifted.state == "responsibility-shifted"
+
+
+def test_the_proposal_keeps_its_own_absconding_rule_art35_2() -> None:
+    """Under the proposal an absconding notice made in time keeps responsibility from
+    shifting (35(2) second subparagraph, as the gateway has applied it)."""
+    absconded = Conversation("BE-1-2026", "take-charge", "BE-DU", "NL-DU", State.ABSCONDED)
+    assert shift_responsibility(absconded) is None
+
+
+def test_a_basis_without_message_rules_runs_no_case() -> None:
+    with pytest.raises(DeadlineError, match="604-2013 has no message rules yet"):
+        advance(None, Step("take-charge-request", "BE-DU", "NL-DU", "BE-1-2013"), "604-2013")
