@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.context import GatewayContext
 from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
-from gateway.core.deadlines import RuleSet, load_rule_set
+from gateway.core.deadlines import DeadlineError, RuleSet, load_rule_set, pack_named
 from gateway.core.policy import Header
 from gateway.core.tracking import Opening, changes_for, transfer_openings
 from gateway.store.store import STORAGE_ERRORS, StoredDeadline, Transaction
@@ -40,6 +40,16 @@ def _next_event(
 def rule_set(name: str) -> RuleSet:
     """The packaged rule set `name`, read once per process."""
     return load_rule_set(name)
+
+
+@cache
+def rules_recorded_as(label: str) -> RuleSet | None:
+    """The packaged rule set whose cases and deadlines are recorded as `label` (None: no
+    pack of this gateway's version records them so)."""
+    try:
+        return rule_set(pack_named(label))
+    except DeadlineError:
+        return None
 
 
 def _noon(day: date, zone: ZoneInfo) -> datetime:
@@ -101,6 +111,8 @@ async def record_request_limit(
         reason=consequence,
         details={
             "rule": name,
+            "legal_basis": rules.name,
+            "article": rules.rule(name).article,
             "acting": header.sender,
             "due_date": deadline.due_date.isoformat(),
             "expires_at": deadline.expires_at.isoformat(),
@@ -131,23 +143,30 @@ class DeadlineKeeper:
             self.wake.set()
 
     async def _open(
-        self, tx: Transaction, case: str, opening: Opening, start: datetime, opened_by: str | None
+        self,
+        tx: Transaction,
+        case: Conversation,
+        opening: Opening,
+        start: datetime,
+        opened_by: str | None,
     ) -> None:
+        """Open a limit of `case`, counted by the rules of the case's own legal basis."""
         ctx = self.ctx
+        rules = rule_set(pack_named(case.legal_basis))
         acting = ctx.directory.get(opening.acting) or ctx.local
-        deadline = self.rules.deadline(
+        deadline = rules.deadline(
             opening.rule,
             start,
             acting.zone,
-            state=acting.member_state if self.rules.rolls_over else None,
+            state=acting.member_state if rules.rolls_over else None,
             requested=opening.requested,
         )
         now = ctx.clock()
         next_event = _next_event(deadline.expires_at, self.reminders, now, 0)
         await tx.open_deadline(
-            case_reference=case,
+            case_reference=case.reference,
             rule=opening.rule,
-            legal_basis=self.rules.legal_basis,
+            legal_basis=rules.legal_basis,
             acting=opening.acting,
             opened_by=opened_by,
             started_at=start,
@@ -160,10 +179,13 @@ class DeadlineKeeper:
             event="deadline-opened",
             direction="in",
             message_id=opened_by,
-            reference=case,
+            reference=case.reference,
             status="open",
             details={
                 "rule": opening.rule,
+                "legal_basis": rules.name,
+                "article": rules.rule(opening.rule).article,
+                "verified": rules.rule(opening.rule).verified,
                 "acting": opening.acting,
                 "due_date": deadline.due_date.isoformat(),
                 "expires_at": deadline.expires_at.isoformat(),
@@ -230,7 +252,7 @@ class DeadlineKeeper:
                     details={"rule": rule},
                 )
         for opening in changes.open:
-            await self._open(tx, header.case, opening, instant, header.message_id)
+            await self._open(tx, after, opening, instant, header.message_id)
         return late
 
     async def run(self) -> None:
@@ -294,7 +316,8 @@ class DeadlineKeeper:
     async def _expire(self, tx: Transaction, d: StoredDeadline, now: datetime) -> None:
         # What silence means is the rules data's, for the legal basis the limit was opened
         # under (None: the text gives no consequence, and none is invented).
-        rule = self.rules.rules.get(d.rule) if d.legal_basis == self.rules.legal_basis else None
+        rules = rules_recorded_as(d.legal_basis)
+        rule = rules.rules.get(d.rule) if rules is not None else None
         if rule is None:
             self.ctx.log.error(
                 "deadline expired under rules this gateway does not run; no consequence applied",
@@ -323,6 +346,8 @@ class DeadlineKeeper:
             reason=consequence,
             details={
                 "rule": d.rule,
+                "legal_basis": rules.name if rules is not None else d.legal_basis,
+                "article": rule.article if rule is not None else None,
                 "acting": d.acting,
                 "due_date": d.due_date,
                 "expires_at": d.expires_at.isoformat(),
@@ -339,4 +364,4 @@ class DeadlineKeeper:
         )
         if applied is not None and consequence in ("deemed-acceptance", "deemed-confirmation"):
             for opening in transfer_openings(applied):
-                await self._open(tx, d.case_reference, opening, d.expires_at, None)
+                await self._open(tx, applied, opening, d.expires_at, None)

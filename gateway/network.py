@@ -108,12 +108,13 @@ def build_local_network(
     delivery: dict[str, Any] | None = None,
     peer: dict[str, Any] | None = None,
     api: dict[str, Any] | None = None,
+    deadlines: dict[str, Any] | None = None,
     adjustable_clock: bool = False,
     databases: DatabaseFor | None = None,
 ) -> LocalNetwork:
     """Certificates, directory and one configuration per authority in `codes` under `root`;
-    `delivery`, `peer` and `api` override those settings; `databases` names each gateway's
-    database (by default `default_databases`, else SQLite in its data folder)."""
+    `delivery`, `peer`, `api` and `deadlines` override those settings; `databases` names each
+    gateway's database (by default `default_databases`, else SQLite in its data folder)."""
     root.mkdir(parents=True, exist_ok=True)
     database_for = databases or default_databases
     ports = free_ports(2 * len(codes))
@@ -129,36 +130,36 @@ def build_local_network(
         files = pki.authorities[code]
         tokens = {role: secrets.token_urlsafe(24) for role in ROLES}
         config = home / "gateway.toml"
-        write_toml(
-            config,
-            {
-                "": {
-                    "authority": code,
-                    "data_dir": str(home / "data"),
-                    "directory": str(pki.directory),
-                }
-                | ({"database_url": database_for(code)} if database_for else {}),
-                "peer": {"host": "127.0.0.1", "port": peer_ports[code]} | (peer or {}),
-                "api": {"host": "127.0.0.1", "port": api_ports[code]} | (api or {}),
-                "api.tokens": tokens,
-                "tls": {
-                    "ca": str(pki.ca_cert),
-                    "crl": str(pki.crl),
-                    "cert": str(files.tls_cert),
-                    "key": str(files.tls_key),
-                },
-                "signing": {"cert": str(files.signing_cert), "key": str(files.signing_key)},
-                "delivery": {
-                    "initial_delay_seconds": 0.2,
-                    "max_delay_seconds": 2.0,
-                    "poll_interval_seconds": 0.5,
-                    "max_attempts": 100,
-                }
-                | (delivery or {}),
-                "clock": {"adjustable": adjustable_clock},
-                "trust": {"reload_check_seconds": 0.5},
+        tables: dict[str, dict[str, Any]] = {
+            "": {
+                "authority": code,
+                "data_dir": str(home / "data"),
+                "directory": str(pki.directory),
+            }
+            | ({"database_url": database_for(code)} if database_for else {}),
+            "peer": {"host": "127.0.0.1", "port": peer_ports[code]} | (peer or {}),
+            "api": {"host": "127.0.0.1", "port": api_ports[code]} | (api or {}),
+            "api.tokens": tokens,
+            "tls": {
+                "ca": str(pki.ca_cert),
+                "crl": str(pki.crl),
+                "cert": str(files.tls_cert),
+                "key": str(files.tls_key),
             },
-        )
+            "signing": {"cert": str(files.signing_cert), "key": str(files.signing_key)},
+            "delivery": {
+                "initial_delay_seconds": 0.2,
+                "max_delay_seconds": 2.0,
+                "poll_interval_seconds": 0.5,
+                "max_attempts": 100,
+            }
+            | (delivery or {}),
+            "clock": {"adjustable": adjustable_clock},
+            "trust": {"reload_check_seconds": 0.5},
+        }
+        if deadlines:
+            tables["deadlines"] = deadlines
+        write_toml(config, tables)
         gateways[code] = LocalGateway(
             code, config, home / "data", peer_ports[code], api_ports[code], tokens
         )

@@ -206,6 +206,7 @@ async def make_harness(tmp_path: Path, **overrides: Any) -> Harness:
         CODES,
         delivery=FAST_DELIVERY | overrides.get("delivery", {}),
         peer=overrides.get("peer"),
+        deadlines=overrides.get("deadlines"),
         adjustable_clock=True,
     )
     return Harness(net)
