@@ -137,6 +137,12 @@ class PeerSettings(Section):
         30.0, "Time for a peer to send a whole request body.", rule=POSITIVE
     )
     max_attachment_bytes: int = setting(4 * 1024 * 1024, "Largest attached file.", rule=POSITIVE)
+    refusal_summary_seconds: float = setting(
+        60.0,
+        "A client whose certificate no authority pins gets a bare 403; its first refusal is "
+        "recorded at once, the others of this interval as one register entry with their count.",
+        rule=POSITIVE,
+    )
     idle_timeout_seconds: float = setting(
         30.0,
         "A connection that completes no TLS handshake or no request within this time is "

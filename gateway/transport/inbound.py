@@ -13,6 +13,7 @@ import hashlib
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -56,6 +57,9 @@ def _ack_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/xml")
 
 
+NOT_PINNED = "not a pinned peer\n"
+
+
 def pinned_peer(state: TrustState, transport: Any) -> tuple[Authority | None, bytes | None]:
     """The authority whose pinned TLS certificate the other end presented (or None), and
     that certificate's DER, for the revocation check."""
@@ -92,11 +96,8 @@ class Receiver:
         body = b""
         header: Header | None = None
         try:
-            if peer is None:
-                raise Rejection(
-                    Reason.UNKNOWN_PEER,
-                    "the TLS client certificate is not pinned for any authority of the directory",
-                )
+            if peer is None:  # admitted by `UnpinnedAudit.middleware`, unless pins changed since
+                return web.Response(status=403, text=NOT_PINNED)
             # A connection kept alive across a reload was admitted under the old CRL.
             revoked = state.peer_refusal(der)
             if revoked is not None:
@@ -382,6 +383,76 @@ class TlsAudit:
         self.ctx.log.warning("tls handshake refused", detail=details["text"])
 
 
+class UnpinnedAudit:
+    """Refuses, before any handler, every request of a client whose TLS certificate (issued
+    by the network CA) no authority of the directory pins: a bare 403 that says nothing, no
+    signed refusal, and a register entry that cannot be flooded (issue 14, item 5). The first
+    refusal of a client in an interval of `peer.refusal_summary_seconds` is recorded at once;
+    the others of that interval are counted and recorded as one entry with their count when
+    the interval ends."""
+
+    def __init__(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+        self._counts: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        peer, der = pinned_peer(self.ctx.trust.state, request.transport)
+        if peer is not None:
+            return await handler(request)
+        self.refused(fingerprint_der(der) if der else "none")
+        return web.Response(status=403, text=NOT_PINNED)
+
+    def refused(self, fingerprint: str) -> None:
+        self.ctx.metrics.unpinned_refusals.inc()
+        if fingerprint in self._counts:
+            self._counts[fingerprint] += 1
+            return
+        self._counts[fingerprint] = 0
+        self._record(fingerprint, 1, "first refusal of this client in the interval")
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.ctx.config.peer.refusal_summary_seconds, self._close, fingerprint)
+
+    def _close(self, fingerprint: str) -> None:
+        more = self._counts.pop(fingerprint, 0)
+        if more:
+            self._record(fingerprint, more, "further refusals of this client in the interval")
+
+    def _record(self, fingerprint: str, count: int, what: str) -> None:
+        details: dict[str, object] = {
+            "text": "the TLS client certificate is not pinned for any authority of the "
+            f"directory ({what})",
+            "client_certificate_sha256": fingerprint,
+            "count": count,
+            "interval_seconds": self.ctx.config.peer.refusal_summary_seconds,
+        }
+        task = asyncio.get_running_loop().create_task(self._write(details))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, details: dict[str, object]) -> None:
+        try:
+            async with self.ctx.store.transaction() as tx:
+                await tx.append_register(
+                    time=self.ctx.clock(),
+                    event="rejected",
+                    direction="in",
+                    status="rejected",
+                    reason=Reason.UNKNOWN_PEER.value,
+                    details=details,
+                )
+        except Exception:
+            self.ctx.log.exception("could not record refusals of an unpinned client")
+        self.ctx.log.warning(
+            "unpinned client refused",
+            client=details["client_certificate_sha256"],
+            count=details["count"],
+        )
+
+
 async def get_acknowledgement(request: web.Request) -> web.Response:
     """The signed acknowledgement we gave for a transmission, to its sender only: a sender
     that never got our answer (and gave up) can still obtain its proof of receipt. Reads
@@ -389,7 +460,7 @@ async def get_acknowledgement(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     peer, der = pinned_peer(ctx.trust.state, request.transport)
     if peer is None or ctx.trust.state.peer_refusal(der) is not None:
-        return web.Response(status=403, text="not a pinned, current peer\n")
+        return web.Response(status=403, text=NOT_PINNED)
     msg = await ctx.store.get_message(request.match_info["message_id"])
     if msg is None or msg.direction != "in" or msg.peer != peer.code or msg.ack_xml is None:
         return web.Response(status=404, text="no transmission of yours with this id\n")
@@ -397,6 +468,7 @@ async def get_acknowledgement(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """For pinned peers only (the admission middleware answers everyone else with 403)."""
     ctx = request.app[CONTEXT]
     seq, _ = await ctx.store.register_head()
     return web.json_response(
@@ -405,7 +477,10 @@ async def health(request: web.Request) -> web.Response:
 
 
 def peer_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
-    app = web.Application(client_max_size=ctx.config.peer.max_body_bytes)
+    app = web.Application(
+        client_max_size=ctx.config.peer.max_body_bytes,
+        middlewares=[UnpinnedAudit(ctx).middleware],
+    )
     app[CONTEXT] = ctx
     receiver = Receiver(ctx, keeper)
     app.router.add_post("/v1/transmissions", receiver.handle)

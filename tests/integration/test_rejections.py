@@ -26,7 +26,7 @@ from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import Signer, verify
 from tests.pki_helpers import unpinned_certificate
 
-from .conftest import Harness, example
+from .conftest import Harness, example, make_harness
 
 TCR_NS = "urn:eu:dublin:forms:take-charge-request:1"
 
@@ -258,8 +258,7 @@ async def test_message_id_reused_for_other_content_is_refused(nl: Harness) -> No
     assert await nl.ctx("NL-DU").store.count_messages() == 1
 
 
-async def test_certificate_of_the_ca_but_not_pinned_is_refused(nl: Harness, tmp_path: Path) -> None:
-    """Being issued by the network CA is not enough: the peer must be pinned (Art. 41)."""
+def _unpinned_files(nl: Harness, tmp_path: Path) -> tuple[Path, Path]:
     key, cert = unpinned_certificate(nl.net.pki, "tls")
     (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "k.pem").write_bytes(
@@ -269,10 +268,54 @@ async def test_certificate_of_the_ca_but_not_pinned_is_refused(nl: Harness, tmp_
             serialization.NoEncryption(),
         )
     )
+    return tmp_path / "c.pem", tmp_path / "k.pem"
+
+
+async def test_certificate_of_the_ca_but_not_pinned_is_refused(nl: Harness, tmp_path: Path) -> None:
+    """Being issued by the network CA is not enough: the peer must be pinned (Art. 41). The
+    answer is a bare 403 (no signed refusal to a stranger) and a register entry."""
     body = signer(nl, "BE-DU").sign(with_files(header()))
-    async with nl.peer_session(tmp_path / "c.pem", tmp_path / "k.pem") as s:
-        status, ack = await post(s, nl, body)
-    await assert_rejected(nl, status, ack, 403, "unknown-peer", sender=None)
+    async with nl.peer_session(*_unpinned_files(nl, tmp_path)) as s:
+        status, answer = await post(s, nl, body)
+    assert (status, answer) == (403, b"not a pinned peer\n")
+    for _ in range(100):  # recorded just after the answer, off the request's path
+        entries = await nl.ctx("NL-DU").store.query_register(event="rejected")
+        if entries:
+            break
+        await asyncio.sleep(0.02)
+    assert [(e.reason, e.details["count"]) for e in entries] == [("unknown-peer", 1)]
+    assert await nl.ctx("NL-DU").store.count_messages() == 0
+
+
+async def test_register_flooding_by_a_non_member_is_aggregated(tmp_path: Path) -> None:
+    """Issue 14, item 5: a client with a certificate of the network CA that no authority pins
+    sends 300 transmissions and asks /v1/health: every answer is a bare 403, nothing is
+    signed for it, and the register holds two entries (the first refusal at once, then one
+    with the count of the others of the interval), not 301."""
+    h = await make_harness(tmp_path, peer={"refusal_summary_seconds": 1.0})
+    try:
+        await h.start("NL-DU")
+        body = signer(h, "BE-DU").sign(with_files(header()))
+        store = h.ctx("NL-DU").store
+        before = (await store.register_head())[0]
+        async with h.peer_session(*_unpinned_files(h, tmp_path)) as s:
+            answers = await asyncio.gather(*(post(s, h, body) for _ in range(300)))
+            async with s.get(h.net.gateways["NL-DU"].peer_url + "/v1/health") as resp:
+                health = (resp.status, await resp.read())
+        assert {a for a in answers} == {(403, b"not a pinned peer\n")}
+        assert health == (403, b"not a pinned peer\n")
+        for _ in range(100):
+            refused = [e for e in await store.query_register(event="rejected")]
+            if sum(e.details["count"] for e in refused) == 301:
+                break
+            await asyncio.sleep(0.05)
+        assert [e.reason for e in refused] == ["unknown-peer", "unknown-peer"]
+        assert [e.details["count"] for e in refused] == [1, 300]
+        assert (await store.register_head())[0] == before + 2
+        metrics = h.ctx("NL-DU").metrics.unpinned_refusals._value.get()
+        assert metrics == 301
+    finally:
+        await h.close()
 
 
 async def assert_tls_refusal_registered(h: Harness, fragment: str) -> None:
