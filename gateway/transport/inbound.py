@@ -58,6 +58,8 @@ def _ack_response(body: bytes, status: int = 200) -> web.Response:
 
 
 NOT_PINNED = "not a pinned peer\n"
+PINNED: web.RequestKey[tuple[Authority, bytes | None]] = web.RequestKey("pinned-peer", tuple)
+"""The (authority, certificate DER) the admission middleware identified."""
 
 
 def pinned_peer(state: TrustState, transport: Any) -> tuple[Authority | None, bytes | None]:
@@ -91,13 +93,11 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.Response:
         ctx = self.ctx
         state = ctx.trust.state
-        peer, der = pinned_peer(state, request.transport)
-        peer_code = peer.code if peer else None
+        peer, der = request[PINNED]
+        peer_code = peer.code
         body = b""
         header: Header | None = None
         try:
-            if peer is None:  # admitted by `UnpinnedAudit.middleware`, unless pins changed since
-                return web.Response(status=403, text=NOT_PINNED)
             # A connection kept alive across a reload was admitted under the old CRL.
             revoked = state.peer_refusal(der)
             if revoked is not None:
@@ -339,6 +339,38 @@ class Receiver:
         return self.ctx.signer.sign(build_acknowledgement(ack))
 
 
+class RefusalRecorder:
+    """Writes refusal register entries off the request path (a flood must not wait on the
+    database), keeping each write task alive until it is done."""
+
+    def __init__(self, ctx: GatewayContext, reason: Reason, event: str) -> None:
+        self.ctx = ctx
+        self.reason = reason
+        self.event = event
+        """The log line of each entry written."""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def record(self, details: dict[str, object], **log: object) -> None:
+        task = asyncio.get_running_loop().create_task(self._write(details, log))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, details: dict[str, object], log: dict[str, object]) -> None:
+        try:
+            async with self.ctx.store.transaction() as tx:
+                await tx.append_register(
+                    time=self.ctx.clock(),
+                    event="rejected",
+                    direction="in",
+                    status="rejected",
+                    reason=self.reason.value,
+                    details=details,
+                )
+        except Exception:
+            self.ctx.log.exception("could not record a refusal", reason=self.reason.value)
+        self.ctx.log.warning(self.event, **log)
+
+
 class TlsAudit:
     """Records refused TLS handshakes (no client certificate, another CA, an old protocol) in
     the register. Bounded: beyond `per_minute` entries a minute, refusals are counted and the
@@ -349,7 +381,7 @@ class TlsAudit:
         self.per_minute = per_minute
         self._recent: deque[float] = deque()
         self._suppressed = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._recorder = RefusalRecorder(ctx, Reason.TLS_REFUSED, "tls handshake refused")
 
     def refused(self, detail: str) -> None:
         now = time.monotonic()
@@ -363,24 +395,7 @@ class TlsAudit:
         if self._suppressed:
             details["suppressed_since_last"] = self._suppressed
             self._suppressed = 0
-        task = asyncio.get_running_loop().create_task(self._record(details))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _record(self, details: dict[str, object]) -> None:
-        try:
-            async with self.ctx.store.transaction() as tx:
-                await tx.append_register(
-                    time=self.ctx.clock(),
-                    event="rejected",
-                    direction="in",
-                    status="rejected",
-                    reason=Reason.TLS_REFUSED.value,
-                    details=details,
-                )
-        except Exception:
-            self.ctx.log.exception("could not record a refused TLS handshake")
-        self.ctx.log.warning("tls handshake refused", detail=details["text"])
+        self._recorder.record(details, detail=details["text"])
 
 
 class UnpinnedAudit:
@@ -394,7 +409,7 @@ class UnpinnedAudit:
     def __init__(self, ctx: GatewayContext) -> None:
         self.ctx = ctx
         self._counts: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._recorder = RefusalRecorder(ctx, Reason.UNKNOWN_PEER, "unpinned client refused")
 
     @web.middleware
     async def middleware(
@@ -402,6 +417,7 @@ class UnpinnedAudit:
     ) -> web.StreamResponse:
         peer, der = pinned_peer(self.ctx.trust.state, request.transport)
         if peer is not None:
+            request[PINNED] = (peer, der)
             return await handler(request)
         self.refused(fingerprint_der(der) if der else "none")
         return web.Response(status=403, text=NOT_PINNED)
@@ -429,28 +445,7 @@ class UnpinnedAudit:
             "count": count,
             "interval_seconds": self.ctx.config.peer.refusal_summary_seconds,
         }
-        task = asyncio.get_running_loop().create_task(self._write(details))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _write(self, details: dict[str, object]) -> None:
-        try:
-            async with self.ctx.store.transaction() as tx:
-                await tx.append_register(
-                    time=self.ctx.clock(),
-                    event="rejected",
-                    direction="in",
-                    status="rejected",
-                    reason=Reason.UNKNOWN_PEER.value,
-                    details=details,
-                )
-        except Exception:
-            self.ctx.log.exception("could not record refusals of an unpinned client")
-        self.ctx.log.warning(
-            "unpinned client refused",
-            client=details["client_certificate_sha256"],
-            count=details["count"],
-        )
+        self._recorder.record(details, client=fingerprint, count=count)
 
 
 async def get_acknowledgement(request: web.Request) -> web.Response:
@@ -458,8 +453,8 @@ async def get_acknowledgement(request: web.Request) -> web.Response:
     that never got our answer (and gave up) can still obtain its proof of receipt. Reads
     only; a message we do not hold, or hold from someone else, is simply not found."""
     ctx = request.app[CONTEXT]
-    peer, der = pinned_peer(ctx.trust.state, request.transport)
-    if peer is None or ctx.trust.state.peer_refusal(der) is not None:
+    peer, der = request[PINNED]
+    if ctx.trust.state.peer_refusal(der) is not None:
         return web.Response(status=403, text=NOT_PINNED)
     msg = await ctx.store.get_message(request.match_info["message_id"])
     if msg is None or msg.direction != "in" or msg.peer != peer.code or msg.ack_xml is None:
