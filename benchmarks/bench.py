@@ -131,10 +131,26 @@ def main() -> None:
     parser.add_argument(
         "--render", action="store_true", help="only write RESULTS.md again from results.json"
     )
+    parser.add_argument(
+        "--bodies-only",
+        action="store_true",
+        help="measure only the large-body runs (benchmarks/bodies.py), keep the saved others",
+    )
     args = parser.parse_args()
-    if args.render:
+    if args.render or args.bodies_only:
         saved = json.loads((HERE / "results.json").read_text())
-        render(saved["runs"], {"when": saved["when"], "machine": saved["machine"]})
+        meta = {"when": saved["when"], "machine": saved["machine"]}
+        bodies = saved.get("bodies", {})
+        if args.bodies_only:
+            bodies = measure_bodies()
+            meta["bodies_when"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            (HERE / "results.json").write_text(
+                json.dumps(saved | {"bodies": bodies, "bodies_when": meta["bodies_when"]},
+                           indent=2) + "\n"
+            )  # fmt: skip
+        elif "bodies_when" in saved:
+            meta["bodies_when"] = saved["bodies_when"]
+        render(saved["runs"], meta, bodies)
         return
     results: dict[str, Any] = {}
     no_postgres = postgres_missing()
@@ -162,12 +178,59 @@ def main() -> None:
             f"({time.perf_counter() - started:.0f} s)",
             file=sys.stderr,
         )
+    bodies = measure_bodies()
     meta = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
-    (HERE / "results.json").write_text(json.dumps(meta | {"runs": results}, indent=2) + "\n")
-    render(results, meta)
+    (HERE / "results.json").write_text(
+        json.dumps(meta | {"runs": results, "bodies": bodies}, indent=2) + "\n"
+    )
+    render(results, meta, bodies)
 
 
-def render(results: dict[str, Any], meta: dict[str, str]) -> None:
+def measure_bodies() -> dict[str, Any]:
+    """benchmarks/bodies.py with the default [peer] limits and without limits."""
+    out: dict[str, Any] = {}
+    for label, extra in (("defaults", []), ("unthrottled", ["--unthrottled"])):
+        print(f"large bodies, {label} ...", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [sys.executable, str(HERE / "bodies.py"), *extra],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode != 0:
+            sys.exit(f"bodies.py {label} failed:\n{done.stderr[-3000:]}")
+        out[label] = {"command": " ".join(["python benchmarks/bodies.py", *extra])}
+        out[label] |= json.loads(done.stdout)
+    return out
+
+
+def body_lines(bodies: dict[str, Any], when: str) -> list[str]:
+    if not bodies:
+        return []
+    first = next(iter(bodies.values()))
+    lines = [
+        "## Large bodies (issue 14, item 6)",
+        "",
+        f"Measured {when}: BE-DU posts {first['bodies']} signed take charge requests of "
+        f"{first['body_bytes'] / 1e6:.1f} MB at once to NL-DU (its own process), sending each "
+        "refused one again after its Retry-After until all are acknowledged. Target: NL-DU's "
+        "peak RSS < 200 MB with the default [peer] limits.",
+        "",
+        "| limits | first round | attempts | all acknowledged s | RSS before MB | peak RSS MB "
+        "| < 200 MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, r in bodies.items():
+        answers = ", ".join(f"{n} x {status}" for status, n in r["first_round"].items())
+        lines.append(
+            f"| {label} | {answers} | {r['attempts']} | {r['all_acknowledged_s']} | "
+            f"{r['rss_before_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
+            f"{'met' if r['target_met'] else '**not met**'} |"
+        )
+    return [*lines, ""] + [f"- {label}: `{r['command']}`" for label, r in bodies.items()]
+
+
+def render(results: dict[str, Any], meta: dict[str, str], bodies: dict[str, Any]) -> None:
     lines = [
         "# Benchmark results",
         "",
@@ -190,6 +253,7 @@ def render(results: dict[str, Any], meta: dict[str, str]) -> None:
     lines += ["", *verdicts(results), "", "Commands:", ""] + [
         f"- {name}: `{r['command']}`" for name, r in results.items()
     ]
+    lines += ["", *body_lines(bodies, meta.get("bodies_when", meta["when"]))]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from gateway.config import load_config
 from gateway.context import open_context
 from gateway.core.deadlines import load_rule_set
-from gateway.deadlines import DeadlineKeeper
 from gateway.logs import configure_logging
 from gateway.network import build_local_network
+from gateway.service.deadline_keeper import DeadlineKeeper
 from gateway.store.schema import deadlines
 
 CHUNK = 20_000
@@ -78,7 +78,7 @@ async def run(count: int, due: int, database_url: str | None) -> dict[str, float
         samples = []
         for _ in range(50):
             t0 = time.perf_counter()
-            await ctx.store.next_deadline_event()
+            await ctx.store.deadlines.next_event()
             samples.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         handled = await keeper.process_due()

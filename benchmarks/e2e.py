@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,9 @@ from gateway.config import load_config
 from gateway.core.forms import form_type
 from gateway.core.policy import Header
 from gateway.examples import attachments_for, load_example
-from gateway.network import LocalNetwork, build_local_network
+from gateway.network import UNTHROTTLED_PEER, LocalNetwork, build_local_network
 from gateway.pki.tls import client_context, server_context
-from gateway.trust import load_trust
+from gateway.service.trust import load_trust
 from gateway.xml.envelope import (
     Acknowledgement,
     build_acknowledgement,
@@ -100,6 +100,27 @@ def spawn(net: LocalNetwork, code: str, node: int = 0) -> subprocess.Popen[bytes
     )  # fmt: skip
 
 
+def stop(net: LocalNetwork, procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every gateway, and wait for each to stop as `gateway serve` does (in-flight
+    work finished, the database closed). One that has not stopped within 60 s is a defect:
+    it is killed, and the error quotes the end of its log."""
+    for proc in procs.values():
+        proc.terminate()
+    stuck = []
+    for code, proc in procs.items():
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+            authority, _, node = code.partition("/")
+            log = net.gateways[authority].config.parent / f"gateway-{node or 0}.log"
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else "(no log)"
+            stuck.append(f"{code} did not stop within 60 s of SIGTERM; its log ends:\n{tail}")
+    if stuck:
+        raise SystemExit("\n".join(stuck))
+
+
 async def end_to_end(
     net: LocalNetwork, messages: int, submitters: int, rate: float | None, nodes: int = 1
 ) -> dict[str, Any]:
@@ -112,7 +133,7 @@ async def end_to_end(
         async with GatewayClient(be_gw.api_url, be_gw.tokens["case-officer"]) as be:
             await be.wait_until_up(within=60)
             await asyncio.sleep(1.0 if nodes > 1 else 0)  # every node listening
-            forms = [(t, load_example(f)) for t, f in MIX]
+            forms = [(t, load_example(f, today=date.today())) for t, f in MIX]
             queue: asyncio.Queue[int] = asyncio.Queue()
             for n in range(messages):
                 queue.put_nowait(n)
@@ -159,10 +180,7 @@ async def end_to_end(
             cpu = {code: cpu_seconds(proc.pid) - cpu_before[code] for code, proc in procs.items()}
         rss = {code: peak_rss_mb(proc.pid) for code, proc in procs.items()}
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=30)
+        stop(net, procs)
     assert set(acked_at) == set(sent_at), "every submitted message acknowledged, no other"
     latencies = sorted((acked_at[m] - sent_at[m]) * 1000 for m in sent_at)
     return {
@@ -192,9 +210,9 @@ def crypto_floor(net: LocalNetwork, seconds: float) -> dict[str, Any]:
         auth = directory.by_signing_fingerprint(fp)
         return None if auth is None else auth.code
 
-    form = load_example("take-charge-request.json")
+    form = load_example("take-charge-request.json", today=date.today())
     files = attachments_for(form)
-    from gateway.outbound import _attachments
+    from gateway.service.submission import _attachments
 
     attachments = _attachments({"attachments": files})
     n, size = 0, 0
@@ -317,7 +335,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             Path(tmp) / "net",
             ["BE-DU", "NL-DU"],
             delivery={"poll_interval_seconds": 0.2, "concurrency": 16, "max_attempts": 100},
-            peer={"reuse_port": args.nodes > 1},
+            peer=UNTHROTTLED_PEER | {"reuse_port": args.nodes > 1},
             api={"reuse_port": args.nodes > 1},
             databases=postgres.create if postgres else None,
         )

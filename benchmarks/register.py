@@ -26,7 +26,7 @@ from gateway.core.register import next_entry
 from gateway.logs import configure_logging
 from gateway.network import build_local_network
 from gateway.pki.certs import load_certificate
-from gateway.register import verify_store
+from gateway.service.audit import verify_store
 from gateway.store.schema import register, register_head
 
 CHUNK = 20_000
@@ -74,7 +74,7 @@ async def run(count: int) -> dict[str, float]:
         t_append = time.perf_counter()
         for i in range(count - seq):
             async with store.transaction() as tx:
-                await tx.append_register(
+                await tx.register.append(
                     time=t0 + timedelta(seconds=seq + i),
                     event="submitted",
                     direction="out",
@@ -95,11 +95,11 @@ async def run(count: int) -> dict[str, float]:
         ref_samples, range_samples = [], []
         for i in range(30):
             a = time.perf_counter()
-            rows_ref = await store.query_register(reference=f"NL1CASE-{(i * 7919) % (count // 4)}")
+            rows_ref = await store.register.query(reference=f"NL1CASE-{(i * 7919) % (count // 4)}")
             ref_samples.append(time.perf_counter() - a)
             start = t0 + timedelta(seconds=(i * 104729) % max(count - 200, 1))
             a = time.perf_counter()
-            rows_range = await store.query_register(
+            rows_range = await store.register.query(
                 since=start, until=start + timedelta(seconds=100)
             )
             range_samples.append(time.perf_counter() - a)

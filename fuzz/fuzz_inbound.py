@@ -76,7 +76,7 @@ def pipeline(data: bytes) -> None:
 
 def make_seeds(out: Path) -> None:
     """Seeds from a throw-away network: a valid transmission and a few hostile shapes."""
-    from gateway.trust import load_signer_files
+    from gateway.service.trust import load_signer_files
     from tests.integration.test_rejections import header, with_files
 
     out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import functools
 import gc
@@ -19,11 +20,13 @@ from aiohttp import hdrs, web
 from gateway.api.internal import api_app
 from gateway.config import Config, ConfigError
 from gateway.context import GatewayContext, open_context
-from gateway.deadlines import DeadlineKeeper, rule_set
-from gateway.retention import RetentionKeeper
+from gateway.core.register import Event
+from gateway.service.deadline_keeper import DeadlineKeeper, rule_set
+from gateway.service.retention import RetentionKeeper
 from gateway.store.leader import lead
+from gateway.transport.admission import TlsAudit
 from gateway.transport.delivery import Deliverer
-from gateway.transport.inbound import TlsAudit, peer_app
+from gateway.transport.inbound import peer_app
 from gateway.xml.forms import compile_schemas
 
 
@@ -41,6 +44,7 @@ class RunningGateway:
     retention_task: asyncio.Task[None]
     watch_task: asyncio.Task[None]
     deliverer: Deliverer
+    tls_audit: TlsAudit
 
     async def stop(self) -> None:
         for task in (self.watch_task, self.delivery_task, self.deadline_task, self.retention_task):
@@ -49,6 +53,7 @@ class RunningGateway:
                 await task
         await self.api_runner.cleanup()
         await self.peer_runner.cleanup()
+        await self.tls_audit.close()
         await self.ctx.store.close()
 
 
@@ -64,9 +69,9 @@ async def _record_configuration(ctx: GatewayContext) -> None:
     """An administrative register entry: what this gateway runs with, by digest."""
     config = ctx.config
     async with ctx.store.transaction() as tx:
-        await tx.append_register(
+        await tx.register.append(
             time=ctx.clock(),
-            event="configuration-loaded",
+            event=Event.CONFIGURATION_LOADED,
             direction="in",
             status="started",
             details={"config_sha256": hashlib.sha256(config.path.read_bytes()).hexdigest()}
@@ -214,6 +219,7 @@ async def start_gateway(config: Config) -> RunningGateway:
         retention_task,
         watch_task,
         deliverer,
+        audit,
     )
     await _record_configuration(ctx)
     ctx.log.info(
@@ -225,10 +231,31 @@ async def start_gateway(config: Config) -> RunningGateway:
     return running
 
 
+M_MMAP_THRESHOLD = -3
+"""glibc's mallopt parameter (malloc.h)."""
+
+
+def map_large_buffers(threshold: int = 128 * 1024) -> bool:
+    """Have glibc's malloc map each buffer of `threshold` bytes or more on its own and unmap it
+    when freed (128 KiB is glibc's initial threshold; setting it stops glibc from raising it
+    after the first large buffer is freed). A transmission of megabytes leaves several
+    buffers of its size (the body, its canonical form, the database row); with the raised
+    threshold glibc served such sizes from the heap, which the next bodies fragmented, and the
+    process kept tens of MB it no longer used. Measured by benchmarks/bodies.py (issue 14,
+    item 6). True when applied (glibc); elsewhere nothing changes."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, threshold))
+
+
 async def serve(config: Config) -> None:
     """Run until SIGINT or SIGTERM, then stop cleanly (in-flight deliveries resume on restart
     from the outbox)."""
     compile_schemas()  # before listening: no request waits for a schema compilation
+    map_large_buffers()
     running = await start_gateway(config)
     # What start-up built (schemas, certificates, modules) lives as long as the process: out
     # of the collector's sight, so that full collections scan only what requests create

@@ -53,7 +53,7 @@ def _cmd_directory_publish(args: argparse.Namespace) -> int:
     from gateway.pki.directory_file import load_directory
     from gateway.pki.operator import read_passphrase
     from gateway.pki.signed_directory import load_signed_directory, publish_directory
-    from gateway.trust import load_signer_files
+    from gateway.service.trust import load_signer_files
 
     directory = load_directory(args.source)
     now = datetime.now(UTC)
@@ -104,7 +104,7 @@ def _cmd_directory_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_health_open(args: argparse.Namespace) -> int:
-    from gateway.health import open_transmission, print_opened
+    from gateway.service.health import open_transmission, print_opened
 
     form = open_transmission(args.transmission.read_bytes(), args.cert, args.key)
     if args.out is None:
@@ -137,7 +137,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     async def fetch() -> bytes | None:
         store = await Store.open(config.database_url)
         try:
-            msg = await store.get_message(args.message_id)
+            msg = await store.messages.get(args.message_id)
         finally:
             await store.close()
         if msg is None:
@@ -162,8 +162,8 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
     from gateway.core.register import RegisterChainError
     from gateway.pki.anchors import Revocations, TrustAnchors
     from gateway.pki.signed_directory import directory_pins
-    from gateway.register import Signers, held_witnesses, overdue_checkpoint, verify_store
-    from gateway.register_bundle import BundleError, witnesses_in_bundle
+    from gateway.service.audit import Signers, held_witnesses, overdue_checkpoint, verify_store
+    from gateway.service.bundles import BundleError, witnesses_in_bundle
     from gateway.store.store import Store
 
     config = load_config(args.config)
@@ -187,7 +187,7 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = await Store.open(config.database_url)
         try:
-            pins = PinHistory([*await store.pin_history(), current])
+            pins = PinHistory([*await store.trust.pin_history(), current])
             signers = Signers(anchors, pins, revocations)
             for bundle in args.witnesses:
                 try:
@@ -200,7 +200,7 @@ def _cmd_register_verify(args: argparse.Namespace) -> int:
                     print(f"witness bundle {bundle}: does not count: {exc}")
                     continue
                 async with store.transaction() as tx:
-                    await tx.record_witnesses([w.to_row(now) for w in found])
+                    await tx.register.record_witnesses([w.to_row(now) for w in found])
                 print(
                     f"witness bundle {bundle}: {bundled.authority}'s register (signed "
                     f"{bundled.exported.isoformat()}), {len(found)} heads of ours"
@@ -244,7 +244,7 @@ def _cmd_register_query(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from gateway.core.register import RegisterEntry
-    from gateway.register import entries_csv
+    from gateway.service.audit import entries_csv
     from gateway.store.store import Store
 
     config = load_config(args.config)
@@ -260,7 +260,7 @@ def _cmd_register_query(args: argparse.Namespace) -> int:
     async def fetch() -> list[RegisterEntry]:
         store = await Store.open(config.database_url)
         try:
-            return await store.query_register(
+            return await store.register.query(
                 reference=args.reference,
                 message_id=args.message_id,
                 peer=args.peer,
@@ -303,7 +303,7 @@ def _cmd_register_query(args: argparse.Namespace) -> int:
 def _cmd_register_export(args: argparse.Namespace) -> int:
     from gateway.context import load_signer
     from gateway.pki.directory_file import atomic_write
-    from gateway.register_bundle import export_bundle
+    from gateway.service.bundles import export_bundle
     from gateway.store.store import Store
 
     config = load_config(args.config)
@@ -326,8 +326,8 @@ def _cmd_register_verify_bundle(args: argparse.Namespace) -> int:
     from gateway.core.pins import PinHistory
     from gateway.pki.anchors import TrustAnchors
     from gateway.pki.signed_directory import directory_pins
-    from gateway.register import Signers
-    from gateway.register_bundle import BundleError, verify_bundle
+    from gateway.service.audit import Signers
+    from gateway.service.bundles import BundleError, verify_bundle
 
     try:
         data = args.bundle.read_bytes()

@@ -77,9 +77,11 @@ class GatewayClient:
         case: str | None = None,
         attachments: list[dict[str, str]] | None = None,
         idempotency_key: str | None = None,
+        legal_basis: str | None = None,
     ) -> dict[str, Any]:
         """Submit a form; `attachments` are {fileName, mediaType, content (base64)}. With an
-        `idempotency_key`, repeating the same submission returns the original message."""
+        `idempotency_key`, repeating the same submission returns the original message.
+        `legal_basis` names the rule pack a new case runs under (default: the gateway's)."""
         payload: dict[str, Any] = {"type": message_type, "receiver": receiver, "form": form}
         if case is not None:
             payload["case"] = case
@@ -93,6 +95,8 @@ class GatewayClient:
             payload["urgent"] = True
         if eurodac_reference is not None:
             payload["eurodac_reference"] = eurodac_reference
+        if legal_basis is not None:
+            payload["legal_basis"] = legal_basis
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return await self._request("POST", "/api/v1/messages", json=payload, headers=headers)
 

@@ -15,8 +15,7 @@ from gateway.config import Config
 from gateway.core.directory import Authority, Directory
 from gateway.metrics import GatewayMetrics
 from gateway.pki.certs import CertificateError
-from gateway.store.store import OutboxItem, Store
-from gateway.trust import (
+from gateway.service.trust import (
     DIRECTORY_MARK,
     TrustManager,
     TrustState,
@@ -24,6 +23,8 @@ from gateway.trust import (
     load_signer_files,
     load_trust,
 )
+from gateway.store.records import OutboxItem
+from gateway.store.store import Store
 from gateway.xml.signature import Signer
 
 
@@ -97,15 +98,15 @@ async def open_context(config: Config) -> GatewayContext:
     log: structlog.stdlib.BoundLogger = structlog.get_logger()
     store = await Store.open(config.database_url)
     try:
-        mark = await store.trust_mark(DIRECTORY_MARK)
+        mark = await store.trust.mark(DIRECTORY_MARK)
         state = await asyncio.to_thread(load_trust, config, clock(), mark)
         async with store.transaction() as tx:
             if mark is None or mark.version < state.directory.version:
-                await tx.set_trust_mark(
+                await tx.trust.set_mark(
                     DIRECTORY_MARK, state.directory.version, state.published.sha256, clock()
                 )
             # Every start: a store from a release that kept no pin history gets one here.
-            await tx.record_pins(state.pins)
+            await tx.trust.record_pins(state.pins)
     except BaseException:
         await store.close()
         raise

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
@@ -101,6 +102,9 @@ class DemoStep:
     """Index of the step that opened the case this message belongs to."""
 
 
+DEMO_BASIS = "2024-1351"
+"""Today's law: every case of the demonstration runs under Regulation (EU) 2024/1351."""
+
 # One complete take charge case through to the person's arrival, and one take back.
 STEPS: tuple[DemoStep, ...] = (
     DemoStep(
@@ -108,7 +112,7 @@ STEPS: tuple[DemoStep, ...] = (
         "NL-DU",
         "take-charge-request",
         "take-charge-request",
-        "take charge request (Art. 29)",
+        "take charge request (Art. 39)",
         case_number="2026-DEMO-0001",
     ),
     DemoStep(
@@ -116,7 +120,7 @@ STEPS: tuple[DemoStep, ...] = (
         "BE-DU",
         "take-charge-reply",
         "take-charge-reply-acceptance",
-        "take charge reply: acceptance (Art. 30)",
+        "take charge reply: acceptance (Art. 40)",
         answers=0,
     ),
     DemoStep(
@@ -124,7 +128,7 @@ STEPS: tuple[DemoStep, ...] = (
         "NL-DU",
         "transfer-notice",
         "transfer-notice-decision-taken",
-        "transfer decision taken (Art. 32)",
+        "transfer decision taken (Art. 42)",
         case_of=0,
     ),
     DemoStep(
@@ -132,7 +136,7 @@ STEPS: tuple[DemoStep, ...] = (
         "NL-DU",
         "transfer-information",
         "transfer-information",
-        "information before the transfer (Art. 37)",
+        "information before the transfer (Art. 48)",
         case_of=0,
     ),
     DemoStep(
@@ -140,7 +144,7 @@ STEPS: tuple[DemoStep, ...] = (
         "NL-DU",
         "health-certificate",
         "health-certificate",
-        "common health certificate (Art. 39, health practitioners only)",
+        "common health certificate (Art. 49, health practitioners only)",
         role="health-practitioner",
         case_of=0,
     ),
@@ -149,7 +153,7 @@ STEPS: tuple[DemoStep, ...] = (
         "BE-DU",
         "transfer-notice",
         "transfer-notice-arrived",
-        "arrival of the person (Art. 35(1))",
+        "arrival of the person",
         case_of=0,
     ),
     DemoStep(
@@ -157,7 +161,7 @@ STEPS: tuple[DemoStep, ...] = (
         "GR-DU",
         "take-back-notification",
         "take-back-notification",
-        "take back notification (Art. 31)",
+        "take back notification (Art. 41(1))",
         case_number="2026-DEMO-0002",
     ),
     DemoStep(
@@ -165,7 +169,7 @@ STEPS: tuple[DemoStep, ...] = (
         "BE-DU",
         "take-back-confirmation",
         "take-back-confirmation-confirmation",
-        "confirmation of receipt (Art. 31(3))",
+        "confirmation of receipt (Art. 41)",
         answers=6,
     ),
 )
@@ -185,7 +189,7 @@ async def exchange(network: LocalNetwork, say: Callable[[str], None]) -> list[di
     sent: list[dict[str, Any]] = []
     try:
         for step in STEPS:
-            form = load_example(step.example)
+            form = load_example(step.example, today=date.today())
             submitted = await api(step.sender, step.role).submit(
                 step.message_type,
                 step.receiver,
@@ -194,6 +198,7 @@ async def exchange(network: LocalNetwork, say: Callable[[str], None]) -> list[di
                 in_reply_to=None if step.answers is None else sent[step.answers]["message_id"],
                 case=None if step.case_of is None else sent[step.case_of]["reference"],
                 attachments=attachments_for(form),
+                legal_basis=DEMO_BASIS if step.case_number else None,
             )
             view = await api(step.sender, step.role).wait_for_state(
                 submitted["message_id"], {"delivered", "refused", "undeliverable"}
@@ -238,18 +243,24 @@ async def exchange(network: LocalNetwork, say: Callable[[str], None]) -> list[di
 SILENCE_DAYS = 40
 
 
+def _unverified(limit: dict[str, Any]) -> str:
+    return "" if limit.get("verified") else ", value not verified"
+
+
 async def _silence(
     network: LocalNetwork, api: Callable[[str, str], GatewayClient], say: Callable[[str], None]
 ) -> None:
-    """Art. 30(8): NL-DU stays silent on a request; both clocks move forward past the reply
-    limit, and both gateways record the deemed acceptance."""
-    form = load_example("take-charge-request")
+    """Art. 40(8) of Regulation (EU) 2024/1351: NL-DU stays silent on a request; both clocks
+    move forward past the reply limit, and both gateways record the deemed acceptance on the
+    day the pack's counting gives (Art. 75: rolled over to the next working day)."""
+    form = load_example("take-charge-request", today=date.today())
     sent = await api("BE-DU", "case-officer").submit(
         "take-charge-request",
         "NL-DU",
         form,
         case_number="2026-DEMO-0003",
         attachments=attachments_for(form),
+        legal_basis=DEMO_BASIS,
     )
     view = await api("BE-DU", "case-officer").wait_for_state(sent["message_id"], {"delivered"})
     limits = await api("BE-DU", "case-officer").deadlines(state="open", rule="take_charge_reply")
@@ -257,7 +268,7 @@ async def _silence(
     say(
         f"[BE-DU -> NL-DU] take charge request {sent['reference']}: received "
         f"{view['acknowledgement']['receipt_time']}; NL-DU must reply by {due['due_date']} "
-        f"(Art. 30(1)); NL-DU stays silent"
+        f"({due['article']} of {due['legal_basis']}{_unverified(due)}); NL-DU stays silent"
     )
     for code in ("BE-DU", "NL-DU"):
         await api(code, "administrator").advance_clock(SILENCE_DAYS * 86400)
@@ -273,7 +284,8 @@ async def _silence(
         expired = next(d for d in case["deadlines"] if d["rule"] == "take_charge_reply")
         say(
             f"[{code}] {sent['reference']}: limit expired {expired['expires_at']}, "
-            f"{expired['consequence']} (Art. 30(8)); case {case['state']}"
+            f"{expired['consequence']} ({expired['article']} of {expired['legal_basis']}); "
+            f"case {case['state']}"
         )
 
 

@@ -13,7 +13,7 @@ import asyncio
 import json
 import ssl
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from gateway.config import Config, ConfigError, load_config
+from gateway.core.conversations import computing_versions
 from gateway.core.directory import Authority, DirectoryError
 from gateway.pki.anchors import Revocations, TrustAnchors, describe, extended_key_usages
 from gateway.pki.certs import (
@@ -338,10 +339,10 @@ async def _peer(report: _Report, config: Config, peer: Authority, seconds: float
         report.error(check, f"cannot build our TLS client: {exc}", "fix our TLS key first")
         return
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context, server_hostname=host),
-            seconds,
-        )
+        async with asyncio.timeout(seconds):
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=context, server_hostname=host
+            )
     except ssl.SSLCertVerificationError as exc:
         report.error(
             check,
@@ -389,7 +390,35 @@ async def _peer(report: _Report, config: Config, peer: Authority, seconds: float
             "the directory's endpoint points at another gateway: ask the operator",
         )
         return
+    differs = computing_differences(health)
+    if differs:
+        report.warn(
+            check,
+            "computes time limits differently: " + "; ".join(differs),
+            "both gateways of a case must count the same days: upgrade the gateway that runs "
+            "the older release (or both to the same one)",
+        )
+        return
     report.ok(check, f"reachable at {host}:{port}, identity pinned, health ok")
+
+
+def computing_differences(health: Mapping[str, Any]) -> list[str]:
+    """How a peer's rule packs and holiday calendar (as its /v1/health states them) differ
+    from ours (issue 16, item 8): a case's two gateways must compute the same days."""
+    ours = computing_versions()
+    theirs = health.get("computing")
+    if not isinstance(theirs, dict):
+        return ["the peer does not say which rule packs and holidays it computes with"]
+    out = []
+    for name, version in sorted(ours["rules"].items()):
+        other = (theirs.get("rules") or {}).get(name)
+        if other != version:
+            out.append(f"rule pack {name}: ours {version}, the peer's {other or 'absent'}")
+    if theirs.get("holidays") != ours["holidays"]:
+        out.append(
+            f"holidays package: ours {ours['holidays']}, the peer's {theirs.get('holidays')}"
+        )
+    return out
 
 
 async def _health(

@@ -22,6 +22,15 @@ default_databases: DatabaseFor | None = None
 """The databases build_local_network gives gateways when its caller names none; None: SQLite.
 A test suite sets it to run every local network on PostgreSQL (a fresh database each)."""
 
+UNTHROTTLED_PEER: dict[str, Any] = {
+    "requests_per_second": 1_000_000.0,
+    "burst": 1_000_000,
+    "max_concurrent_requests": 100_000,
+    "max_bytes_in_flight": 1 << 40,
+}
+"""[peer] limits no single peer reaches: for the benchmarks and the soak runs, which measure
+the gateway, not its admission limits (issue 14, item 6)."""
+
 
 @dataclass(frozen=True)
 class LocalGateway:
@@ -111,17 +120,23 @@ def build_local_network(
     deadlines: dict[str, Any] | None = None,
     adjustable_clock: bool = False,
     databases: DatabaseFor | None = None,
+    valid_days: int = 365,
 ) -> LocalNetwork:
     """Certificates, directory and one configuration per authority in `codes` under `root`;
     `delivery`, `peer`, `api` and `deadlines` override those settings; `databases` names each
-    gateway's database (by default `default_databases`, else SQLite in its data folder)."""
+    gateway's database (by default `default_databases`, else SQLite in its data folder);
+    `valid_days`: how long the certificates are valid (a test that moves the clock years on
+    needs more than the year of the default)."""
     root.mkdir(parents=True, exist_ok=True)
     database_for = databases or default_databases
     ports = free_ports(2 * len(codes))
     peer_ports = dict(zip(codes, ports[0::2], strict=True))
     api_ports = dict(zip(codes, ports[1::2], strict=True))
     pki = create_demo_network(
-        root / "pki", codes, {c: f"https://127.0.0.1:{peer_ports[c]}" for c in codes}
+        root / "pki",
+        codes,
+        {c: f"https://127.0.0.1:{peer_ports[c]}" for c in codes},
+        valid_days=valid_days,
     )
     gateways: dict[str, LocalGateway] = {}
     for code in codes:

@@ -10,7 +10,7 @@ import pytest
 import uvloop
 
 from gateway.pki.demo import DemoNetwork, create_demo_network
-from gateway.trust import load_signer_files
+from gateway.service.trust import load_signer_files
 from gateway.xml.signature import Signer
 
 CODES = ("BE-DU", "NL-DU", "GR-DU")

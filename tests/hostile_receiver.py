@@ -16,7 +16,7 @@ from typing import Literal
 from aiohttp import web
 
 from gateway.pki.demo import DemoNetwork
-from gateway.trust import load_signer_files
+from gateway.service.trust import load_signer_files
 from gateway.xml.envelope import Acknowledgement, build_acknowledgement, read_header
 from gateway.xml.parser import parse_untrusted
 

@@ -25,7 +25,6 @@ no name from outside is ever used as a path unless it is plainly safe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
@@ -43,6 +42,7 @@ from adapters.folder.xml_drop import DropFileError, submission_from_xml
 from gateway.api.bodies import MAX_JSON_DEPTH
 from gateway.client import ApiError, GatewayClient
 from gateway.pki.directory_file import atomic_write
+from gateway.waits import wait_set
 
 log = structlog.get_logger("folder-adapter")
 
@@ -107,8 +107,7 @@ class FolderAdapter:
                 await self.run_once()
             except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("pass-failed", error=str(exc)[:300])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.config.poll_seconds)
+            await wait_set(stop, self.config.poll_seconds)
         log.info("folder-adapter-stopped")
 
     async def run_once(self) -> PassResult:

@@ -17,7 +17,6 @@ so receivers deduplicate on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import time
@@ -30,6 +29,7 @@ import structlog
 
 from gateway.client import ApiError, GatewayClient
 from gateway.core.retry import RetryPolicy
+from gateway.waits import wait_set
 
 from .signing import signed_headers
 from .store import Item, Queue
@@ -127,8 +127,7 @@ class WebhookAdapter:
                 log.warning("intake-failed", error=str(exc)[:300])
             except Exception:
                 log.exception("intake-error")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.config.poll_seconds)
+            await wait_set(stop, self.config.poll_seconds)
 
     async def intake_once(self, client: GatewayClient) -> int:
         """One pass over the unconsumed inbox and the new events; the number queued."""
@@ -198,8 +197,7 @@ class WebhookAdapter:
             except Exception:
                 log.exception("delivery-scheduling-error")
             if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                await wait_set(self._wake, wait)
             else:
                 await asyncio.sleep(0)
 

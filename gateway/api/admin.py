@@ -18,9 +18,10 @@ from gateway.api.auth import CONTEXT, KEEPER, ROLE, requires
 from gateway.api.bodies import BadBody, read_json
 from gateway.api.problems import problem
 from gateway.context import Clock, GatewayContext
+from gateway.core.register import Event
 from gateway.core.times import utc_text
 from gateway.pki.certs import fingerprint
-from gateway.trust import certificate_report
+from gateway.service.trust import certificate_report
 
 METRICS_TYPE = "text/plain; version=0.0.4"
 
@@ -160,7 +161,7 @@ class _TrustCollector(Collector):
 @requires("administer")
 async def get_metrics(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
-    sequence, _ = await ctx.store.register_head()
+    sequence, _ = await ctx.store.register.head()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_TrustCollector(ctx, sequence))
     body = generate_latest(registry) + generate_latest(ctx.metrics.registry)
@@ -207,9 +208,9 @@ async def post_clock(request: web.Request) -> web.StreamResponse:
             field="advance_seconds",
         )
     async with ctx.store.transaction() as tx:
-        await tx.append_register(
+        await tx.register.append(
             time=ctx.clock() + advance,
-            event="admin-action",
+            event=Event.ADMIN_ACTION,
             direction="in",
             status="applied",
             details={

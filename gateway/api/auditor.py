@@ -15,7 +15,7 @@ from gateway.api.problems import problem
 from gateway.core.pins import PinHistory
 from gateway.core.register import RegisterChainError
 from gateway.core.times import parse_utc, utc_text
-from gateway.register import entries_csv, held_witnesses, overdue_checkpoint, verify_store
+from gateway.service.audit import entries_csv, held_witnesses, overdue_checkpoint, verify_store
 
 STATIC = Path(str(resources.files("gateway.api").joinpath("static")))
 """The auditor page's files (package data)."""
@@ -54,7 +54,7 @@ async def _register_query(request: web.Request, limit_max: int) -> list[Any] | w
         )
     if not 1 <= limit <= limit_max:
         return problem(400, "Bad Request", f"limit is 1-{limit_max}", field="limit")
-    return await ctx.store.query_register(
+    return await ctx.store.register.query(
         **{column: q[name] for name, column in REGISTER_FILTERS.items() if name in q},
         since=times.get("since"),
         until=times.get("until"),
@@ -105,7 +105,7 @@ async def get_register_integrity(request: web.Request) -> web.StreamResponse:
             ctx.config.authority,
             list(state.anchors.certificates),
             witnesses=witnesses,
-            pins=PinHistory([*await ctx.store.pin_history(), state.pins]),
+            pins=PinHistory([*await ctx.store.trust.pin_history(), state.pins]),
             revocations=state.revocations,
         )
     except RegisterChainError as exc:

@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.api.problems import problem
 from gateway.context import GatewayContext
 from gateway.core.roles import PERMISSIONS
-from gateway.deadlines import DeadlineKeeper
+from gateway.service.deadline_keeper import DeadlineKeeper
 
 CONTEXT: web.AppKey[GatewayContext] = web.AppKey("api-context", GatewayContext)
 KEEPER: web.AppKey[DeadlineKeeper] = web.AppKey("keeper", DeadlineKeeper)

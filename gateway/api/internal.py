@@ -14,15 +14,17 @@ from gateway.api.admin import add_admin_routes
 from gateway.api.auditor import add_auditor_routes
 from gateway.api.auth import CONTEXT, KEEPER, ROLE, Handler, requires
 from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
+from gateway.api.openapi import DEADLINE_STATES as STATE_NAMES
 from gateway.api.openapi import openapi_document
 from gateway.api.problems import problem
 from gateway.context import GatewayContext
 from gateway.core.forms import FORM_TYPES
-from gateway.core.register import RegisterEntry
+from gateway.core.register import Event, RegisterEntry
 from gateway.core.times import utc_text
-from gateway.deadlines import DeadlineKeeper
-from gateway.outbound import SubmissionError, submit
-from gateway.store.store import STORAGE_ERRORS, StoredDeadline, StoredMessage
+from gateway.service.deadline_keeper import DeadlineKeeper, rules_recorded_as
+from gateway.service.submission import SubmissionError, submit
+from gateway.store.records import StoredDeadline, StoredMessage
+from gateway.store.store import STORAGE_ERRORS
 from gateway.xml.envelope import read_acknowledgement, read_attachments, read_form
 from gateway.xml.forms import form_from_element
 from gateway.xml.parser import parse_trusted
@@ -80,11 +82,19 @@ def may_read_form(role: str, message_type: str) -> bool:
 
 
 def deadline_view(d: StoredDeadline) -> dict[str, Any]:
+    """A time limit, with the article and verified flag of its case's legal basis."""
+    rules = rules_recorded_as(d.legal_basis)
+    rule = None
+    if rules is not None and d.rule in rules.rules:
+        rule = rules.applied(d.rule, d.derogation is not None)
     return {
         "id": d.id,
         "case": d.case_reference,
         "rule": d.rule,
         "legal_basis": d.legal_basis,
+        "article": rule.article if rule is not None else None,
+        "verified": rule.verified if rule is not None else None,
+        "crisis_derogation": d.derogation,
         "acting": d.acting,
         "opened_by": d.opened_by,
         "started_at": utc_text(d.started_at),
@@ -151,7 +161,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         return problem(422, "Invalid Submission", str(exc), field=exc.field, rule=exc.rule)
     state = "queued"
     if submitted.replayed:
-        current = await ctx.store.get_message(submitted.message_id)
+        current = await ctx.store.messages.get(submitted.message_id)
         state = current.state if current is not None else state
     return web.json_response(
         {
@@ -170,19 +180,21 @@ async def post_message(request: web.Request) -> web.StreamResponse:
 @requires("read-messages")
 async def get_message(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
-    msg = await ctx.store.get_message(request.match_info["message_id"])
+    msg = await ctx.store.messages.get(request.match_info["message_id"])
     if msg is None:
         return problem(404, "Not Found", "no message with this id", field="message_id")
     view = message_view(msg)
     view["deadlines"] = [
-        deadline_view(d) for d in await ctx.store.list_deadlines(opened_by=msg.message_id)
+        deadline_view(d) for d in await ctx.store.deadlines.find(opened_by=msg.message_id)
     ]
     view["events"] = [
         event_view(e)
-        for e in await ctx.store.case_events(0, 1000, CASE_EVENTS, message_id=msg.message_id)
+        for e in await ctx.store.register.case_events(
+            0, 1000, CASE_EVENTS, message_id=msg.message_id
+        )
     ]
     if msg.direction == "out" and msg.state == "queued":
-        pending = await ctx.store.outbox_state(msg.message_id)
+        pending = await ctx.store.outbox.state(msg.message_id)
         if pending is not None:
             view["delivery"] = {
                 "attempts": pending["attempts"],
@@ -194,7 +206,7 @@ async def get_message(request: web.Request) -> web.StreamResponse:
 
 async def _readable_message(request: web.Request) -> StoredMessage | web.Response:
     ctx = request.app[CONTEXT]
-    msg = await ctx.store.get_message(request.match_info["message_id"])
+    msg = await ctx.store.messages.get(request.match_info["message_id"])
     if msg is None:
         return problem(404, "Not Found", "no message with this id", field="message_id")
     if not may_read_form(request[ROLE], msg.message_type):
@@ -272,9 +284,9 @@ async def get_inbox(request: web.Request) -> web.StreamResponse:
         )
     role = request[ROLE]
     if state == "all":
-        items = await ctx.store.inbox(after, limit)
+        items = await ctx.store.messages.inbox(after, limit)
     else:
-        items = await ctx.store.inbox(
+        items = await ctx.store.messages.inbox(
             after, limit, consumed=state == "consumed", types=owned_types(role)
         )
     views = []
@@ -300,7 +312,7 @@ async def post_consumed(request: web.Request) -> web.StreamResponse:
     role = request[ROLE]
     message_id = request.match_info["message_id"]
     async with ctx.store.transaction() as tx:
-        msg = await tx.get_message(message_id)
+        msg = await tx.messages.get(message_id)
         if msg is None or msg.direction != "in":
             return problem(404, "Not Found", "no received message with this id", field="id")
         if msg.message_type not in owned_types(role):
@@ -313,10 +325,10 @@ async def post_consumed(request: web.Request) -> web.StreamResponse:
         already = msg.consumed_at is not None
         if not already:
             now = ctx.clock()
-            await tx.update_message(message_id, consumed_at=now, consumed_by=role)
-            await tx.append_register(
+            await tx.messages.update(message_id, consumed_at=now, consumed_by=role)
+            await tx.register.append(
                 time=now,
-                event="consumed",
+                event=Event.CONSUMED,
                 direction="in",
                 peer=msg.peer,
                 message_id=message_id,
@@ -339,21 +351,21 @@ async def post_consumed(request: web.Request) -> web.StreamResponse:
     )
 
 
-CASE_EVENTS = (
-    "submitted",
-    "delivered",
-    "refused-by-peer",
-    "delivery-failed",
-    "undeliverable",
-    "received",
-    "rejected",
-    "consumed",
-    "deadline-opened",
-    "deadline-closed",
-    "deadline-expired",
-    "reminder",
-    "late-reply",
-    "payload-erased",
+CASE_EVENTS: tuple[Event, ...] = (
+    Event.SUBMITTED,
+    Event.DELIVERED,
+    Event.REFUSED_BY_PEER,
+    Event.DELIVERY_FAILED,
+    Event.UNDELIVERABLE,
+    Event.RECEIVED,
+    Event.REJECTED,
+    Event.CONSUMED,
+    Event.DEADLINE_OPENED,
+    Event.DEADLINE_CLOSED,
+    Event.DEADLINE_EXPIRED,
+    Event.REMINDER,
+    Event.LATE_REPLY,
+    Event.PAYLOAD_ERASED,
 )
 
 
@@ -387,8 +399,8 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     case = request.query.get("case")
     # The head first: every entry up to it is committed, so a short page means nothing of
     # interest lies between the last item and the head, and the cursor may jump there.
-    head, _ = await ctx.store.register_head()
-    entries = await ctx.store.case_events(after, limit, CASE_EVENTS, case=case, upto=head)
+    head, _ = await ctx.store.register.head()
+    entries = await ctx.store.register.case_events(after, limit, CASE_EVENTS, case=case, upto=head)
     next_cursor = entries[-1].sequence if entries else after
     if len(entries) < limit:
         next_cursor = max(next_cursor, head)
@@ -401,11 +413,11 @@ async def get_events(request: web.Request) -> web.StreamResponse:
 async def get_case(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     reference = request.match_info["reference"]
-    conv = await ctx.store.get_conversation(reference)
-    times = await ctx.store.conversation_times(reference)
+    conv = await ctx.store.conversations.get(reference)
+    times = await ctx.store.conversations.times(reference)
     if conv is None or times is None:
         return problem(404, "Not Found", "no case with this reference", field="reference")
-    messages = await ctx.store.case_messages(reference)
+    messages = await ctx.store.messages.of_case(reference)
     return web.json_response(
         {
             "reference": conv.reference,
@@ -414,15 +426,24 @@ async def get_case(request: web.Request) -> web.StreamResponse:
             "requested": conv.requested,
             "state": conv.state.value,
             "legal_basis": conv.legal_basis,
+            "criteria": conv.criteria,
             "opened_at": utc_text(times[0]),
             "updated_at": utc_text(times[1]),
             "messages": [message_view(m) for m in messages],
+            # Ours, not yet acknowledged: the case moves when each is (issue 16, defect 7).
+            "awaiting_delivery": [
+                m.message_id
+                for m in messages
+                if m.direction == "out"
+                and m.state in ("queued", "undeliverable")
+                and not FORM_TYPES[m.message_type].opens
+            ],
             "deadlines": [
-                deadline_view(d) for d in await ctx.store.list_deadlines(case=reference, limit=1000)
+                deadline_view(d) for d in await ctx.store.deadlines.find(case=reference, limit=1000)
             ],
             "events": [
                 event_view(e)
-                for e in await ctx.store.case_events(0, 1000, CASE_EVENTS, case=reference)
+                for e in await ctx.store.register.case_events(0, 1000, CASE_EVENTS, case=reference)
             ],
         }
     )
@@ -457,7 +478,7 @@ async def get_deadlines(request: web.Request) -> web.StreamResponse:
             field="state",
         )
     peer = q.get("peer")
-    items = await ctx.store.list_deadlines(
+    items = await ctx.store.deadlines.find(
         state=q.get("state"),
         rule=q.get("rule"),
         peer_of=(ctx.config.authority, peer) if peer else None,
@@ -482,7 +503,7 @@ async def get_openapi(request: web.Request) -> web.StreamResponse:
 @requires("health")
 async def get_health(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
-    seq, head = await ctx.store.register_head()
+    seq, head = await ctx.store.register.head()
     return web.json_response(
         {
             "status": "ok",
@@ -492,7 +513,7 @@ async def get_health(request: web.Request) -> web.StreamResponse:
     )
 
 
-DEADLINE_STATES = frozenset({"open", "met", "closed", "expired"})
+DEADLINE_STATES = frozenset(STATE_NAMES)
 
 
 @web.middleware

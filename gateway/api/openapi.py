@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from gateway.core.conversations import case_bases
 from gateway.core.forms import FORM_TYPES
 from gateway.xml.forms import form_json_schema
 
@@ -26,6 +27,9 @@ CURSOR = {
     "description": "Resume after this position (the `next_cursor` of the previous page).",
     "schema": {"type": "string", "pattern": "^[0-9]{1,18}$", "default": "0"},
 }
+
+DEADLINE_STATES = ["open", "met", "closed", "suspended", "expired"]
+"""A deadline's states: `suspended` while a person who absconded is away (proposal Art. 35(2))."""
 
 
 def _limit(default: int, maximum: int) -> dict[str, Any]:
@@ -117,12 +121,26 @@ def _record_schemas() -> dict[str, Any]:
             "case": {"type": "string"},
             "rule": {"type": "string"},
             "legal_basis": {"type": "string"},
+            "article": {
+                "type": ["string", "null"],
+                "description": "The article of the case's legal basis that sets the limit.",
+            },
+            "crisis_derogation": {
+                "type": ["string", "null"],
+                "description": "The Council implementing decision under which the limit took "
+                "its derogating period (2024/1359 Art. 12), if it did.",
+            },
+            "verified": {
+                "type": ["boolean", "null"],
+                "description": "Whether the limit's value was verified against the "
+                "published text (false: shown, but not verified).",
+            },
             "acting": {"type": "string"},
             "opened_by": TEXT_OR_NULL,
             "started_at": TIME,
             "due_date": {"type": "string", "format": "date"},
             "expires_at": TIME,
-            "state": {"enum": ["open", "met", "closed", "expired"]},
+            "state": {"enum": DEADLINE_STATES},
             "consequence": TEXT_OR_NULL,
             "closed_by": TEXT_OR_NULL,
             "reminders_sent": {"type": "integer"},
@@ -205,6 +223,12 @@ def _schemas() -> dict[str, Any]:
                 "in_reply_to": {"type": "string"},
                 "urgent": {"type": "boolean"},
                 "eurodac_reference": {"type": "string"},
+                "legal_basis": {
+                    "enum": case_bases(),
+                    "description": "The rule pack the case runs under; for a form that opens "
+                    "a case, default [deadlines] legal_basis; later messages keep their "
+                    "case's basis (naming another is a 422 legal-basis-mismatch).",
+                },
                 "attachments": {
                     "type": "array",
                     "items": {
@@ -255,9 +279,12 @@ def _schemas() -> dict[str, Any]:
                 "requested": {"type": "string"},
                 "state": {"type": "string"},
                 "legal_basis": {"type": "string"},
+                "criteria": {"type": ["string", "null"]},
                 "opened_at": TIME,
                 "updated_at": TIME,
                 "messages": {"type": "array", "items": _ref("Message")},
+                # Ours not yet acknowledged: the case moves when each is (at its receipt time).
+                "awaiting_delivery": {"type": "array", "items": {"type": "string"}},
                 "deadlines": {"type": "array", "items": _ref("Deadline")},
                 "events": {"type": "array", "items": _ref("Event")},
             },
@@ -419,7 +446,11 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 "parameters": [
                     CURSOR,
                     _limit(100, 1000),
-                    _query("state", "Deadline state", enum=["open", "met", "closed", "expired"]),
+                    _query(
+                        "state",
+                        "Deadline state",
+                        enum=DEADLINE_STATES,
+                    ),
                     _query("rule", "Rule name"),
                     _query("peer", "The other authority"),
                     _query("due_before", "YYYY-MM-DD", format="date"),

@@ -1,6 +1,6 @@
 """Signed checkpoints of the register: (sequence, head hash) signed with the gateway's signing
 key, so that a rewritten history cannot carry a valid checkpoint without that key. A checkpoint
-counts only if its signer was pinned for the authority when it was signed (gateway.register);
+counts only if its signer was pinned for the authority when it was signed (gateway.service.audit);
 the format is in docs/register-format.md."""
 
 from __future__ import annotations

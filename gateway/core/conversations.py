@@ -10,11 +10,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from gateway.core.deadlines import DeadlineError, pack_data, pack_named
+from gateway.core.deadlines import (
+    DeadlineError,
+    available_rule_sets,
+    pack_data,
+    pack_named,
+    pack_value,
+    packaged_rule_set,
+)
 from gateway.core.forms import FORM_TYPES
+from gateway.core.official_days import holidays_version
 from gateway.core.policy import PriorMessage, Reason, Rejection
 
 LEGAL_BASIS = "COM(2020) 610"
@@ -33,7 +42,11 @@ class State(StrEnum):
     TRANSFER_DECIDED = "transfer-decided"
     TRANSFER_ARRANGED = "transfer-arranged"
     POSTPONED = "transfer-postponed"
+    REEXAMINATION_REQUESTED = "reexamination-requested"  # 2025/2055 9(2), 1560/2003 5(2)
+    RECONSIDERATION_REQUESTED = "reconsideration-requested"  # 2025/2055 Art. 15(3)-(4)
+    APPEAL_PENDING = "appeal-pending"  # an appeal against the transfer has suspensive effect
     ABSCONDED = "absconded"
+    AVAILABLE_AGAIN = "available-again"  # the person who absconded is available again
     TRANSFERRED = "transferred"
     NOT_APPEARED = "failed-to-appear"
     RESPONSIBILITY_SHIFTED = "responsibility-shifted"
@@ -176,6 +189,73 @@ def message_rules(legal_basis: str = LEGAL_BASIS) -> MessageRules:
     return parse_message_rules(section, pack)
 
 
+def case_bases() -> list[str]:
+    """The rule packs a case can run under: those with message rules."""
+    return [n for n in available_rule_sets() if isinstance(pack_value(n, "conversations"), dict)]
+
+
+def basis_label(name: str) -> str:
+    """What cases opened under the pack `name` record as their legal basis."""
+    return str(pack_value(name, "legal_basis"))
+
+
+def basis_version(name: str) -> str:
+    """The version of the pack `name`, carried with every message of its cases."""
+    return str(pack_value(name, "version"))
+
+
+def kept_basis(case: Conversation | None, named: str) -> str:
+    """The rule pack a message of `case` runs under, when it names the pack `named`: a case
+    keeps the basis it was opened under (issue 16, item 2), so naming another is a
+    `legal-basis-mismatch` Rejection; a message that opens a case (None) runs under `named`.
+    The same check at submission and at reception."""
+    if case is None:
+        return named
+    runs = pack_named(case.legal_basis)
+    if named != runs:
+        raise Rejection(
+            Reason.LEGAL_BASIS_MISMATCH,
+            f"case {case.reference} runs under {runs}, the basis it was opened under; its "
+            f"messages cannot be sent under {named}",
+        )
+    return runs
+
+
+def criteria_for(pack: str, registered: date | None) -> str | None:
+    """The criteria a case opened under `pack` for an application registered on `registered`
+    keeps when they are not `pack`'s own (see Conversation.criteria), from the pack's
+    `applies_from`; a pack another superseded (its `superseded_by`) serves only applications
+    registered before the other applied: naming it for a later one is a
+    `legal-basis-mismatch` Rejection that says why (issue 16, item 2)."""
+    if registered is None:
+        return None
+    rules = packaged_rule_set(pack)
+    if rules.superseded_by is not None:
+        start = packaged_rule_set(rules.superseded_by).applies_from
+        if start is not None and registered >= start.date:
+            disputed = "" if start.verified else " (a date not verified: see that pack)"
+            raise Rejection(
+                Reason.LEGAL_BASIS_MISMATCH,
+                f"the application was registered on {registered.isoformat()}, on or after "
+                f"{start.date.isoformat()}, when {rules.superseded_by} began to apply"
+                f"{disputed}; {pack} serves only applications registered before "
+                f"({start.criteria_article or 'see that pack'})",
+            )
+    start = rules.applies_from
+    if start is not None and start.earlier_criteria and registered < start.date:
+        return start.earlier_criteria
+    return None
+
+
+def computing_versions() -> dict[str, Any]:
+    """What this release computes time limits with: each rule pack's version and the
+    `holidays` package's (issue 16, item 8). Both gateways of a case must agree on both."""
+    return {
+        "rules": {name: basis_version(name) for name in available_rule_sets()},
+        "holidays": holidays_version(),
+    }
+
+
 _PROPOSAL = message_rules()
 KINDS: Mapping[str, str] = {form: kind for form, (kind, _) in _PROPOSAL.opens.items()}
 TRANSFER_PHASE = _PROPOSAL.groups["transfer-phase"]
@@ -190,6 +270,10 @@ class Conversation:
     requested: str
     state: State
     legal_basis: str = LEGAL_BASIS
+    criteria: str | None = None
+    """The pack whose responsibility criteria the case keeps, when not its basis's own: an
+    AMMR case for an application registered before the cut-over keeps those of 604/2013
+    (2024/1351 Art. 84(2))."""
 
     def side_of(self, authority: str) -> Side | None:
         if authority == self.requesting:

@@ -7,9 +7,11 @@ a legal basis with other forms needs both."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -43,13 +45,19 @@ PACK_KEYS = frozenset(
         "rules",
         "conversations",
         "tracking",
+        "derogations",
+        "superseded_by",
     }
 )
 """A pack's sections; `conversations` (which message may follow which) is read by
 `core/conversations.py`, `tracking` (which message opens and closes which limit) by
 `core/tracking.py`."""
 COUNTING_KEYS = frozenset({"article", "roll_over", "verified", "source", "note"})
-APPLIES_KEYS = frozenset({"date", "verified", "source", "note"})
+DEROGATION_KEYS = frozenset({"article", "periods", "verified", "source", "note"})
+APPLIES_KEYS = frozenset(
+    {"date", "verified", "source", "note", "earlier_criteria", "criteria_article"}
+)
+SUPERSEDED_KEYS = frozenset({"legal_basis", "note"})
 
 
 class DeadlineError(ValueError):
@@ -95,6 +103,23 @@ class Applicability:
     verified: bool
     source: str
     note: str = ""
+    earlier_criteria: str | None = None
+    """The pack whose criteria applications registered before `date` keep (2024/1351 Art.
+    84(2): those of 604/2013), with the article that says so."""
+    criteria_article: str = ""
+
+
+@dataclass(frozen=True)
+class Derogation:
+    """The periods a Member State authorised to derogate (a crisis or force majeure: Council
+    implementing decision under 2024/1359 Art. 12) applies to the limits it must meet that
+    open during the authorised period, by rule name."""
+
+    article: str
+    periods: Mapping[str, Period]
+    verified: bool
+    source: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +134,10 @@ class RuleSet:
     counting: Counting | None = None
     applies_from: Applicability | None = None
     sources: Mapping[str, str] | None = None
+    derogation: Derogation | None = None
+    superseded_by: str | None = None
+    """The pack that replaced this one: this one then serves only applications registered
+    before that one's `applies_from` (604/2013 after 2024/1351)."""
 
     @property
     def rolls_over(self) -> bool:
@@ -122,6 +151,30 @@ class RuleSet:
             )
         return self.rules[name]
 
+    def derogated(self, name: str) -> Rule:
+        """Rule `name` as a State authorised to derogate must meet it: the derogating period,
+        and the derogation's article with the rule's; the rule itself where the derogation
+        does not change it."""
+        rule = self.rule(name)
+        d = self.derogation
+        if d is None or name not in d.periods:
+            return rule
+        return replace(
+            rule,
+            period=d.periods[name],
+            article=f"{rule.article} as derogated by {d.article}",
+            verified=rule.verified and d.verified,
+        )
+
+    def applied(self, name: str, derogating: bool) -> Rule:
+        """Rule `name` as it applies to one limit: derogated (see `derogated`) when the limit
+        opened under a crisis derogation, else as written."""
+        return self.derogated(name) if derogating else self.rule(name)
+
+    def derogates(self, name: str) -> bool:
+        """Whether this pack's derogation changes rule `name`."""
+        return self.derogated(name) != self.rule(name)
+
     def deadline(
         self,
         name: str,
@@ -130,11 +183,13 @@ class RuleSet:
         *,
         state: str | None = None,
         requested: date | None = None,
+        derogating: bool = False,
     ) -> Deadline:
         """The deadline of rule `name` for an event at `start`, acted on by an authority in
         `zone` of Member State `state` (whose official holidays count where this basis
-        rolls a limit over to the next working day: then `state` is required)."""
-        rule = self.rule(name)
+        rolls a limit over to the next working day: then `state` is required); `derogating`:
+        the acting State is authorised to derogate (see `derogated`)."""
+        rule = self.applied(name, derogating)
         working: Callable[[date], bool] | None = None
         if state is not None or self.rolls_over:
             if state is None:
@@ -238,7 +293,14 @@ def _applies_from(raw: Any, source: str) -> Applicability:
         verified=_flag(raw, "verified", where),
         source=_text(raw, "source", where),
         note=_text(raw, "note", where, required=False),
+        earlier_criteria=raw.get("earlier_criteria"),
+        criteria_article=_text(raw, "criteria_article", where, required=False),
     )
+
+
+def _superseded_by(raw: Any, source: str) -> str:
+    where = f"{source}: superseded_by"
+    return _text(_known(raw, SUPERSEDED_KEYS, where), "legal_basis", where)
 
 
 def parse_rule_set(data: Any, source: str, name: str = "") -> RuleSet:
@@ -270,11 +332,43 @@ def parse_rule_set(data: Any, source: str, name: str = "") -> RuleSet:
             _applies_from(data["applies_from"], source) if "applies_from" in data else None
         ),
         sources=sources,
+        derogation=_derogation(data["derogations"], source, rules)
+        if "derogations" in data
+        else None,
+        superseded_by=(
+            _superseded_by(data["superseded_by"], source) if "superseded_by" in data else None
+        ),
+    )
+
+
+def _derogation(raw: Any, source: str, rules: Mapping[str, Rule]) -> Derogation:
+    where = f"{source}: derogations"
+    data = _known(raw, DEROGATION_KEYS, where)
+    periods = data.get("periods")
+    if not isinstance(periods, dict) or not periods:
+        raise DeadlineError(f"{where}: 'periods' must map rule names to periods")
+    unknown = sorted(set(periods) - set(rules))
+    if unknown:
+        raise DeadlineError(f"{where}: names rules the pack does not have: {unknown}")
+    return Derogation(
+        article=_text(data, "article", where),
+        periods={str(k): Period.parse(str(v)) for k, v in periods.items()},
+        verified=_flag(data, "verified", where),
+        source=_text(data, "source", where),
+        note=_text(data, "note", where, required=False),
     )
 
 
 def pack_data(name: str) -> dict[str, Any]:
-    """The packaged rule pack `name` (a file gateway/core/rules/<name>.json), as JSON."""
+    """The packaged rule pack `name` (a file gateway/core/rules/<name>.json), as JSON (a
+    copy of its own: the caller may change it)."""
+    return copy.deepcopy(_pack(name))
+
+
+@functools.cache
+def _pack(name: str) -> dict[str, Any]:
+    """The pack `name`, read once per process (packaged data does not change while it runs);
+    never to be changed by its readers."""
     if name not in available_rule_sets():
         raise DeadlineError(
             f"unknown legal basis {name!r}; available: {', '.join(available_rule_sets())}"
@@ -294,10 +388,16 @@ def load_rule_set(name: str = "com-2020-610") -> RuleSet:
     return parse_rule_set(pack_data(name), f"{name}.json", name)
 
 
+@functools.cache
+def packaged_rule_set(name: str) -> RuleSet:
+    """`load_rule_set(name)`, parsed once per process."""
+    return load_rule_set(name)
+
+
 def pack_named(label: str) -> str:
     """The pack whose cases are recorded with `label` (e.g. "COM(2020) 610")."""
     for name in available_rule_sets():
-        if name == label or pack_data(name).get("legal_basis") == label:
+        if name == label or _pack(name).get("legal_basis") == label:
             return name
     raise DeadlineError(
         f"no rule pack records its cases as {label!r}; available: "
@@ -306,10 +406,20 @@ def pack_named(label: str) -> str:
 
 
 def available_rule_sets() -> list[str]:
+    return list(_packaged())
+
+
+@functools.cache
+def _packaged() -> tuple[str, ...]:
     folder = resources.files("gateway.core.rules")
-    return sorted(
-        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
+    return tuple(
+        sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
     )
+
+
+def pack_value(name: str, key: str) -> Any:
+    """One top-level value of the pack `name` (None when it has none), read without a copy."""
+    return _pack(name).get(key)
 
 
 def compute(

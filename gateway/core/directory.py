@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +17,47 @@ FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 class DirectoryError(ValueError):
     """The directory is malformed or names something it must not."""
+
+
+@dataclass(frozen=True)
+class CrisisDerogation:
+    """A Council implementing decision authorising the authority's Member State to derogate
+    from the AMMR's time limits for a period (2024/1359 Art. 12): published by the network
+    operator in the directory, never switched on by a gateway itself."""
+
+    decision: str
+    start: date
+    until: date
+    """The last day the authorisation covers."""
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day <= self.until
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "decision": self.decision,
+            "from": self.start.isoformat(),
+            "until": self.until.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> CrisisDerogation:
+        if not isinstance(data, Mapping) or set(data) != {"decision", "from", "until"}:
+            raise DirectoryError(
+                f"{where}: each crisis derogation is {{decision, from, until}} (dates YYYY-MM-DD)"
+            )
+        try:
+            start, until = (
+                date.fromisoformat(str(data["from"])),
+                date.fromisoformat(str(data["until"])),
+            )
+        except ValueError as exc:
+            raise DirectoryError(f"{where}: crisis derogation dates must be YYYY-MM-DD") from exc
+        if until < start or not str(data["decision"]).strip():
+            raise DirectoryError(
+                f"{where}: a crisis derogation names its decision and ends on or after it starts"
+            )
+        return cls(str(data["decision"]), start, until)
 
 
 @dataclass(frozen=True)
@@ -35,10 +77,16 @@ class Authority:
     """PEM certificates of the keys this authority's health practitioners decrypt Art. 39
     health certificates with; senders encrypt for every one of them (several during a
     rotation). Only for authorities with the health-practitioner role."""
+    crisis_derogations: tuple[CrisisDerogation, ...] = ()
+    """Periods in which the authority's State is authorised to derogate (2024/1359 Art. 12)."""
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
+
+    def derogating_on(self, day: date) -> CrisisDerogation | None:
+        """The authorisation to derogate that covers `day`, if any."""
+        return next((d for d in self.crisis_derogations if d.covers(day)), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,7 +99,11 @@ class Authority:
             "tls_fingerprints": sorted(self.tls_fingerprints),
             "signing_fingerprints": sorted(self.signing_fingerprints),
             "health_encryption_certificates": list(self.health_encryption_certificates),
-        }
+        } | (
+            {"crisis_derogations": [d.to_dict() for d in self.crisis_derogations]}
+            if self.crisis_derogations
+            else {}
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Authority:
@@ -72,6 +124,7 @@ class Authority:
                 health_encryption_certificates=tuple(
                     str(c) for c in data.get("health_encryption_certificates", ())
                 ),
+                crisis_derogations=_derogations(data.get("crisis_derogations", []), code),
             )
         except KeyError as exc:
             raise DirectoryError(f"authority entry lacks the field {exc.args[0]!r}") from exc
@@ -112,6 +165,13 @@ class Authority:
                 raise DirectoryError(
                     f"{where}: health_encryption_certificates must be PEM certificates"
                 )
+
+
+def _derogations(raw: Any, code: str) -> tuple[CrisisDerogation, ...]:
+    where = f"authority {code!r}"
+    if not isinstance(raw, list):
+        raise DirectoryError(f"{where}: crisis_derogations must be a list")
+    return tuple(CrisisDerogation.from_dict(item, where) for item in raw)
 
 
 @dataclass(frozen=True)

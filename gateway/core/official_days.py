@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import date
+from importlib import metadata
 
 import holidays
 
@@ -61,3 +62,8 @@ def off_day(state: str) -> Callable[[date], bool]:
     iso = state_code(state)
     calendar = _calendar(iso)
     return lambda day: day.weekday() >= 5 or day in calendar
+
+
+def holidays_version() -> str:
+    """The version of the `holidays` package the official days come from."""
+    return metadata.version("holidays")

@@ -46,9 +46,13 @@ class Reason(StrEnum):
     ATTACHMENT_INVALID = "attachment-invalid"
     ROLE_NOT_ALLOWED = "role-not-allowed"
     CONSENT_MISSING = "consent-missing"
+    URGENCY_INCOMPLETE = "urgency-incomplete"
     SEALED_FORM_INVALID = "sealed-form-invalid"
     CERTIFICATE_REVOKED = "certificate-revoked"
     CERTIFICATE_EXPIRED = "certificate-expired"
+    THROTTLED = "throttled"
+    LEGAL_BASIS_UNKNOWN = "legal-basis-unknown"
+    LEGAL_BASIS_MISMATCH = "legal-basis-mismatch"
 
 
 class Rejection(Exception):
@@ -77,6 +81,11 @@ class Header:
     """The case a follow-up form (types 6 and 7) belongs to, when its own reference differs."""
     sender_role: str = "case-officer"
     """The role that sent it (signed): health certificates come from health practitioners."""
+    legal_basis: str | None = None
+    """The rule pack the case runs under (signed), e.g. "2024-1351"; None only in
+    transmissions stored before every message carried it."""
+    rules_version: str | None = None
+    """The version of that pack the sender computes time limits with."""
 
     @property
     def case(self) -> str:
@@ -221,6 +230,27 @@ def check_reference(header: Header) -> None:
     if not names_message and header.in_reply_to is not None:
         raise Rejection(
             Reason.UNEXPECTED_IN_REPLY_TO, f"a {ft.name} does not answer another message"
+        )
+
+
+def check_urgency(message_type: str, urgent: bool, form: Mapping[str, Any]) -> None:
+    """An urgent take charge request states its reasons and the period within which a reply
+    is requested (proposal Art. 29(2), 2024/1351 Art. 39(2), 604/2013 Art. 21(2); issue 16,
+    defect 4): the header's urgent flag and the form's urgency, with its requested reply
+    date, go together."""
+    if message_type != "take-charge-request":
+        return
+    urgency = form.get("urgency")
+    if urgent and not (isinstance(urgency, Mapping) and urgency.get("requestedReplyDate")):
+        raise Rejection(
+            Reason.URGENCY_INCOMPLETE,
+            "an urgent request states its reasons and the date by which a reply is requested "
+            "(urgency.reasons, urgency.requestedReplyDate)",
+        )
+    if urgency is not None and not urgent:
+        raise Rejection(
+            Reason.URGENCY_INCOMPLETE,
+            "a request giving the reasons for urgency must be sent as urgent",
         )
 
 

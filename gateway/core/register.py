@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -19,34 +20,48 @@ from gateway.core.times import utc_text
 
 GENESIS_HASH = "0" * 64
 
-EVENTS = frozenset(
-    {
-        "submitted",  # a case system handed us a form; we signed and queued it
-        "delivery-failed",  # one delivery attempt failed (network, TLS, bad acknowledgement)
-        "delivered",  # the peer acknowledged receipt (positively)
-        "refused-by-peer",  # the peer answered with a negative acknowledgement
-        "acknowledgement-refused",  # a signed acknowledgement stated what its signer cannot know
-        "undeliverable",  # retries exhausted
-        "received",  # a transmission from a peer was accepted
-        "rejected",  # a transmission from a peer was refused, with a reason code
-        "deadline-opened",  # a time limit started running (Art. 29-35, 40)
-        "deadline-closed",  # met, or ended by absconding or a responsibility notice
-        "deadline-expired",  # the limit passed; its consequence, if any, was applied once
-        "reminder",  # a time limit is close for the party that must act
-        "late-reply",  # a reply after deemed acceptance/confirmation: stored, flagged
-        "payload-erased",  # a payload erased (Art. 40(8)); the entry and digest remain
-        "configuration-loaded",  # the gateway started with this configuration and directory
-        "trust-reloaded",  # a new directory, CRL or own certificate was applied while running
-        "trust-reload-refused",  # a changed directory, CRL or certificate was refused, and why
-        "admin-action",  # an administrator acted through the admin API
-        "consumed",  # the case system took a received message over (inbox consumption)
-        "checkpoint",  # a signed checkpoint of the entry before was written (see CHECKPOINT_EVENT)
-    }
-)
-CHECKPOINT_EVENT = "checkpoint"
-"""Names the signed checkpoint just written ({"sequence", "hash", "signer"} in its details), so
-that the chain itself says which checkpoints exist and their deletion is detectable."""
+
+class Event(StrEnum):
+    """What a register entry records: the register's whole vocabulary of events."""
+
+    SUBMITTED = "submitted"  # a case system handed us a form; we signed and queued it
+    DELIVERY_FAILED = "delivery-failed"  # one delivery attempt failed (network, TLS, answer)
+    DELIVERED = "delivered"  # the peer acknowledged receipt (positively)
+    REFUSED_BY_PEER = "refused-by-peer"  # the peer answered with a negative acknowledgement
+    ACKNOWLEDGEMENT_REFUSED = "acknowledgement-refused"  # it stated what its signer cannot know
+    UNDELIVERABLE = "undeliverable"  # retries exhausted
+    RECEIVED = "received"  # a transmission from a peer was accepted
+    REJECTED = "rejected"  # a transmission or request from a peer was refused, with a reason
+    DEADLINE_OPENED = "deadline-opened"  # a time limit started running
+    DEADLINE_CLOSED = "deadline-closed"  # met, or ended by absconding or a responsibility notice
+    DEADLINE_EXPIRED = "deadline-expired"  # the limit passed; its consequence applied once
+    REMINDER = "reminder"  # a time limit is close for the party that must act
+    LATE_REPLY = "late-reply"  # a reply after deemed acceptance/confirmation: stored, flagged
+    PAYLOAD_ERASED = "payload-erased"  # a payload erased; the entry and digest remain
+    CONFIGURATION_LOADED = "configuration-loaded"  # started with this configuration
+    TRUST_RELOADED = "trust-reloaded"  # a new directory, CRL or certificate applied running
+    TRUST_RELOAD_REFUSED = "trust-reload-refused"  # a changed one refused, and why
+    ADMIN_ACTION = "admin-action"  # an administrator acted through the admin API
+    CONSUMED = "consumed"  # the case system took a received message over (inbox)
+    CHECKPOINT = "checkpoint"
+    """Names the signed checkpoint just written ({"sequence", "hash", "signer"} in its
+    details), so that the chain itself says which checkpoints exist and their deletion is
+    detectable."""
+
+
+EVENTS = frozenset(e.value for e in Event)
 DIRECTIONS = frozenset({"in", "out"})
+
+
+def filed_under(reference: str, case: str | None) -> tuple[str, dict[str, str]]:
+    """The reference a message's register entries are filed under, and what they add to
+    their details: a form with its own reference that belongs to another case (transfer
+    information and health certificates, types 6 and 7 under 1560/2003, 09 and 10 under
+    2025/2055) is filed under its case, so that the case's entries show it, with its own
+    reference as `form_reference` (issue 16, defect 12)."""
+    if case and case != reference:
+        return case, {"form_reference": reference}
+    return reference, {}
 
 
 class RegisterChainError(ValueError):
@@ -99,6 +114,27 @@ class RegisterEntry:
 
 
 _FIELDS = tuple(f.name for f in fields(RegisterEntry))
+ENTRY_FIELDS: tuple[tuple[str, str], ...] = (
+    ("sequence", "seq"),
+    ("time", "time"),
+    ("event", "event"),
+    ("direction", "direction"),
+    ("peer", "peer"),
+    ("message_id", "message_id"),
+    ("message_type", "type"),
+    ("reference", "reference"),
+    ("digest", "digest"),
+    ("status", "status"),
+    ("reason", "reason"),
+    ("details", "details"),
+)
+"""The register's one field list: (field of RegisterEntry and column of the register table,
+its key in the canonical encoding), in the order of canonical_row's arguments; the table's
+prev_hash and hash follow. The canonical form, the SQL that reads and encodes rows and the
+CSV export derive from it."""
+CANONICAL_KEYS = tuple(key for _, key in ENTRY_FIELDS)
+COLUMNS = (*(name for name, _ in ENTRY_FIELDS), "prev_hash", "hash")
+"""Every column of a register row, in order."""
 
 
 def encode_entry(
@@ -153,23 +189,9 @@ def canonical_row(
 ) -> bytes:
     """Sorted-key compact JSON, UTF-8 unescaped: the bytes each entry's hash covers. The
     verifier calls this on raw rows, millions of times, hence orjson."""
-    return orjson.dumps(
-        {
-            "seq": sequence,
-            "time": time_text,
-            "event": event,
-            "direction": direction,
-            "peer": peer,
-            "message_id": message_id,
-            "type": message_type,
-            "reference": reference,
-            "digest": digest,
-            "status": status,
-            "reason": reason,
-            "details": details,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+    values = (sequence, time_text, event, direction, peer, message_id, message_type, reference)
+    named = dict(zip(CANONICAL_KEYS, (*values, digest, status, reason, details), strict=True))
+    return orjson.dumps(named, option=orjson.OPT_SORT_KEYS)
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:
@@ -212,18 +234,91 @@ def next_entry(
     return replace(draft, hash=chain_hash(prev_hash, draft.canonical()))
 
 
+class ChainWalk:
+    """Follows a register's hash chain entry by entry, as pages of rows arrive: consecutive
+    sequences, each entry linked to the one before, each hash over (the previous hash, the
+    entry's canonical form). The register's one chain verifier: the sequential check, each
+    worker's range of the parallel check and a bundle's entries all walk with it. Raises
+    RegisterChainError naming the first bad sequence."""
+
+    def __init__(self, sequence: int = 0, head: str | None = GENESIS_HASH) -> None:
+        """Start after (`sequence`, `head`); with `head` None the first entry's stored link
+        is taken as given (a worker's range starts mid-chain: the parent joins the ranges)."""
+        self.sequence = sequence
+        self.head = head
+        self.first_prev: str | None = None
+        self._head_bytes = bytes.fromhex(head) if head is not None else b""
+
+    def link(self, sequence: int, prev_hash: str) -> None:
+        """The next entry is `sequence` and links to the head reached so far."""
+        if sequence != self.sequence + 1:
+            raise RegisterChainError(self.sequence + 1, f"missing (next entry found is {sequence})")
+        if self.head is None:
+            self.head, self.first_prev = prev_hash, prev_hash
+            self._head_bytes = bytes.fromhex(prev_hash)
+        elif prev_hash != self.head:
+            raise RegisterChainError(sequence, "previous-hash link does not match")
+
+    def digest(self, entry_hash: str, canonical: bytes) -> bytes | None:
+        """The entry's hash (bytes) if `canonical` after the head hashes to `entry_hash`."""
+        digest = hashlib.sha256(self._head_bytes + canonical).digest()
+        return digest if digest.hex() == entry_hash else None
+
+    def advance(self, sequence: int, entry_hash: str, digest: bytes) -> None:
+        self.sequence, self.head, self._head_bytes = sequence, entry_hash, digest
+
+    def run(
+        self,
+        rows: Sequence[tuple[int, str, str, str | bytes]],
+        start: int = 0,
+        stop_at: Container[int] = (),
+    ) -> int:
+        """Walk `rows` (sequence, prev_hash, hash, canonical text or bytes) from index
+        `start` as far as every entry checks out, in one tight loop (millions of entries);
+        returns the index of the first row it did not move past: one whose content does not
+        hash to its hash (the caller may try the reference encoding, then `step` or fail), or
+        one whose sequence is in `stop_at` (the caller checks it itself), or len(rows)."""
+        seq, head, head_bytes = self.sequence, self.head, self._head_bytes
+        sha256, i = hashlib.sha256, start
+        try:
+            for i in range(start, len(rows)):
+                sequence, prev_hash, entry_hash, canonical = rows[i]
+                if sequence in stop_at:
+                    return i
+                if sequence != seq + 1:
+                    raise RegisterChainError(seq + 1, f"missing (next entry found is {sequence})")
+                if head is None:
+                    head, self.first_prev, head_bytes = (
+                        prev_hash,
+                        prev_hash,
+                        bytes.fromhex(prev_hash),
+                    )
+                elif prev_hash != head:
+                    raise RegisterChainError(sequence, "previous-hash link does not match")
+                data = canonical.encode() if isinstance(canonical, str) else canonical
+                digest = sha256(head_bytes + data)
+                if digest.hexdigest() != entry_hash:
+                    return i
+                seq, head, head_bytes = sequence, entry_hash, digest.digest()
+            return len(rows)
+        finally:
+            self.sequence, self.head, self._head_bytes = seq, head, head_bytes
+
+    def step(self, sequence: int, prev_hash: str, entry_hash: str, canonical: bytes) -> None:
+        """Check one entry and move past it."""
+        self.link(sequence, prev_hash)
+        digest = self.digest(entry_hash, canonical)
+        if digest is None:
+            raise RegisterChainError(sequence, "content does not match its hash (edited)")
+        self.advance(sequence, entry_hash, digest)
+
+
 def verify_chain(
     entries: Iterable[RegisterEntry], start_sequence: int = 0, start_hash: str = GENESIS_HASH
 ) -> tuple[int, str]:
     """Check that entries continue the chain from (start_sequence, start_hash) without gap or
     edit; returns the head. Raises RegisterChainError naming the first bad sequence."""
-    seq, head = start_sequence, start_hash
+    walk = ChainWalk(start_sequence, start_hash)
     for entry in entries:
-        if entry.sequence != seq + 1:
-            raise RegisterChainError(seq + 1, f"missing (next entry found is {entry.sequence})")
-        if entry.prev_hash != head:
-            raise RegisterChainError(entry.sequence, "previous-hash link does not match")
-        if chain_hash(head, entry.canonical()) != entry.hash:
-            raise RegisterChainError(entry.sequence, "content does not match its hash (edited)")
-        seq, head = entry.sequence, entry.hash
-    return seq, head
+        walk.step(entry.sequence, entry.prev_hash, entry.hash, entry.canonical())
+    return walk.sequence, start_hash if walk.head is None else walk.head

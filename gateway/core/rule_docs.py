@@ -40,10 +40,13 @@ def pack_json(rules: RuleSet) -> dict[str, Any]:
                 "verified": applies.verified,
                 "source": applies.source,
                 "note": applies.note,
+                "earlier_criteria": applies.earlier_criteria,
+                "criteria_article": applies.criteria_article,
             }
             if applies
             else None
         ),
+        "superseded_by": rules.superseded_by,
         "counting": (
             {
                 "article": counting.article,
@@ -57,6 +60,17 @@ def pack_json(rules: RuleSet) -> dict[str, Any]:
         ),
         "sources": dict(rules.sources or {}),
         "rules": [rule_json(r) for r in rules.rules.values()],
+        "derogations": (
+            {
+                "article": rules.derogation.article,
+                "periods": {n: str(p) for n, p in rules.derogation.periods.items()},
+                "verified": rules.derogation.verified,
+                "source": rules.derogation.source,
+                "note": rules.derogation.note,
+            }
+            if rules.derogation
+            else None
+        ),
     }
 
 
@@ -78,6 +92,18 @@ def pack_markdown(rules: RuleSet) -> str:
         lines += [
             f"**Applies from** {a.date.isoformat()} ({STATUS[a.verified]}). {_cell(a.note)} "
             f"Source: {_cell(a.source)}.",
+            "",
+        ]
+        if a.earlier_criteria:
+            lines += [
+                f"Applications registered before {a.date.isoformat()} keep the criteria of "
+                f"`{a.earlier_criteria}` ({a.criteria_article}): their cases record it.",
+                "",
+            ]
+    if rules.superseded_by:
+        lines += [
+            f"**Superseded by** `{rules.superseded_by}`: serves only applications registered "
+            "before that pack applies (a submission naming it for a later one is refused).",
             "",
         ]
     if rules.counting:
@@ -106,6 +132,15 @@ def pack_markdown(rules: RuleSet) -> str:
             f"{r.consequence or 'no consequence in the text'} | {_cell(r.article)} | "
             f"{STATUS[r.verified]} | {_cell(r.note)} |"
         )
+    if rules.derogation:
+        d = rules.derogation
+        periods = ", ".join(f"`{n}` {p}" for n, p in d.periods.items())
+        lines += [
+            "",
+            f"**Crisis derogations** ({d.article}, {STATUS[d.verified]}): for a State the "
+            f"directory marks as authorised to derogate, the limits it must meet that open in "
+            f"the authorised period run {periods}. {_cell(d.note)} Source: {_cell(d.source)}.",
+        ]
     conversations = pack_data(rules.name).get("conversations") if rules.name else None
     if isinstance(conversations, dict):
         lines += _messages_markdown(parse_message_rules(conversations, rules.name))

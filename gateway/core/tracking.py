@@ -24,6 +24,22 @@ class Opening:
     acting: str
     """The authority that must act before expiry."""
     requested: date | None = None
+    runs_from: date | None = None
+    """The day the limit runs from, when the form gives it (a final decision on an appeal);
+    else it runs from the message's acknowledged receipt."""
+    runs_as: str | None = None
+    """The limit runs from where the case's limit of this name ran from, and replaces it: an
+    extension (imprisonment: 1 year from the acceptance, not from the notice). Opened only
+    if this message closed that limit while it was running."""
+    resumes: bool = False
+    """The case's limit of this rule that was suspended last runs again for the time it had
+    left (proposal Art. 35(2): the transfer « dans le délai restant » once the person is
+    available again): counted from its start moved on by the time it was suspended. Opened
+    only when such a limit exists and none of this rule is open."""
+    replaces_if_later: str | None = None
+    """Opened only if it ends later than the case's open limit of this name, which it then
+    closes (2024/1351 Art. 46(2), second subparagraph: a person available again with less
+    than 3 months of the limit left gets 3 months); otherwise that limit keeps running."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,8 @@ class Changes:
     close: frozenset[str] = field(default_factory=frozenset)
     """Rule names whose open deadlines in the case are met (closed) by this message."""
     close_reason: str = "met"
+    suspends: bool = False
+    """The limits closed are suspended, not ended: an opening may resume them."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,12 @@ class Choice:
     when: Mapping[str, Any]
     requested_date: str | None = None
     """Dotted path of the form field holding a requested date (urgent requests)."""
+    runs_from: str | None = None
+    """Dotted path of the form field holding the day the limit runs from."""
+    runs_as: str | None = None
+    """The limit it extends (see Opening.runs_as)."""
+    resumes: bool = False
+    replaces_if_later: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +82,7 @@ class MessageLimits:
     close: frozenset[str]
     close_reason: str
     after_acceptance: bool
+    suspends: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,9 +97,18 @@ def _open_spec(raw: Mapping[str, Any], where: str) -> OpenSpec:
     if acting not in ACTING:
         raise DeadlineError(f"{where}: acting must be one of {sorted(ACTING)}")
     if "rule" in raw:
-        return OpenSpec(acting, (Choice(str(raw["rule"]), {}),))
+        choice = Choice(
+            str(raw["rule"]),
+            {},
+            None,
+            raw.get("runs_from"),
+            raw.get("runs_as"),
+            bool(raw.get("resumes", False)),
+            raw.get("replaces_if_later"),
+        )
+        return OpenSpec(acting, (choice,))
     choices = tuple(
-        Choice(str(c["rule"]), dict(c.get("when", {})), c.get("requested_date"))
+        Choice(str(c["rule"]), dict(c.get("when", {})), c.get("requested_date"), c.get("runs_from"))
         for c in raw["first_of"]
     )
     return OpenSpec(acting, choices)
@@ -93,6 +127,7 @@ def parse_tracking(data: Mapping[str, Any], pack: str, limits: frozenset[str]) -
                 close=frozenset(m.get("close", [])),
                 close_reason=str(m.get("close_reason", "met")),
                 after_acceptance=bool(m.get("after_acceptance", False)),
+                suspends=bool(m.get("suspends", False)),
             )
             for m in data["messages"]
         )
@@ -103,6 +138,7 @@ def parse_tracking(data: Mapping[str, Any], pack: str, limits: frozenset[str]) -
     named = {rule for rule, _ in after}
     for m in messages:
         named |= m.close | {c.rule for spec in m.open for c in spec.choices}
+        named |= {c.replaces_if_later for s in m.open for c in s.choices if c.replaces_if_later}
     if named - limits:
         raise DeadlineError(
             f"{where}: names limits the pack does not have: {sorted(named - limits)}"
@@ -154,12 +190,23 @@ def transfer_openings(conversation: Conversation) -> tuple[Opening, ...]:
     )
 
 
+def _date(form: Mapping[str, Any], path: str | None) -> date | None:
+    text = _field(form, path) if path else None
+    return date.fromisoformat(text) if isinstance(text, str) else None
+
+
 def _opening(spec: OpenSpec, form: Mapping[str, Any], urgent: bool, acting: str) -> Opening | None:
     for choice in spec.choices:
         if _meets(choice.when, form, urgent):
-            text = _field(form, choice.requested_date) if choice.requested_date else None
-            requested = date.fromisoformat(text) if isinstance(text, str) else None
-            return Opening(choice.rule, acting, requested)
+            return Opening(
+                choice.rule,
+                acting,
+                _date(form, choice.requested_date),
+                _date(form, choice.runs_from),
+                choice.runs_as,
+                choice.resumes,
+                choice.replaces_if_later,
+            )
     return None
 
 
@@ -197,4 +244,9 @@ def changes_for(
     ]
     if spec.after_acceptance and after.state in ("accepted", "confirmed"):
         openings += transfer_openings(after)
-    return Changes(open=tuple(openings), close=spec.close, close_reason=spec.close_reason)
+    return Changes(
+        open=tuple(openings),
+        close=spec.close,
+        close_reason=spec.close_reason,
+        suspends=spec.suspends,
+    )

@@ -10,20 +10,46 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 EXAMPLES = Path(str(resources.files(__name__)))
 
+# The day the example forms are written as of: an application registered a week before,
+# a transfer planned two months after. `load_example(name, today=...)` moves every date of
+# a form by the distance from this day to `today`, so that a form used on any day keeps
+# the same relation to that day (a request made 7 days after registration stays within
+# Art. 39(1) of Regulation 2024/1351 however late the demo or the tests run).
+EXAMPLES_DAY = date(2026, 11, 9)
 
-def load_example(name: str) -> dict[str, Any]:
-    """gateway/examples/<name> (with or without .json) as a JSON object."""
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def load_example(name: str, today: date | None = None) -> dict[str, Any]:
+    """gateway/examples/<name> (with or without .json) as a JSON object; with `today`, its
+    dates (the string values that are whole ISO days) moved by `today - EXAMPLES_DAY`."""
     path = EXAMPLES / (name if name.endswith(".json") else f"{name}.json")
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a JSON object")
-    return data
+    if today is None or today == EXAMPLES_DAY:
+        return data
+    moved = _moved(data, today - EXAMPLES_DAY)
+    assert isinstance(moved, dict)
+    return moved
+
+
+def _moved(value: Any, shift: timedelta) -> Any:
+    if isinstance(value, dict):
+        return {key: _moved(item, shift) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_moved(item, shift) for item in value]
+    if isinstance(value, str) and _ISO_DAY.fullmatch(value):
+        return (date.fromisoformat(value) + shift).isoformat()
+    return value
 
 
 def attachments_for(form: dict[str, Any]) -> list[dict[str, str]]:

@@ -10,7 +10,7 @@ publisher certificate.
 A gateway reads only what the signature covers (the re-parsed signed bytes), only if
 the publisher certificate was issued by the network CA for directory publishing, is valid
 and is not revoked. Whether a version is newer than the one a gateway holds is the caller's
-decision (`gateway.trust`), since only it knows what it accepted before.
+decision (`gateway.service.trust`), since only it knows what it accepted before.
 """
 
 from __future__ import annotations

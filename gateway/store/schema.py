@@ -91,6 +91,7 @@ conversations = Table(
     Column("legal_basis", String(64), nullable=False),
     Column("opened_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("criteria", String(64), nullable=True),
 )
 
 outbox = Table(
@@ -162,6 +163,7 @@ deadlines = Table(
     Column("closed_by", String(36), nullable=True),
     Column("closed_at", UtcDateTime, nullable=True),
     Column("consequence", String(48), nullable=True),
+    Column("derogation", String(200), nullable=True),
     Index("ix_deadlines_next_event", "state", "next_event_at"),
     Index("ix_deadlines_case", "case_reference", "state"),
 )

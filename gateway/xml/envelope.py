@@ -87,6 +87,8 @@ def build_transmission(
     if header.in_reply_to is not None:
         _el(h, "InReplyTo", header.in_reply_to)
     _el(h, "Urgency", "urgent" if header.urgent else "normal")
+    if header.legal_basis is not None:
+        _el(h, "LegalBasis", header.legal_basis).set("rules", header.rules_version or "")
     body = _el(root, "Body")
     body.append(form)
     if attachments:
@@ -198,7 +200,14 @@ def read_header(root: etree._Element) -> Header:
         urgent=_req(root, "gw:Header/gw:Urgency") == "urgent",
         case_reference=_text(root, "gw:Header/gw:Case"),
         sender_role=_req(root, "gw:Header/gw:SenderRole"),
+        legal_basis=_text(root, "gw:Header/gw:LegalBasis"),
+        rules_version=_attr(root, "gw:Header/gw:LegalBasis", "rules"),
     )
+
+
+def _attr(root: etree._Element, path: str, name: str) -> str | None:
+    el = root.find(path, _NS)
+    return None if el is None else el.get(name)
 
 
 def read_form(root: etree._Element) -> etree._Element:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from gateway.client import ApiError, GatewayClient
 from gateway.config import load_config
 from gateway.examples import attachments_for, load_example
 from gateway.network import LocalNetwork, build_local_network
-from gateway.trust import load_signer_files
+from gateway.service.trust import load_signer_files
 from gateway.xml.envelope import Acknowledgement, read_acknowledgement
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import Signer, verify
@@ -64,7 +66,9 @@ def suite_databases(
 
 
 def example(name: str) -> dict[str, Any]:
-    return load_example(name)
+    """The example form, its dates moved to the gateways' today (the application registered
+    a week before it), so that a test means the same on any day it runs."""
+    return load_example(name, today=gateway_now().date())
 
 
 async def submit_until_accepted(
@@ -100,6 +104,24 @@ async def send_request(
     )
 
 
+def _start_shift() -> float:
+    """GATEWAY_TEST_START_AT (an ISO instant): the gateways' clocks start there instead of
+    now (the shift is taken once, when the suite starts), to run the time limit tests on the
+    days that are hard to count: a Friday night in UTC that is Saturday in Brussels, the days
+    before Christmas or Easter. Tests read the gateways' clock, never the system's, for the
+    legal days they check."""
+    text = os.environ.get("GATEWAY_TEST_START_AT")
+    return (datetime.fromisoformat(text) - datetime.now(UTC)).total_seconds() if text else 0.0
+
+
+START_SHIFT = _start_shift()
+
+
+def gateway_now() -> datetime:
+    """What a gateway the harness starts reads on its clock before any test moves it."""
+    return datetime.now(UTC) + timedelta(seconds=START_SHIFT)
+
+
 @dataclass
 class Harness:
     net: LocalNetwork
@@ -108,7 +130,11 @@ class Harness:
 
     async def start(self, *codes: str) -> None:
         for code in codes:
-            self.running[code] = await start_gateway(load_config(self.net.gateways[code].config))
+            config = load_config(self.net.gateways[code].config)
+            if START_SHIFT:
+                offset = config.clock.offset_seconds + START_SHIFT
+                config = replace(config, clock=replace(config.clock, offset_seconds=offset))
+            self.running[code] = await start_gateway(config)
 
     async def stop(self, code: str) -> None:
         await self.running.pop(code).stop()
@@ -208,6 +234,7 @@ async def make_harness(tmp_path: Path, **overrides: Any) -> Harness:
         peer=overrides.get("peer"),
         deadlines=overrides.get("deadlines"),
         adjustable_clock=True,
+        valid_days=overrides.get("valid_days", 365),
     )
     return Harness(net)
 

@@ -87,8 +87,8 @@ async def test_invalid_submission_is_a_problem_naming_the_field(
         assert resp.content_type == "application/problem+json"
     assert problem["field"] == field, problem
     assert problem["status"] == 422
-    assert await be.ctx("BE-DU").store.count_messages() == 0
-    assert [e.event for e in await be.ctx("BE-DU").store.register_entries()] == [
+    assert await be.ctx("BE-DU").store.messages.count() == 0
+    assert [e.event for e in await be.ctx("BE-DU").store.register.query(limit=1000)] == [
         "configuration-loaded"
     ], "a refused submission leaves nothing in the register"
 

@@ -121,7 +121,7 @@ async def test_injection_in_filters_matches_nothing_and_breaks_nothing(
     tokens = h.net.gateways["BE-DU"].tokens
     api = h.net.gateways["BE-DU"].api_url
     store = h.ctx("BE-DU").store
-    before = (await store.register_head())[0]
+    before = (await store.register.head())[0]
     checks = [
         ("/api/v1/register", "auditor", {"reference": value, "event": value}),
         ("/api/v1/register.csv", "auditor", {"peer": value}),
@@ -136,8 +136,8 @@ async def test_injection_in_filters_matches_nothing_and_breaks_nothing(
                 assert resp.status in (200, 400), (path, resp.status)
                 if resp.status == 200 and resp.content_type == "application/json":
                     assert (await resp.json())["items"] == [], path
-    assert (await store.register_head())[0] == before, "nothing was written"
-    rows = await store.register_entries()
+    assert (await store.register.head())[0] == before, "nothing was written"
+    rows = await store.register.query(limit=1000)
     assert rows and rows[0].event == "configuration-loaded", "nothing was dropped"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.client import ApiError
+from gateway.core.conversations import basis_version
 from gateway.core.forms import form_type
 from gateway.core.policy import Header
 from gateway.examples import attachments_for
@@ -57,7 +58,7 @@ async def test_art30_second_reply_is_refused_at_submission_and_nothing_is_sent(
         example("take-charge-reply-refusal"),
         in_reply_to=sent["message_id"],
     )
-    count = await harness.ctx("NL-DU").store.count_messages()
+    count = await harness.ctx("NL-DU").store.messages.count()
     with pytest.raises(ApiError) as err:
         await nl.submit(
             "take-charge-reply",
@@ -67,7 +68,7 @@ async def test_art30_second_reply_is_refused_at_submission_and_nothing_is_sent(
         )
     assert err.value.status == 422
     assert err.value.problem["rule"] == "already-answered"
-    assert await harness.ctx("NL-DU").store.count_messages() == count
+    assert await harness.ctx("NL-DU").store.messages.count() == count
 
 
 async def test_art30_reply_arriving_for_an_answered_request_gets_a_negative_ack(
@@ -85,6 +86,8 @@ async def test_art30_reply_arriving_for_an_answered_request_gets_a_negative_ack(
         "BE-DU",
         datetime.now(UTC),
         in_reply_to=sent["message_id"],
+        legal_basis="2024-1351",
+        rules_version=basis_version("2024-1351"),
     )
     form = form_to_element(form_type("take-charge-reply"), example("take-charge-reply-acceptance"))
     body = harness.signer("NL-DU").sign(build_transmission(header, form))
@@ -117,7 +120,14 @@ async def test_attachment_swapped_after_signing_is_refused_by_the_receiver(
     """The attachment bytes are covered by the signature, and checked against the form."""
     await harness.start("NL-DU")
     header = Header(
-        str(uuid.uuid4()), "BE1ATT-3", "take-charge-request", "BE-DU", "NL-DU", datetime.now(UTC)
+        str(uuid.uuid4()),
+        "BE1ATT-3",
+        "take-charge-request",
+        "BE-DU",
+        "NL-DU",
+        datetime.now(UTC),
+        legal_basis="2024-1351",
+        rules_version=basis_version("2024-1351"),
     )
     form_json = example("take-charge-request")
     form = form_to_element(form_type("take-charge-request"), form_json)
@@ -126,7 +136,7 @@ async def test_attachment_swapped_after_signing_is_refused_by_the_receiver(
     status, ack = await harness.post_signed("BE-DU", "NL-DU", body)
     assert status == 422
     assert ack.reason_code == "attachment-invalid"
-    assert await harness.ctx("NL-DU").store.count_messages() == 0
+    assert await harness.ctx("NL-DU").store.messages.count() == 0
 
 
 def _described_twice(first_lies: bool) -> dict[str, Any]:
@@ -146,7 +156,14 @@ async def test_a_form_describing_the_same_attachment_twice_is_refused_by_the_rec
 ) -> None:
     await harness.start("NL-DU")
     header = Header(
-        str(uuid.uuid4()), "BE1ATT-4", "take-charge-request", "BE-DU", "NL-DU", datetime.now(UTC)
+        str(uuid.uuid4()),
+        "BE1ATT-4",
+        "take-charge-request",
+        "BE-DU",
+        "NL-DU",
+        datetime.now(UTC),
+        legal_basis="2024-1351",
+        rules_version=basis_version("2024-1351"),
     )
     form_json = _described_twice(first_lies)
     form = form_to_element(form_type("take-charge-request"), form_json)
@@ -160,11 +177,11 @@ async def test_a_form_describing_the_same_attachment_twice_is_refused_by_the_rec
     assert "described more than once" in (ack.reason_text or "")
     assert files[0].file_name not in (ack.reason_text or "")
     store = harness.ctx("NL-DU").store
-    entries = await store.register_entries(message_id=header.message_id)
+    entries = await store.register.query(limit=1000, message_id=header.message_id)
     assert [(e.event, e.reason, e.sequence) for e in entries] == [
         ("rejected", "attachment-invalid", ack.head_sequence)
     ]
-    assert await store.count_messages() == 0
+    assert await store.messages.count() == 0
 
 
 @pytest.mark.parametrize("first_lies", [False, True], ids=["identical", "first-lies"])
@@ -185,7 +202,7 @@ async def test_a_submission_describing_the_same_attachment_twice_is_refused(
     assert (err.value.status, problem["rule"]) == (422, "attachment-invalid")
     assert problem["field"] == "/form/attachment/1/fileName"
     assert form["attachment"][0]["fileName"] not in problem["detail"]
-    assert await harness.ctx("BE-DU").store.count_messages() == 0
+    assert await harness.ctx("BE-DU").store.messages.count() == 0
 
 
 async def test_unknown_case_is_not_found(harness: Harness) -> None:
@@ -199,16 +216,16 @@ async def test_art40_8_erasure_notice_erases_the_payload_and_the_register_still_
     harness: Harness,
 ) -> None:
     from gateway.pki.certs import load_certificate
-    from gateway.register import verify_store
+    from gateway.service.audit import verify_store
 
     await harness.start("BE-DU", "NL-DU")
     be, nl = harness.api("BE-DU"), harness.api("NL-DU")
     _, info, _ = await erased_information(harness, "ERASE-1")
 
-    stored = await harness.ctx("NL-DU").store.get_message(info["message_id"])
+    stored = await harness.ctx("NL-DU").store.messages.get(info["message_id"])
     assert stored is not None and stored.signed_xml is None
     assert stored.digest == (await be.message(info["message_id"]))["digest"]
-    entries = await harness.ctx("NL-DU").store.register_entries(limit=1000)
+    entries = await harness.ctx("NL-DU").store.register.query(limit=1000)
     erased = [e for e in entries if e.event == "payload-erased"]
     assert len(erased) == 1 and erased[0].message_id == info["message_id"]
     item = await nl.wait_for_inbox(lambda m: m["message_id"] == info["message_id"])
@@ -231,7 +248,7 @@ async def test_payloads_are_erased_after_retention_and_the_register_still_verifi
     from datetime import timedelta
 
     from gateway.pki.certs import load_certificate
-    from gateway.register import verify_store
+    from gateway.service.audit import verify_store
 
     from .conftest import make_harness
 
@@ -249,9 +266,9 @@ async def test_payloads_are_erased_after_retention_and_the_register_still_verifi
             assert await running.retention.erase_expired() == 0  # not yet
             running.ctx.clock.offset += timedelta(days=31)  # type: ignore[attr-defined]
             assert await running.retention.erase_expired() == 1
-            stored = await running.ctx.store.get_message(sent["message_id"])
+            stored = await running.ctx.store.messages.get(sent["message_id"])
             assert stored is not None and stored.signed_xml is None and stored.digest
-            entries = await running.ctx.store.register_entries(limit=1000)
+            entries = await running.ctx.store.register.query(limit=1000)
             erased = [e for e in entries if e.event == "payload-erased"]
             assert [(e.message_id, e.reason) for e in erased] == [(sent["message_id"], "retention")]
             await verify_store(running.ctx.store, code, load_certificate(h.net.pki.ca_cert))

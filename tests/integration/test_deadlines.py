@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import holidays
+
 from gateway.core.register import verify_chain
 from gateway.examples import attachments_for
 from gateway.store.store import Store
@@ -17,6 +19,14 @@ from tests.net_proxy import Proxy
 
 from .conftest import Harness, example, make_harness, send_request
 from .test_faults import route_through
+
+
+def rolled_over(day: date, state: str) -> date:
+    """2024/1351 Art. 75(c), worked out here apart from the gateway's own code."""
+    official = holidays.country_holidays(state)
+    while day.weekday() >= 5 or day in official:
+        day += timedelta(days=1)
+    return day
 
 
 async def advance(h: Harness, days: float) -> None:
@@ -37,7 +47,7 @@ async def case_state(h: Harness, code: str, reference: str, want: str) -> dict: 
 async def expiries(h: Harness, code: str, rule: str) -> list[object]:
     return [
         e
-        for e in await h.ctx(code).store.register_entries(limit=10_000)
+        for e in await h.ctx(code).store.register.query(limit=10_000)
         if e.event == "deadline-expired" and e.details.get("rule") == rule
     ]
 
@@ -63,8 +73,12 @@ async def test_art30_8_silence_is_deemed_acceptance_on_both_sides_exactly_once(
         rules = {d["rule"]: d for d in case["deadlines"]}
         assert rules["take_charge_reply"]["state"] == "expired"
         assert rules["take_charge_reply"]["consequence"] == "deemed-acceptance"
-        # Art. 32(1), 35(1): the transfer limits run from the deemed acceptance
-        assert rules["transfer_decision"]["started_at"] == limits[0]["expires_at"]
+        # Art. 32(1), 35(1): the transfer limits run from the deemed acceptance, counted
+        # from the last day of the reply period whatever the time zones (issue 16, defect 8)
+        start = datetime.fromisoformat(rules["transfer_decision"]["started_at"][:-1] + "+00:00")
+        acting = ZoneInfo("Europe/Brussels")
+        assert start.astimezone(acting).date().isoformat() == limits[0]["due_date"]
+        assert start.astimezone(acting).hour == 12
     await advance(harness, 10)
     for code in ("BE-DU", "NL-DU"):
         # Art. 32(1) gives the transfer decision's limit no consequence when it passes: the
@@ -80,7 +94,7 @@ async def test_art30_8_silence_is_deemed_acceptance_on_both_sides_exactly_once(
         assert rules["transfer_decision"]["state"] == "expired"
         assert rules["transfer_decision"]["consequence"] is None
         assert len(await expiries(harness, code, "take_charge_reply")) == 1
-        verify_chain(await harness.ctx(code).store.register_entries(limit=10_000))
+        verify_chain(await harness.ctx(code).store.register.query(limit=10_000))
 
 
 async def test_art30_8_a_late_reply_is_acknowledged_stored_and_flagged(harness: Harness) -> None:
@@ -132,7 +146,7 @@ async def test_art30_7_8_urgent_request_shows_its_date_as_due_and_deems_at_two_w
     await harness.start("BE-DU", "NL-DU")
     be = harness.api("BE-DU")
     form = example("take-charge-request")
-    wanted = (date.today() + timedelta(days=9)).isoformat()
+    wanted = (harness.ctx("BE-DU").clock().date() + timedelta(days=9)).isoformat()
     form["urgency"] = {
         "reasons": "Fictitious: the applicant is a vulnerable person.",
         "requestedReplyDate": wanted,
@@ -151,14 +165,17 @@ async def test_art30_7_8_urgent_request_shows_its_date_as_due_and_deems_at_two_w
             d["rule"]: d for d in (await harness.api(code).case(sent["reference"]))["deadlines"]
         }
         urgent = rules["take_charge_reply_urgent"]
-        # Art. 30(8): silence is acceptance only at the end of the two weeks.
+        # Art. 30(8): silence is acceptance only at the end of the two weeks (2024/1351
+        # Art. 75(c): a limit ending on a Saturday, Sunday or holiday of NL-DU, which acts,
+        # ends with the next working day).
         started = datetime.fromisoformat(urgent["started_at"].replace("Z", "+00:00"))
         receipt_day = started.astimezone(ZoneInfo("Europe/Amsterdam")).date()
-        assert urgent["due_date"] == (receipt_day + timedelta(weeks=2)).isoformat()
+        two_weeks = rolled_over(receipt_day + timedelta(weeks=2), "NL")
+        assert urgent["due_date"] == two_weeks.isoformat()
         # Art. 30(7): the requested date is shown as due, in the register entry that opened it.
         opened = [
             e
-            for e in await harness.ctx(code).store.query_register(event="deadline-opened")
+            for e in await harness.ctx(code).store.register.query(event="deadline-opened")
             if e.details.get("rule") == "take_charge_reply_urgent"
         ]
         assert [e.details["requested_date"] for e in opened] == [wanted]
@@ -194,7 +211,7 @@ async def test_reminders_go_out_at_the_lead_times_before_expiry(harness: Harness
     async def reminders() -> list[object]:
         return [
             e
-            for e in await harness.ctx("BE-DU").store.register_entries(limit=10_000)
+            for e in await harness.ctx("BE-DU").store.register.query(limit=10_000)
             if e.event == "reminder"
         ]
 
@@ -213,13 +230,17 @@ async def test_reminders_go_out_at_the_lead_times_before_expiry(harness: Harness
     assert (await be.case(sent["reference"]))["state"] == "requested"
 
 
-async def test_art29_1_a_request_after_the_limit_tells_the_requesting_state_it_is_responsible(
+async def test_art39_1_a_request_after_the_limit_tells_the_requesting_state_it_is_responsible(
     harness: Harness,
 ) -> None:
+    """2024/1351 Art. 39(1) (the proposal's Art. 29(1)): a take charge request made more than
+    2 months after the registration makes the requesting State responsible; for a detained
+    person (Art. 45(1), 2 weeks) the consequence is release, not responsibility (defect 9)."""
     await harness.start("BE-DU")
     be = harness.api("BE-DU")
+    today = harness.ctx("BE-DU").clock().date()
     form = example("take-charge-request")
-    form["application"] = {"date": (date.today() - timedelta(days=75)).isoformat()}
+    form["application"] = {"date": (today - timedelta(days=75)).isoformat()}
     late = await be.submit(
         "take-charge-request",
         "NL-DU",
@@ -227,17 +248,30 @@ async def test_art29_1_a_request_after_the_limit_tells_the_requesting_state_it_i
         case_number="LATE-29",
         attachments=attachments_for(form),
     )
-    assert len(late["warnings"]) == 1 and "Art. 29(1)" in late["warnings"][0]
+    assert len(late["warnings"]) == 1 and "Art. 39(1) of 2024-1351" in late["warnings"][0]
+    assert late["warnings"][0].endswith("the requesting State is responsible")
     rules = {d["rule"]: d for d in (await be.message(late["message_id"]))["deadlines"]}
     assert rules["take_charge_request"]["state"] == "expired"
     assert rules["take_charge_request"]["consequence"] == "requesting-state-responsible"
-    form["application"] = {"date": (date.today() - timedelta(days=10)).isoformat()}
+    form["application"] = {"date": (today - timedelta(days=10)).isoformat()}
     timely = await be.submit(
         "take-charge-request", "NL-DU", form, case_number="OK-29", attachments=attachments_for(form)
     )
     assert timely["warnings"] == []
     rules = {d["rule"]: d for d in (await be.message(timely["message_id"]))["deadlines"]}
     assert rules["take_charge_request"]["state"] == "met"
+    form["detained"] = True
+    form["application"] = {"date": (today - timedelta(days=20)).isoformat()}
+    detained = await be.submit(
+        "take-charge-request",
+        "NL-DU",
+        form,
+        case_number="DET-45",
+        attachments=attachments_for(form),
+    )
+    assert len(detained["warnings"]) == 1 and "Art. 45(1)" in detained["warnings"][0]
+    assert "must be released" in detained["warnings"][0]
+    assert "responsible" not in detained["warnings"][0]
 
 
 def slow_disk(store: Store) -> None:
@@ -245,7 +279,7 @@ def slow_disk(store: Store) -> None:
     tmpfs none): it becomes durable only after the deadline scheduler, if anything woke it,
     has looked for due events and gone back to sleep (2 s at most)."""
     rounds = [0]
-    look = store.next_deadline_event  # the last read of each scheduler round
+    look = store.deadlines.next_event  # the last read of each scheduler round
 
     async def counted() -> datetime | None:
         found = await look()
@@ -262,7 +296,7 @@ def slow_disk(store: Store) -> None:
             await asyncio.sleep(0.01)
         await finish(batch)
 
-    store.next_deadline_event = counted  # type: ignore[method-assign]
+    store.deadlines.next_event = counted  # type: ignore[method-assign]
     writer._finish = flush_slowly
 
 

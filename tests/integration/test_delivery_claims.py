@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.core.register import verify_chain
-from gateway.store.store import OutboxItem
+from gateway.store.records import OutboxItem
 from tests.integration.conftest import make_harness, send_request
 
 
@@ -27,7 +27,7 @@ async def test_art40_9_an_overlapping_delivery_is_recorded_once(tmp_path: Path) 
         # NL-DU is down: BE-DU's own worker fails and reschedules; then it stops, and the
         # row is claimed twice, as two nodes would when the first claim's lease ran out.
         for _ in range(200):
-            state = await ctx.store.outbox_state(sent["message_id"])
+            state = await ctx.store.outbox.state(sent["message_id"])
             if state is not None and state["attempts"] >= 1:
                 break
             await asyncio.sleep(0.05)
@@ -42,15 +42,17 @@ async def test_art40_9_an_overlapping_delivery_is_recorded_once(tmp_path: Path) 
 
         await asyncio.gather(running.deliverer.deliver(first), running.deliverer.deliver(second))
 
-        entries = await ctx.store.register_entries(message_id=sent["message_id"])
+        entries = await ctx.store.register.query(limit=1000, message_id=sent["message_id"])
         assert [e.event for e in entries].count("delivered") == 1
-        message = await ctx.store.get_message(sent["message_id"])
+        message = await ctx.store.messages.get(sent["message_id"])
         assert message is not None and message.state == "delivered"
-        received = await h.ctx("NL-DU").store.register_entries(message_id=sent["message_id"])
+        received = await h.ctx("NL-DU").store.register.query(
+            limit=1000, message_id=sent["message_id"]
+        )
         assert [e.event for e in received].count("received") == 1
         # the copy that lost the race is a repeat, not a conversation-rule refusal
         assert not any(e.event == "rejected" for e in received)
-        verify_chain(await ctx.store.register_entries(limit=1000))
+        verify_chain(await ctx.store.register.query(limit=1000))
     finally:
         await h.close()
 
@@ -78,7 +80,7 @@ async def test_a_fresh_submission_goes_to_the_worker_without_a_claim(tmp_path: P
             await client.wait_for_state(s["message_id"], {"delivered"}, within=30)
         assert claimed == []
         for s in sent:
-            entries = await store.register_entries(message_id=s["message_id"])
+            entries = await store.register.query(limit=1000, message_id=s["message_id"])
             assert [e.event for e in entries].count("delivered") == 1
     finally:
         await h.close()

@@ -32,13 +32,13 @@ async def test_art29_art30_request_and_acceptance_are_exchanged_with_signed_rece
     receipt = datetime.fromisoformat(ack["receipt_time"].replace("Z", "+00:00"))
     assert ack["receipt_time"].endswith("Z") and len(ack["receipt_time"].split(".")[1]) == 7
 
-    stored_out = await harness.ctx("BE-DU").store.get_message(sent["message_id"])
+    stored_out = await harness.ctx("BE-DU").store.messages.get(sent["message_id"])
     assert ack["digest"] == hashlib.sha256(stored_out.signed_xml).hexdigest()
 
     received = await nl.wait_for_inbox(lambda m: m["message_id"] == sent["message_id"], within=10)
     assert received["form"] == form
     assert received["sender"] == "BE-DU"
-    stored_in = await harness.ctx("NL-DU").store.get_message(sent["message_id"])
+    stored_in = await harness.ctx("NL-DU").store.messages.get(sent["message_id"])
     assert stored_in.signed_xml == stored_out.signed_xml, "the receiver keeps the signed bytes"
     assert stored_in.receipt_time == receipt
 
@@ -55,8 +55,8 @@ async def test_art29_art30_request_and_acceptance_are_exchanged_with_signed_rece
     assert got["form"] == example("take-charge-reply-acceptance.json")
 
     # Registers: complete, chained, and each side witnesses the other's head.
-    be_reg = await harness.ctx("BE-DU").store.register_entries()
-    nl_reg = await harness.ctx("NL-DU").store.register_entries()
+    be_reg = await harness.ctx("BE-DU").store.register.query(limit=1000)
+    nl_reg = await harness.ctx("NL-DU").store.register.query(limit=1000)
     transmission_events = {"submitted", "delivered", "received"}
     be_tx = [e for e in be_reg if e.event in transmission_events]
     nl_tx = [e for e in nl_reg if e.event in transmission_events]
@@ -85,7 +85,7 @@ async def test_acknowledgement_is_signed_by_the_receiver_and_names_the_digest(
     be = harness.api("BE-DU")
     sent = await send_request(be, case_number="A-1")
     await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
-    msg = await harness.ctx("BE-DU").store.get_message(sent["message_id"])
+    msg = await harness.ctx("BE-DU").store.messages.get(sent["message_id"])
     verified = verify(parse_untrusted(msg.ack_xml), harness.ctx("BE-DU").signer_authority)
     assert verified.signer_authority == "NL-DU"
     ack = read_acknowledgement(verified.root)
@@ -101,9 +101,9 @@ async def test_same_message_id_again_returns_the_original_acknowledgement_and_st
     be = harness.api("BE-DU")
     sent = await send_request(be, case_number="D-1")
     await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
-    original = await harness.ctx("BE-DU").store.get_message(sent["message_id"])
+    original = await harness.ctx("BE-DU").store.messages.get(sent["message_id"])
     nl_store = harness.ctx("NL-DU").store
-    count, head = await nl_store.count_messages(), await nl_store.register_head()
+    count, head = await nl_store.messages.count(), await nl_store.register.head()
     async with harness.session_as("BE-DU") as session:
         for _ in range(3):
             async with session.post(
@@ -113,8 +113,8 @@ async def test_same_message_id_again_returns_the_original_acknowledgement_and_st
             ) as resp:
                 assert resp.status == 200
                 assert await resp.read() == original.ack_xml
-    assert await nl_store.count_messages() == count
-    assert await nl_store.register_head() == head
+    assert await nl_store.messages.count() == count
+    assert await nl_store.register.head() == head
 
 
 async def test_receiver_down_for_a_while_then_delivered_once_it_is_back(
@@ -127,7 +127,7 @@ async def test_receiver_down_for_a_while_then_delivered_once_it_is_back(
     for _ in range(200):
         failures = [
             e
-            for e in await store.register_entries(message_id=sent["message_id"])
+            for e in await store.register.query(limit=1000, message_id=sent["message_id"])
             if e.event == "delivery-failed"
         ]
         if len(failures) >= 2:
@@ -141,7 +141,7 @@ async def test_receiver_down_for_a_while_then_delivered_once_it_is_back(
     await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
     nl = harness.api("NL-DU")
     await nl.wait_for_inbox(lambda m: m["message_id"] == sent["message_id"], within=10)
-    assert await harness.ctx("NL-DU").store.count_messages() == 1
+    assert await harness.ctx("NL-DU").store.messages.count() == 1
 
 
 async def test_undeliverable_after_the_configured_number_of_attempts(tmp_path: Path) -> None:
@@ -154,7 +154,9 @@ async def test_undeliverable_after_the_configured_number_of_attempts(tmp_path: P
         assert "127.0.0.1" in view["error"]
         events = [
             e.event
-            for e in await h.ctx("BE-DU").store.register_entries(message_id=sent["message_id"])
+            for e in await h.ctx("BE-DU").store.register.query(
+                limit=1000, message_id=sent["message_id"]
+            )
         ]
         assert events == ["submitted", "delivery-failed", "delivery-failed", "undeliverable"]
     finally:

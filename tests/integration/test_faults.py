@@ -108,7 +108,7 @@ async def test_receiver_that_cannot_store_answers_503_and_acknowledges_nothing(
     await h.start("BE-DU", "NL-DU")
     be = h.api("BE-DU")
     nl_store = h.ctx("NL-DU").store
-    head_before = await nl_store.register_head()
+    head_before = await nl_store.register.head()
     async with sqlite_refuses_writes(h, "NL-DU", pragma):
         sent = await send_request(be, case_number="DISK-1")
 
@@ -120,16 +120,16 @@ async def test_receiver_that_cannot_store_answers_503_and_acknowledges_nothing(
         view = await be.message(sent["message_id"])
         assert view["state"] == "queued" and view["acknowledgement"] is None
         assert "503" in view["delivery"]["last_error"]
-        assert await nl_store.register_head() == head_before, "nothing recorded"
+        assert await nl_store.register.head() == head_before, "nothing recorded"
         # The internal API says the same to a case system, instead of a server error.
         with pytest.raises(Exception) as caught:
             await send_request(h.api("NL-DU"), receiver="BE-DU", case_number="DISK-2")
         assert getattr(caught.value, "status", None) == 503
-    assert await nl_store.get_message(sent["message_id"]) is None
+    assert await nl_store.messages.get(sent["message_id"]) is None
     delivered = await be.wait_for_state(sent["message_id"], {"delivered"}, within=30)
     assert delivered["acknowledgement"]["status"] == "accepted"
-    assert await nl_store.count_messages() == 1
-    verify_chain(await nl_store.register_entries())
+    assert await nl_store.messages.count() == 1
+    verify_chain(await nl_store.register.query(limit=1000))
 
 
 async def test_a_clock_move_the_database_refuses_to_record_leaves_the_clock_as_it_was(
@@ -142,15 +142,15 @@ async def test_a_clock_move_the_database_refuses_to_record_leaves_the_clock_as_i
     await h.start("BE-DU")
     admin = h.api("BE-DU", "administrator")
     store = h.ctx("BE-DU").store
-    head_before = await store.register_head()
+    head_before = await store.register.head()
     async with sqlite_refuses_writes(h, "BE-DU", "PRAGMA query_only = ON"):
         with pytest.raises(ApiError) as caught:
             await admin.advance_clock(86400)
         assert caught.value.status == 503
     assert h.ctx("BE-DU").clock.offset.total_seconds() == 0  # type: ignore[attr-defined]
-    assert await store.register_head() == head_before
+    assert await store.register.head() == head_before
     moved = await admin.advance_clock(86400)
-    entry = (await store.register_entries(limit=10_000))[-1]
+    entry = (await store.register.query(limit=10_000))[-1]
     assert entry.event == "admin-action" and entry.details["action"] == "clock-advanced"
     assert entry.details["actor"] == "administrator"
     assert utc_text(entry.time) <= moved["now"], "dated at the moved clock, not before it"
@@ -191,7 +191,7 @@ async def test_peer_that_accepts_but_never_answers_delays_only_its_own_messages(
         await hole.wait_closed()
     await h.start("NL-DU")
     await be.wait_for_state(to_nl["message_id"], {"delivered"}, within=30)
-    assert await h.ctx("NL-DU").store.count_messages() == 1
+    assert await h.ctx("NL-DU").store.messages.count() == 1
 
 
 async def route_through(h: Harness, code: str, proxy: Proxy) -> None:
@@ -226,7 +226,7 @@ async def test_acknowledgement_after_undeliverable_is_verified_recorded_and_corr
         view = await be.wait_for_state(sent["message_id"], {"undeliverable"}, within=30)
         proxy.set("partition")
         assert view["acknowledgement"] is None
-        received = await h.ctx("NL-DU").store.get_message(sent["message_id"])
+        received = await h.ctx("NL-DU").store.messages.get(sent["message_id"])
         assert received is not None and received.ack_xml is not None, "NL-DU has it"
         deliverer = h.running["BE-DU"].deliverer
         assert await deliverer.reconcile() == 0, "during the partition: no proof, no change"
@@ -238,14 +238,14 @@ async def test_acknowledgement_after_undeliverable_is_verified_recorded_and_corr
         assert ack["status"] == "accepted"
         nl_view = await h.api("NL-DU").message(sent["message_id"])
         assert ack["receipt_time"] == nl_view["receipt_time"], "the original receipt time"
-        delivered = await h.ctx("BE-DU").store.query_register(event="delivered")
+        delivered = await h.ctx("BE-DU").store.register.query(event="delivered")
         assert delivered[-1].details["reconciled_after"] == "undeliverable"
         assert [d["rule"] for d in view["deadlines"]] == [
             "take_charge_request",
             "take_charge_reply",
         ]
-        assert await h.ctx("NL-DU").store.count_messages() == 1
-        verify_chain(await h.ctx("BE-DU").store.register_entries())
+        assert await h.ctx("NL-DU").store.messages.count() == 1
+        verify_chain(await h.ctx("BE-DU").store.register.query(limit=1000))
     finally:
         await proxy.close()
         await h.close()
@@ -275,13 +275,13 @@ async def test_partition_and_heal_under_traffic_loses_and_duplicates_nothing(
         for message_id in sent:
             await be.wait_for_state(message_id, {"delivered"}, within=40)
         nl_store = h.ctx("NL-DU").store
-        received = await nl_store.query_register(event="received", limit=1000)
+        received = await nl_store.register.query(event="received", limit=1000)
         ids = [e.message_id for e in received]
         LEDGER.traffic(len(sent), len(set(sent) - set(ids)), len(ids) - len(set(ids)))
         assert sorted(ids) == sorted(sent), "each exactly once"
-        assert await nl_store.count_messages() == len(sent)
+        assert await nl_store.messages.count() == len(sent)
         for code in ("BE-DU", "NL-DU"):
-            verify_chain(await h.ctx(code).store.register_entries(limit=10_000))
+            verify_chain(await h.ctx(code).store.register.query(limit=10_000))
     finally:
         await proxy.close()
         await h.close()

@@ -139,7 +139,7 @@ async def test_incomplete_malformed_and_unsafe_files_never_go_out(
         assert len(unsafe) == 1 and "spaces in name.json" in unsafe[0]
         assert any("symbolic link" in t for t in errors.values())
         assert not (tmp_path / "elsewhere.json").exists()
-        submitted = await h.ctx("BE-DU").store.query_register(event="submitted")
+        submitted = await h.ctx("BE-DU").store.register.query(event="submitted")
         assert len(submitted) == 1
     finally:
         await be.close()
@@ -177,13 +177,13 @@ async def test_art29_a_request_dropped_as_xml_arrives_with_its_form_and_attachme
         result = json.loads((be.folder("sent") / "request-xml-1.xml.result.json").read_text())
         assert result["message_id"] == received["message_id"]
         signed = (nl.folder("incoming") / f"{received['message_id']}.xml").read_bytes()
-        ours = await h.ctx("BE-DU").store.get_message(received["message_id"])
+        ours = await h.ctx("BE-DU").store.messages.get(received["message_id"])
         assert ours is not None and signed == ours.signed_xml, "the bytes BE-DU signed"
         explanation = (be.folder("error") / "request-xml-2.xml.error.txt").read_text()
         assert explanation.startswith("line ") and "dateOfBirth" in explanation
         assert "17.03.1994" not in explanation
         assert (be.folder("error") / "request-xml-2.xml").exists()
-        submitted = await h.ctx("BE-DU").store.query_register(event="submitted")
+        submitted = await h.ctx("BE-DU").store.register.query(event="submitted")
         assert len(submitted) == 1, "only the valid file was sent"
     finally:
         await be.close()
@@ -244,7 +244,7 @@ async def test_a_crash_between_submitting_and_moving_the_file_sends_nothing_twic
         ]
         again = json.loads((be.folder("sent") / "r.json.result.json").read_text())
         assert again["message_id"] == first["message_id"]
-        submitted = await h.ctx("BE-DU").store.query_register(event="submitted")
+        submitted = await h.ctx("BE-DU").store.register.query(event="submitted")
         assert len(submitted) == 1, "the gateway sent it once"
     finally:
         await be.close()
@@ -293,11 +293,11 @@ async def test_killing_the_adapter_mid_way_loses_and_duplicates_nothing(
     assert len(results) == count == len({r["message_id"] for r in results})
     assert sent == [f"req-{n:03}.json" for n in range(count)], "each file sent exactly once"
     assert not list((root / "error").glob("*")), "nothing refused"
-    submitted = await h.ctx("BE-DU").store.query_register(event="submitted", limit=1000)
+    submitted = await h.ctx("BE-DU").store.register.query(event="submitted", limit=1000)
     assert len(submitted) == count == len({e.message_id for e in submitted})
     for entry in submitted:
         await h.api("BE-DU").wait_for_state(entry.message_id, {"delivered"}, within=30)
-    received = await h.ctx("NL-DU").store.query_register(event="received", limit=1000)
+    received = await h.ctx("NL-DU").store.register.query(event="received", limit=1000)
     ids = [e.message_id for e in received]
     LEDGER.traffic(count, count - len(set(ids)), len(ids) - len(set(ids)))
     assert len(received) == count == len(set(ids))

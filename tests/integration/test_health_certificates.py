@@ -20,8 +20,8 @@ from lxml import etree
 from gateway.cli import main
 from gateway.client import ApiError
 from gateway.core.forms import FORM_TYPES
-from gateway.health import SealError, open_transmission
 from gateway.pki.certs import fingerprint
+from gateway.service.health import SealError, open_transmission
 from gateway.xml.envelope import build_transmission
 from gateway.xml.forms import form_to_element
 from gateway.xml.sealed import HEALTH_NS, read_sealed, seal
@@ -51,15 +51,15 @@ async def test_art39_stored_health_certificate_is_ciphertext_only_the_practition
     await h.api("BE-DU").wait_for_state(sent["message_id"], {"delivered"}, within=20)
     pki = h.net.pki
 
-    stored = await h.ctx("NL-DU").store.get_message(sent["message_id"])
+    stored = await h.ctx("NL-DU").store.messages.get(sent["message_id"])
     assert stored is not None and stored.signed_xml is not None
     for value in PERSONAL:
         assert value not in stored.signed_xml, "the receiving gateway stores ciphertext only"
-    outgoing = await h.ctx("BE-DU").store.get_message(sent["message_id"])
+    outgoing = await h.ctx("BE-DU").store.messages.get(sent["message_id"])
     assert outgoing is not None and outgoing.signed_xml is not None
     assert not any(value in outgoing.signed_xml for value in PERSONAL)
     for code in ("BE-DU", "NL-DU"):
-        for entry in await h.ctx(code).store.register_entries():
+        for entry in await h.ctx(code).store.register.query(limit=1000):
             text = str(entry.to_dict()).encode()
             assert not any(value in text for value in PERSONAL)
 
@@ -126,7 +126,7 @@ async def test_art39_health_certificate_to_an_endpoint_not_marked_for_practition
     status, ack = await h.post_signed("BE-DU", "NL-DU", body)
     assert status == 422 and ack.reason_code == "role-not-allowed"
     assert "NL-DU is not marked for the health-practitioner role" in (ack.reason_text or "")
-    assert await h.ctx("NL-DU").store.get_message(head.message_id) is None
+    assert await h.ctx("NL-DU").store.messages.get(head.message_id) is None
 
 
 async def test_art39_health_certificate_in_clear_or_sealed_for_others_is_refused(
@@ -154,7 +154,7 @@ async def test_art39_health_certificate_in_clear_or_sealed_for_others_is_refused
     status, ack = await h.post_signed("BE-DU", "NL-DU", for_gr)
     assert status == 422 and ack.reason_code == "role-not-allowed"
     assert "not sealed for any encryption certificate" in (ack.reason_text or "")
-    assert await h.ctx("NL-DU").store.count_messages() == 0
+    assert await h.ctx("NL-DU").store.messages.count() == 0
 
 
 def _cert(path: Any) -> Any:
@@ -250,7 +250,7 @@ async def test_art39_sealed_health_certificate_that_is_not_a_cms_envelope_for_it
         )
         return head.message_id, h.signer("BE-DU").sign(build_transmission(head, sealed))
 
-    stored_before = await store.count_messages()
+    stored_before = await store.messages.count()
     for number, (name, make) in enumerate(HOSTILE_SEALS.items(), start=2):
         listed, der = make(form, nl, be, gr)
         message_id, body = transmission(_sealed_element(listed, der), number)
@@ -260,15 +260,15 @@ async def test_art39_sealed_health_certificate_that_is_not_a_cms_envelope_for_it
             "rejected",
             "sealed-form-invalid",
         ), (name, ack.reason_text)
-        entries = await store.register_entries(message_id=message_id)
+        entries = await store.register.query(limit=1000, message_id=message_id)
         assert [(e.event, e.reason, e.sequence) for e in entries] == [
             ("rejected", "sealed-form-invalid", ack.head_sequence)
         ], name
-        assert await store.get_message(message_id) is None, name
-        assert await store.count_messages() == stored_before, name
+        assert await store.messages.get(message_id) is None, name
+        assert await store.messages.count() == stored_before, name
 
     # The control: the same sender, case and builder, sealed as an honest gateway seals.
     message_id, body = transmission(_sealed_element([nl, be], _enveloped(form, [nl, be])), 1)
     status, ack = await h.post_signed("BE-DU", "NL-DU", body)
     assert (status, ack.status) == (200, "accepted"), ack.reason_text
-    assert await store.get_message(message_id) is not None
+    assert await store.messages.get(message_id) is not None

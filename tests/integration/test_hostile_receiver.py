@@ -57,7 +57,7 @@ async def network(tmp_path: Path) -> AsyncIterator[tuple[Harness, HostileReceive
 
 async def refusals(h: Harness, message_id: str) -> list[Any]:
     return list(
-        await h.ctx("BE-DU").store.query_register(
+        await h.ctx("BE-DU").store.register.query(
             event="acknowledgement-refused", message_id=message_id
         )
     )
@@ -95,9 +95,9 @@ async def assert_untouched(h: Harness, message_id: str, reference: str) -> None:
     case = await be.case(reference)
     assert case["state"] == "requested"
     store = h.ctx("BE-DU").store
-    assert not await store.query_register(event="delivered", message_id=message_id)
-    assert not await store.query_register(event="deadline-opened", reference=reference)
-    assert not await store.query_register(event="deadline-expired", reference=reference)
+    assert not await store.register.query(event="delivered", message_id=message_id)
+    assert not await store.register.query(event="deadline-opened", reference=reference)
+    assert not await store.register.query(event="deadline-expired", reference=reference)
 
 
 @pytest.mark.parametrize("lie", LIES)
@@ -126,7 +126,7 @@ async def test_art30_an_acknowledgement_stating_what_its_signer_cannot_know_is_r
     limits = {d["rule"]: d for d in view["deadlines"]}
     assert utc(limits["take_charge_reply"]["started_at"]) == honest
     assert (await be.case(sent["reference"]))["state"] == "requested"
-    verify_chain(await h.ctx("BE-DU").store.register_entries(limit=10_000))
+    verify_chain(await h.ctx("BE-DU").store.register.query(limit=10_000))
 
 
 async def test_art30_reconciliation_refuses_a_lying_proof_of_receipt_and_records_the_honest_one(
@@ -153,7 +153,7 @@ async def test_art30_reconciliation_refuses_a_lying_proof_of_receipt_and_records
             assert view["state"] == "undeliverable" and view["acknowledgement"] is None
             assert [d["rule"] for d in view["deadlines"]] == ["take_charge_request"]
         assert refused_count(h, "receipt-time-before-creation") == 1
-        assert not await h.ctx("BE-DU").store.query_register(
+        assert not await h.ctx("BE-DU").store.register.query(
             event="deadline-opened", reference=sent["reference"]
         )
 
@@ -164,7 +164,7 @@ async def test_art30_reconciliation_refuses_a_lying_proof_of_receipt_and_records
         assert utc(view["acknowledgement"]["receipt_time"]) == honest
         limits = {d["rule"]: d for d in view["deadlines"]}
         assert utc(limits["take_charge_reply"]["started_at"]) == honest
-        verify_chain(await h.ctx("BE-DU").store.register_entries(limit=10_000))
+        verify_chain(await h.ctx("BE-DU").store.register.query(limit=10_000))
     finally:
         await h.close()
         await hostile.close()

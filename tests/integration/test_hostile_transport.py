@@ -160,10 +160,10 @@ async def test_stalled_body_times_out_with_a_register_entry(tmp_path: Path) -> N
         await h.start("NL-DU")
         answer = await raw_post(h, 5000, b"<gw:Transmission")
         assert answer.startswith(b"HTTP/1.1 422"), answer[:100]
-        entries = await h.ctx("NL-DU").store.register_entries()
+        entries = await h.ctx("NL-DU").store.register.query(limit=1000)
         assert entries[-1].event == "rejected"
         assert "did not arrive in time" in entries[-1].details["text"]
-        assert await h.ctx("NL-DU").store.count_messages() == 0
+        assert await h.ctx("NL-DU").store.messages.count() == 0
     finally:
         await h.close()
 
@@ -183,8 +183,8 @@ async def test_replayed_transmission_returns_the_original_acknowledgement(nl: Ha
         second = await post(s, nl, body)
     assert first == second and first[0] == 200
     store = nl.ctx("NL-DU").store
-    assert await store.count_messages() == 1
-    received = await store.query_register(event="received")
+    assert await store.messages.count() == 1
+    received = await store.register.query(event="received")
     assert len(received) == 1
 
 
@@ -199,7 +199,7 @@ async def test_resigned_copy_with_new_id_but_reused_reference_is_refused(nl: Har
         status, ack = await post(s, nl, nl.signer("BE-DU").sign(with_files(copy)))
     assert status == 422
     assert b"conversation-rule" in ack
-    assert await nl.ctx("NL-DU").store.count_messages() == 1
+    assert await nl.ctx("NL-DU").store.messages.count() == 1
 
 
 async def test_authority_a_sending_as_authority_b_is_refused(nl: Harness) -> None:

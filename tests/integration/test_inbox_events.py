@@ -48,7 +48,7 @@ async def test_inbox_consumption_is_explicit_idempotent_and_by_the_owning_role(
     assert [m["message_id"] for m in left] == [s["message_id"] for s in sent[1:]]
     assert [m["message_id"] for m in (await nl.inbox(state="consumed"))["items"]] == [first]
     assert (await nl.message(first))["consumed_at"] == done["consumed_at"]
-    consumed = await h.ctx("NL-DU").store.query_register(event="consumed")
+    consumed = await h.ctx("NL-DU").store.register.query(event="consumed")
     assert [e.message_id for e in consumed] == [first]
 
     practitioner = h.api("NL-DU", "health-practitioner")
@@ -162,7 +162,7 @@ async def test_a_repeated_submission_with_its_idempotency_key_sends_nothing_new(
     assert caught.value.problem["rule"] == "idempotency-key-reused"
     concurrent = await asyncio.gather(*(again("file:visa-0002", "IDEM-3") for _ in range(4)))
     assert len({r["message_id"] for r in concurrent}) == 1
-    submitted = await h.ctx("BE-DU").store.query_register(event="submitted")
+    submitted = await h.ctx("BE-DU").store.register.query(event="submitted")
     assert len(submitted) == 2, "one message per key, however often it was sent"
 
 
@@ -184,7 +184,7 @@ async def test_received_attachments_and_the_signed_transmission_can_be_fetched(
     data = await nl.attachment(sent["message_id"], expected["fileName"])
     assert data == base64.b64decode(expected["content"])
     signed = await nl.transmission(sent["message_id"])
-    assert signed == (await h.ctx("NL-DU").store.get_message(sent["message_id"])).signed_xml
+    assert signed == (await h.ctx("NL-DU").store.messages.get(sent["message_id"])).signed_xml
     with pytest.raises(ApiError) as caught:
         await nl.attachment(sent["message_id"], "other.pdf")
     assert caught.value.status == 404

@@ -25,7 +25,7 @@ from gateway.client import GatewayClient
 from gateway.config import load_config
 from gateway.core.register import verify_chain
 from gateway.examples import attachments_for
-from gateway.network import LocalNetwork, build_local_network
+from gateway.network import UNTHROTTLED_PEER, LocalNetwork, build_local_network
 from gateway.store.store import Store
 from tests.integration.conftest import example, submit_until_accepted
 from tests.integration.test_processes import stop
@@ -121,7 +121,7 @@ def shared_network(tmp_path: Path, databases: PostgresDatabases) -> LocalNetwork
         tmp_path / "net",
         ["BE-DU", "NL-DU"],
         delivery=DELIVERY,
-        peer=SHARED_ADDRESS,
+        peer=SHARED_ADDRESS | UNTHROTTLED_PEER,
         api=SHARED_ADDRESS,
         adjustable_clock=True,
         databases=databases.create,
@@ -205,13 +205,13 @@ async def deemed_acceptances(
     try:
         deadline = time.monotonic() + within
         while True:
-            rows = await store.query_register(
+            rows = await store.register.query(
                 event="deadline-expired", reason="deemed-acceptance", limit=10_000
             )
             if len(rows) >= expected or time.monotonic() > deadline:
                 # Let a second application, if there were one, show up too.
                 await asyncio.sleep(0.5)
-                rows = await store.query_register(
+                rows = await store.register.query(
                     event="deadline-expired", reason="deemed-acceptance", limit=10_000
                 )
                 return [str(e.reference) for e in rows]
@@ -239,8 +239,8 @@ async def audit(net: LocalNetwork, sent: list[str]) -> None:
     assert all(url.startswith("postgresql+asyncpg://") for url in urls.values())
     stores = {c: await Store.open(url) for c, url in urls.items()}
     try:
-        be_rows = await stores["BE-DU"].register_entries(limit=100_000)
-        nl_rows = await stores["NL-DU"].register_entries(limit=100_000)
+        be_rows = await stores["BE-DU"].register.query(limit=100_000)
+        nl_rows = await stores["NL-DU"].register.query(limit=100_000)
         verify_chain(be_rows)
         verify_chain(nl_rows)
         received = [e.message_id for e in nl_rows if e.event == "received"]
@@ -252,11 +252,11 @@ async def audit(net: LocalNetwork, sent: list[str]) -> None:
         assert sorted(submitted) == sorted(sent), "each submitted once"
         assert sorted(delivered) == sorted(sent), "each delivered once (one `delivered` each)"
         assert sorted(received) == sorted(sent), "each received once"
-        inbox = await stores["NL-DU"].inbox(0, 10_000)
+        inbox = await stores["NL-DU"].messages.inbox(0, 10_000)
         assert sorted(m.message_id for m in inbox) == sorted(sent), "inbox holds each once"
         for message_id in sent:
-            ours = await stores["BE-DU"].get_message(message_id)
-            theirs = await stores["NL-DU"].get_message(message_id)
+            ours = await stores["BE-DU"].messages.get(message_id)
+            theirs = await stores["NL-DU"].messages.get(message_id)
             assert ours is not None and theirs is not None
             assert ours.state == "delivered"
             assert ours.digest == theirs.digest, "both sides hold the same bytes"

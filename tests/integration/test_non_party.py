@@ -120,7 +120,7 @@ async def test_a_non_partys_refused_attempt_stays_out_of_the_pairs_case_view_and
     assert all(e["peer"] != "GR-DU" for e in message["events"]), message["events"]
 
     # The register, for auditors, holds every attempt.
-    registered = await h.ctx("NL-DU").store.query_register(peer="GR-DU", event="rejected")
+    registered = await h.ctx("NL-DU").store.register.query(peer="GR-DU", event="rejected")
     assert [e.message_id for e in registered] == [
         attempts[0][0],
         attempts[1][0],

@@ -99,10 +99,10 @@ async def test_sender_killed_between_submit_and_delivery_delivers_exactly_once_a
             assert view["acknowledgement"]["status"] == "accepted"
 
         nl_store = h.ctx("NL-DU").store
-        assert await nl_store.count_messages() == 1
+        assert await nl_store.messages.count() == 1
         received = [
             e
-            for e in await nl_store.register_entries(message_id=sent["message_id"])
+            for e in await nl_store.register.query(limit=1000, message_id=sent["message_id"])
             if e.event == "received"
         ]
         assert len(received) == 1
@@ -143,7 +143,7 @@ async def test_exported_transmission_validates_with_xmllint_and_verifies_with_xm
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    stored = await harness.ctx("BE-DU").store.get_message(sent["message_id"])
+    stored = await harness.ctx("BE-DU").store.messages.get(sent["message_id"])
     assert out.read_bytes() == stored.signed_xml, "exported exactly as signed"
 
     check_with_standard_tools(out, harness.net.pki.ca_cert)
@@ -181,10 +181,11 @@ def test_demo_runs_the_exchange_and_exits_0(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("acknowledgement of receipt accepted, receipt time") == 8
-    assert "take charge reply: acceptance (Art. 30)" in done.stdout
-    assert "arrival of the person (Art. 35(1))" in done.stdout
-    # Art. 30(8): silence, clocks moved forward, deemed acceptance recorded on both sides
-    assert done.stdout.count("deemed-acceptance (Art. 30(8)); case deemed-accepted") == 2
+    assert "take charge reply: acceptance (Art. 40)" in done.stdout
+    assert "arrival of the person" in done.stdout
+    # AMMR Art. 40(8): silence, clocks moved forward, deemed acceptance recorded on both sides
+    deemed = "deemed-acceptance (Art. 40(1), 40(8) of 2024-1351); case deemed-accepted"
+    assert done.stdout.count(deemed) == 2
     assert "Stopped all gateways" in done.stdout
 
 
@@ -258,7 +259,7 @@ async def test_demo_case_runs_to_arrival_and_every_transmission_verifies_with_xm
     ]
     for i, view in enumerate(sent):
         sender = STEPS[i].sender
-        stored = await harness.ctx(sender).store.get_message(view["message_id"])
+        stored = await harness.ctx(sender).store.messages.get(view["message_id"])
         path = tmp_path / f"{i}.xml"
         path.write_bytes(stored.signed_xml)
         check_with_standard_tools(path, harness.net.pki.ca_cert, STEPS[i].message_type)

@@ -23,7 +23,7 @@ from gateway.cli import main
 from gateway.core.register import GENESIS_HASH, chain_hash, encode_entry, next_entry
 from gateway.core.times import utc_text
 from gateway.pki.certs import load_certificate, load_private_key
-from gateway.register_bundle import BUNDLE_FORMAT, canonical_json
+from gateway.service.bundles import BUNDLE_FORMAT, canonical_json
 from gateway.store.store import Store
 from tests.register_forgery import Key, change_peer_of_entry_2, forge
 
@@ -352,7 +352,7 @@ async def test_art40_9_parallel_verification_reaches_the_same_verdict(
 ) -> None:
     from gateway.core.register import RegisterChainError
     from gateway.pki.certs import load_certificate
-    from gateway.register import verify_store
+    from gateway.service.audit import verify_store
     from gateway.store.store import Store
 
     _, path = copy_of(recorded, tmp_path)
@@ -604,7 +604,7 @@ def test_verify_states_what_witnesses_and_checkpoints_cover_and_that_the_rest_is
         try:
             for _ in range(2):
                 async with store.transaction() as tx:
-                    await tx.append_register(
+                    await tx.register.append(
                         time=datetime.now(UTC), event="admin-action", direction="in"
                     )
         finally:

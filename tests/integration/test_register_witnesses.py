@@ -16,8 +16,8 @@ import pytest
 from gateway.cli import main
 from gateway.config import load_config
 from gateway.pki.certs import fingerprint, load_certificate
-from gateway.register_bundle import export_bundle
-from gateway.trust import load_signer_files
+from gateway.service.bundles import export_bundle
+from gateway.service.trust import load_signer_files
 from tests.integration.conftest import Harness, answered_request, make_harness
 from tests.pki_helpers import publish, renew
 from tests.postgres import suite_database

@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from gateway.core.conversations import basis_version
 from gateway.core.forms import form_type
 from gateway.core.policy import Header
 from gateway.examples import attachments_for
@@ -39,6 +40,8 @@ def header(**kw: Any) -> Header:
         "sender": "BE-DU",
         "receiver": "NL-DU",
         "created": datetime.now(UTC),
+        "legal_basis": "2024-1351",
+        "rules_version": basis_version("2024-1351"),
     }
     base.update(kw)
     return Header(**base)
@@ -97,10 +100,10 @@ async def assert_rejected(
     assert ack.status == "rejected"
     assert ack.reason_code == reason, ack.reason_text
     assert ack.receiver == sender
-    entries = await ctx.store.register_entries()
+    entries = await ctx.store.register.query(limit=1000)
     assert entries[-1].event == "rejected" and entries[-1].reason == reason
     assert entries[-1].sequence == ack.head_sequence
-    assert await ctx.store.count_messages() == 0
+    assert await ctx.store.messages.count() == 0
 
 
 @pytest.fixture
@@ -114,7 +117,7 @@ async def test_well_formed_transmission_is_accepted(nl: Harness) -> None:
     async with nl.session_as("BE-DU") as s:
         status, _ = await post(s, nl, body)
     assert status == 200
-    assert await nl.ctx("NL-DU").store.count_messages() == 1
+    assert await nl.ctx("NL-DU").store.messages.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -255,7 +258,7 @@ async def test_message_id_reused_for_other_content_is_refused(nl: Harness) -> No
         verify(parse_untrusted(ack), nl.ctx("NL-DU").signer_authority).root
     )
     assert parsed.reason_code == "message-id-reused"
-    assert await nl.ctx("NL-DU").store.count_messages() == 1
+    assert await nl.ctx("NL-DU").store.messages.count() == 1
 
 
 def _unpinned_files(nl: Harness, tmp_path: Path) -> tuple[Path, Path]:
@@ -279,12 +282,12 @@ async def test_certificate_of_the_ca_but_not_pinned_is_refused(nl: Harness, tmp_
         status, answer = await post(s, nl, body)
     assert (status, answer) == (403, b"not a pinned peer\n")
     for _ in range(100):  # recorded just after the answer, off the request's path
-        entries = await nl.ctx("NL-DU").store.query_register(event="rejected")
+        entries = await nl.ctx("NL-DU").store.register.query(event="rejected")
         if entries:
             break
         await asyncio.sleep(0.02)
     assert [(e.reason, e.details["count"]) for e in entries] == [("unknown-peer", 1)]
-    assert await nl.ctx("NL-DU").store.count_messages() == 0
+    assert await nl.ctx("NL-DU").store.messages.count() == 0
 
 
 async def test_register_flooding_by_a_non_member_is_aggregated(tmp_path: Path) -> None:
@@ -297,7 +300,7 @@ async def test_register_flooding_by_a_non_member_is_aggregated(tmp_path: Path) -
         await h.start("NL-DU")
         body = signer(h, "BE-DU").sign(with_files(header()))
         store = h.ctx("NL-DU").store
-        before = (await store.register_head())[0]
+        before = (await store.register.head())[0]
         async with h.peer_session(*_unpinned_files(h, tmp_path)) as s:
             answers = await asyncio.gather(*(post(s, h, body) for _ in range(300)))
             async with s.get(h.net.gateways["NL-DU"].peer_url + "/v1/health") as resp:
@@ -305,13 +308,13 @@ async def test_register_flooding_by_a_non_member_is_aggregated(tmp_path: Path) -
         assert {a for a in answers} == {(403, b"not a pinned peer\n")}
         assert health == (403, b"not a pinned peer\n")
         for _ in range(100):
-            refused = [e for e in await store.query_register(event="rejected")]
+            refused = [e for e in await store.register.query(event="rejected")]
             if sum(e.details["count"] for e in refused) == 301:
                 break
             await asyncio.sleep(0.05)
         assert [e.reason for e in refused] == ["unknown-peer", "unknown-peer"]
         assert [e.details["count"] for e in refused] == [1, 300]
-        assert (await store.register_head())[0] == before + 2
+        assert (await store.register.head())[0] == before + 2
         registry = h.ctx("NL-DU").metrics.registry
         assert registry.get_sample_value("gateway_unpinned_client_refusals_total") == 301
     finally:
@@ -322,13 +325,13 @@ async def assert_tls_refusal_registered(h: Harness, fragment: str) -> None:
     """A refused handshake never reaches HTTP, but it leaves a register entry."""
     store = h.ctx("NL-DU").store
     for _ in range(100):
-        entries = await store.register_entries()
+        entries = await store.register.query(limit=1000)
         if entries and entries[-1].reason == "tls-refused":
             break
         await asyncio.sleep(0.02)
     assert entries and entries[-1].reason == "tls-refused"
     assert fragment.lower() in entries[-1].details["text"].lower(), entries[-1].details
-    assert await store.count_messages() == 0
+    assert await store.messages.count() == 0
 
 
 async def test_no_client_certificate_is_refused_at_tls(nl: Harness) -> None:

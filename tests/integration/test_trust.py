@@ -17,7 +17,7 @@ from gateway.config import load_config
 from gateway.context import open_context
 from gateway.core.register import verify_chain
 from gateway.pki.certs import fingerprint, load_certificate
-from gateway.trust import TrustError
+from gateway.service.trust import TrustError
 from gateway.xml.envelope import read_acknowledgement
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import Signer, verify
@@ -35,7 +35,7 @@ def transmission(signer: Signer, reference: str) -> tuple[str, bytes]:
 
 
 async def events(h: Harness, code: str, event: str) -> list[Any]:
-    return await h.ctx(code).store.query_register(event=event, limit=1000)
+    return await h.ctx(code).store.register.query(event=event, limit=1000)
 
 
 async def wait_until(predicate: Any, within: float = 15.0) -> None:
@@ -84,11 +84,11 @@ async def test_art41_revoked_authority_is_refused_after_reload_without_restart(
     reloads = await events(h, "NL-DU", "trust-reloaded")
     assert reloads[-1].details["actor"] == "administrator"
     assert reloads[-1].details["crl_number"] == number
-    assert await h.ctx("NL-DU").store.get_message(message_id) is None
+    assert await h.ctx("NL-DU").store.messages.get(message_id) is None
 
 
 async def _has_tls_refusal(h: Harness, code: str) -> bool:
-    rows = await h.ctx(code).store.query_register(reason="tls-refused", limit=10)
+    rows = await h.ctx(code).store.register.query(reason="tls-refused", limit=10)
     return any("revoked" in r.details.get("text", "") for r in rows)
 
 
@@ -260,7 +260,7 @@ async def test_art41_rotation_under_traffic_loses_and_duplicates_nothing(
     assert sorted(ids) == sorted(sent), "every message arrived"
     assert len(ids) == len(set(ids)), "none twice"
     for code in ("BE-DU", "NL-DU"):
-        rows = await h.ctx(code).store.register_entries()
+        rows = await h.ctx(code).store.register.query(limit=1000)
         verify_chain(rows)
     assert len(sent) >= 5
 

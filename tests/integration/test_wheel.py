@@ -247,8 +247,9 @@ def test_from_the_installed_wheel_the_demo_openapi_auditor_page_and_folder_adapt
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert out.count("acknowledgement of receipt accepted, receipt time") == 8, out
-    assert "take charge reply: acceptance (Art. 30)" in out
-    assert "arrival of the person (Art. 35(1))" in out
-    assert out.count("deemed-acceptance (Art. 30(8)); case deemed-accepted") == 2
+    assert "take charge reply: acceptance (Art. 40)" in out
+    assert "arrival of the person" in out
+    deemed = "deemed-acceptance (Art. 40(1), 40(8) of 2024-1351); case deemed-accepted"
+    assert out.count(deemed) == 2
     assert "Stopped all gateways" in out
     assert "Traceback" not in out

@@ -8,7 +8,7 @@ import json
 import shutil
 import subprocess
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from lxml import etree
 
 from gateway.core.forms import FORM_TYPES, FormType
 from gateway.core.policy import Header
-from gateway.examples import EXAMPLES
+from gateway.examples import EXAMPLES, EXAMPLES_DAY, load_example
 from gateway.xml.envelope import build_transmission, validate_envelope
 from gateway.xml.forms import FormError, form_from_element, form_to_element
 from gateway.xml.schemas import SCHEMA_DIR
@@ -45,6 +45,33 @@ def test_example_round_trips_and_validates_in_a_transmission(path: Path) -> None
     el = form_to_element(ft, data)
     assert form_from_element(el) == (ft, data)
     validate_envelope(transmission(ft, el))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_an_example_moved_to_another_day_keeps_its_intervals_and_validates(path: Path) -> None:
+    """The demo and the integration tests use the examples moved to their own day, so that
+    an application stays registered a week before the request (2024/1351 Art. 39(1)) on
+    any day they run: every date moves by the same days, nothing else changes."""
+    today = EXAMPLES_DAY + timedelta(days=400)
+    original, moved = load_example(path.name), load_example(path.name, today=today)
+    dates = [(a, b) for a, b in zip(_leaves(original), _leaves(moved), strict=True) if a != b]
+    assert all(
+        date.fromisoformat(b) - date.fromisoformat(a) == timedelta(days=400) for a, b in dates
+    )
+    if '"20' in path.read_text():
+        assert dates, "an example with dates has them moved"
+    ft = type_of(path)
+    el = form_to_element(ft, moved)
+    assert form_from_element(el) == (ft, moved)
+    validate_envelope(transmission(ft, el))
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for key in sorted(value) for leaf in _leaves(value[key])]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
 
 
 @pytest.mark.skipif(shutil.which("xmllint") is None, reason="needs xmllint (libxml2-utils)")
@@ -102,6 +129,10 @@ OUTCOMES = {
         "absconded",
         "arrived",
         "failed-to-appear",
+        "suspensive-effect",  # 2024/1351 Art. 43(3)
+        "final-decision",  # 2024/1351 Art. 46(1)
+        "imprisoned",  # 2024/1351 Art. 46(2)
+        "available-again",  # 2024/1351 Art. 46(2) second subparagraph; proposal 35(2)
     },
     "responsibility-notice": {"responsibility-ceased", "transfer-time-limit-expired"},
 }

@@ -159,15 +159,16 @@ def test_every_setting_comes_from_one_dataclass_field() -> None:
     import dataclasses
 
     from gateway import config as config_module
+    from gateway import settings as settings_module
 
     c = cfg()
     for section in ("peer", "api", "delivery", "deadlines", "clock", "register", "trust"):
         value = getattr(c, section)
         assert value == type(value)(), section
-    for section in sorted(config_module.known_keys(config_module.Config)):
+    for section in sorted(settings_module.known_keys(config_module.Config)):
         value = getattr(c, section)
         if not dataclasses.is_dataclass(value):
             continue
         for f in dataclasses.fields(value):
-            assert f.metadata.get(config_module.SETTING) is not None, f"{section}.{f.name}"
-            assert f.metadata[config_module.SETTING].doc, f"{section}.{f.name} has no doc"
+            assert f.metadata.get(settings_module.SETTING) is not None, f"{section}.{f.name}"
+            assert f.metadata[settings_module.SETTING].doc, f"{section}.{f.name} has no doc"

@@ -87,7 +87,7 @@ LAW: list[tuple[str, str | None, set[State], Side | None, State | None, str]] = 
     (
         "responsibility-notice",
         "responsibility-ceased",
-        set(TRANSFER_PHASE) | {S.NOT_APPEARED},
+        set(TRANSFER_PHASE) | {S.NOT_APPEARED, S.APPEAL_PENDING},
         EITHER,
         S.RESPONSIBILITY_SHIFTED,
         "art27",
@@ -95,10 +95,38 @@ LAW: list[tuple[str, str | None, set[State], Side | None, State | None, str]] = 
     (
         "responsibility-notice",
         "transfer-time-limit-expired",
-        set(TRANSFER_PHASE) | {S.NOT_APPEARED},
+        set(TRANSFER_PHASE) | {S.NOT_APPEARED, S.APPEAL_PENDING},
         EITHER,
         S.RESPONSIBILITY_SHIFTED,
         "art35_2",
+    ),
+    # 27(1): a requesting State that became responsible while its request was pending
+    # informs the requested State; the case ends there, with no deemed acceptance (defect 6)
+    (
+        "responsibility-notice",
+        "responsibility-ceased",
+        {S.REQUESTED},
+        REQUESTING,
+        S.RESPONSIBILITY_SHIFTED,
+        "art27_1",
+    ),
+    # 35(1): the transfer limit runs from the final decision on an appeal with suspensive
+    # effect; meanwhile the case waits (issue 16, defect 1)
+    (
+        "transfer-notice",
+        "suspensive-effect",
+        set(TRANSFER_PHASE) - {S.ABSCONDED},
+        REQUESTING,
+        S.APPEAL_PENDING,
+        "art35_1",
+    ),
+    (
+        "transfer-notice",
+        "final-decision",
+        {S.APPEAL_PENDING},
+        REQUESTING,
+        S.TRANSFER_DECIDED,
+        "art35_1",
     ),
     ("rectification-notice", None, set(State), EITHER, None, "art40_8"),
     ("erasure-notice", None, set(State), EITHER, None, "art40_8"),

@@ -71,3 +71,33 @@ def test_missing_field_is_named() -> None:
     del a["endpoint"]
     with pytest.raises(DirectoryError, match="endpoint"):
         Directory.from_dict({"authorities": [a]})
+
+
+def test_2024_1359_art12_a_crisis_derogation_is_published_with_its_decision_and_period() -> None:
+    from datetime import date
+
+    period = {"decision": "Council Implementing Decision (EU) 2027/1", "from": "2027-01-10"}
+    period["until"] = "2027-04-09"
+    d = Directory.from_dict({"authorities": [entry("NL-DU", crisis_derogations=[period])]})
+    nl = d.authorities["NL-DU"]
+    assert nl.derogating_on(date(2027, 1, 9)) is None
+    assert nl.derogating_on(date(2027, 1, 10)).decision == period["decision"]  # type: ignore[union-attr]
+    assert nl.derogating_on(date(2027, 4, 9)) is not None
+    assert nl.derogating_on(date(2027, 4, 10)) is None
+    assert Directory.from_dict(d.to_dict()) == d
+    plain = Directory.from_dict({"authorities": [entry("BE-DU")]})
+    assert "crisis_derogations" not in plain.to_dict()["authorities"][0], "only when published"
+
+
+@pytest.mark.parametrize(
+    ("derogation", "message"),
+    [
+        ({"decision": "D", "from": "2027-01-10"}, "decision, from, until"),
+        ({"decision": "D", "from": "10/01/2027", "until": "2027-02-01"}, "YYYY-MM-DD"),
+        ({"decision": "D", "from": "2027-02-10", "until": "2027-02-01"}, "ends on or after"),
+        ({"decision": " ", "from": "2027-01-10", "until": "2027-02-01"}, "names its decision"),
+    ],
+)
+def test_a_malformed_crisis_derogation_is_refused(derogation: dict[str, Any], message: str) -> None:
+    with pytest.raises(DirectoryError, match=message):
+        Directory.from_dict({"authorities": [entry("NL-DU", crisis_derogations=[derogation])]})

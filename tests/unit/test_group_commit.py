@@ -40,7 +40,7 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
 
 async def append(store: Store, n: int, *, fail: bool = False) -> int:
     async with store.transaction() as tx:
-        entry = await tx.append_register(time=NOW, event="received", direction="in", peer=f"P{n}")
+        entry = await tx.register.append(time=NOW, event="received", direction="in", peer=f"P{n}")
         if fail:
             raise RuntimeError("the unit fails after its append")
     return entry.sequence
@@ -65,7 +65,7 @@ async def test_art40_9_concurrent_units_share_commits_and_all_are_durable(url: s
         assert stats.units == 200
         assert stats.commits < 200, "concurrent units were grouped into fewer commits"
         assert stats.largest > 1
-        verify_chain(await store.register_entries(limit=500))
+        verify_chain(await store.register.query(limit=500))
         assert await committed_count(url) == 200, "every unit that returned is on disk"
     finally:
         await store.close()
@@ -98,13 +98,13 @@ async def test_a_failing_unit_leaves_nothing_and_keeps_the_others(url: str) -> N
         failed = [r for r in results if isinstance(r, RuntimeError)]
         kept = [r for r in results if isinstance(r, int)]
         assert len(failed) == 10 and len(kept) == 20
-        entries = await store.register_entries(limit=100)
+        entries = await store.register.query(limit=100)
         # the failed units' appends were rolled back with them and the head with them: the
         # survivors form one unbroken chain, numbered without gaps
         assert [e.sequence for e in entries] == list(range(1, 21))
         assert {e.peer for e in entries} == {f"P{n}" for n in range(30) if n % 3}
         verify_chain(entries)
-        assert await store.register_head() == (entries[-1].sequence, entries[-1].hash)
+        assert await store.register.head() == (entries[-1].sequence, entries[-1].hash)
     finally:
         await store.close()
 
@@ -132,7 +132,7 @@ async def test_a_failed_commit_fails_every_unit_in_it_and_stores_nothing(
         assert await committed_count(url) == 1
         # the head did not move: the next unit continues the chain from the stored entry
         assert await append(store, 11) == 2
-        verify_chain(await store.register_entries(limit=10))
+        verify_chain(await store.register.query(limit=10))
     finally:
         await store.close()
 
@@ -144,7 +144,7 @@ async def test_a_unit_cancelled_while_waiting_does_not_stall_the_others(url: str
 
         async def slow() -> None:
             async with store.transaction() as tx:
-                await tx.append_register(time=NOW, event="received", direction="in")
+                await tx.register.append(time=NOW, event="received", direction="in")
                 await gate.wait()
 
         first = asyncio.create_task(slow())

@@ -17,21 +17,16 @@ LAYERS: dict[str, int] = {
     # the pure core: decisions, no I/O
     "core": 0,
     # settings and counters, read by every layer above
+    "settings": 1,
     "config": 1,
     "metrics": 1,
+    "waits": 1,
     "xml": 2,
     "pki": 3,
     "store": 4,
     # the use cases
     "context": 5,
-    "trust": 5,
-    "cases": 5,
-    "deadlines": 5,
-    "outbound": 5,
-    "retention": 5,
-    "register": 5,
-    "register_bundle": 5,
-    "health": 5,
+    "service": 5,
     "logs": 5,
     # HTTP and TLS glue
     "transport": 6,

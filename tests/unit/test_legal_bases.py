@@ -15,12 +15,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.cli import main
+from gateway.core.calendar import Period
 from gateway.core.conversations import (
     Conversation,
     State,
     Step,
     advance,
+    basis_label,
+    criteria_for,
     deem,
+    kept_basis,
     message_rules,
     parse_message_rules,
     shift_responsibility,
@@ -29,10 +33,11 @@ from gateway.core.deadlines import (
     DeadlineError,
     available_rule_sets,
     load_rule_set,
+    pack_data,
     parse_rule_set,
 )
 from gateway.core.official_days import official_holiday, state_code
-from gateway.core.policy import Rejection
+from gateway.core.policy import PriorMessage, Rejection, check_urgency
 from gateway.core.rule_docs import pack_markdown
 from gateway.core.tracking import Opening, changes_for, transfer_openings
 
@@ -197,8 +202,10 @@ def test_consequences_only_where_the_text_gives_one() -> None:
     has no deemed reply; a missed detained transfer releases the person (Art. 45(4))."""
     for basis in ("2024-1351", "604-2013"):
         rules = load_rule_set(basis).rules
-        for name in ("reexamination_request", "reexamination_reply", "info_reply"):
+        for name in ("reexamination_request", "info_reply"):
             assert rules[name].consequence is None, (basis, name)
+        # The procedure ends, the refusal standing: never a deemed acceptance.
+        assert rules["reexamination_reply"].consequence == "procedure-ended"
         assert rules["transfer_detained"].consequence == "person-released"
     assert load_rule_set("com-2020-610").rules["transfer_detained"].consequence == (
         "person-released"
@@ -333,6 +340,221 @@ def test_the_proposal_keeps_its_own_absconding_rule_art35_2() -> None:
     assert shift_responsibility(absconded) is None
 
 
-def test_a_basis_without_message_rules_runs_no_case() -> None:
-    with pytest.raises(DeadlineError, match="604-2013 has no message rules yet"):
-        advance(None, Step("take-charge-request", "BE-DU", "NL-DU", "BE-1-2013"), "604-2013")
+def test_604_2013_art23_25_a_take_back_request_is_answered_or_deemed_accepted() -> None:
+    """Dublin III, for cases opened before the cut-over: a take back request (Art. 23-24)
+    opens a case; the reply is due in 1 month, 2 weeks on Eurodac data (Art. 25(1)); silence
+    is acceptance (Art. 25(2)) and opens the 6-month transfer limit (Art. 29(1)); a refusal
+    ends the request. A take back notification is not a Dublin III form."""
+    request = Step("take-back-request", "BE-DU", "NL-DU", "BE2-2013")
+    case = advance(None, request, "604-2013")
+    assert (case.kind, case.state, case.legal_basis) == ("take-back", "requested", "604-2013")
+    opened = changes_for(
+        "take-back-request",
+        None,
+        {"eurodacHit": ["NL1ABC12345"]},
+        urgent=False,
+        sender="BE-DU",
+        receiver="NL-DU",
+        after=case,
+        late=False,
+    )
+    assert opened.open == (Opening("take_back_reply_hit", "NL-DU"),)
+    assert load_rule_set("604-2013").rule("take_back_reply_hit").period == Period(2, "weeks")
+    deemed = deem(case)
+    assert deemed is not None and deemed.state == "deemed-accepted"
+    assert [o.rule for o in transfer_openings(deemed)] == ["transfer"]
+    asked = PriorMessage("m-1", "in", "take-back-request", "BE-DU", "BE2-2013", False)
+    reply = Step("take-back-reply", "NL-DU", "BE-DU", "BE2-2013", "refusal", asked)
+    assert advance(case, reply).state == "refused"
+    with pytest.raises(Rejection, match="opens no case under 604-2013"):
+        advance(None, Step("take-back-notification", "BE-DU", "NL-DU", "BE2-1"), "604-2013")
+    with pytest.raises(Rejection):
+        advance(None, Step("take-back-request", "BE-DU", "NL-DU", "BE2-1"), "2024-1351")
+
+
+def test_604_2013_art29_2_absconding_extends_the_transfer_limit_to_18_months() -> None:
+    """Art. 29(2): absconding extends the transfer limit to at most 18 months from where the
+    6 months ran from (the notice before the 6 months end: 1560/2003 Art. 9(2), unverified
+    for pending cases since its repeal)."""
+    accepted = Conversation("BE-1-2013", "take-charge", "BE-DU", "NL-DU", State.ACCEPTED,
+                            basis_label("604-2013"))  # fmt: skip
+    away = advance(
+        accepted, Step("transfer-notice", "BE-DU", "NL-DU", "BE-1-2013", outcome="absconded")
+    )
+    got = changes_for(
+        "transfer-notice",
+        "absconded",
+        {},
+        urgent=False,
+        sender="BE-DU",
+        receiver="NL-DU",
+        after=away,
+        late=False,
+    )
+    assert got.close == {"transfer"} and got.close_reason == "extended"
+    assert got.open == (Opening("transfer_absconded", "BE-DU", runs_as="transfer"),)
+    assert load_rule_set("604-2013").rule("transfer_absconded").period == Period(18, "months")
+
+
+def test_doctor_names_each_difference_in_how_a_peer_computes_time_limits() -> None:
+    """Issue 16, item 8: both gateways of a case must count the same days; doctor warns
+    when a peer's /v1/health states other rule pack versions or another holidays package."""
+    from gateway.core.conversations import computing_versions
+    from gateway.doctor import computing_differences
+
+    ours = computing_versions()
+    assert computing_differences({"computing": ours}) == []
+    older = {"rules": dict(ours["rules"], **{"2024-1351": "0"}), "holidays": "0.50"}
+    assert computing_differences({"computing": older}) == [
+        f"rule pack 2024-1351: ours {ours['rules']['2024-1351']}, the peer's 0",
+        f"holidays package: ours {ours['holidays']}, the peer's 0.50",
+    ]
+    assert computing_differences({}) == [
+        "the peer does not say which rule packs and holidays it computes with"
+    ]
+
+
+def test_2024_1359_art12_2_derogating_periods_are_data_of_the_pack() -> None:
+    rules = load_rule_set("2024-1351")
+    assert rules.derogation is not None and rules.derogation.verified
+    periods = {n: str(p) for n, p in rules.derogation.periods.items()}
+    assert set(periods) == {
+        "take_charge_request",
+        "take_charge_reply",
+        "take_back_notification",
+        "take_back_confirmation",
+        "transfer",
+    }
+    derogated = rules.derogated("transfer")
+    assert derogated.article == "Art. 46(1)-(2) as derogated by 2024/1359 Art. 12(2)"
+    assert rules.derogated("info_reply") == rules.rule("info_reply"), "unchanged elsewhere"
+    start = datetime(2026, 9, 1, 10, 0, tzinfo=AMS)
+    normal = rules.deadline("take_charge_reply", start, AMS, state="NL")
+    crisis = rules.deadline("take_charge_reply", start, AMS, state="NL", derogating=True)
+    assert (normal.due_date.isoformat(), crisis.due_date.isoformat()) == (
+        "2026-10-01",
+        "2026-11-02",  # 1 November is a Sunday: Art. 75 rolls it to Monday
+    )
+    assert load_rule_set("com-2020-610").derogation is None
+
+
+def test_a_derogation_naming_a_rule_the_pack_lacks_is_refused() -> None:
+    import json as json_module
+
+    from gateway.core.deadlines import DeadlineError, pack_data, parse_rule_set
+
+    data = json_module.loads(json_module.dumps(pack_data("2024-1351")))
+    data["derogations"]["periods"]["no_such_rule"] = "P1M"
+    with pytest.raises(DeadlineError, match="no_such_rule"):
+        parse_rule_set(data, "test.json")
+
+
+def test_a_case_keeps_the_basis_it_was_opened_under_issue_16_item_2() -> None:
+    """Art. 84(2) of 2024/1351 keeps older cases on their own rules: a message naming another
+    basis than its case's is refused, at submission and at reception alike."""
+    assert kept_basis(None, "604-2013") == "604-2013"  # opens a case: the basis it names
+    dublin_iii = Conversation(
+        "BE-1-2025", "take-charge", "BE-DU", "NL-DU", State.ACCEPTED, basis_label("604-2013")
+    )
+    assert kept_basis(dublin_iii, "604-2013") == "604-2013"
+    with pytest.raises(Rejection, match="runs under 604-2013") as refused:
+        kept_basis(dublin_iii, "2024-1351")
+    assert refused.value.reason == "legal-basis-mismatch"
+
+
+def test_a_pack_read_by_a_caller_is_its_own_copy() -> None:
+    first = pack_data("2024-1351")
+    first["rules"].clear()
+    assert pack_data("2024-1351")["rules"], "the packaged rules are unchanged"
+
+
+@pytest.mark.parametrize(
+    ("basis", "article"),
+    [("2024-1351", "Art. 46(2) second subparagraph"), ("com-2020-610", "Art. 35(2)")],
+)
+def test_only_the_transferring_state_says_an_absconded_person_is_available_again(
+    basis: str, article: str
+) -> None:
+    """2024/1351 Art. 46(2) second subparagraph; proposal Art. 35(2) (« à nouveau à la
+    disposition des autorités »): from an absconded case, by the transferring side only."""
+    away = Conversation("BE-1-2026", "take-charge", "BE-DU", "NL-DU", State.ABSCONDED,
+                        basis_label(basis))  # fmt: skip
+    again = Step("transfer-notice", "BE-DU", "NL-DU", "BE-1-2026", outcome="available-again")
+    assert advance(away, again).state == "available-again"
+    assert any(
+        r.article.startswith(article)
+        for r in message_rules(basis).by_type["transfer-notice"]
+        if r.outcome == "available-again"
+    )
+    with pytest.raises(Rejection):
+        advance(away, replace(again, sender="NL-DU", receiver="BE-DU"))
+    with pytest.raises(Rejection):
+        advance(replace(away, state=State.ACCEPTED), again)
+
+
+@pytest.mark.parametrize(
+    ("basis", "kind", "article"),
+    [
+        ("2024-1351", "take-charge", "2025/2055 Art. 9(2)"),
+        ("604-2013", "take-charge", "1560/2003 Art. 5(2)"),
+        ("604-2013", "take-back", "1560/2003 Art. 5(2)"),
+    ],
+)
+def test_re_examination_of_a_refusal_ends_without_deemed_acceptance(
+    basis: str, kind: str, article: str
+) -> None:
+    """A refused request may be re-examined at the requesting State's request; silence ends
+    the procedure with the refusal standing, never a deemed acceptance."""
+    refused = Conversation("BE-1-2026", kind, "BE-DU", "NL-DU", State.REFUSED, basis_label(basis))
+    asked = advance(refused, Step("reexamination-request", "BE-DU", "NL-DU", "BE-1-2026"))
+    assert asked.state == "reexamination-requested"
+    ended = deem(asked)
+    assert ended is not None and ended.state == "refused"
+    silence = next(s for s in message_rules(basis).silence if s.state == asked.state)
+    assert silence.article == article
+    with pytest.raises(Rejection):  # only the requesting State asks
+        advance(refused, Step("reexamination-request", "NL-DU", "BE-DU", "BE-1-2026"))
+
+
+def test_2025_2055_art15_4_an_unanswered_reconsideration_leaves_the_non_confirmation() -> None:
+    """No deemed confirmation: silence ends the reconsideration with responsibility ceased."""
+    ceased = Conversation("BE-2-2026", "take-back", "BE-DU", "NL-DU", State.CEASED, "2024-1351")
+    asked = advance(ceased, Step("reconsideration-request", "BE-DU", "NL-DU", "BE-2-2026"))
+    assert asked.state == "reconsideration-requested"
+    ended = deem(asked)
+    assert ended is not None and ended.state == "responsibility-ceased"
+    rules = load_rule_set("2024-1351").rules
+    assert rules["reconsideration_reply"].consequence == "procedure-ended"
+    with pytest.raises(Rejection):  # a take charge case has no reconsideration
+        advance(
+            replace(ceased, kind="take-charge"),
+            Step("reconsideration-request", "BE-DU", "NL-DU", "BE-2-2026"),
+        )
+
+
+def test_2024_1351_art84_2_earlier_applications_keep_the_604_2013_criteria() -> None:
+    """Issue 16, item 2: an AMMR case for an application registered before 2024/1351 applied
+    records `criteria: 604-2013`; 604-2013 serves only such applications, and naming it for
+    a later one is refused saying why (the cut-over date, shown as not verified)."""
+    assert criteria_for("2024-1351", date(2026, 5, 20)) == "604-2013"
+    assert criteria_for("2024-1351", date(2026, 6, 12)) is None
+    assert criteria_for("2024-1351", None) is None
+    assert criteria_for("604-2013", date(2026, 6, 11)) is None
+    with pytest.raises(Rejection, match="registered on 2026-06-12, on or after 2026-06-12") as no:
+        criteria_for("604-2013", date(2026, 6, 12))
+    assert no.value.reason == "legal-basis-mismatch" and "not verified" in no.value.text
+    assert criteria_for("com-2020-610", date(2020, 1, 1)) is None
+
+
+def test_an_urgent_request_names_its_requested_reply_date_defect_4() -> None:
+    """2024/1351 Art. 39(2) (proposal 29(2), 604/2013 21(2)): an urgent request states the
+    reasons and the period within which a reply is requested; the flag and the form agree."""
+    urgency = {"urgency": {"reasons": "vulnerable", "requestedReplyDate": "2026-07-10"}}
+    check_urgency("take-charge-request", True, urgency)
+    check_urgency("take-charge-request", False, {})
+    with pytest.raises(Rejection, match="requestedReplyDate") as no_date:
+        check_urgency("take-charge-request", True, {"urgency": {"reasons": "vulnerable"}})
+    assert no_date.value.reason == "urgency-incomplete"
+    with pytest.raises(Rejection, match="sent as urgent"):
+        check_urgency("take-charge-request", False, urgency)
+    check_urgency("take-charge-reply", True, {})  # a reply to an urgent request

@@ -14,7 +14,7 @@ from gateway.pki.anchors import Revocations, TrustAnchors
 from gateway.pki.certs import load_certificate
 from gateway.pki.demo import create_demo_network
 from gateway.pki.signed_directory import directory_pins
-from gateway.register import Signers
+from gateway.service.audit import Signers
 from tests.pki_helpers import revoke
 
 T1 = datetime(2026, 11, 1, tzinfo=UTC)

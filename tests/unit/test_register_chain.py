@@ -132,3 +132,52 @@ def test_art40_9_canonical_encoding_is_frozen() -> None:
         '"time":"2026-11-23T09:00:00.123456Z","type":"take-charge-request"}'
     )
     assert e.hash == "f774e7a65aec03e8b9cd72dc333f3c3c515a2e9bc43788be05085a1a55d32648"
+
+
+def test_the_register_has_one_field_list() -> None:
+    """Issue 15, item 3: the entry, the table, the canonical form and the CSV export name the
+    same fields in one place (ENTRY_FIELDS)."""
+    import dataclasses
+
+    from gateway.core.register import CANONICAL_KEYS, COLUMNS, RegisterEntry
+    from gateway.service.audit import CSV_COLUMNS
+    from gateway.store.schema import register
+
+    assert tuple(f.name for f in dataclasses.fields(RegisterEntry)) == COLUMNS
+    assert tuple(c.name for c in register.columns) == COLUMNS
+    assert set(CANONICAL_KEYS) == {"seq", "type"} | set(COLUMNS[:12]) - {"sequence", "message_type"}
+    assert CSV_COLUMNS == [*COLUMNS[:12], "hash"]
+
+
+def test_every_event_the_register_may_hold_is_a_member_of_the_vocabulary() -> None:
+    from gateway.core.register import EVENTS, Event
+
+    assert {e.value for e in Event} == EVENTS
+    assert Event("deadline-expired") is Event.DEADLINE_EXPIRED
+
+
+def test_one_chain_walk_serves_the_page_loop_the_worker_ranges_and_bundles() -> None:
+    """Issue 15, item 3: one verifier. `run` moves through a page while every entry checks
+    out and stops at an entry it must not judge alone (a content mismatch, which the caller
+    re-checks with the reference encoding, or a sequence a checkpoint or witness fixes)."""
+    from gateway.core.register import GENESIS_HASH, ChainWalk, Event, RegisterChainError
+
+    entries, seq, head = [], 0, GENESIS_HASH
+    for n in range(5):
+        e = next_entry(seq, head, time=T0, event=Event.RECEIVED, direction="in", details={"n": n})
+        entries.append(e)
+        seq, head = e.sequence, e.hash
+    rows = [(e.sequence, e.prev_hash, e.hash, e.canonical()) for e in entries]
+    walk = ChainWalk()
+    assert walk.run(rows, 0, {3}) == 2 and walk.sequence == 2
+    walk.step(*rows[2])
+    assert walk.run(rows, 3) == 5 and (walk.sequence, walk.head) == (5, head)
+    edited = [*rows[:1], (2, rows[1][1], rows[1][2], b"{}"), *rows[2:]]
+    walk = ChainWalk()
+    assert walk.run(edited) == 1 and walk.sequence == 1
+    with pytest.raises(RegisterChainError, match="edited"):
+        walk.step(*edited[1])
+    worker = ChainWalk(2, None)  # a range starting mid-chain takes its first link as given
+    assert worker.run(rows[2:]) == 3 and worker.first_prev == rows[1][2]
+    with pytest.raises(RegisterChainError, match="missing"):
+        ChainWalk().run([rows[0], rows[2]])

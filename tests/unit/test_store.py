@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.core.register import RegisterChainError, verify_chain
 from gateway.pki.certs import load_certificate
 from gateway.pki.demo import DemoNetwork
-from gateway.register import verify_store
+from gateway.service.audit import verify_store
+from gateway.store.records import DuplicateMessage, NewMessage
 from gateway.store.schema import metadata
-from gateway.store.store import DuplicateMessage, Store
+from gateway.store.store import Store
 
 PG_ENV = "GATEWAY_TEST_POSTGRES_URL"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -66,12 +67,12 @@ async def test_migrations_create_exactly_the_tables_the_code_uses(tmp_path: Path
 async def test_reopening_a_migrated_database_keeps_its_register(tmp_path: Path) -> None:
     store = await Store.open(sqlite_url(tmp_path))
     async with store.transaction() as tx:
-        await tx.append_register(time=NOW, event="received", direction="in", peer="NL-DU")
-    head = await store.register_head()
+        await tx.register.append(time=NOW, event="received", direction="in", peer="NL-DU")
+    head = await store.register.head()
     await store.close()
     again = await Store.open(sqlite_url(tmp_path))
     try:
-        assert await again.register_head() == head
+        assert await again.register.head() == head
     finally:
         await again.close()
 
@@ -79,13 +80,13 @@ async def test_reopening_a_migrated_database_keeps_its_register(tmp_path: Path) 
 async def test_a_failed_transaction_leaves_nothing_half_written(tmp_path: Path) -> None:
     store = await Store.open(sqlite_url(tmp_path))
     try:
-        head = await store.register_head()
+        head = await store.register.head()
         with pytest.raises(RuntimeError):
             async with store.transaction() as tx:
-                await tx.append_register(time=NOW, event="submitted", direction="out")
+                await tx.register.append(time=NOW, event="submitted", direction="out")
                 raise RuntimeError("crash in the middle")
-        assert await store.register_head() == head
-        assert await store.register_entries() == []
+        assert await store.register.head() == head
+        assert await store.register.query(limit=1000) == []
     finally:
         await store.close()
 
@@ -100,11 +101,11 @@ async def test_after_commit_callbacks_run_once_the_work_is_durable_and_never_aft
     try:
 
         async def readable() -> None:
-            seen.append(len(await store.register_entries()))
+            seen.append(len(await store.register.query(limit=1000)))
 
         woken: list[asyncio.Task[None]] = []
         async with store.transaction() as tx:
-            await tx.append_register(time=NOW, event="submitted", direction="out")
+            await tx.register.append(time=NOW, event="submitted", direction="out")
             tx.after_commit(lambda: woken.append(asyncio.create_task(readable())))
             assert woken == []
         assert len(woken) == 1
@@ -112,7 +113,7 @@ async def test_after_commit_callbacks_run_once_the_work_is_durable_and_never_aft
         assert seen == [1]
         with pytest.raises(RuntimeError):
             async with store.transaction() as tx:
-                await tx.append_register(time=NOW, event="submitted", direction="out")
+                await tx.register.append(time=NOW, event="submitted", direction="out")
                 tx.after_commit(lambda: seen.append(-1))
                 raise RuntimeError("crash in the middle")
         assert seen == [1]
@@ -122,20 +123,23 @@ async def test_after_commit_callbacks_run_once_the_work_is_durable_and_never_aft
 
 async def _message(store: Store, message_id: str) -> None:
     async with store.transaction() as tx:
-        await tx.insert_message(
-            message_id=message_id,
-            direction="out",
-            peer="NL-DU",
-            message_type="take-charge-request",
-            reference="BE1X",
-            urgent=0,
-            created_at=NOW,
-            stored_at=NOW,
-            digest="0" * 64,
-            signed_xml=b"<x/>",
-            state="queued",
+        await tx.messages.insert(
+            NewMessage(
+                message_id=message_id,
+                direction="out",
+                peer="NL-DU",
+                message_type="take-charge-request",
+                reference="BE1X",
+                in_reply_to=None,
+                urgent=False,
+                created_at=NOW,
+                stored_at=NOW,
+                digest="0" * 64,
+                signed_xml=b"<x/>",
+                state="queued",
+            )
         )
-        await tx.enqueue(message_id, NOW)
+        await tx.outbox.enqueue(message_id, NOW)
 
 
 async def _concurrency_checks(url: str, ca: x509.Certificate, other: Store | None = None) -> None:
@@ -146,10 +150,10 @@ async def _concurrency_checks(url: str, ca: x509.Certificate, other: Store | Non
         async def append(store: Store, n: int) -> None:
             for _ in range(n):
                 async with store.transaction() as tx:
-                    await tx.append_register(time=NOW, event="received", direction="in")
+                    await tx.register.append(time=NOW, event="received", direction="in")
 
         await asyncio.gather(append(a, 25), append(b, 25))
-        entries = await a.register_entries(limit=100)
+        entries = await a.register.query(limit=100)
         assert len(entries) == 50
         verify_chain(entries)
         report = await verify_store(a, "BE-DU", ca)  # the verifier's raw-row path too
@@ -205,7 +209,7 @@ async def test_art40_9_fast_verification_agrees_with_the_reference_encoding(
         tricky = {"text": 'é 漢字 🚀 \u2028 \x7f " \\ \n', "n": 3, "nested": {"b": None}}
         for _ in range(3):
             async with store.transaction() as tx:
-                await tx.append_register(
+                await tx.register.append(
                     time=NOW,
                     event="received",
                     direction="in",
@@ -249,12 +253,12 @@ async def test_an_outbox_claim_is_finished_once(tmp_path: Path) -> None:
     try:
         await _message(store, "m-1")
         async with store.transaction() as tx:
-            assert await tx.reschedule("m-1", 1, NOW, "timeout") is True
+            assert await tx.outbox.reschedule("m-1", 1, NOW, "timeout") is True
         async with store.transaction() as tx:
-            assert await tx.finish_outbox("m-1") is True
+            assert await tx.outbox.finish("m-1") is True
         async with store.transaction() as tx:
-            assert await tx.finish_outbox("m-1") is False
-            assert await tx.reschedule("m-1", 2, NOW, "late") is False
-        assert await store.outbox_state("m-1") is None
+            assert await tx.outbox.finish("m-1") is False
+            assert await tx.outbox.reschedule("m-1", 2, NOW, "late") is False
+        assert await store.outbox.state("m-1") is None
     finally:
         await store.close()

@@ -71,7 +71,37 @@ def test_art35_2_an_absconding_notice_closes_the_transfer_limits_without_a_shift
     got = changes("transfer-notice", {}, State.ABSCONDED, outcome="absconded")
     assert got.close == {"transfer", "transfer_detained", "transfer_imprisoned"}
     assert got.close_reason == "absconding-notified"
+    assert got.suspends, "« dans le délai restant »: the limit is suspended, not ended"
     assert changes("transfer-notice", {}, State.POSTPONED, outcome="postponed").close == set()
+
+
+def test_art35_2_the_person_available_again_resumes_the_suspended_transfer_limits() -> None:
+    got = changes("transfer-notice", {}, State.AVAILABLE_AGAIN, outcome="available-again")
+    assert got.open == (
+        Opening("transfer", "BE-DU", resumes=True),
+        Opening("transfer_imprisoned", "BE-DU", resumes=True),
+    )
+    assert got.close == set()
+
+
+def test_2024_1351_art46_2_available_again_gets_3_months_only_if_fewer_are_left() -> None:
+    after = Conversation(
+        "BE-1-1", "take-charge", "BE-DU", "NL-DU", State.AVAILABLE_AGAIN, "2024-1351"
+    )
+    got = changes_for(
+        "transfer-notice",
+        "available-again",
+        {},
+        urgent=False,
+        sender="BE-DU",
+        receiver="NL-DU",
+        after=after,
+        late=False,
+    )
+    assert got.open == (
+        Opening("transfer_available_again", "BE-DU", replaces_if_later="transfer_absconded"),
+    )
+    assert not got.suspends and got.close == set()
 
 
 def test_a_late_reply_and_a_reply_that_overtook_its_request_change_nothing() -> None:

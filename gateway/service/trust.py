@@ -33,6 +33,7 @@ from gateway.config import Config, ConfigError
 from gateway.core.directory import Authority, Directory, DirectoryError
 from gateway.core.pins import PinSnapshot
 from gateway.core.policy import Reason, Rejection
+from gateway.core.register import Event
 from gateway.pki.anchors import (
     TLS_PURPOSES,
     Revocations,
@@ -44,7 +45,8 @@ from gateway.pki.certs import CertificateError, fingerprint, load_certificate, l
 from gateway.pki.purposes import DOCUMENT_SIGNING
 from gateway.pki.signed_directory import SignedDirectory, load_signed_directory
 from gateway.pki.tls import client_context, server_context
-from gateway.store.store import Checkpointer, Store, TrustMark
+from gateway.store.records import Checkpointer, TrustMark
+from gateway.store.store import Store
 from gateway.xml.signature import Signer
 
 DIRECTORY_MARK = "directory"
@@ -402,7 +404,7 @@ class TrustManager:
     async def reload(self, trigger: str, actor: str | None = None) -> ReloadResult:
         """Load the files again and apply them if they hold together; record the outcome."""
         async with self._lock:
-            mark = await self.store.trust_mark(DIRECTORY_MARK)
+            mark = await self.store.trust.mark(DIRECTORY_MARK)
             now = self.clock()
             try:
                 new = await asyncio.to_thread(load_trust, self.config, now, mark)
@@ -412,19 +414,19 @@ class TrustManager:
                 return await self._refused(trigger, actor, str(exc))
             changes = changes_between(self.state, new)
             async with self.store.transaction() as tx:
-                entry = await tx.append_register(
+                entry = await tx.register.append(
                     time=now,
-                    event="trust-reloaded",
+                    event=Event.TRUST_RELOADED,
                     direction="in",
                     status="applied",
                     details={"trigger": trigger, "actor": actor, "changes": changes}
                     | new.summary(),
                 )
                 if mark is None or mark.version != new.directory.version:
-                    await tx.set_trust_mark(
+                    await tx.trust.set_mark(
                         DIRECTORY_MARK, new.directory.version, new.published.sha256, now
                     )
-                await tx.record_pins(new.pins)
+                await tx.trust.record_pins(new.pins)
             self.state = new
             self.server_context = server
             self.client_context = client
@@ -445,9 +447,9 @@ class TrustManager:
     async def _refused(self, trigger: str, actor: str | None, error: str) -> ReloadResult:
         self._refused_digests = await asyncio.to_thread(file_digests, self.config)
         async with self.store.transaction() as tx:
-            entry = await tx.append_register(
+            entry = await tx.register.append(
                 time=self.clock(),
-                event="trust-reload-refused",
+                event=Event.TRUST_RELOAD_REFUSED,
                 direction="in",
                 status="refused",
                 details={"trigger": trigger, "actor": actor, "text": error[:500]},

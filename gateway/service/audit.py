@@ -2,7 +2,7 @@
 checkpoints and the heads of it that peers witnessed. Reads in pages, so a register of
 millions of entries verifies in constant memory.
 
-A checkpoint (and a peer's bundle, gateway.register_bundle) counts only when signed by a
+A checkpoint (and a peer's bundle, gateway.service.bundles) counts only when signed by a
 certificate the directory pinned as a signing certificate of the authority it names at the
 time it was signed (gateway.core.pins). The chain names every checkpoint written (a
 `checkpoint` entry), so deleted checkpoints are reported. Entries after the last witnessed
@@ -15,7 +15,6 @@ import asyncio
 import base64
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import multiprocessing
@@ -36,7 +35,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.core.checkpoints import checkpoint_payload
 from gateway.core.pins import PinHistory
 from gateway.core.register import (
+    ENTRY_FIELDS,
     GENESIS_HASH,
+    ChainWalk,
     RegisterChainError,
     RegisterEntry,
     canonical_row,
@@ -44,7 +45,8 @@ from gateway.core.register import (
 from gateway.pki.anchors import Revocations, TrustAnchors
 from gateway.pki.certs import CertificateError, ecdsa_key, fingerprint
 from gateway.pki.purposes import DOCUMENT_SIGNING
-from gateway.store.store import CANONICAL_SQL, Store
+from gateway.store.repositories.register import CANONICAL_SQL
+from gateway.store.store import Store
 
 PAGE = 10_000
 
@@ -111,7 +113,7 @@ async def held_witnesses(store: Store) -> list[Witness]:
     when `gateway register verify --witnesses` read them)."""
     return [
         Witness(int(r["sequence"]), r["hash"], r["holder"], r["signer"], r["signed_at"])
-        for r in await store.witnesses()
+        for r in await store.register.witnesses()
     ]
 
 
@@ -257,14 +259,14 @@ def _encode(values: tuple[Any, ...]) -> bytes:
 async def _canonical_page(store: Store, after: int) -> Sequence[tuple[int, str, str, str | bytes]]:
     """(sequence, prev_hash, hash, canonical text or bytes) of the next page of the
     register; text comes from the database's fast path and is encoded by the caller."""
-    fast = await store.register_canonical_rows(after, PAGE)
+    fast = await store.register.canonical_rows(after, PAGE)
     if fast is not None:
         return fast
-    return [(r[0], r[12], r[13], _encode(r)) for r in await store.register_rows(after, PAGE)]
+    return [(r[0], r[12], r[13], _encode(r)) for r in await store.register.rows(after, PAGE)]
 
 
 async def _python_canonical(store: Store, sequence: int) -> bytes:
-    rows = await store.register_rows(sequence - 1, 1)
+    rows = await store.register.rows(sequence - 1, 1)
     if not rows or rows[0][0] != sequence:
         raise RegisterChainError(sequence, "missing")
     return _encode(rows[0])
@@ -280,24 +282,21 @@ def _hash_range(path: str, first: int, last: int, wanted: frozenset[int]) -> Any
     ("bad", sequence): the parent then lets the sequential check name the fault."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        expected, first_prev, last_hash = first, None, None
+        walk = ChainWalk(first - 1, None)
         found: dict[int, str] = {}
-        sha256, fromhex = hashlib.sha256, bytes.fromhex
-        for sequence, prev_hash, entry_hash, canonical in db.execute(
-            CANONICAL_SQL, (first - 1, last - first + 1)
-        ):
-            if sequence != expected or (last_hash is not None and prev_hash != last_hash):
-                return ("bad", expected)
-            if sha256(fromhex(prev_hash) + canonical.encode()).hexdigest() != entry_hash:
-                return ("bad", sequence)
-            if first_prev is None:
-                first_prev = prev_hash
+        rows = db.execute(CANONICAL_SQL, (first - 1, last - first + 1)).fetchall()
+        i = walk.run(rows, 0, wanted)
+        while i < len(rows):
+            sequence, prev_hash, entry_hash, canonical = rows[i]
+            walk.step(sequence, prev_hash, entry_hash, canonical.encode())
             if sequence in wanted:
                 found[sequence] = entry_hash
-            last_hash, expected = entry_hash, expected + 1
-        if expected != last + 1:
-            return ("bad", expected)
-        return ("ok", first_prev, last_hash, found)
+            i = walk.run(rows, i + 1, wanted)
+        if walk.sequence != last:
+            return ("bad", walk.sequence + 1)
+        return ("ok", walk.first_prev, walk.head, found)
+    except RegisterChainError as exc:
+        return ("bad", exc.sequence)
     finally:
         db.close()
 
@@ -343,18 +342,18 @@ async def verify_store(
     directory history (default: the one the store recorded). A large SQLite register is
     checked in parallel processes first; any doubt falls back to the sequential check, which
     alone names faults."""
-    history = pins if pins is not None else PinHistory(await store.pin_history())
+    history = pins if pins is not None else PinHistory(await store.trust.pin_history())
     signers = Signers.of(ca, history, revocations)
     witnessed: dict[int, list[Witness]] = {}
     for w in witnesses:
         witnessed.setdefault(w.sequence, []).append(w)
     # Read in this order, as the gateway may be writing: a checkpoint entry commits with its
     # row, so each entry read has its row; each row read is at or below the head read next.
-    named = await store.checkpoint_entries()
-    checkpoints = {int(c["sequence"]): c for c in await store.checkpoints()}
+    named = await store.register.checkpoint_entries()
+    checkpoints = {int(c["sequence"]): c for c in await store.register.checkpoints()}
     for row in checkpoints.values():
         check_checkpoint(row, authority, signers)
-    head_seq, head_hash = await store.register_head()
+    head_seq, head_hash = await store.register.head()
     seq, head = await _chain(
         store, head_seq, head_hash, checkpoints, witnessed, progress, parallel_min
     )
@@ -468,62 +467,44 @@ async def _chain(
         if progress is not None:
             progress(head_seq, head_seq)
         return head_seq, head_hash
-    seq, head = 0, GENESIS_HASH
-    head_bytes = bytes(32)
-    sha256 = hashlib.sha256
+    walk = ChainWalk()
+    fixed = checkpoints.keys() | witnessed.keys()
     # The next page is read (in the driver's thread) while this one is being checked.
-    pending = asyncio.ensure_future(_canonical_page(store, seq))
+    pending = asyncio.ensure_future(_canonical_page(store, 0))
     try:
         while True:
             page = await pending
             if not page:
                 break
             pending = asyncio.ensure_future(_canonical_page(store, page[-1][0]))
-            for sequence, prev_hash, entry_hash, canonical in page:
-                if sequence != seq + 1:
-                    raise RegisterChainError(seq + 1, f"missing (next entry found is {sequence})")
-                if prev_hash != head:
-                    raise RegisterChainError(sequence, "previous-hash link does not match")
-                digest = sha256(
-                    head_bytes + canonical.encode()
-                    if isinstance(canonical, str)
-                    else head_bytes + canonical
-                )
-                if digest.hexdigest() != entry_hash:
+            i = walk.run(page, 0, fixed)
+            while i < len(page):
+                sequence, prev_hash, entry_hash, canonical = page[i]
+                walk.link(sequence, prev_hash)
+                text = canonical.encode() if isinstance(canonical, str) else canonical
+                digest = walk.digest(entry_hash, text)
+                if digest is None:
                     # The fast SQL encoding may differ from the reference one on old rows:
                     # only the Python encoding decides.
-                    digest = sha256(head_bytes + await _python_canonical(store, sequence))
-                    if digest.hexdigest() != entry_hash:
+                    digest = walk.digest(entry_hash, await _python_canonical(store, sequence))
+                    if digest is None:
                         raise RegisterChainError(
                             sequence, "content does not match its hash (edited)"
                         )
                 _check_fixed(sequence, entry_hash, checkpoints, witnessed)
-                seq, head, head_bytes = sequence, entry_hash, digest.digest()
+                walk.advance(sequence, entry_hash, digest)
+                i = walk.run(page, i + 1, fixed)
             if progress is not None:
-                progress(seq, head_seq)
+                progress(walk.sequence, head_seq)
     finally:
         if not pending.done():
             pending.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pending
-    return seq, head
+    return walk.sequence, walk.head or GENESIS_HASH
 
 
-CSV_COLUMNS = [
-    "sequence",
-    "time",
-    "event",
-    "direction",
-    "peer",
-    "message_type",
-    "reference",
-    "message_id",
-    "status",
-    "reason",
-    "digest",
-    "details",
-    "hash",
-]
+CSV_COLUMNS = [*(name for name, _ in ENTRY_FIELDS), "hash"]
 
 
 def entries_csv(entries: list[RegisterEntry]) -> str:

@@ -23,11 +23,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.core.register import CHECKPOINT_EVENT, RegisterChainError, RegisterEntry
+from gateway.core.register import Event, RegisterChainError, RegisterEntry
 from gateway.core.register import verify_chain as verify_entries
 from gateway.core.times import utc_text
 from gateway.pki.certs import ecdsa_key, fingerprint
-from gateway.register import PAGE, Signers, Witness, check_checkpoint
+from gateway.service.audit import PAGE, Signers, Witness, check_checkpoint
 from gateway.store.store import Store
 from gateway.xml.signature import Signer
 
@@ -84,19 +84,19 @@ async def export_bundle(
     """A self-contained file of entries first..last, the checkpoints among them (and the one
     the first entry may name, and the next one after them), signed with the gateway's
     signing key. The file is canonical JSON: any changed byte breaks it."""
-    head_seq, _ = await store.register_head()
+    head_seq, _ = await store.register.head()
     last = head_seq if last is None else min(last, head_seq)
     if first < 1 or last < first:
         raise ValueError(f"nothing to export between {first} and {last}")
     entries: list[dict[str, Any]] = []
     seq = first - 1
     while seq < last:
-        page = await store.register_entries(after=seq, limit=min(PAGE, last - seq))
+        page = await store.register.query(after=seq, limit=min(PAGE, last - seq))
         if not page:
             break
         entries.extend(e.to_dict() for e in page)
         seq = page[-1].sequence
-    checkpoints = await store.checkpoints()
+    checkpoints = await store.register.checkpoints()
     chosen = [c for c in checkpoints if first - 1 <= int(c["sequence"]) <= last]
     later = [c for c in checkpoints if int(c["sequence"]) > last][:1]
     rows = [
@@ -203,7 +203,7 @@ def _check_checkpoints(
             raise BundleError(f"sequence {entry.sequence}: differs from its signed checkpoint")
         carried[int(row["sequence"])] = row["hash"]
     for entry in entries:
-        if entry.event != CHECKPOINT_EVENT:
+        if entry.event != Event.CHECKPOINT:
             continue
         named = entry.details.get("sequence")
         if not isinstance(named, int) or carried.get(named) != entry.details.get("hash"):
@@ -230,7 +230,7 @@ def witnesses_in_bundle(
     out = []
     for e in entries:
         head = e.details.get("peer_register_head")
-        if e.event == "delivered" and e.peer == about and isinstance(head, dict):
+        if e.event == Event.DELIVERED and e.peer == about and isinstance(head, dict):
             try:
                 sequence, digest = int(head["sequence"]), str(head["hash"])
             except (KeyError, TypeError, ValueError) as exc:

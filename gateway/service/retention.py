@@ -4,11 +4,11 @@ entries and digests stay, so the register still proves what was exchanged."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
-from gateway.cases import erase_payload
 from gateway.context import GatewayContext
+from gateway.service.cases import erase_payload
+from gateway.waits import wait_set
 
 BATCH = 200
 
@@ -26,7 +26,9 @@ class RetentionKeeper:
         total = 0
         while True:
             now = self.ctx.clock()
-            due = await self.ctx.store.payloads_stored_before(now - timedelta(days=days), BATCH)
+            due = await self.ctx.store.messages.payloads_stored_before(
+                now - timedelta(days=days), BATCH
+            )
             if not due:
                 return total
             async with self.ctx.store.transaction() as tx:
@@ -43,5 +45,4 @@ class RetentionKeeper:
                     self.ctx.log.info("payloads erased after retention", count=erased)
             except Exception:
                 self.ctx.log.exception("retention pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.interval)
+            await wait_set(self.wake, self.interval)

@@ -8,8 +8,8 @@ handles the due rows in batches."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any
@@ -19,8 +19,11 @@ from gateway.context import GatewayContext
 from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
 from gateway.core.deadlines import DeadlineError, RuleSet, load_rule_set, pack_named
 from gateway.core.policy import Header
-from gateway.core.tracking import Opening, changes_for, transfer_openings
-from gateway.store.store import STORAGE_ERRORS, StoredDeadline, Transaction
+from gateway.core.register import Event
+from gateway.core.tracking import Changes, Opening, changes_for, transfer_openings
+from gateway.store.records import NewDeadline, StoredDeadline
+from gateway.store.store import STORAGE_ERRORS, Transaction
+from gateway.waits import wait_set
 
 BATCH = 500
 
@@ -65,16 +68,22 @@ async def record_request_limit(
     form: Mapping[str, Any],
     now: datetime,
 ) -> str | None:
-    """Art. 29(1), 34(3): the requesting State's own limit for making a take charge request,
-    counted from the registration of the application (the form's application date). The
-    request met it, or was made too late; then the requesting State is responsible, and the
-    returned warning tells the case system so."""
-    registered = (form.get("application") or {}).get("date")
-    if header.message_type != "take-charge-request" or not registered:
+    """The requesting State's own limit for making a take charge request (2024/1351 Art.
+    39(1), 45(1); proposal Art. 29(1), 34(3)), counted from the registration of the
+    application (the form's application date), by the case's basis. The request met it, or
+    was made too late; then the returned warning tells the case system the consequence the
+    rules data gives (the requesting State responsible; for a detained person, release)."""
+    application = form.get("application") or {}
+    if header.message_type != "take-charge-request" or not application.get("date"):
         return None
     name = (
         "take_charge_request_detained" if form.get("detained") is True else ("take_charge_request")
     )
+    # From the registration where the rule says so and the form gives it (2024/1351 Art.
+    # 39(1)), else from the application date the form gives (lodging: 604/2013 Art. 21(1)).
+    registered = application["date"]
+    if rules.rule(name).runs_from == "registration":
+        registered = application.get("registrationDate") or registered
     zone = ctx.local.zone
     deadline = rules.deadline(
         name,
@@ -84,26 +93,28 @@ async def record_request_limit(
     )
     late = now >= deadline.expires_at
     consequence = rules.rules[name].consequence if late else None
-    await tx.open_deadline(
-        case_reference=header.case,
-        rule=name,
-        legal_basis=rules.legal_basis,
-        acting=header.sender,
-        opened_by=header.message_id,
-        started_at=_noon(date.fromisoformat(registered), zone),
-        due_date=deadline.due_date.isoformat(),
-        expires_at=deadline.expires_at,
-        next_event_at=None,
-        state="expired" if late else "met",
-        consequence=consequence,
-        closed_by=header.message_id,
-        closed_at=now,
+    await tx.deadlines.open(
+        NewDeadline(
+            case_reference=header.case,
+            rule=name,
+            legal_basis=rules.legal_basis,
+            acting=header.sender,
+            opened_by=header.message_id,
+            started_at=_noon(date.fromisoformat(registered), zone),
+            due_date=deadline.due_date.isoformat(),
+            expires_at=deadline.expires_at,
+            next_event_at=None,
+            state="expired" if late else "met",
+            consequence=consequence,
+            closed_by=header.message_id,
+            closed_at=now,
+        )
     )
     if not late:
         return None
-    await tx.append_register(
+    await tx.register.append(
         time=now,
-        event="deadline-expired",
+        event=Event.DEADLINE_EXPIRED,
         direction="out",
         message_id=header.message_id,
         reference=header.case,
@@ -119,11 +130,34 @@ async def record_request_limit(
             "applied": True,
         },
     )
+    rule = rules.rule(name)
     return (
-        f"Art. 29(1): the request was made after {deadline.due_date.isoformat()}, the last day "
-        "of the limit counted from the registration of the application; the requesting State "
-        "is responsible"
+        f"{rule.article} of {rules.name}: the request was made after "
+        f"{deadline.due_date.isoformat()}, the last day of the limit counted from the "
+        f"registration of the application; {_LATE_REQUEST.get(consequence or '', 'see the rule')}"
     )
+
+
+_LATE_REQUEST = {
+    "requesting-state-responsible": "the requesting State is responsible",
+    "person-released": "the person must be released from detention; the limits of a request "
+    "for a person not detained keep applying",
+}
+"""What a request made too late means, by the consequence the rules data gives it."""
+
+
+SILENCE_CONSEQUENCES = frozenset({"deemed-acceptance", "deemed-confirmation", "procedure-ended"})
+"""Consequences of a limit's expiry that the case's pack turns into a state by its `silence`
+section: deemed acceptance or confirmation, or the end of a re-examination procedure with the
+refusal standing (2025/2055 Art. 9(2), 1560/2003 Art. 5(2): no deemed acceptance)."""
+
+
+def _closed_state(changes: Changes) -> str:
+    """What the limits a message closes become: met by an answer, suspended (they may
+    resume), or closed."""
+    if changes.suspends:
+        return "suspended"
+    return "met" if changes.close_reason == "met" else "closed"
 
 
 class DeadlineKeeper:
@@ -142,6 +176,52 @@ class DeadlineKeeper:
             self._next_known = moment
             self.wake.set()
 
+    async def _extended(
+        self, tx: Transaction, case: Conversation, rule: str, closed_by: str | None
+    ) -> datetime | None:
+        """When the case's limit `rule` that the message `closed_by` just closed began."""
+        for d in await tx.deadlines.find(case=case.reference, rule=rule, limit=1000):
+            if d.closed_by == closed_by and d.closed_by is not None and d.state == "closed":
+                return d.started_at
+        return None
+
+    async def _suspended(
+        self, tx: Transaction, case: Conversation, rule: str
+    ) -> StoredDeadline | None:
+        """The case's limit `rule` suspended last, unless one of that rule is open."""
+        found = await tx.deadlines.find(case=case.reference, rule=rule, limit=1000)
+        if any(d.state == "open" for d in found):
+            return None
+        suspended = [d for d in found if d.state == "suspended" and d.closed_at is not None]
+        return max(suspended, key=lambda d: (d.closed_at, d.id), default=None)
+
+    async def _replace(
+        self,
+        tx: Transaction,
+        case: Conversation,
+        rule: str,
+        expires_at: datetime,
+        by: str | None,
+        at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Close the case's open limit `rule` if it ends before `expires_at`; whether it did
+        (False: it ends as late or later and keeps running, or none is open)."""
+        running = await tx.deadlines.find(case=case.reference, rule=rule, state="open", limit=10)
+        if not running or max(d.expires_at for d in running) >= expires_at:
+            return False
+        for closed in await tx.deadlines.close(case.reference, frozenset({rule}), by, at, "closed"):
+            await tx.register.append(
+                time=now,
+                event=Event.DEADLINE_CLOSED,
+                direction="in",
+                message_id=by,
+                reference=case.reference,
+                status="replaced",
+                details={"rule": closed},
+            )
+        return True
+
     async def _open(
         self,
         tx: Transaction,
@@ -154,29 +234,57 @@ class DeadlineKeeper:
         ctx = self.ctx
         rules = rule_set(pack_named(case.legal_basis))
         acting = ctx.directory.get(opening.acting) or ctx.local
+        if opening.runs_as is not None:
+            extended = await self._extended(tx, case, opening.runs_as, opened_by)
+            if extended is None:
+                return  # nothing running to extend (e.g. notified after the limit passed)
+            start = extended
+        if opening.resumes:
+            suspended = await self._suspended(tx, case, opening.rule)
+            if suspended is None:
+                return  # nothing suspended to resume, or the limit runs already
+            start = suspended.started_at + (start - (suspended.closed_at or start))
+        if opening.runs_from is not None:
+            # The form names the day the limit runs from (e.g. a final decision on an
+            # appeal, Art. 46(1)); never later than the message that reports it.
+            start = min(start, _noon(opening.runs_from, acting.zone))
+        # 2024/1359 Art. 12: a limit the acting State must meet, opening on a day its
+        # authorisation to derogate covers, takes the derogating period (only where the
+        # case's basis has derogations; never without a published authorisation).
+        crisis = acting.derogating_on(start.astimezone(acting.zone).date())
+        derogating = crisis is not None and rules.derogates(opening.rule)
+        rule = rules.applied(opening.rule, derogating)
         deadline = rules.deadline(
             opening.rule,
             start,
             acting.zone,
             state=acting.member_state if rules.rolls_over else None,
             requested=opening.requested,
+            derogating=derogating,
         )
         now = ctx.clock()
+        if opening.replaces_if_later is not None and not await self._replace(
+            tx, case, opening.replaces_if_later, deadline.expires_at, opened_by, start, now
+        ):
+            return
         next_event = _next_event(deadline.expires_at, self.reminders, now, 0)
-        await tx.open_deadline(
-            case_reference=case.reference,
-            rule=opening.rule,
-            legal_basis=rules.legal_basis,
-            acting=opening.acting,
-            opened_by=opened_by,
-            started_at=start,
-            due_date=deadline.due_date.isoformat(),
-            expires_at=deadline.expires_at,
-            next_event_at=next_event,
+        await tx.deadlines.open(
+            NewDeadline(
+                case_reference=case.reference,
+                rule=opening.rule,
+                legal_basis=rules.legal_basis,
+                acting=opening.acting,
+                opened_by=opened_by,
+                started_at=start,
+                due_date=deadline.due_date.isoformat(),
+                expires_at=deadline.expires_at,
+                next_event_at=next_event,
+                derogation=crisis.decision if derogating and crisis else None,
+            )
         )
-        await tx.append_register(
+        await tx.register.append(
             time=now,
-            event="deadline-opened",
+            event=Event.DEADLINE_OPENED,
             direction="in",
             message_id=opened_by,
             reference=case.reference,
@@ -184,8 +292,8 @@ class DeadlineKeeper:
             details={
                 "rule": opening.rule,
                 "legal_basis": rules.name,
-                "article": rules.rule(opening.rule).article,
-                "verified": rules.rule(opening.rule).verified,
+                "article": rule.article,
+                "verified": rule.verified,
                 "acting": opening.acting,
                 "due_date": deadline.due_date.isoformat(),
                 "expires_at": deadline.expires_at.isoformat(),
@@ -194,7 +302,8 @@ class DeadlineKeeper:
                 {"requested_date": deadline.requested_date.isoformat()}
                 if deadline.requested_date
                 else {}
-            ),
+            )
+            | ({"crisis_derogation": crisis.to_dict()} if derogating and crisis else {}),
         )
         # Woken before the commit, the scheduler would find nothing and sleep its full round.
         tx.after_commit(lambda: self.notice(next_event))
@@ -223,9 +332,9 @@ class DeadlineKeeper:
         )
         now = self.ctx.clock()
         if late:
-            await tx.append_register(
+            await tx.register.append(
                 time=now,
-                event="late-reply",
+                event=Event.LATE_REPLY,
                 direction="in",
                 message_id=header.message_id,
                 message_type=header.message_type,
@@ -234,17 +343,17 @@ class DeadlineKeeper:
                 details={"state": after.state.value},
             )
         if changes.close:
-            closed = await tx.close_deadlines(
+            closed = await tx.deadlines.close(
                 header.case,
                 changes.close,
                 header.message_id,
                 instant,
-                "met" if changes.close_reason == "met" else "closed",
+                _closed_state(changes),
             )
             for rule in closed:
-                await tx.append_register(
+                await tx.register.append(
                     time=now,
-                    event="deadline-closed",
+                    event=Event.DEADLINE_CLOSED,
                     direction="in",
                     message_id=header.message_id,
                     reference=header.case,
@@ -263,7 +372,7 @@ class DeadlineKeeper:
                 handled = await self.process_due()
                 if handled:
                     continue
-                nxt = await ctx.store.next_deadline_event()
+                nxt = await ctx.store.deadlines.next_event()
             except STORAGE_ERRORS as exc:
                 # Storage refuses for now: nothing was applied (each batch is one
                 # transaction); retry shortly instead of stopping the scheduler for good.
@@ -274,15 +383,14 @@ class DeadlineKeeper:
             self._next_known = nxt
             if nxt is not None:
                 wait = max(0.0, min(wait, (nxt - ctx.clock()).total_seconds()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=max(wait, 0.01))
+            await wait_set(self.wake, max(wait, 0.01))
 
     async def process_due(self) -> int:
         """Handle every deadline event due now; returns how many were handled."""
         total = 0
         while True:
             now = self.ctx.clock()
-            due = await self.ctx.store.due_deadlines(now, BATCH)
+            due = await self.ctx.store.deadlines.due(now, BATCH)
             if due:
                 # One durable transaction per batch; each row is re-checked inside it, so a
                 # consequence is applied once even with several gateway processes.
@@ -298,10 +406,10 @@ class DeadlineKeeper:
             await self._expire(tx, d, now)
             return
         nxt = _next_event(d.expires_at, self.reminders, now, d.reminders_sent + 1)
-        if await tx.take_deadline(d.id, nxt):
-            await tx.append_register(
+        if await tx.deadlines.take(d.id, nxt):
+            await tx.register.append(
                 time=now,
-                event="reminder",
+                event=Event.REMINDER,
                 direction="in",
                 reference=d.case_reference,
                 status="open",
@@ -317,7 +425,9 @@ class DeadlineKeeper:
         # What silence means is the rules data's, for the legal basis the limit was opened
         # under (None: the text gives no consequence, and none is invented).
         rules = rules_recorded_as(d.legal_basis)
-        rule = rules.rules.get(d.rule) if rules is not None else None
+        rule = None
+        if rules is not None and d.rule in rules.rules:
+            rule = rules.applied(d.rule, d.derogation is not None)
         if rule is None:
             self.ctx.log.error(
                 "deadline expired under rules this gateway does not run; no consequence applied",
@@ -326,20 +436,20 @@ class DeadlineKeeper:
                 legal_basis=d.legal_basis,
             )
         consequence = rule.consequence if rule is not None else None
-        if not await tx.expire_deadline(d.id, consequence, now):
+        if not await tx.deadlines.expire(d.id, consequence, now):
             return
-        conv = await tx.get_conversation(d.case_reference)
+        conv = await tx.conversations.get(d.case_reference)
         applied: Conversation | None = None
-        if conv is not None and consequence in ("deemed-acceptance", "deemed-confirmation"):
+        if conv is not None and consequence in SILENCE_CONSEQUENCES:
             applied = deem(conv)
         elif conv is not None and consequence == "responsibility-shifted":
             applied = shift_responsibility(conv)
         if applied is not None:
-            await tx.save_conversation(applied, now)
+            await tx.conversations.save(applied, now)
         current = applied or conv
-        await tx.append_register(
+        await tx.register.append(
             time=now,
-            event="deadline-expired",
+            event=Event.DEADLINE_EXPIRED,
             direction="in",
             reference=d.case_reference,
             status="expired",
@@ -352,6 +462,7 @@ class DeadlineKeeper:
                 "due_date": d.due_date,
                 "expires_at": d.expires_at.isoformat(),
                 "applied": applied is not None,
+                **({"crisis_derogation": d.derogation} if d.derogation else {}),
                 "state": current.state.value if current is not None else None,
             },
         )
@@ -363,5 +474,9 @@ class DeadlineKeeper:
             applied=applied is not None,
         )
         if applied is not None and consequence in ("deemed-acceptance", "deemed-confirmation"):
+            # The limits run from the last day of the reply period, whatever the two
+            # authorities' time zones (issue 16, defect 8): the same day on both sides.
+            last_day = date.fromisoformat(d.due_date)
             for opening in transfer_openings(applied):
-                await self._open(tx, applied, opening, d.expires_at, None)
+                dated = replace(opening, runs_from=last_day)
+                await self._open(tx, applied, dated, d.expires_at, None)

@@ -10,22 +10,25 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from cryptography import x509
 
-from gateway.cases import record_step
 from gateway.context import GatewayContext
+from gateway.core.conversations import basis_label, basis_version, case_bases, kept_basis
+from gateway.core.deadlines import pack_named
 from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound, check_sender_role
 from gateway.core.references import InvalidReference, Reference
-from gateway.core.register import RegisterEntry
-from gateway.deadlines import record_request_limit, rule_set
+from gateway.core.register import Event, RegisterEntry, filed_under
 from gateway.pki.certs import CertificateError
 from gateway.pki.purposes import HEALTH_ENCRYPTION
-from gateway.store.store import DuplicateMessage, OutboxItem, StoredMessage
+from gateway.service.cases import record_step
+from gateway.service.deadline_keeper import record_request_limit, rule_set
+from gateway.store.records import DuplicateMessage, NewMessage, OutboxItem, StoredMessage
+from gateway.store.store import Transaction
 from gateway.xml.envelope import (
     DESCRIBED_TWICE,
     AttachmentFile,
@@ -48,6 +51,7 @@ SUBMISSION_FIELDS = frozenset(
         "case",
         "urgent",
         "attachments",
+        "legal_basis",
     }
 )
 _FIELD_OF_REASON = {
@@ -58,7 +62,9 @@ _FIELD_OF_REASON = {
     Reason.NO_MATCHING_REQUEST: "/in_reply_to",
     Reason.ALREADY_ANSWERED: "/in_reply_to",
     Reason.CONSENT_MISSING: "/form/writtenConsent",
+    Reason.URGENCY_INCOMPLETE: "/form/urgency",
     Reason.ROLE_NOT_ALLOWED: "/receiver",
+    Reason.LEGAL_BASIS_MISMATCH: "/legal_basis",
 }
 
 
@@ -158,7 +164,7 @@ async def _reference_for(
         if key in data:
             raise SubmissionError(f"/{key}", f"'{key}' belongs to the request opening a case")
     if in_reply_to is not None:
-        target = await ctx.store.get_message(in_reply_to)
+        target = await ctx.store.messages.get(in_reply_to)
         if target is None:
             raise SubmissionError("/in_reply_to", "no message with this id is known")
         if case is not None and case != target.case:
@@ -221,7 +227,7 @@ async def submit(
             None, "Idempotency-Key must be 1-200 visible ASCII characters", "idempotency-key"
         )
     key_digest = submission_digest(data, role)
-    existing = await ctx.store.message_by_idempotency_key(idempotency_key)
+    existing = await ctx.store.messages.by_idempotency_key(idempotency_key)
     if existing is not None:
         return _replay(existing, key_digest)
     try:
@@ -230,7 +236,7 @@ async def submit(
         # A concurrent request with the same key may have won the race (its case now exists,
         # or its key is taken): then this one is a repeat, not an error.
         await ctx.store.committed()
-        existing = await ctx.store.message_by_idempotency_key(idempotency_key)
+        existing = await ctx.store.messages.by_idempotency_key(idempotency_key)
         if existing is not None:
             return _replay(existing, key_digest)
         raise
@@ -279,6 +285,7 @@ async def _submit_new(
     attachments = _attachments(data)
     in_reply_to = _string(data, "in_reply_to", required=False)
     reference, case_reference = await _reference_for(ctx, ft, data, in_reply_to)
+    basis = await _legal_basis_for(ctx, ft, data, case_reference or reference)
     local = ctx.local
 
     now = ctx.clock()
@@ -293,6 +300,8 @@ async def _submit_new(
         urgent=urgent,
         case_reference=case_reference,
         sender_role=ft.sender_role,
+        legal_basis=basis,
+        rules_version=basis_version(basis),
     )
     try:
         check_outbound(header, ctx.directory)
@@ -319,7 +328,15 @@ async def _submit_new(
         # Durable now, and leased to the worker: it sends at once, no claim round trip.
         handoff.hand_over(
             OutboxItem(
-                header.message_id, receiver, digest, signed, 0, header.created, ft.name, reference
+                header.message_id,
+                receiver,
+                digest,
+                signed,
+                0,
+                header.created,
+                ft.name,
+                reference,
+                header.case,
             )
         )
     else:
@@ -332,8 +349,82 @@ async def _submit_new(
         register_seq=entry.sequence,
     )
     return Submitted(
-        header.message_id, reference, digest, entry.sequence, (warning,) if warning else ()
+        header.message_id,
+        reference,
+        digest,
+        entry.sequence,
+        tuple(w for w in (warning, _transfers_wait(ctx, ft, form, header)) if w),
     )
+
+
+def _transfers_wait(
+    ctx: GatewayContext, ft: FormType, form: Mapping[str, Any], header: Header
+) -> str | None:
+    """2024/1359 Art. 12(4): transfers to a State authorised to derogate wait (at most a
+    year). Said to the case system when it arranges one; the gateway does not hold it back,
+    since the text leaves the transfer to the transferring State."""
+    if ft.name != "transfer-notice" or form.get("kind") not in ("decision-taken", "arrangements"):
+        return None
+    receiver = ctx.directory.get(header.receiver)
+    rules = rule_set(header.legal_basis or ctx.config.deadlines.legal_basis)
+    if receiver is None or rules.derogation is None:
+        return None
+    crisis = receiver.derogating_on(header.created.astimezone(receiver.zone).date())
+    if crisis is None:
+        return None
+    return (
+        f"{receiver.code}'s State is authorised to derogate from {crisis.start} to "
+        f"{crisis.until} ({crisis.decision}): transfers to it wait, at most 1 year "
+        "(2024/1359 Art. 12(4))"
+    )
+
+
+async def _legal_basis_for(
+    ctx: GatewayContext, ft: FormType, data: Mapping[str, Any], case: str
+) -> str:
+    """The rule pack the message's case runs under. A form that opens a case opens it under
+    the basis the submission names, or `deadlines.legal_basis`; every later message of the
+    case runs under the basis its case was opened under, and naming another is refused."""
+    named = _string(data, "legal_basis", required=False)
+    known = case_bases()
+    if named is not None and named not in known:
+        raise SubmissionError(
+            "/legal_basis",
+            f"no case can run under this legal basis; known: {', '.join(known)}",
+            Reason.LEGAL_BASIS_UNKNOWN.value,
+        )
+    if ft.opens:
+        return named or ctx.config.deadlines.legal_basis
+    conv = await ctx.store.conversations.get(case)
+    if conv is None:
+        return named or ctx.config.deadlines.legal_basis  # refused below: no such case
+    try:
+        return kept_basis(conv, named or pack_named(conv.legal_basis))
+    except Rejection as exc:
+        raise SubmissionError("/legal_basis", exc.text, exc.reason.value) from exc
+
+
+async def _check_late_information(
+    tx: Transaction, header: Header, form: Mapping[str, Any], now: datetime
+) -> None:
+    """Information given after the reply limit must say why it is late (proposal Art.
+    40(5), 2024/1351 Art. 51(5), 604/2013 Art. 34(5); issue 16, defect 11)."""
+    if header.message_type != "info-reply" or header.in_reply_to is None:
+        return
+    information = form.get("information")
+    if not isinstance(information, Mapping) or information.get("lateJustification"):
+        return
+    limits = await tx.deadlines.find(
+        case=header.case, rule="info_reply", opened_by=header.in_reply_to, limit=10
+    )
+    late = [d for d in limits if d.state == "expired" or now >= d.expires_at]
+    if late:
+        raise SubmissionError(
+            "/form/information/lateJustification",
+            f"the reply limit ended on {late[0].due_date}: information given later must "
+            "justify the delay",
+            Reason.CONVERSATION_RULE.value,
+        )
 
 
 async def _store_submission(
@@ -349,44 +440,49 @@ async def _store_submission(
 ) -> tuple[RegisterEntry, str | None]:
     """Message, outbox row and `submitted` entry: one unit of work, durable on return."""
     now, receiver, reference = header.created, header.receiver, header.reference
+    basis = header.legal_basis or ctx.config.deadlines.legal_basis
     async with ctx.store.transaction() as tx:
+        await _check_late_information(tx, header, form, now)
         try:
-            await record_step(
-                tx, header, form, now, rule_set(ctx.config.deadlines.legal_basis).legal_basis
-            )
+            # Only a form that opens a case moves it now; any other moves the case when its
+            # acknowledgement comes, at the receipt time, as on the receiving side (issue 16,
+            # defect 7): until then the case shows it in `awaiting_delivery`.
+            await record_step(tx, header, form, now, basis_label(basis), save=ft.opens)
         except Rejection as exc:
             field = _FIELD_OF_REASON.get(exc.reason, "/type")
             raise SubmissionError(field, exc.text, exc.reason.value) from exc
-        await tx.insert_message(
-            message_id=header.message_id,
-            direction="out",
-            peer=receiver,
-            message_type=ft.name,
-            reference=reference,
-            in_reply_to=header.in_reply_to,
-            urgent=int(header.urgent),
-            created_at=now,
-            stored_at=now,
-            digest=digest,
-            signed_xml=signed,
-            state="queued",
-            case_reference=header.case,
-            idempotency_key=idempotency_key,
-            submission_digest=key_digest,
+        await tx.messages.insert(
+            NewMessage(
+                message_id=header.message_id,
+                direction="out",
+                peer=receiver,
+                message_type=ft.name,
+                reference=reference,
+                in_reply_to=header.in_reply_to,
+                urgent=header.urgent,
+                created_at=now,
+                stored_at=now,
+                digest=digest,
+                signed_xml=signed,
+                state="queued",
+                case_reference=header.case,
+                idempotency_key=idempotency_key,
+                submission_digest=key_digest,
+            )
         )
-        await tx.enqueue(header.message_id, now, now + lease if lease is not None else None)
-        warning = await record_request_limit(
-            tx, ctx, rule_set(ctx.config.deadlines.legal_basis), header, form, now
-        )
-        entry = await tx.append_register(
+        await tx.outbox.enqueue(header.message_id, now, now + lease if lease is not None else None)
+        warning = await record_request_limit(tx, ctx, rule_set(basis), header, form, now)
+        filed, form_reference = filed_under(reference, header.case)
+        entry = await tx.register.append(
             time=now,
-            event="submitted",
+            event=Event.SUBMITTED,
             direction="out",
             peer=receiver,
             message_id=header.message_id,
             message_type=ft.name,
-            reference=reference,
+            reference=filed,
             digest=digest,
             status="queued",
+            details=form_reference or None,
         )
     return entry, warning

@@ -1,0 +1,141 @@
+"""Applying a message to its case inside a store transaction, the same way for a submission
+and for a received transmission."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+
+from gateway.core.conversations import (
+    Conversation,
+    Step,
+    advance,
+    criteria_for,
+    message_rules,
+    outcome_of,
+)
+from gateway.core.deadlines import pack_named
+from gateway.core.forms import FORM_TYPES
+from gateway.core.policy import (
+    NO_SUCH_MESSAGE,
+    Header,
+    Reason,
+    Rejection,
+    check_form_rules,
+    check_urgency,
+)
+from gateway.core.register import Event
+from gateway.store.store import Transaction
+from gateway.xml.envelope import read_form
+from gateway.xml.forms import form_from_element
+from gateway.xml.parser import parse_trusted
+
+
+async def record_step(
+    tx: Transaction,
+    header: Header,
+    form: Mapping[str, Any],
+    now: datetime,
+    legal_basis: str,
+    *,
+    save: bool = True,
+) -> tuple[Conversation, str | None]:
+    """Advance the case of `header` (or open it under `legal_basis`) and mark a request
+    answered; raises Rejection when the conversation rules refuse the message. With `save`
+    false the case is only checked, not moved (a message we send moves our case when its
+    acknowledgement comes: `move_on_delivery`)."""
+    check_form_rules(header.message_type, form)
+    check_urgency(header.message_type, header.urgent, form)
+    target = None
+    if header.in_reply_to is not None:
+        stored = await tx.messages.get(header.in_reply_to)
+        target = stored.as_prior() if stored is not None else None
+        if target is None or not target.between(header.sender, header.receiver):
+            raise Rejection(Reason.NO_MATCHING_REQUEST, NO_SUCH_MESSAGE)
+        if stored is not None and stored.answered_by == header.message_id:
+            target = replace(target, answered=False)  # answered by this very message
+    current = await tx.conversations.get(header.case)
+    outcome = outcome_of(header.message_type, dict(form))
+    if header.message_type == "info-reply" and outcome == "refusal" and current is not None:
+        _check_refusable(stored.signed_xml if stored else None, current)
+    updated = advance(
+        current,
+        Step(
+            message_type=header.message_type,
+            sender=header.sender,
+            receiver=header.receiver,
+            reference=header.reference,
+            outcome=outcome,
+            target=target,
+        ),
+        legal_basis,
+    )
+    if current is None:
+        criteria = criteria_for(pack_named(legal_basis), registered(form))
+        updated = replace(updated, criteria=criteria)
+    if save:
+        await tx.conversations.save(updated, now, new=current is None)
+    if FORM_TYPES[header.message_type].is_reply and header.in_reply_to is not None:
+        await tx.messages.update(header.in_reply_to, answered_by=header.message_id)
+    return updated, outcome
+
+
+def registered(form: Mapping[str, Any]) -> date | None:
+    """When the application was registered, as the form says: its `registrationDate`, else
+    the application date it gives (None: it gives neither)."""
+    application = form.get("application")
+    if not isinstance(application, Mapping):
+        return None
+    text = application.get("registrationDate") or application.get("date")
+    return date.fromisoformat(text) if isinstance(text, str) else None
+
+
+def _check_refusable(request_xml: bytes | None, case: Conversation) -> None:
+    """Only a request for the grounds of the applicant's claim may be refused (proposal
+    Art. 40(3), 2024/1351 Art. 51(3): they need the applicant's consent); any other request
+    for information is answered (issue 16, defect 11). The article is the pack's."""
+    items: list[Any] = []
+    if request_xml is not None:
+        _, request = form_from_element(read_form(parse_trusted(request_xml)))
+        items = list(request.get("item") or [])
+    if "grounds-of-claim" in items:
+        return
+    article = next(
+        (
+            r.article
+            for r in message_rules(case.legal_basis).by_type.get("info-reply", ())
+            if r.outcome == "refusal"
+        ),
+        "the case's rules",
+    )
+    raise Rejection(
+        Reason.CONVERSATION_RULE,
+        f"only a request for the grounds of the applicant's claim may be refused ({article}); "
+        "this request asks for other information, which is given",
+    )
+
+
+async def erase_payload(
+    tx: Transaction, message_id: str, now: datetime, because_of: str | None
+) -> None:
+    """Art. 40(8): erase a message's payload; its register entries and digest remain, so the
+    register still verifies and still proves what was exchanged."""
+    stored = await tx.messages.get(message_id)
+    if stored is None or stored.signed_xml is None:
+        return
+    await tx.messages.update(message_id, signed_xml=None)
+    await tx.register.append(
+        time=now,
+        event=Event.PAYLOAD_ERASED,
+        direction=stored.direction,
+        peer=stored.peer,
+        message_id=message_id,
+        message_type=stored.message_type,
+        reference=stored.case,
+        digest=stored.digest,
+        status="erased",
+        reason="erasure-notice" if because_of else "retention",
+        details={"notice": because_of} if because_of else {},
+    )

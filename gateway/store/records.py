@@ -1,0 +1,232 @@
+"""What the repositories take and give: one dataclass per kind of row, typed, so that a column
+name or type that does not exist is an error mypy reports, not a runtime surprise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, TypedDict
+
+from gateway.core.conversations import Conversation, State
+from gateway.core.policy import PriorMessage
+from gateway.core.register import RegisterEntry, filed_under
+
+
+class DuplicateMessage(Exception):
+    """A message with this id is already stored."""
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to store (sent or received)."""
+
+    message_id: str
+    direction: str
+    peer: str
+    message_type: str
+    reference: str
+    in_reply_to: str | None
+    urgent: bool
+    created_at: datetime
+    stored_at: datetime
+    digest: str
+    signed_xml: bytes
+    state: str
+    case_reference: str | None = None
+    receipt_time: datetime | None = None
+    ack_xml: bytes | None = None
+    reason_code: str | None = None
+    idempotency_key: str | None = None
+    submission_digest: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["urgent"] = int(self.urgent)
+        return values
+
+
+class MessageChanges(TypedDict, total=False):
+    """The columns of a stored message that change after it is stored."""
+
+    state: str
+    ack_xml: bytes | None
+    receipt_time: datetime | None
+    reason_code: str | None
+    reason_text: str | None
+    answered_by: str | None
+    signed_xml: bytes | None
+    consumed_at: datetime | None
+    consumed_by: str | None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    message_id: str
+    direction: str
+    peer: str
+    message_type: str
+    reference: str
+    in_reply_to: str | None
+    urgent: bool
+    created_at: datetime
+    stored_at: datetime
+    digest: str
+    signed_xml: bytes | None
+    state: str
+    ack_xml: bytes | None
+    receipt_time: datetime | None
+    answered_by: str | None
+    reason_code: str | None
+    reason_text: str | None
+    case_reference: str | None
+    consumed_at: datetime | None = None
+    consumed_by: str | None = None
+    idempotency_key: str | None = None
+    submission_digest: str | None = None
+
+    @property
+    def case(self) -> str:
+        return self.case_reference or self.reference
+
+    def as_prior(self) -> PriorMessage:
+        return PriorMessage(
+            message_id=self.message_id,
+            direction=self.direction,
+            message_type=self.message_type,
+            peer=self.peer,
+            reference=self.case,
+            answered=self.answered_by is not None,
+        )
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    message_id: str
+    peer: str
+    digest: str
+    signed_xml: bytes
+    attempts: int
+    created_at: datetime
+    """The transmission's signed creation time: no receipt can be earlier."""
+    message_type: str = ""
+    reference: str = ""
+    case: str = ""
+    """The case the message belongs to, when a follow-up form has its own reference."""
+
+    @property
+    def filed(self) -> tuple[str, dict[str, str]]:
+        """The reference its register entries are filed under and what their details add
+        (see gateway.core.register.filed_under)."""
+        return filed_under(self.reference, self.case)
+
+
+@dataclass(frozen=True)
+class NewDeadline:
+    """A time limit to keep: open (the default) until it is met or expires; a limit met or
+    expired already when it is recorded (a reply that was late) is stored closed."""
+
+    case_reference: str
+    rule: str
+    legal_basis: str
+    acting: str
+    opened_by: str | None
+    started_at: datetime
+    due_date: str
+    expires_at: datetime
+    next_event_at: datetime | None
+    state: str = "open"
+    consequence: str | None = None
+    closed_by: str | None = None
+    closed_at: datetime | None = None
+    derogation: str | None = None
+    """The decision authorising the acting State to derogate, when the limit took its
+    derogating period (2024/1359 Art. 12)."""
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self) | {"reminders_sent": 0}
+
+
+@dataclass(frozen=True)
+class StoredDeadline:
+    id: int
+    case_reference: str
+    rule: str
+    legal_basis: str
+    acting: str
+    opened_by: str | None
+    started_at: datetime
+    due_date: str
+    expires_at: datetime
+    state: str
+    next_event_at: datetime | None
+    reminders_sent: int
+    closed_by: str | None
+    closed_at: datetime | None
+    consequence: str | None
+    derogation: str | None = None
+
+
+@dataclass(frozen=True)
+class TrustMark:
+    """The newest version of a piece of published trust material this gateway accepted."""
+
+    version: int
+    sha256: str
+    accepted_at: datetime
+
+
+@dataclass(frozen=True)
+class Checkpointer:
+    """Signs (sequence, head) every `every` entries with the gateway's signing key."""
+
+    authority: str
+    every: int
+    signer_pem: str
+    signer_fingerprint: str
+    sign: Callable[[bytes], bytes]
+
+
+def message_of(row: Any) -> StoredMessage:
+    m = row._mapping
+    return StoredMessage(**{k: m[k] for k in StoredMessage.__dataclass_fields__})
+
+
+def deadline_of(row: Any) -> StoredDeadline:
+    m = row._mapping
+    return StoredDeadline(**{k: m[k] for k in StoredDeadline.__dataclass_fields__})
+
+
+def conversation_of(row: Any) -> Conversation:
+    m = row._mapping
+    return Conversation(
+        reference=m["reference"],
+        kind=m["kind"],
+        requesting=m["requesting"],
+        requested=m["requested"],
+        state=State(m["state"]),
+        legal_basis=m["legal_basis"],
+        criteria=m["criteria"],
+    )
+
+
+def entry_of(row: Any) -> RegisterEntry:
+    m = row._mapping
+    return RegisterEntry(
+        sequence=m["sequence"],
+        time=m["time"],
+        event=m["event"],
+        direction=m["direction"],
+        peer=m["peer"],
+        message_id=m["message_id"],
+        message_type=m["message_type"],
+        reference=m["reference"],
+        digest=m["digest"],
+        status=m["status"],
+        reason=m["reason"],
+        details=json.loads(m["details"]),
+        prev_hash=m["prev_hash"],
+        hash=m["hash"],
+    )

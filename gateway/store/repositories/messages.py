@@ -1,0 +1,130 @@
+"""Messages sent and received, with their signed bytes and acknowledgements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Unpack
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.store.records import (
+    DuplicateMessage,
+    MessageChanges,
+    NewMessage,
+    OutboxItem,
+    StoredMessage,
+    message_of,
+)
+from gateway.store.repositories.base import Repository
+from gateway.store.schema import messages
+
+# The statements of the hot paths, built once: executed with a parameter dictionary they skip
+# SQLAlchemy's per-call statement construction (coercing each value into a bind parameter and
+# computing a cache key over them), which cost more than SQLite's own work for the statement.
+_INSERT = messages.insert()
+# Without .values() the SET clause is the parameters given at execution.
+_UPDATE = update(messages).where(messages.c.message_id == bindparam("b_message_id"))
+_GET = select(messages).where(messages.c.message_id == bindparam("b_message_id"))
+
+
+class Messages(Repository):
+    async def get(self, message_id: str) -> StoredMessage | None:
+        async with self.connect() as conn:
+            row = (await conn.execute(_GET, {"b_message_id": message_id})).first()
+        return None if row is None else message_of(row)
+
+    async def insert(self, message: NewMessage) -> None:
+        try:
+            await self.conn.execute(_INSERT, message.row())
+        except IntegrityError as exc:
+            raise DuplicateMessage(message.message_id) from exc
+
+    async def update(self, message_id: str, **changes: Unpack[MessageChanges]) -> None:
+        await self.conn.execute(_UPDATE, {"b_message_id": message_id, **changes})
+
+    async def by_idempotency_key(self, key: str) -> StoredMessage | None:
+        q = select(messages).where(messages.c.idempotency_key == key)
+        async with self.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return None if row is None else message_of(row)
+
+    async def undeliverable_since(self, since: datetime, limit: int) -> list[OutboxItem]:
+        """Outgoing messages given up on, created after `since`: a peer may yet prove it
+        received them."""
+        q = (
+            select(messages)
+            .where(
+                messages.c.direction == "out",
+                messages.c.state == "undeliverable",
+                messages.c.created_at >= since,
+                messages.c.signed_xml.is_not(None),
+            )
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        async with self.connect() as conn:
+            rows = [message_of(r) for r in await conn.execute(q)]
+        return [
+            OutboxItem(
+                m.message_id,
+                m.peer,
+                m.digest,
+                m.signed_xml or b"",
+                0,
+                m.created_at,
+                m.message_type,
+                m.reference,
+                m.case_reference or "",
+            )
+            for m in rows
+        ]
+
+    async def inbox(
+        self,
+        after: int,
+        limit: int,
+        *,
+        consumed: bool | None = None,
+        types: frozenset[str] | None = None,
+    ) -> list[StoredMessage]:
+        """Received messages after the cursor `after`, oldest first; optionally only those
+        (not) consumed yet, or only of `types`."""
+        q = select(messages).where(messages.c.direction == "in", messages.c.id > after)
+        if consumed is True:
+            q = q.where(messages.c.consumed_at.is_not(None))
+        elif consumed is False:
+            q = q.where(messages.c.consumed_at.is_(None))
+        if types is not None:
+            q = q.where(messages.c.message_type.in_(sorted(types)))
+        q = q.order_by(messages.c.id).limit(limit)
+        async with self.connect() as conn:
+            return [message_of(r) for r in await conn.execute(q)]
+
+    async def of_case(self, reference: str) -> list[StoredMessage]:
+        """The messages of a case, in the order they were stored."""
+        q = (
+            select(messages)
+            .where(
+                (messages.c.case_reference == reference)
+                | ((messages.c.case_reference.is_(None)) & (messages.c.reference == reference))
+            )
+            .order_by(messages.c.id)
+        )
+        async with self.connect() as conn:
+            return [message_of(r) for r in await conn.execute(q)]
+
+    async def payloads_stored_before(self, before: datetime, limit: int) -> list[str]:
+        q = (
+            select(messages.c.message_id)
+            .where(messages.c.signed_xml.is_not(None), messages.c.stored_at < before)
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        async with self.connect() as conn:
+            return [r.message_id for r in await conn.execute(q)]
+
+    async def count(self) -> int:
+        async with self.connect() as conn:
+            total = (await conn.execute(select(func.count()).select_from(messages))).scalar_one()
+        return int(total)

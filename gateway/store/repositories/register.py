@@ -1,0 +1,346 @@
+"""The transmission register (Art. 40(9)): appends that extend the hash chain, signed
+checkpoints, the peers' witnesses of it, and the ways it is read (by filter, by page for the
+verifier, a case's events)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from gateway.core.checkpoints import checkpoint_payload
+from gateway.core.register import COLUMNS, ENTRY_FIELDS, Event, RegisterEntry, next_entry
+from gateway.core.times import utc_text
+from gateway.store.inline import DbConnection, DbEngine, InlineEngine
+from gateway.store.records import Checkpointer, entry_of
+from gateway.store.repositories.base import Repository
+from gateway.store.schema import (
+    conversations,
+    messages,
+    register,
+    register_checkpoints,
+    register_head,
+    register_witnesses,
+)
+
+# SQLite builds each entry's canonical form (see gateway.core.register.canonical_row) in C:
+# json_object keeps the order it is given, so the pairs come sorted by key.
+_SQL_VALUE = {
+    "time": "substr(time, 1, 10) || 'T' || substr(time, 12) || 'Z'",
+    "details": "json(details)",
+}
+# Built from constants only (the field list), never from input.
+CANONICAL_SQL = (
+    "SELECT sequence, prev_hash, hash, json_object("  # noqa: S608
+    + ", ".join(f"'{key}', {_SQL_VALUE.get(name, name)}" for name, key in sorted(
+        ENTRY_FIELDS, key=lambda pair: pair[1]))
+    + ") FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"
+)  # fmt: skip
+_COLUMNS = ", ".join(COLUMNS)
+_HEAD = select(register_head.c.sequence, register_head.c.hash).where(register_head.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+_INSERT = register.insert()
+_SET_HEAD = (
+    update(register_head)
+    .where(register_head.c.id == 1)
+    .values(sequence=bindparam("b_sequence"), hash=bindparam("b_hash"))
+)
+HEAD_KEY = "register_head"
+"""Where a batch's units keep the head their appends advanced to (see write_head)."""
+
+
+async def write_head(conn: DbConnection, shared: dict[str, Any]) -> None:
+    """Store the register head the batch's appends advanced to, once, before its commit."""
+    head: tuple[int, str] | None = shared.get(HEAD_KEY)
+    if head is not None:
+        await conn.execute(_SET_HEAD, {"b_sequence": head[0], "b_hash": head[1]})
+
+
+def _a_strangers_refusal() -> ColumnElement[bool]:
+    """A register row (joined with the case its reference names and the message its id
+    names) recording our refusal of a transmission from an authority that is a party of
+    neither."""
+    return and_(
+        register.c.event == Event.REJECTED.value,
+        register.c.direction == "in",
+        or_(
+            and_(
+                conversations.c.reference.is_not(None),
+                register.c.peer.is_distinct_from(conversations.c.requesting),
+                register.c.peer.is_distinct_from(conversations.c.requested),
+            ),
+            and_(
+                messages.c.message_id.is_not(None),
+                register.c.peer.is_distinct_from(messages.c.peer),
+            ),
+        ),
+    )
+
+
+class Register(Repository):
+    def __init__(
+        self,
+        engine: DbEngine,
+        postgres: bool,
+        conn: DbConnection | None = None,
+        *,
+        checkpointer: Checkpointer | None = None,
+        shared: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(engine, postgres, conn)
+        self._checkpointer = checkpointer
+        # The batch's register head (see write_head): read (and on PostgreSQL locked) by its
+        # first append, kept here by the next ones, written once before the commit.
+        self._shared = {} if shared is None else shared
+        self.appended: list[RegisterEntry] = []
+
+    async def append(
+        self,
+        *,
+        time: datetime,
+        event: Event,
+        direction: str,
+        peer: str | None = None,
+        message_id: str | None = None,
+        message_type: str | None = None,
+        reference: str | None = None,
+        digest: str | None = None,
+        status: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> RegisterEntry:
+        """Extend the chain by one entry (and by a checkpoint's, every `every` entries)."""
+        entry = await self._append(
+            time=time,
+            event=event,
+            direction=direction,
+            peer=peer,
+            message_id=message_id,
+            message_type=message_type,
+            reference=reference,
+            digest=digest,
+            status=status,
+            reason=reason,
+            details=details,
+        )
+        cp = self._checkpointer
+        if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
+            await self._checkpoint(cp, entry, time)
+        return entry
+
+    async def _append(self, *, time: datetime, event: Event, **fields: Any) -> RegisterEntry:
+        head: tuple[int, str] | None = self._shared.get(HEAD_KEY)
+        if head is None:
+            row = (await self.conn.execute(_HEAD_FOR_UPDATE if self.postgres else _HEAD)).one()
+            head = (row.sequence, row.hash)
+        entry = next_entry(head[0], head[1], time=time, event=event, **fields)
+        values = entry.to_dict()
+        values["time"] = entry.time
+        # Compact, sorted, UTF-8: the same bytes the canonical encoding embeds.
+        values["details"] = orjson.dumps(entry.details, option=orjson.OPT_SORT_KEYS).decode()
+        await self.conn.execute(_INSERT, values)
+        self._shared[HEAD_KEY] = (entry.sequence, entry.hash)
+        self.appended.append(entry)
+        return entry
+
+    async def _checkpoint(self, cp: Checkpointer, entry: RegisterEntry, time: datetime) -> None:
+        """Sign (sequence, hash) of `entry` and name the checkpoint in the next entry, in the
+        same unit of work: the chain then says which checkpoints exist, so deleting their
+        rows is detected (gateway.service.audit). The naming entry is never itself checkpointed."""
+        payload = checkpoint_payload(cp.authority, entry.sequence, entry.hash, time)
+        await self.conn.execute(
+            register_checkpoints.insert().values(
+                sequence=entry.sequence,
+                hash=entry.hash,
+                time=time,
+                signer=cp.signer_pem,
+                signature=base64.b64encode(cp.sign(payload)).decode(),
+            )
+        )
+        await self._append(
+            time=time,
+            event=Event.CHECKPOINT,
+            direction="in",
+            details={
+                "sequence": entry.sequence,
+                "hash": entry.hash,
+                "signer": cp.signer_fingerprint,
+            },
+        )
+
+    async def record_witnesses(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Keep heads of our register that peers witnessed (holder, sequence, hash, signer,
+        signed_at, recorded_at); one row per distinct claim, so disagreeing ones all stay."""
+        insert = postgresql_insert if self.postgres else sqlite_insert
+        if rows:
+            await self.conn.execute(
+                insert(register_witnesses).values(list(rows)).on_conflict_do_nothing()
+            )
+
+    async def head(self) -> tuple[int, str]:
+        async with self.connect() as conn:
+            row = (await conn.execute(select(register_head).where(register_head.c.id == 1))).one()
+            return row.sequence, row.hash
+
+    async def query(
+        self,
+        *,
+        reference: str | None = None,
+        message_id: str | None = None,
+        peer: str | None = None,
+        message_type: str | None = None,
+        direction: str | None = None,
+        status: str | None = None,
+        event: str | None = None,
+        reason: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[RegisterEntry]:
+        """Entries after sequence `after` that match every filter given, oldest first."""
+        q = select(register).where(register.c.sequence > after)
+        for column, value in (
+            (register.c.reference, reference),
+            (register.c.message_id, message_id),
+            (register.c.peer, peer),
+            (register.c.message_type, message_type),
+            (register.c.direction, direction),
+            (register.c.status, status),
+            (register.c.event, event),
+            (register.c.reason, reason),
+        ):
+            if value is not None:
+                q = q.where(column == value)
+        async with self.connect() as conn:
+            if since is not None or until is not None:
+                window = select(func.min(register.c.sequence), func.max(register.c.sequence))
+                if since is not None:
+                    q = q.where(register.c.time >= since)
+                    window = window.where(register.c.time >= since)
+                if until is not None:
+                    q = q.where(register.c.time < until)
+                    window = window.where(register.c.time < until)
+                # The time index finds the sequence window; the scan then stays inside it.
+                bounds: Any = (await conn.execute(window)).one()
+                low, high = bounds
+                if low is None:
+                    return []
+                q = q.where(register.c.sequence.between(low, high))
+            q = q.order_by(register.c.sequence).limit(limit)
+            return [entry_of(r) for r in await conn.execute(q)]
+
+    async def rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """Raw register rows for the verifier: (sequence, time text, event, direction, peer,
+        message_id, type, reference, digest, status, reason, details JSON, prev_hash, hash),
+        without per-row conversions, which dominate the cost of a full verification."""
+        if isinstance(self.engine, InlineEngine):
+
+            def fetch(conn: Connection) -> list[Any]:
+                sql = (
+                    f"SELECT {_COLUMNS} FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"  # noqa: S608
+                )
+                return list(conn.exec_driver_sql(sql, (after, limit)).fetchall())
+
+            rows = await self.engine.run_in_thread(fetch)
+        else:
+            async with self.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
+                records = await driver.fetch(
+                    f"SELECT {_COLUMNS} FROM register WHERE sequence > $1 "  # noqa: S608
+                    "ORDER BY sequence LIMIT $2",
+                    after,
+                    limit,
+                )
+                rows = [tuple(r) for r in records]
+        if rows and not isinstance(rows[0][1], str):
+            rows = [(r[0], utc_text(r[1].replace(tzinfo=UTC)), *r[2:]) for r in rows]
+        else:  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff", naive UTC
+            rows = [(r[0], f"{r[1][:10]}T{r[1][11:]}Z", *r[2:]) for r in rows]
+        return rows
+
+    async def canonical_rows(
+        self, after: int, limit: int
+    ) -> list[tuple[int, str, str, str]] | None:
+        """(sequence, prev_hash, hash, canonical text) with the canonical encoding built by
+        SQLite's JSON functions in C; None where the database cannot (PostgreSQL). A fast
+        path only: the verifier re-checks any mismatch with the Python encoding."""
+        if not isinstance(self.engine, InlineEngine):  # PostgreSQL
+            return None
+
+        def fetch(conn: Connection) -> list[Any]:
+            return list(conn.exec_driver_sql(CANONICAL_SQL, (after, limit)).fetchall())
+
+        return await self.engine.run_in_thread(fetch)
+
+    async def case_events(
+        self,
+        after: int,
+        limit: int,
+        events: Sequence[str],
+        *,
+        case: str | None = None,
+        message_id: str | None = None,
+        upto: int | None = None,
+    ) -> list[RegisterEntry]:
+        """Register entries of `events` after sequence `after` (and up to `upto`) that
+        concern a message or a case's time limits, optionally of one reference or message.
+
+        A refused transmission from an authority that is a party neither of the case its
+        reference names nor of the message its id names is left out: a case's and a
+        message's events are their parties' events, and a third authority's attempt on them
+        stays in the register (for auditors) but never reaches the case system's views."""
+        q = (
+            select(register)
+            .select_from(
+                register.outerjoin(
+                    conversations, conversations.c.reference == register.c.reference
+                ).outerjoin(messages, messages.c.message_id == register.c.message_id)
+            )
+            .where(
+                register.c.sequence > after,
+                register.c.sequence <= (upto if upto is not None else 2**62),
+                register.c.event.in_(list(events)),
+                register.c.reference.is_not(None),
+                ~_a_strangers_refusal(),
+            )
+        )
+        if case is not None:
+            q = q.where(register.c.reference == case)
+        if message_id is not None:
+            q = q.where(register.c.message_id == message_id)
+        q = q.order_by(register.c.sequence).limit(limit)
+        async with self.connect() as conn:
+            return [entry_of(r) for r in await conn.execute(q)]
+
+    async def checkpoints(self) -> list[dict[str, Any]]:
+        q = select(register_checkpoints).order_by(register_checkpoints.c.sequence)
+        async with self.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(q)]
+
+    async def checkpoint_entries(self) -> list[tuple[int, dict[str, Any]]]:
+        """(sequence, details) of the register's `checkpoint` entries: the checkpoints the
+        chain says were written."""
+        q = (
+            select(register.c.sequence, register.c.details)
+            .where(register.c.event == Event.CHECKPOINT.value)
+            .order_by(register.c.sequence)
+        )
+        async with self.connect() as conn:
+            return [(int(r.sequence), json.loads(r.details)) for r in await conn.execute(q)]
+
+    async def witnesses(self) -> list[dict[str, Any]]:
+        """The peers' witnesses of this register the gateway holds, by sequence."""
+        q = select(register_witnesses).order_by(
+            register_witnesses.c.sequence, register_witnesses.c.holder
+        )
+        async with self.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(q)]
