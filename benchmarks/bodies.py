@@ -81,7 +81,7 @@ def signed_bodies(net: LocalNetwork, count: int, megabytes: float) -> list[bytes
         ]
         header = Header(
             str(uuid.uuid4()),
-            f"BE1F-BODY{n}",
+            f"BE01F-BODY{n}",
             "take-charge-request",
             "BE-DU",
             "NL-DU",

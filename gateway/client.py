@@ -78,10 +78,12 @@ class GatewayClient:
         attachments: list[dict[str, str]] | None = None,
         idempotency_key: str | None = None,
         legal_basis: str | None = None,
+        priority: bool = False,
     ) -> dict[str, Any]:
         """Submit a form; `attachments` are {fileName, mediaType, content (base64)}. With an
         `idempotency_key`, repeating the same submission returns the original message.
-        `legal_basis` names the rule pack a new case runs under (default: the gateway's)."""
+        `legal_basis` names the rule pack a new case runs under (default: the gateway's);
+        `priority`: a new case under 2024/1351 involves minors (2025/2055 Art. 5(2))."""
         payload: dict[str, Any] = {"type": message_type, "receiver": receiver, "form": form}
         if case is not None:
             payload["case"] = case
@@ -97,6 +99,8 @@ class GatewayClient:
             payload["eurodac_reference"] = eurodac_reference
         if legal_basis is not None:
             payload["legal_basis"] = legal_basis
+        if priority:
+            payload["priority"] = True
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return await self._request("POST", "/api/v1/messages", json=payload, headers=headers)
 

@@ -84,6 +84,12 @@ def _page(item: str) -> dict[str, Any]:
     }
 
 
+PRIORITY = (
+    "A new case under 2024/1351 that involves minors: its reference carries the 'P' of "
+    "2025/2055 Art. 5(2) (set anyway for minor-family requests, Arts 25-28 and 34)."
+)
+
+
 def _submission_variants() -> list[dict[str, Any]]:
     variants = []
     for ft in FORM_TYPES.values():
@@ -229,6 +235,7 @@ def _schemas() -> dict[str, Any]:
                     "a case, default [deadlines] legal_basis; later messages keep their "
                     "case's basis (naming another is a 422 legal-basis-mismatch).",
                 },
+                "priority": {"type": "boolean", "description": PRIORITY},
                 "attachments": {
                     "type": "array",
                     "items": {
@@ -344,11 +351,7 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 "responses": {
                     "201": _json(_ref("Submitted"), "Signed, stored and queued"),
                     "200": _json(_ref("Submitted"), "Replayed: the original submission"),
-                    "400": PROBLEM,
-                    "413": PROBLEM,
-                    "415": PROBLEM,
-                    "422": PROBLEM,
-                    **_errors(),
+                    **_errors(400, 413, 415, 422),
                 },
             }
         },
@@ -524,11 +527,7 @@ def _admin_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": obj,
-                    "400": PROBLEM,
-                    "413": PROBLEM,
-                    "415": PROBLEM,
-                    "422": PROBLEM,
-                    **_errors(),
+                    **_errors(400, 413, 415, 422),
                 },
             }
         },

@@ -318,7 +318,7 @@ def advance(
         if conversation is not None:
             raise _refuse(
                 f"case {step.reference} already exists; a {ft.name} opens a new case "
-                "under its own reference (1560/2003 Art. 20)"
+                "under its own reference (1560/2003 Art. 20; 2025/2055 Art. 5)"
             )
         if ft.name not in rules.opens:
             raise _refuse(f"a {ft.name} opens no case under {rules.pack}")

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.core.calendar import Period, add_period, due_date, event_day, expires_at
 from gateway.core.official_days import UnknownState, off_day
+from gateway.core.references import ART20_SCHEME, ReferenceScheme, parse_scheme
 
 RULE_KEYS = frozenset(
     {
@@ -47,9 +48,11 @@ PACK_KEYS = frozenset(
         "tracking",
         "derogations",
         "superseded_by",
+        "references",
     }
 )
-"""A pack's sections; `conversations` (which message may follow which) is read by
+"""A pack's sections; `references` (how its cases number their transmissions) is read by
+`core/references.py`; `conversations` (which message may follow which) is read by
 `core/conversations.py`, `tracking` (which message opens and closes which limit) by
 `core/tracking.py`."""
 COUNTING_KEYS = frozenset({"article", "roll_over", "verified", "source", "note"})
@@ -135,6 +138,9 @@ class RuleSet:
     applies_from: Applicability | None = None
     sources: Mapping[str, str] | None = None
     derogation: Derogation | None = None
+    references: ReferenceScheme = ART20_SCHEME
+    """How the basis's cases number their transmissions (1560/2003 Art. 20 unless the pack
+    says otherwise)."""
     superseded_by: str | None = None
     """The pack that replaced this one: this one then serves only applications registered
     before that one's `applies_from` (604/2013 after 2024/1351)."""
@@ -338,7 +344,17 @@ def parse_rule_set(data: Any, source: str, name: str = "") -> RuleSet:
         superseded_by=(
             _superseded_by(data["superseded_by"], source) if "superseded_by" in data else None
         ),
+        references=_references(data["references"], source)
+        if "references" in data
+        else ART20_SCHEME,
     )
+
+
+def _references(raw: Any, source: str) -> ReferenceScheme:
+    try:
+        return parse_scheme(raw, f"{source}: references")
+    except ValueError as exc:
+        raise DeadlineError(str(exc)) from exc
 
 
 def _derogation(raw: Any, source: str, rules: Mapping[str, Rule]) -> Derogation:

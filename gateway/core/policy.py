@@ -9,9 +9,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from gateway.core.deadlines import DeadlineError, pack_named, packaged_rule_set
 from gateway.core.directory import Directory
 from gateway.core.forms import FORM_TYPES, FormType
-from gateway.core.references import InvalidReference, Reference
+from gateway.core.references import (
+    ART20,
+    ART20_SCHEME,
+    InvalidReference,
+    ReferenceScheme,
+    parse_any,
+)
 
 
 class Reason(StrEnum):
@@ -191,30 +198,55 @@ def check_sender_role(ft: FormType, role: str) -> None:
         )
 
 
+def reference_scheme(legal_basis: str | None) -> ReferenceScheme:
+    """How the cases of `legal_basis` number their transmissions: its pack's scheme (1560/2003
+    Art. 20 for a message signed before every message named its basis)."""
+    if legal_basis is None:
+        return ART20_SCHEME
+    try:
+        return packaged_rule_set(pack_named(legal_basis)).references
+    except DeadlineError as exc:
+        raise Rejection(Reason.LEGAL_BASIS_UNKNOWN, str(exc)) from exc
+
+
 def check_reference(header: Header) -> None:
-    """1560/2003 Art. 20: requests and forms of types 6 and 7 carry the sender's letters and
-    their type digit; replies and notices carry the reference of their case."""
+    """The reference scheme of the case's basis (1560/2003 Art. 20; 2025/2055 Art. 5 for
+    cases under 2024/1351): requests and forms with a type of their own carry the sender's
+    letters and that type; replies and notices carry the reference of their case."""
     ft = FORM_TYPES.get(header.message_type)
     if ft is None:
         raise Rejection(Reason.UNKNOWN_TYPE, f"unknown message type {header.message_type!r}")
+    scheme = reference_scheme(header.legal_basis)
+    allowed = scheme.allowed_types(ft.name, ft.type_digit)
+    own_reference = ft.opens or (bool(allowed) and not ft.is_reply)
     try:
-        ref = Reference.parse(header.reference)
+        # A form's own reference follows its basis's scheme; the case's reference it carries
+        # or names is its case's, whichever scheme: matching the case checks it.
+        ref = scheme.parse(header.reference) if own_reference else parse_any(header.reference)
         if header.case_reference is not None:
-            Reference.parse(header.case_reference)
+            parse_any(header.case_reference)
     except InvalidReference as exc:
+        if header.legal_basis is None:
+            # Only a message signed before every message named its basis may name none, and
+            # such messages were numbered by Art. 20: the missing basis is the fault.
+            raise Rejection(
+                Reason.LEGAL_BASIS_UNKNOWN,
+                f"the transmission names no legal basis, and its reference is not one of "
+                f"{ART20} ({exc})",
+            ) from exc
         raise Rejection(Reason.REFERENCE_INVALID, str(exc)) from exc
-    own_reference = ft.opens or (ft.type_digit is not None and not ft.is_reply)
     if own_reference:
-        if ref.type_digit != ft.type_digit:
+        if ref.type_code not in allowed:
             raise Rejection(
                 Reason.REFERENCE_INVALID,
-                f"reference type digit {ref.type_digit} does not match {ft.name} ({ft.type_digit})",
+                f"reference type {ref.type_code} does not match {ft.name} "
+                f"({' or '.join(sorted(allowed))}, {scheme.scheme})",
             )
         if ref.member_state != header.sender[:2]:
             raise Rejection(
                 Reason.REFERENCE_INVALID,
                 f"a {ft.name}'s reference starts with the sender's letters "
-                f"{header.sender[:2]!r} (1560/2003 Art. 20)",
+                f"{header.sender[:2]!r} ({scheme.scheme})",
             )
     if ft.opens and header.case_reference not in (None, header.reference):
         raise Rejection(Reason.REFERENCE_INVALID, f"a {ft.name} opens its own case")

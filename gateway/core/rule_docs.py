@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.core.conversations import MessageRules, parse_message_rules
 from gateway.core.deadlines import Rule, RuleSet, pack_data
+from gateway.core.references import scheme_json, scheme_markdown
 
 STATUS = {True: "verified", False: "**not verified**"}
 
@@ -71,6 +72,7 @@ def pack_json(rules: RuleSet) -> dict[str, Any]:
             if rules.derogation
             else None
         ),
+        "references": scheme_json(rules.references),
     }
 
 
@@ -141,6 +143,7 @@ def pack_markdown(rules: RuleSet) -> str:
             f"directory marks as authorised to derogate, the limits it must meet that open in "
             f"the authorised period run {periods}. {_cell(d.note)} Source: {_cell(d.source)}.",
         ]
+    lines += ["", scheme_markdown(rules.references, STATUS)]
     conversations = pack_data(rules.name).get("conversations") if rules.name else None
     if isinstance(conversations, dict):
         lines += _messages_markdown(parse_message_rules(conversations, rules.name))

@@ -22,7 +22,8 @@ EXAMPLES = Path(str(resources.files(__name__)))
 # a transfer planned two months after. `load_example(name, today=...)` moves every date of
 # a form by the distance from this day to `today`, so that a form used on any day keeps
 # the same relation to that day (a request made 7 days after registration stays within
-# Art. 39(1) of Regulation 2024/1351 however late the demo or the tests run).
+# Art. 39(1) of Regulation 2024/1351 however late the demo or the tests run). Dates of
+# birth stay: they are the person's, not the case's.
 EXAMPLES_DAY = date(2026, 11, 9)
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -30,7 +31,8 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 def load_example(name: str, today: date | None = None) -> dict[str, Any]:
     """gateway/examples/<name> (with or without .json) as a JSON object; with `today`, its
-    dates (the string values that are whole ISO days) moved by `today - EXAMPLES_DAY`."""
+    dates (the string values that are whole ISO days, but dates of birth) moved by
+    `today - EXAMPLES_DAY`."""
     path = EXAMPLES / (name if name.endswith(".json") else f"{name}.json")
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
@@ -42,9 +44,14 @@ def load_example(name: str, today: date | None = None) -> dict[str, Any]:
     return moved
 
 
+_NOT_MOVED = frozenset({"dateOfBirth"})
+
+
 def _moved(value: Any, shift: timedelta) -> Any:
     if isinstance(value, dict):
-        return {key: _moved(item, shift) for key, item in value.items()}
+        return {
+            key: item if key in _NOT_MOVED else _moved(item, shift) for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_moved(item, shift) for item in value]
     if isinstance(value, str) and _ISO_DAY.fullmatch(value):

@@ -21,7 +21,7 @@ from gateway.core.conversations import basis_label, basis_version, case_bases, k
 from gateway.core.deadlines import pack_named
 from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound, check_sender_role
-from gateway.core.references import InvalidReference, Reference
+from gateway.core.references import ART5, InvalidReference
 from gateway.core.register import Event, RegisterEntry, filed_under
 from gateway.pki.certs import CertificateError
 from gateway.pki.purposes import HEALTH_ENCRYPTION
@@ -52,6 +52,7 @@ SUBMISSION_FIELDS = frozenset(
         "urgent",
         "attachments",
         "legal_basis",
+        "priority",
     }
 )
 _FIELD_OF_REASON = {
@@ -138,29 +139,17 @@ def _attachments(data: Mapping[str, Any]) -> list[AttachmentFile]:
     return out
 
 
-async def _reference_for(
+async def _case_of(
     ctx: GatewayContext, ft: FormType, data: Mapping[str, Any], in_reply_to: str | None
-) -> tuple[str, str | None]:
-    """(the message's own reference, the case it belongs to if that differs)."""
-    local = ctx.local
+) -> str | None:
+    """The case a message belongs to (None: it opens one)."""
     case = _string(data, "case", required=False)
     if ft.opens:
         for key in ("case", "in_reply_to"):
             if key in data:
                 raise SubmissionError(f"/{key}", f"a {ft.name} opens a new case")
-        case_number = _string(data, "case_number")
-        assert case_number is not None and ft.type_digit is not None
-        try:
-            reference = Reference.build(
-                local.member_state,
-                ft.type_digit,
-                case_number,
-                _string(data, "eurodac_reference", required=False),
-            )
-        except InvalidReference as exc:
-            raise SubmissionError("/case_number", str(exc)) from exc
-        return str(reference), None
-    for key in ("eurodac_reference",):
+        return None
+    for key in ("eurodac_reference", "priority"):
         if key in data:
             raise SubmissionError(f"/{key}", f"'{key}' belongs to the request opening a case")
     if in_reply_to is not None:
@@ -172,16 +161,65 @@ async def _reference_for(
         case = target.case
     if case is None:
         raise SubmissionError("/case", f"a {ft.name} needs the reference of its case in 'case'")
-    if ft.type_digit is None or ft.is_reply:
+    return case
+
+
+def _reference_for(
+    ctx: GatewayContext,
+    ft: FormType,
+    data: Mapping[str, Any],
+    form: Mapping[str, Any],
+    case: str | None,
+    basis: str,
+) -> tuple[str, str | None]:
+    """(the message's own reference, the case it belongs to if that differs), in the
+    reference scheme of the case's basis (1560/2003 Art. 20, 2025/2055 Art. 5)."""
+    scheme = rule_set(basis).references
+    member_state = ctx.local.member_state
+    priority = data.get("priority", False)
+    if not isinstance(priority, bool):
+        raise SubmissionError("/priority", "'priority' must be true or false")
+    if priority and scheme.scheme != ART5:
+        raise SubmissionError(
+            "/priority", f"only references of {ART5} mark priority; {basis} uses {scheme.scheme}"
+        )
+    if case is None:
+        case_number = _string(data, "case_number")
+        assert case_number is not None
+        try:
+            reference = scheme.build(
+                member_state,
+                scheme.type_of(ft.name, ft.type_digit, form),
+                case_number,
+                priority=scheme.has_priority(ft.name, form, priority),
+                eurodac_reference=_string(data, "eurodac_reference", required=False),
+            )
+        except InvalidReference as exc:
+            raise SubmissionError(_reference_field(exc), str(exc)) from exc
+        return reference, None
+    if not scheme.allowed_types(ft.name, ft.type_digit) or ft.is_reply:
         if "case_number" in data:
             raise SubmissionError("/case_number", f"a {ft.name} carries its case's reference")
         return case, None
     try:
-        number = _string(data, "case_number", required=False) or Reference.parse(case).case_number
-        own = Reference.build(local.member_state, ft.type_digit, number)
+        number = _string(data, "case_number", required=False) or scheme.parse(case).case_number
+        assert number is not None
+        own = scheme.build(
+            member_state,
+            scheme.type_of(ft.name, ft.type_digit, form),
+            number,
+            priority=scheme.has_priority(ft.name, form, False) or scheme.parse(case).priority,
+        )
     except InvalidReference as exc:
-        raise SubmissionError("/case_number", str(exc)) from exc
-    return str(own), case
+        raise SubmissionError(_reference_field(exc), str(exc)) from exc
+    return own, case
+
+
+def _reference_field(exc: InvalidReference) -> str:
+    """The submission field a reference error is about: the form's field that chooses the
+    type, else the case number."""
+    text = str(exc)
+    return "/form/purpose" if "'purpose'" in text else "/case_number"
 
 
 def _health_recipients(ctx: GatewayContext, receiver: str) -> list[x509.Certificate]:
@@ -284,8 +322,9 @@ async def _submit_new(
         raise SubmissionError("/type", exc.text, exc.reason.value) from exc
     attachments = _attachments(data)
     in_reply_to = _string(data, "in_reply_to", required=False)
-    reference, case_reference = await _reference_for(ctx, ft, data, in_reply_to)
-    basis = await _legal_basis_for(ctx, ft, data, case_reference or reference)
+    case = await _case_of(ctx, ft, data, in_reply_to)
+    basis = await _legal_basis_for(ctx, ft, data, case)
+    reference, case_reference = _reference_for(ctx, ft, data, form, case, basis)
     local = ctx.local
 
     now = ctx.clock()
@@ -380,7 +419,7 @@ def _transfers_wait(
 
 
 async def _legal_basis_for(
-    ctx: GatewayContext, ft: FormType, data: Mapping[str, Any], case: str
+    ctx: GatewayContext, ft: FormType, data: Mapping[str, Any], case: str | None
 ) -> str:
     """The rule pack the message's case runs under. A form that opens a case opens it under
     the basis the submission names, or `deadlines.legal_basis`; every later message of the
@@ -393,7 +432,7 @@ async def _legal_basis_for(
             f"no case can run under this legal basis; known: {', '.join(known)}",
             Reason.LEGAL_BASIS_UNKNOWN.value,
         )
-    if ft.opens:
+    if case is None:
         return named or ctx.config.deadlines.legal_basis
     conv = await ctx.store.conversations.get(case)
     if conv is None:

@@ -121,7 +121,7 @@ async def test_attachment_swapped_after_signing_is_refused_by_the_receiver(
     await harness.start("NL-DU")
     header = Header(
         str(uuid.uuid4()),
-        "BE1ATT-3",
+        "BE01ATT-3",
         "take-charge-request",
         "BE-DU",
         "NL-DU",
@@ -157,7 +157,7 @@ async def test_a_form_describing_the_same_attachment_twice_is_refused_by_the_rec
     await harness.start("NL-DU")
     header = Header(
         str(uuid.uuid4()),
-        "BE1ATT-4",
+        "BE01ATT-4",
         "take-charge-request",
         "BE-DU",
         "NL-DU",
@@ -208,7 +208,7 @@ async def test_a_submission_describing_the_same_attachment_twice_is_refused(
 async def test_unknown_case_is_not_found(harness: Harness) -> None:
     await harness.start("BE-DU")
     with pytest.raises(ApiError) as err:
-        await harness.api("BE-DU").case("BE1NOPE")
+        await harness.api("BE-DU").case("BE01NOPE")
     assert err.value.status == 404
 
 

@@ -25,7 +25,7 @@ async def test_art29_art30_request_and_acceptance_are_exchanged_with_signed_rece
     form = example("take-charge-request.json")
 
     sent = await send_request(be, case_number="2026-0042")
-    assert sent["reference"] == "BE12026-0042"
+    assert sent["reference"] == "BE012026-0042"
     view = await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
     ack = view["acknowledgement"]
     assert ack["status"] == "accepted"

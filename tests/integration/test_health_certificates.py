@@ -118,8 +118,8 @@ async def test_art39_health_certificate_to_an_endpoint_not_marked_for_practition
     sealed = seal(form, "explicit-consent", [_cert(files.health_cert)])
     head = header(
         message_type="health-certificate",
-        reference="BE7HEALTH-3",
-        case_reference="BE1HEALTH-3",
+        reference="BE10HEALTH-3",
+        case_reference="BE01HEALTH-3",
         sender_role="health-practitioner",
     )
     body = h.signer("BE-DU").sign(build_transmission(head, sealed))
@@ -139,8 +139,8 @@ async def test_art39_health_certificate_in_clear_or_sealed_for_others_is_refused
     def transmission(body_form: etree._Element) -> bytes:
         head = header(
             message_type="health-certificate",
-            reference="BE7HEALTH-4",
-            case_reference="BE1HEALTH-4",
+            reference="BE10HEALTH-4",
+            case_reference="BE01HEALTH-4",
             sender_role="health-practitioner",
         )
         return h.signer("BE-DU").sign(build_transmission(head, body_form))
@@ -244,7 +244,7 @@ async def test_art39_sealed_health_certificate_that_is_not_a_cms_envelope_for_it
     def transmission(sealed: etree._Element, number: int) -> tuple[str, bytes]:
         head = header(
             message_type="health-certificate",
-            reference=f"BE7SEAL-{number}",
+            reference=f"BE10SEAL-{number}",
             case_reference=request["reference"],
             sender_role="health-practitioner",
         )

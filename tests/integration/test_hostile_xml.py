@@ -37,7 +37,7 @@ def wrap_under_object(h: Harness) -> bytes:
     assert sig is not None
     obj = etree.SubElement(sig, f"{{{DS}}}Object")
     obj.append(original)
-    root.find(f"{GW}Header/{GW}Reference").text = "BE1FORGED-1"  # type: ignore[union-attr]
+    root.find(f"{GW}Header/{GW}Reference").text = "BE01FORGED-1"  # type: ignore[union-attr]
     return etree.tostring(root)
 
 
@@ -52,7 +52,7 @@ def wrap_under_object_without_inner_signature(h: Harness) -> bytes:
     sig = root.find(f"{{{DS}}}Signature")
     assert sig is not None
     etree.SubElement(sig, f"{{{DS}}}Object").append(original)
-    root.find(f"{GW}Header/{GW}Reference").text = "BE1FORGED-2"  # type: ignore[union-attr]
+    root.find(f"{GW}Header/{GW}Reference").text = "BE01FORGED-2"  # type: ignore[union-attr]
     return etree.tostring(root)
 
 
@@ -154,7 +154,7 @@ def utf16_doctype(h: Harness) -> bytes:
 
 def signature_by_other_authority_for_other_sender(h: Harness) -> bytes:
     """GR-DU's valid signature over a transmission that names GR-DU, sent on BE-DU's TLS."""
-    return h.signer("GR-DU").sign(with_files(header(sender="GR-DU", reference="GR1REJ-1")))
+    return h.signer("GR-DU").sign(with_files(header(sender="GR-DU", reference="GR01REJ-1")))
 
 
 def signature_value_swapped(h: Harness) -> bytes:

@@ -42,7 +42,7 @@ async def test_a_non_party_is_refused_alike_whether_the_case_or_message_it_names
     sent = await send_request(be, case_number="PAIR-1")
     await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
     case, request_id = sent["reference"], sent["message_id"]
-    nowhere, no_message = "BE1PAIR-404", str(uuid.uuid4())
+    nowhere, no_message = "BE01PAIR-404", str(uuid.uuid4())
 
     # A reply naming the pair's request (and its case), or a request and case that do not
     # exist, in every combination: one answer.
@@ -100,7 +100,7 @@ async def test_a_non_partys_refused_attempt_stays_out_of_the_pairs_case_view_and
             h,
             "take-charge-request",
             "take-charge-request",
-            reference="GR1OWN-1",
+            reference="GR01OWN-1",
             message_id=request_id,
         ),
     ]
@@ -126,4 +126,4 @@ async def test_a_non_partys_refused_attempt_stays_out_of_the_pairs_case_view_and
         attempts[1][0],
         request_id,
     ]
-    assert [e.reference for e in registered] == [case, case, "GR1OWN-1"]
+    assert [e.reference for e in registered] == [case, case, "GR01OWN-1"]

@@ -177,7 +177,7 @@ def test_register_query_filters_and_formats(
                 "--config",
                 str(config),
                 "--reference",
-                "BE1REG-1",
+                "BE01REG-1",
                 "--event",
                 "received",
                 "--format",

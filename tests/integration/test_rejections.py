@@ -35,7 +35,7 @@ TCR_NS = "urn:eu:dublin:forms:take-charge-request:1"
 def header(**kw: Any) -> Header:
     base: dict[str, Any] = {
         "message_id": str(uuid.uuid4()),
-        "reference": "BE1REJ-1",
+        "reference": "BE01REJ-1",
         "message_type": "take-charge-request",
         "sender": "BE-DU",
         "receiver": "NL-DU",
@@ -156,7 +156,7 @@ async def test_well_formed_transmission_is_accepted(nl: Harness) -> None:
             "clock-skew",
         ),
         (
-            lambda h: signer(h, "BE-DU").sign(with_files(header(reference="NL1REJ-1"))),
+            lambda h: signer(h, "BE-DU").sign(with_files(header(reference="NL01REJ-1"))),
             "reference-invalid",
         ),
         (
@@ -248,7 +248,7 @@ async def test_message_id_reused_for_other_content_is_refused(nl: Harness) -> No
     h = header()
     first = signer(nl, "BE-DU").sign(with_files(h))
     second = signer(nl, "BE-DU").sign(
-        with_files(Header(**{**h.__dict__, "reference": "BE1OTHER-2"}))
+        with_files(Header(**{**h.__dict__, "reference": "BE01OTHER-2"}))
     )
     async with nl.session_as("BE-DU") as s:
         assert (await post(s, nl, first))[0] == 200

@@ -65,7 +65,7 @@ async def test_art41_revoked_authority_is_refused_after_reload_without_restart(
         assert result["applied"] and f"CRL number 1 -> {number}" in result["changes"]
 
         # The kept-alive connection is refused per request, with a signed reason.
-        message_id, body = transmission(h.signer("BE-DU"), "BE1REV-2")
+        message_id, body = transmission(h.signer("BE-DU"), "BE01REV-2")
         async with kept_alive.post(
             url + "/v1/transmissions", data=body, headers={"Content-Type": "application/xml"}
         ) as resp:
@@ -99,7 +99,7 @@ async def test_art41_revoked_signing_certificate_is_refused_at_signature_check(
     await h.start("NL-DU")
     revoke(h.net.pki, h.signer("BE-DU").certificate)
     await h.api("NL-DU", "administrator").reload_trust()
-    _, body = transmission(h.signer("BE-DU"), "BE1REV-3")
+    _, body = transmission(h.signer("BE-DU"), "BE01REV-3")
     status, ack = await h.post_signed("BE-DU", "NL-DU", body)
     assert status == 403
     assert ack.reason_code == "certificate-revoked"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -111,6 +112,42 @@ def test_clock_skew_beyond_tolerance_is_refused() -> None:
 def test_1560_art20_request_reference_starts_with_sender_letters() -> None:
     h = request_header(reference="NL1CASE-1")
     assert reason_of(inbound, h, local="NL-DU", peer="BE-DU") == Reason.REFERENCE_INVALID
+
+
+AMMR = {"legal_basis": "2024-1351"}
+
+
+def test_2025_2055_art5_a_case_under_2024_1351_opens_with_a_two_digit_type() -> None:
+    inbound(request_header(reference="BE01CASE-1", **AMMR), local="NL-DU", peer="BE-DU")
+    for wrong in ("BE1CASE-1", "BE02CASE-1", "NL01CASE-1"):
+        h = request_header(reference=wrong, **AMMR)
+        assert reason_of(inbound, h, local="NL-DU", peer="BE-DU") == Reason.REFERENCE_INVALID
+    inbound(
+        request_header(message_type="info-request", reference="BE05CASE-1", **AMMR),
+        local="NL-DU",
+        peer="BE-DU",
+    )
+
+
+def test_2025_2055_art5_a_health_certificate_has_type_10_and_names_its_case() -> None:
+    h = request_header(
+        message_type="health-certificate",
+        reference="BE10CASE-1",
+        case_reference="BE01CASE-1",
+        sender_role="health-practitioner",
+        **AMMR,
+    )
+    check_outbound(h, DIRECTORY)
+    wrong = replace(h, reference="BE7CASE-1")
+    assert reason_of(check_outbound, wrong, DIRECTORY) == Reason.REFERENCE_INVALID
+
+
+def test_a_reply_carries_its_cases_reference_in_whichever_scheme_it_was_opened() -> None:
+    """Matching the case checks the rest (its basis, a mismatch is refused for that)."""
+    for case in ("BE01CASE-1", "BE1CASE-1"):
+        inbound(reply_header(reference=case, **AMMR), local="BE-DU", peer="NL-DU")
+    h = reply_header(reference="BE-CASE", **AMMR)
+    assert reason_of(inbound, h, local="BE-DU", peer="NL-DU") == Reason.REFERENCE_INVALID
 
 
 def test_1560_art20_reference_type_digit_matches_the_form() -> None:
