@@ -31,6 +31,8 @@ def _simple(xsd_type: Any) -> st.SearchStrategy[Any]:
     primitive = xsd_type.primitive_type.local_name if hasattr(xsd_type, "primitive_type") else ""
     if primitive == "date":
         return st.dates().map(lambda d: d.isoformat())
+    if primitive == "time":
+        return st.times().map(lambda t: t.replace(microsecond=0).isoformat())
     min_len = getattr(xsd_type, "min_length", None) or 1
     max_len = getattr(xsd_type, "max_length", None) or 40
     patterns = getattr(xsd_type, "patterns", None)

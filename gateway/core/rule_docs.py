@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.core.conversations import MessageRules, parse_message_rules
-from gateway.core.deadlines import Rule, RuleSet, pack_data
+from gateway.core.deadlines import Rule, RuleSet, available_rule_sets, pack_data
 from gateway.core.references import scheme_json, scheme_markdown
+from gateway.core.transfer_forms import transfer_form_markdown, transfer_form_rules
 
 STATUS = {True: "verified", False: "**not verified**"}
 
@@ -144,6 +145,9 @@ def pack_markdown(rules: RuleSet) -> str:
             f"the authorised period run {periods}. {_cell(d.note)} Source: {_cell(d.source)}.",
         ]
     lines += ["", scheme_markdown(rules.references, STATUS)]
+    timing = transfer_form_rules(rules.name) if rules.name in available_rule_sets() else None
+    if timing is not None:
+        lines += ["", transfer_form_markdown(timing, STATUS)]
     conversations = pack_data(rules.name).get("conversations") if rules.name else None
     if isinstance(conversations, dict):
         lines += _messages_markdown(parse_message_rules(conversations, rules.name))

@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -23,6 +23,7 @@ from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound, check_sender_role
 from gateway.core.references import ART5, InvalidReference
 from gateway.core.register import Event, RegisterEntry, filed_under
+from gateway.core.transfer_forms import timing_warnings, transfer_form_rules
 from gateway.pki.certs import CertificateError
 from gateway.pki.purposes import HEALTH_ENCRYPTION
 from gateway.service.cases import record_step
@@ -392,7 +393,36 @@ async def _submit_new(
         reference,
         digest,
         entry.sequence,
-        tuple(w for w in (warning, _transfers_wait(ctx, ft, form, header)) if w),
+        tuple(
+            w
+            for w in (
+                warning,
+                _transfers_wait(ctx, ft, form, header),
+                *_timing(ctx, ft, form, header),
+            )
+            if w
+        ),
+    )
+
+
+def _timing(
+    ctx: GatewayContext, ft: FormType, form: Mapping[str, Any], header: Header
+) -> list[str]:
+    """The transfer form's days (2025/2055 Arts 24-26), for a basis whose pack has them:
+    a warning, since the text gives no consequence for a form sent outside them."""
+    if ft.name != "transfer-notice" or form.get("kind") != "arrangements":
+        return []
+    rules = transfer_form_rules(header.legal_basis or ctx.config.deadlines.legal_basis)
+    if rules is None:
+        return []
+    arrival = form.get("arrivalDate")
+    transfer_type = form.get("transferType")
+    return timing_warnings(
+        rules,
+        transfer_type if isinstance(transfer_type, str) else None,
+        date.fromisoformat(arrival) if isinstance(arrival, str) else None,
+        header.created.astimezone(ctx.local.zone).date(),
+        frozenset(c for c in form.get("circumstance", []) if isinstance(c, str)),
     )
 
 

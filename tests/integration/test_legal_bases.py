@@ -820,3 +820,31 @@ async def test_2024_1351_art39_2_an_urgent_request_without_its_requested_date_is
         assert await h.ctx("BE-DU").store.messages.count() == 0
     finally:
         await h.close()
+
+
+async def test_2025_2055_arts_24_26_a_transfer_form_sent_too_late_is_sent_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """The transfer form (notice `arrangements`) for an unaccompanied minor under escort is
+    sent 10 days before the arrival, not the 21 of 2025/2055 Art. 26(3): the case system is
+    warned, and the form is delivered all the same (the text gives no consequence); a form
+    within the days gets no warning."""
+    h = await _start(tmp_path)
+    try:
+        case = await _accepted_case(h, "AMMR-FORM", "transfer-notice-decision-taken")
+        be = h.api("BE-DU")
+        today = h.ctx("BE-DU").clock().astimezone(ZoneInfo("Europe/Brussels")).date()
+        late = example("transfer-notice-arrangements.json") | {
+            "transferType": "escort",
+            "arrivalDate": (today + timedelta(days=10)).isoformat(),
+            "circumstance": ["unaccompanied-minor"],
+        }
+        sent = await be.submit("transfer-notice", "NL-DU", late, case=case)
+        (warning,) = [w for w in sent["warnings"] if "transfer form" in w]
+        assert "at least 21 days" in warning and "2025/2055 Art. 26(3)" in warning
+        await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+        in_time = late | {"circumstance": [], "arrivalDate": late["arrivalDate"]}
+        again = await be.submit("transfer-notice", "NL-DU", in_time, case=case)
+        assert not [w for w in again["warnings"] if "transfer form" in w]
+    finally:
+        await h.close()

@@ -68,8 +68,8 @@ AMMR = [
     ("reexamination_reply", "2025/2055 Art. 9(2)", "2026-07-15"),
     ("reconsideration_request", "2025/2055 Art. 15(3)-(4)", "2026-07-15"),
     ("reconsideration_reply", "2025/2055 Art. 15(3)-(4)", "2026-07-15"),
-    ("transfer_form_answer", "2025/2055 Arts 24-26", "2026-07-06"),
-    ("transfer_deemed_done", "2025/2055 Arts 24-26", "2026-07-08"),
+    ("transfer_form_answer", "2025/2055 Art. 25(5), 26(2)-(3)", "2026-07-06"),
+    ("transfer_deemed_done", "2025/2055 Art. 24(4), 25(6)", "2026-07-08"),
 ]
 
 DUBLIN_III = [
@@ -170,13 +170,13 @@ def test_state_codes_take_iso_and_the_eus_el() -> None:
 def test_values_not_verified_are_flagged_with_a_source() -> None:
     """1560/2003 was repealed by 2025/2055 from 12 June 2026: how its rules carry on for
     pending Dublin III cases is not verified, nor is the detained transfer period read only
-    as quoted (V2), nor the event the 7 days of a deemed transfer run from."""
+    as quoted (V2). Every limit of 2024/1351 and 2025/2055 was read in the official text."""
     unverified = {
         basis: sorted(n for n, r in load_rule_set(basis).rules.items() if not r.verified)
         for basis in ("2024-1351", "604-2013")
     }
     assert unverified == {
-        "2024-1351": ["transfer_deemed_done"],
+        "2024-1351": [],
         "604-2013": [
             "reexamination_reply",
             "reexamination_request",
