@@ -33,6 +33,8 @@ RULE_KEYS = frozenset(
         "verified",
         "source",
         "note",
+        "waived_by",
+        "hits",
     }
 )
 PACK_KEYS = frozenset(
@@ -84,6 +86,13 @@ class Rule:
     """True when the value was read in the official text; False: shown as unverified."""
     source: str = ""
     note: str = ""
+    waived_by: str | None = None
+    """A form field that, when true, lifts the limit (2024/1351 Art. 39(1), fourth
+    subparagraph: a request for an unaccompanied minor may be made at any time before a
+    first decision on the substance)."""
+    hits: frozenset[str] | None = None
+    """For a limit that runs from a hit: the hit categories (a form's `hitCategory`) it runs
+    from; None: any hit."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +276,8 @@ def _rule(raw: Any, source: str) -> Rule:
             verified=_flag(raw, "verified", where),
             source=_text(raw, "source", where),
             note=_text(raw, "note", where, required=False),
+            waived_by=_text(raw, "waived_by", where, required=False) or None,
+            hits=frozenset(str(h) for h in raw["hits"]) if "hits" in raw else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, DeadlineError):

@@ -205,6 +205,8 @@ class ReferenceScheme:
     """Form types that always concern minors (Art. 5(2): marked "P")."""
     priority_criteria: frozenset[str] = frozenset()
     """Article numbers whose requests have priority (Art. 5(2): 25 to 28 and 34)."""
+    priority_fields: frozenset[str] = frozenset()
+    """Form fields that, when true, say the case involves a minor (Art. 5(2))."""
     notes: Mapping[str, str] = field(default_factory=dict)
     """Form type -> what is not verified about its type."""
     note: str = ""
@@ -251,6 +253,8 @@ class ReferenceScheme:
         if self.scheme != ART5:
             return False
         if asked or form_type in self.priority_types:
+            return True
+        if any(form.get(name) is True for name in self.priority_fields):
             return True
         criterion = form.get("criterion")
         cited = (
@@ -347,6 +351,7 @@ def parse_scheme(raw: object, where: str) -> ReferenceScheme:
         chosen_by={k: (v["field"], dict(v["types"])) for k, v in chosen.items()},
         priority_types=frozenset(priority.get("types", [])),
         priority_criteria=frozenset(str(a) for a in priority.get("articles", [])),
+        priority_fields=frozenset(str(f) for f in priority.get("fields", [])),
         notes={str(k): str(v) for k, v in notes.items()},
         note=str(raw.get("note", "")),
     )
@@ -366,6 +371,7 @@ def scheme_json(scheme: ReferenceScheme) -> dict[str, object]:
         "priority": {
             "types": sorted(scheme.priority_types),
             "articles": sorted(scheme.priority_criteria, key=int),
+            "fields": sorted(scheme.priority_fields),
         },
         "notes": dict(scheme.notes),
     }
@@ -389,6 +395,8 @@ def scheme_markdown(scheme: ReferenceScheme, status: Mapping[bool, str]) -> str:
     return (
         f"**Reference numbers** ({scheme.scheme}, {status[scheme.verified]}): {scheme.note} "
         f'Types: {types}; {chosen}. "P" (priority): always for {priority}; for a request '
-        f"whose criterion is Art. {articles}; and when the case system says the case involves "
+        f"whose criterion is Art. {articles}; for a form whose "
+        f"{', '.join(f'`{f}`' for f in sorted(scheme.priority_fields)) or 'no field'} is true; "
+        "and when the case system says the case involves "
         f'minors (`"priority": true`). {notes} Source: {scheme.source}.'
     )

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from gateway.core.conversations import Conversation, message_rules
-from gateway.core.deadlines import DeadlineError, pack_data, pack_named
+from gateway.core.deadlines import DeadlineError, RuleSet, pack_data, pack_named
 
 ACTING = frozenset({"sender", "receiver", "requesting", "requested"})
 
@@ -250,3 +250,48 @@ def changes_for(
         close_reason=spec.close_reason,
         suspends=spec.suspends,
     )
+
+
+def request_limit(rules: RuleSet, form: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Which of the pack's limits for making a take charge request the form's facts choose,
+    and the day it runs from (ISO): None when a form field waives it (an unaccompanied minor,
+    2024/1351 Art. 39(1), fourth subparagraph).
+
+    Detained: 1 week from a placement in detention after the registration where the pack
+    has that limit (45(1), second subparagraph), else 2 weeks from registration (45(1)). A
+    hit of a category the pack's hit rule names received: from its receipt (39(1), second
+    subparagraph: 1 month; 604/2013 Art. 21(1): 2 months); a form naming no category is taken
+    to rest on such a hit. Else
+    from the registration where the rule says so and the form gives it (39(1)), or from the
+    application date the form gives (lodging: 604/2013 Art. 21(1))."""
+    application = form.get("application") or {}
+    lodged = str(application["date"])
+    registered = str(application.get("registrationDate") or lodged)
+    detention = form.get("detentionDate")
+    hit = form.get("hitReceived")
+    if form.get("detained") is True:
+        later = "take_charge_request_detained_later"
+        if isinstance(detention, str) and detention > registered and later in rules.rules:
+            return _unless_waived(rules, later, form, detention)
+        name = "take_charge_request_detained"
+    elif isinstance(hit, str) and _hit_counts(rules, form):
+        return _unless_waived(rules, "take_charge_request_hit", form, hit)
+    else:
+        name = "take_charge_request"
+    start = registered if rules.rule(name).runs_from == "registration" else lodged
+    return _unless_waived(rules, name, form, start)
+
+
+def _unless_waived(
+    rules: RuleSet, name: str, form: Mapping[str, Any], start: str
+) -> tuple[str, str] | None:
+    waiver = rules.rule(name).waived_by
+    return None if waiver is not None and form.get(waiver) is True else (name, start)
+
+
+def _hit_counts(rules: RuleSet, form: Mapping[str, Any]) -> bool:
+    rule = rules.rules.get("take_charge_request_hit")
+    if rule is None:
+        return False
+    category = form.get("hitCategory")
+    return rule.hits is None or category is None or category in rule.hits

@@ -20,7 +20,7 @@ from gateway.core.conversations import Conversation, deem, is_late_reply, shift_
 from gateway.core.deadlines import DeadlineError, RuleSet, load_rule_set, pack_named
 from gateway.core.policy import Header
 from gateway.core.register import Event
-from gateway.core.tracking import Changes, Opening, changes_for, transfer_openings
+from gateway.core.tracking import Changes, Opening, changes_for, request_limit, transfer_openings
 from gateway.store.records import NewDeadline, StoredDeadline
 from gateway.store.store import STORAGE_ERRORS, Transaction
 from gateway.waits import wait_set
@@ -76,14 +76,10 @@ async def record_request_limit(
     application = form.get("application") or {}
     if header.message_type != "take-charge-request" or not application.get("date"):
         return None
-    name = (
-        "take_charge_request_detained" if form.get("detained") is True else ("take_charge_request")
-    )
-    # From the registration where the rule says so and the form gives it (2024/1351 Art.
-    # 39(1)), else from the application date the form gives (lodging: 604/2013 Art. 21(1)).
-    registered = application["date"]
-    if rules.rule(name).runs_from == "registration":
-        registered = application.get("registrationDate") or registered
+    chosen = request_limit(rules, form)
+    if chosen is None:
+        return None
+    name, registered = chosen
     zone = ctx.local.zone
     deadline = rules.deadline(
         name,
@@ -133,9 +129,16 @@ async def record_request_limit(
     rule = rules.rule(name)
     return (
         f"{rule.article} of {rules.name}: the request was made after "
-        f"{deadline.due_date.isoformat()}, the last day of the limit counted from the "
-        f"registration of the application; {_LATE_REQUEST.get(consequence or '', 'see the rule')}"
+        f"{deadline.due_date.isoformat()}, the last day of the limit counted from "
+        f"{_RUNS_FROM.get(rule.runs_from, 'the registration of the application')}; "
+        f"{_LATE_REQUEST.get(consequence or '', 'see the rule')}"
     )
+
+
+_RUNS_FROM = {
+    "hit": "the receipt of the Eurodac or VIS hit",
+    "detention": "the placement in detention",
+}
 
 
 _LATE_REQUEST = {

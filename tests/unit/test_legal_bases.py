@@ -39,7 +39,7 @@ from gateway.core.deadlines import (
 from gateway.core.official_days import official_holiday, state_code
 from gateway.core.policy import PriorMessage, Rejection, check_urgency
 from gateway.core.rule_docs import pack_markdown
-from gateway.core.tracking import Opening, changes_for, transfer_openings
+from gateway.core.tracking import Opening, changes_for, request_limit, transfer_openings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "legal-bases"
 START = datetime.fromisoformat("2026-07-01T10:00:00+02:00")  # a Wednesday in Amsterdam
@@ -558,3 +558,53 @@ def test_an_urgent_request_names_its_requested_reply_date_defect_4() -> None:
     with pytest.raises(Rejection, match="sent as urgent"):
         check_urgency("take-charge-request", False, urgency)
     check_urgency("take-charge-reply", True, {})  # a reply to an urgent request
+
+
+REGISTERED = {"application": {"date": "2026-07-01", "registrationDate": "2026-07-02"}}
+
+
+@pytest.mark.parametrize(
+    ("facts", "chosen"),
+    [
+        ({}, ("take_charge_request", "2026-07-02")),  # Art. 39(1): from registration
+        (
+            {"hitReceived": "2026-07-10", "hitCategory": "eurodac-illegal-stay"},
+            ("take_charge_request_hit", "2026-07-10"),  # 39(1), second subparagraph
+        ),
+        ({"hitReceived": "2026-07-10"}, ("take_charge_request_hit", "2026-07-10")),
+        (
+            {"hitReceived": "2026-07-10", "hitCategory": "eurodac-other"},
+            ("take_charge_request", "2026-07-02"),  # not a hit that 39(1) names
+        ),
+        ({"detained": True}, ("take_charge_request_detained", "2026-07-02")),  # 45(1)
+        (
+            {"detained": True, "detentionDate": "2026-07-20"},
+            ("take_charge_request_detained_later", "2026-07-20"),  # 45(1), second subparagraph
+        ),
+        ({"unaccompaniedMinor": True}, None),  # 39(1), fourth subparagraph: any time
+        ({"unaccompaniedMinor": True, "hitReceived": "2026-07-10"}, None),
+    ],
+)
+def test_2024_1351_art39_1_and_45_1_the_requesting_states_own_limit_by_the_forms_facts(
+    facts: dict[str, object], chosen: tuple[str, str] | None
+) -> None:
+    assert request_limit(load_rule_set("2024-1351"), REGISTERED | facts) == chosen
+
+
+def test_604_2013_art21_1_counts_the_request_limit_from_lodging_and_knows_no_waiver() -> None:
+    rules = load_rule_set("604-2013")
+    assert request_limit(rules, REGISTERED) == ("take_charge_request", "2026-07-01")
+    assert request_limit(rules, REGISTERED | {"unaccompaniedMinor": True}) == (
+        "take_charge_request",
+        "2026-07-01",
+    )
+    crossing = {"hitReceived": "2026-07-10", "hitCategory": "eurodac-irregular-crossing"}
+    assert request_limit(rules, REGISTERED | crossing) == ("take_charge_request_hit", "2026-07-10")
+    vis = {"hitReceived": "2026-07-10", "hitCategory": "vis"}  # 21(1) names Eurodac only
+    assert request_limit(rules, REGISTERED | vis) == ("take_charge_request", "2026-07-01")
+
+
+def test_2025_2055_art5_2_an_unaccompanied_minor_gives_the_reference_its_priority_mark() -> None:
+    scheme = load_rule_set("2024-1351").references
+    assert scheme.has_priority("take-charge-request", {"unaccompaniedMinor": True}, asked=False)
+    assert not scheme.has_priority("take-charge-request", {"unaccompaniedMinor": False}, False)
