@@ -457,3 +457,22 @@ def outcome_of(form_type_name: str, form: dict[str, object]) -> str | None:
         return keys[0] if len(keys) == 1 else None
     value = form.get(ft.outcome)
     return value if isinstance(value, str) else None
+
+
+def check_reconsiderable(legal_basis: str, cessation: str | None, any_ground: bool) -> None:
+    """A reconsideration of a non-confirmed take back notification is asked only where the
+    case's pack allows it for the non-confirmation's ground (`reconsideration` section:
+    2025/2055 Art. 15(3)-(4), a cessation under Art. 37(2), (4) or (5) of 2024/1351, or any
+    ground for a notification under Art. 12(6)). A non-confirmation that names no ground is
+    not checked (its ground is free text: the case systems must)."""
+    section = pack_value(pack_named(legal_basis), "reconsideration")
+    if not isinstance(section, dict) or cessation is None or any_ground:
+        return
+    grounds = [str(g) for g in section.get("grounds", [])]
+    if cessation in grounds:
+        return
+    raise Rejection(
+        Reason.CONVERSATION_RULE,
+        f"a reconsideration may be asked only of a non-confirmation on {', '.join(grounds)} "
+        f"({section.get('article', 'the case rules')}); this one rests on {cessation}",
+    )

@@ -52,11 +52,13 @@ PACK_KEYS = frozenset(
         "superseded_by",
         "references",
         "transfer_form",
+        "reconsideration",
     }
 )
 """A pack's sections; `references` (how its cases number their transmissions) is read by
 `core/references.py`, `transfer_form` (when a transfer form is sent) by
-`core/transfer_forms.py`; `conversations` (which message may follow which) is read by
+`core/transfer_forms.py`, `reconsideration` (which non-confirmations may be reconsidered) by
+`service/cases.py`; `conversations` (which message may follow which) is read by
 `core/conversations.py`, `tracking` (which message opens and closes which limit) by
 `core/tracking.py`."""
 COUNTING_KEYS = frozenset({"article", "roll_over", "verified", "source", "note"})

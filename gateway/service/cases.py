@@ -12,6 +12,7 @@ from gateway.core.conversations import (
     Conversation,
     Step,
     advance,
+    check_reconsiderable,
     criteria_for,
     message_rules,
     outcome_of,
@@ -60,6 +61,8 @@ async def record_step(
     outcome = outcome_of(header.message_type, dict(form))
     if header.message_type == "info-reply" and outcome == "refusal" and current is not None:
         _check_refusable(stored.signed_xml if stored else None, current)
+    if header.message_type == "reconsideration-request" and current is not None:
+        await _check_reconsiderable(tx, current)
     updated = advance(
         current,
         Step(
@@ -115,6 +118,24 @@ def _check_refusable(request_xml: bytes | None, case: Conversation) -> None:
         f"only a request for the grounds of the applicant's claim may be refused ({article}); "
         "this request asks for other information, which is given",
     )
+
+
+async def _check_reconsiderable(tx: Transaction, case: Conversation) -> None:
+    """The non-confirmation's ground, and whether the notification was one of 2025/2055 Art.
+    12(6), read from the case's stored forms (an erased payload is not checked)."""
+    cessation, any_ground = None, False
+    for message in await tx.messages.of_case(case.reference):
+        if message.signed_xml is None:
+            continue
+        if message.message_type == "take-back-notification":
+            _, notification = form_from_element(read_form(parse_trusted(message.signed_xml)))
+            any_ground = notification.get("minorWithoutBiometrics") is True
+        elif message.message_type == "take-back-confirmation":
+            _, reply = form_from_element(read_form(parse_trusted(message.signed_xml)))
+            ceased = reply.get("responsibilityCeased")
+            if isinstance(ceased, Mapping):
+                cessation = ceased.get("cessation")
+    check_reconsiderable(case.legal_basis, cessation, any_ground)
 
 
 async def erase_payload(

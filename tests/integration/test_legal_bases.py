@@ -848,3 +848,52 @@ async def test_2025_2055_arts_24_26_a_transfer_form_sent_too_late_is_sent_with_a
         assert not [w for w in again["warnings"] if "transfer form" in w]
     finally:
         await h.close()
+
+
+@pytest.mark.parametrize(
+    ("cessation", "minor_under_six", "allowed"),
+    [
+        ("art-37-1", False, False),
+        ("incorrect-eurodac-indication", False, False),
+        ("art-37-1", True, True),
+    ],
+)
+async def test_2025_2055_art15_3_4_only_the_grounds_it_names_may_be_reconsidered(
+    tmp_path: Path, cessation: str, minor_under_six: bool, allowed: bool
+) -> None:
+    """2025/2055 Art. 15(3): a non-confirmation on Art. 37(2), (4) or (5) may be
+    reconsidered, one on Art. 37(1) (the shift is already in Eurodac) or on an incorrect
+    Eurodac indication (Art. 16) may not: BE-DU's gateway refuses to send the request,
+    saying why. Art. 15(4): the non-confirmation of a notification under Art. 12(6) may be
+    reconsidered whatever its ground."""
+    h = await _start(tmp_path)
+    try:
+        be, nl = h.api("BE-DU"), h.api("NL-DU")
+        notification = example("take-back-notification.json")
+        if minor_under_six:
+            notification["minorWithoutBiometrics"] = True
+        sent = await be.submit(
+            "take-back-notification", "NL-DU", notification, case_number="AMMR-RC-GROUND"
+        )
+        await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+        reply = example("take-back-confirmation-responsibilityCeased.json")
+        reply["responsibilityCeased"]["cessation"] = cessation
+        ceased = await nl.submit(
+            "take-back-confirmation", "BE-DU", reply, in_reply_to=sent["message_id"]
+        )
+        await nl.wait_for_state(ceased["message_id"], {"delivered"}, within=20)
+        case = sent["reference"]
+        await case_state(h, "BE-DU", case, "responsibility-ceased")
+        ask = example("reconsideration-request.json")
+        if allowed:
+            asked = await be.submit("reconsideration-request", "NL-DU", ask, case=case)
+            await be.wait_for_state(asked["message_id"], {"delivered"}, within=20)
+            await case_state(h, "NL-DU", case, "reconsideration-requested")
+            return
+        with pytest.raises(ApiError) as refused:
+            await be.submit("reconsideration-request", "NL-DU", ask, case=case)
+        assert refused.value.problem["rule"] == "conversation-rule"
+        detail = refused.value.problem["detail"]
+        assert "2025/2055 Art. 15(3)-(4)" in detail and cessation in detail
+    finally:
+        await h.close()

@@ -22,6 +22,7 @@ from gateway.core.conversations import (
     Step,
     advance,
     basis_label,
+    check_reconsiderable,
     criteria_for,
     deem,
     kept_basis,
@@ -608,3 +609,27 @@ def test_2025_2055_art5_2_an_unaccompanied_minor_gives_the_reference_its_priorit
     scheme = load_rule_set("2024-1351").references
     assert scheme.has_priority("take-charge-request", {"unaccompaniedMinor": True}, asked=False)
     assert not scheme.has_priority("take-charge-request", {"unaccompaniedMinor": False}, False)
+
+
+@pytest.mark.parametrize(
+    ("cessation", "any_ground", "refused"),
+    [
+        ("art-37-2", False, False),
+        ("art-37-4", False, False),
+        ("art-37-5", False, False),
+        ("art-37-1", False, True),
+        ("art-37-3", False, True),
+        ("incorrect-eurodac-indication", False, True),
+        ("art-37-1", True, False),  # 2025/2055 Art. 15(4): a notification under Art. 12(6)
+        (None, False, False),  # a ground given only as text is not checked
+    ],
+)
+def test_2025_2055_art15_3_which_non_confirmations_may_be_reconsidered(
+    cessation: str | None, any_ground: bool, refused: bool
+) -> None:
+    if refused:
+        with pytest.raises(Rejection, match=r"2025/2055 Art\. 15\(3\)-\(4\)"):
+            check_reconsiderable("2024-1351", cessation, any_ground)
+    else:
+        check_reconsiderable("2024-1351", cessation, any_ground)
+    check_reconsiderable("604-2013", cessation, any_ground)  # no such rule in Dublin III
