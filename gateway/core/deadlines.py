@@ -82,6 +82,11 @@ class Rule:
     article: str
     consequence: str | None
     requested_minimum: Period | None = None
+    requested_grounds: frozenset[str] | None = None
+    """The grounds an urgent reply may be asked on (2024/1351 Art. 39(2): registered after a
+    refusal of entry or a return decision); None: the basis names none."""
+    requested_article: str = ""
+    """Where the requested period and its grounds are laid down (2024/1351 Art. 39(2))."""
     """Set when the requesting party may ask for a reply date (urgent requests): that date is
     shown as due, while silence takes effect only at the end of `period`."""
     verified: bool = False
@@ -275,6 +280,12 @@ def _rule(raw: Any, source: str) -> Rule:
             article=str(raw["article"]),
             consequence=raw.get("consequence"),
             requested_minimum=Period.parse(minimum["minimum"]) if minimum else None,
+            requested_grounds=(
+                frozenset(str(g) for g in minimum["grounds"])
+                if minimum and "grounds" in minimum
+                else None
+            ),
+            requested_article=str(minimum.get("article", "")) if minimum else "",
             verified=_flag(raw, "verified", where),
             source=_text(raw, "source", where),
             note=_text(raw, "note", where, required=False),

@@ -265,11 +265,18 @@ def check_reference(header: Header) -> None:
         )
 
 
-def check_urgency(message_type: str, urgent: bool, form: Mapping[str, Any]) -> None:
+def check_urgency(
+    message_type: str,
+    urgent: bool,
+    form: Mapping[str, Any],
+    grounds: frozenset[str] | None = None,
+    article: str = "",
+) -> None:
     """An urgent take charge request states its reasons and the period within which a reply
     is requested (proposal Art. 29(2), 2024/1351 Art. 39(2), 604/2013 Art. 21(2); issue 16,
     defect 4): the header's urgent flag and the form's urgency, with its requested reply
-    date, go together."""
+    date, go together. Where the case's basis names the `grounds` an urgent reply may be
+    asked on (2024/1351 Art. 39(2)), the urgency gives one of them."""
     if message_type != "take-charge-request":
         return
     urgency = form.get("urgency")
@@ -284,6 +291,14 @@ def check_urgency(message_type: str, urgent: bool, form: Mapping[str, Any]) -> N
             Reason.URGENCY_INCOMPLETE,
             "a request giving the reasons for urgency must be sent as urgent",
         )
+    if urgent and grounds is not None and isinstance(urgency, Mapping):
+        if urgency.get("ground") not in grounds:
+            raise Rejection(
+                Reason.URGENCY_INCOMPLETE,
+                f"an urgent reply may be asked only where the application was registered after "
+                f"a {' or a '.join(g.replace('-', ' ') for g in sorted(grounds))} "
+                f"({article or 'the case rules'}): give it in urgency.ground",
+            )
 
 
 def check_form_rules(message_type: str, form: Mapping[str, Any]) -> None:

@@ -17,7 +17,7 @@ from gateway.core.conversations import (
     message_rules,
     outcome_of,
 )
-from gateway.core.deadlines import pack_named
+from gateway.core.deadlines import pack_named, packaged_rule_set
 from gateway.core.forms import FORM_TYPES
 from gateway.core.policy import (
     NO_SUCH_MESSAGE,
@@ -48,7 +48,14 @@ async def record_step(
     false the case is only checked, not moved (a message we send moves our case when its
     acknowledgement comes: `move_on_delivery`)."""
     check_form_rules(header.message_type, form)
-    check_urgency(header.message_type, header.urgent, form)
+    urgent_rule = packaged_rule_set(pack_named(legal_basis)).rules.get("take_charge_reply_urgent")
+    check_urgency(
+        header.message_type,
+        header.urgent,
+        form,
+        urgent_rule.requested_grounds if urgent_rule else None,
+        urgent_rule.requested_article if urgent_rule else "",
+    )
     target = None
     if header.in_reply_to is not None:
         stored = await tx.messages.get(header.in_reply_to)

@@ -18,7 +18,7 @@ from cryptography import x509
 
 from gateway.context import GatewayContext
 from gateway.core.conversations import basis_label, basis_version, case_bases, kept_basis
-from gateway.core.deadlines import pack_named
+from gateway.core.deadlines import DeadlineError, pack_named
 from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound, check_sender_role
 from gateway.core.references import ART5, InvalidReference
@@ -343,6 +343,7 @@ async def _submit_new(
         legal_basis=basis,
         rules_version=basis_version(basis),
     )
+    _check_requested_date(ctx, ft, form, header)
     try:
         check_outbound(header, ctx.directory)
         if ft.name == "health-certificate":
@@ -424,6 +425,35 @@ def _timing(
         header.created.astimezone(ctx.local.zone).date(),
         frozenset(c for c in form.get("circumstance", []) if isinstance(c, str)),
     )
+
+
+def _check_requested_date(
+    ctx: GatewayContext, ft: FormType, form: Mapping[str, Any], header: Header
+) -> None:
+    """An urgent request's requested reply date, counted as the receiver will count it (its
+    zone and holidays, from now): at least the minimum its basis gives (2024/1351 Art. 39(2),
+    604/2013 Art. 21(2): one week)."""
+    urgency = form.get("urgency")
+    wanted = urgency.get("requestedReplyDate") if isinstance(urgency, Mapping) else None
+    receiver = ctx.directory.get(header.receiver)
+    rules = rule_set(header.legal_basis or ctx.config.deadlines.legal_basis)
+    rule = rules.rules.get("take_charge_reply_urgent")
+    if ft.name != "take-charge-request" or not isinstance(wanted, str) or not receiver or not rule:
+        return
+    try:
+        rules.deadline(
+            rule.name,
+            header.created,
+            receiver.zone,
+            state=receiver.member_state if rules.rolls_over else None,
+            requested=date.fromisoformat(wanted),
+        )
+    except DeadlineError as exc:
+        raise SubmissionError(
+            "/form/urgency/requestedReplyDate",
+            f"{exc} ({rule.requested_article or rule.article} of {rules.name})",
+            Reason.URGENCY_INCOMPLETE.value,
+        ) from exc
 
 
 def _transfers_wait(

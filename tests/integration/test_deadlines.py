@@ -149,6 +149,7 @@ async def test_art30_7_8_urgent_request_shows_its_date_as_due_and_deems_at_two_w
     wanted = (harness.ctx("BE-DU").clock().date() + timedelta(days=9)).isoformat()
     form["urgency"] = {
         "reasons": "Fictitious: the applicant is a vulnerable person.",
+        "ground": "return-decision",  # 2024/1351 Art. 39(2)
         "requestedReplyDate": wanted,
     }
     sent = await be.submit(

@@ -6,6 +6,8 @@ on both sides."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -801,22 +803,42 @@ async def test_2024_1351_art84_2_the_registration_date_decides_criteria_and_dubl
 async def test_2024_1351_art39_2_an_urgent_request_without_its_requested_date_is_refused(
     tmp_path: Path,
 ) -> None:
-    """Issue 16, defect 4: the requested reply date of an urgent request is mandatory."""
+    """Issue 16, defect 4: the requested reply date of an urgent request is mandatory; and
+    2024/1351 Art. 39(2): an urgent reply is asked only for an application registered after a
+    refusal of entry or a return decision, for a period of at least one week. Each is refused
+    before anything is signed, naming the field."""
     h = await _start(tmp_path)
     try:
-        form = example("take-charge-request.json")
-        form["urgency"] = {"reasons": "Fictitious: the applicant is a vulnerable person."}
-        with pytest.raises(ApiError) as refused:
-            await h.api("BE-DU").submit(
-                "take-charge-request",
-                "NL-DU",
-                form,
-                case_number="AMMR-URGENT",
-                urgent=True,
-                attachments=attachments_for(form),
-            )
-        problem = refused.value.problem
-        assert (problem["rule"], problem["field"]) == ("urgency-incomplete", "/form/urgency")
+        today = h.ctx("BE-DU").clock().astimezone(ZoneInfo("Europe/Amsterdam")).date()
+        reasons = "Fictitious: the applicant is a vulnerable person."
+        in_ten_days = (today + timedelta(days=10)).isoformat()
+        cases = [
+            ({"reasons": reasons, "ground": "return-decision"}, "/form/urgency"),
+            ({"reasons": reasons, "requestedReplyDate": in_ten_days}, "/form/urgency"),
+            (
+                {
+                    "reasons": reasons,
+                    "ground": "refusal-of-entry",
+                    "requestedReplyDate": (today + timedelta(days=3)).isoformat(),
+                },
+                "/form/urgency/requestedReplyDate",
+            ),
+        ]
+        for n, (urgency, field) in enumerate(cases):
+            form = example("take-charge-request.json")
+            form["urgency"] = urgency
+            with pytest.raises(ApiError) as refused:
+                await h.api("BE-DU").submit(
+                    "take-charge-request",
+                    "NL-DU",
+                    form,
+                    case_number=f"AMMR-URGENT-{n}",
+                    urgent=True,
+                    attachments=attachments_for(form),
+                )
+            problem = refused.value.problem
+            assert (problem["rule"], problem["field"]) == ("urgency-incomplete", field), problem
+        assert "Art. 39(2)" in problem["detail"]
         assert await h.ctx("BE-DU").store.messages.count() == 0
     finally:
         await h.close()
@@ -895,5 +917,43 @@ async def test_2025_2055_art15_3_4_only_the_grounds_it_names_may_be_reconsidered
         assert refused.value.problem["rule"] == "conversation-rule"
         detail = refused.value.problem["detail"]
         assert "2025/2055 Art. 15(3)-(4)" in detail and cessation in detail
+    finally:
+        await h.close()
+
+
+async def test_2024_1351_art40_7_a_peers_requested_period_under_a_week_is_no_requested_period(
+    tmp_path: Path,
+) -> None:
+    """A sender holding BE-DU's real keys asks an urgent reply within 3 days (Art. 39(2)
+    gives at least one week): NL-DU keeps the request and answers "failing that" within the
+    2 weeks of Art. 40(7), showing no requested date, instead of failing on it."""
+    from gateway.core.forms import form_type
+    from gateway.xml.envelope import AttachmentFile, build_transmission
+    from gateway.xml.forms import form_to_element
+
+    from .test_rejections import header
+
+    h = await _start(tmp_path)
+    try:
+        today = h.ctx("NL-DU").clock().astimezone(ZoneInfo("Europe/Amsterdam")).date()
+        form = example("take-charge-request.json")
+        form["urgency"] = {
+            "reasons": "Fictitious: the applicant is a vulnerable person.",
+            "ground": "refusal-of-entry",
+            "requestedReplyDate": (today + timedelta(days=3)).isoformat(),
+        }
+        files = [
+            AttachmentFile(a["fileName"], a["mediaType"], base64.b64decode(a["content"]))
+            for a in attachments_for(form)
+        ]
+        head = dataclasses.replace(header(), reference="BE01URGENT-3", urgent=True)
+        element = form_to_element(form_type("take-charge-request"), form)
+        body = h.signer("BE-DU").sign(build_transmission(head, element, files))
+        status, _ = await h.post_signed("BE-DU", "NL-DU", body)
+        assert status == 200
+        view = await case_state(h, "NL-DU", "BE01URGENT-3", "requested")
+        (reply,) = [d for d in view["deadlines"] if d["rule"] == "take_charge_reply_urgent"]
+        assert reply.get("requested_date") is None
+        assert reply["due_date"] == rolled_over(today + timedelta(weeks=2), "NL").isoformat()
     finally:
         await h.close()

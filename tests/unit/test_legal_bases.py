@@ -559,6 +559,13 @@ def test_an_urgent_request_names_its_requested_reply_date_defect_4() -> None:
     with pytest.raises(Rejection, match="sent as urgent"):
         check_urgency("take-charge-request", False, urgency)
     check_urgency("take-charge-reply", True, {})  # a reply to an urgent request
+    grounds = load_rule_set("2024-1351").rule("take_charge_reply_urgent").requested_grounds
+    assert grounds == {"refusal-of-entry", "return-decision"}
+    with pytest.raises(Rejection, match=r"Art\. 39\(2\)"):
+        check_urgency("take-charge-request", True, urgency, grounds, "Art. 39(2)")
+    grounded = {"urgency": urgency["urgency"] | {"ground": "return-decision"}}
+    check_urgency("take-charge-request", True, grounded, grounds, "Art. 39(2)")
+    assert load_rule_set("604-2013").rule("take_charge_reply_urgent").requested_grounds is None
 
 
 REGISTERED = {"application": {"date": "2026-07-01", "registrationDate": "2026-07-02"}}
