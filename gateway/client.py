@@ -79,11 +79,14 @@ class GatewayClient:
         idempotency_key: str | None = None,
         legal_basis: str | None = None,
         priority: bool = False,
+        extended_by_information: str | None = None,
     ) -> dict[str, Any]:
         """Submit a form; `attachments` are {fileName, mediaType, content (base64)}. With an
         `idempotency_key`, repeating the same submission returns the original message.
         `legal_basis` names the rule pack a new case runs under (default: the gateway's);
-        `priority`: a new case under 2024/1351 involves minors (2025/2055 Art. 5(2))."""
+        `priority`: a new case under 2024/1351 involves minors (2025/2055 Art. 5(2));
+        `extended_by_information`: the information case whose late reply extends a take
+        charge request's Art. 39 limit (2024/1351 Art. 51(5))."""
         payload: dict[str, Any] = {"type": message_type, "receiver": receiver, "form": form}
         if case is not None:
             payload["case"] = case
@@ -101,6 +104,8 @@ class GatewayClient:
             payload["legal_basis"] = legal_basis
         if priority:
             payload["priority"] = True
+        if extended_by_information is not None:
+            payload["extended_by_information"] = extended_by_information
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return await self._request("POST", "/api/v1/messages", json=payload, headers=headers)
 

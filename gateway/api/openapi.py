@@ -84,10 +84,8 @@ def _page(item: str) -> dict[str, Any]:
     }
 
 
-PRIORITY = (
-    "A new case under 2024/1351 that involves minors: its reference carries the 'P' of "
-    "2025/2055 Art. 5(2) (set anyway for minor-family requests, Arts 25-28 and 34)."
-)
+EXTENDED = "An information case whose late reply extends this request's limit (Art. 51(5))."
+PRIORITY = "A new case under 2024/1351 that involves minors: the 'P' of 2025/2055 Art. 5(2)."
 
 
 def _submission_variants() -> list[dict[str, Any]]:
@@ -236,6 +234,7 @@ def _schemas() -> dict[str, Any]:
                     "case's basis (naming another is a 422 legal-basis-mismatch).",
                 },
                 "priority": {"type": "boolean", "description": PRIORITY},
+                "extended_by_information": {"type": "string", "description": EXTENDED},
                 "attachments": {
                     "type": "array",
                     "items": {

@@ -35,6 +35,7 @@ RULE_KEYS = frozenset(
         "note",
         "waived_by",
         "hits",
+        "extended_by",
     }
 )
 PACK_KEYS = frozenset(
@@ -100,6 +101,9 @@ class Rule:
     hits: frozenset[str] | None = None
     """For a limit that runs from a hit: the hit categories (a form's `hitCategory`) it runs
     from; None: any hit."""
+    extended_by: str | None = None
+    """A rule whose late compliance by the other State extends this limit by the delay
+    (2024/1351 Art. 51(5): the information reply, for the Art. 39 request limits)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,16 @@ class RuleSet:
         """Rule `name` as it applies to one limit: derogated (see `derogated`) when the limit
         opened under a crisis derogation, else as written."""
         return self.derogated(name) if derogating else self.rule(name)
+
+    def extend(self, deadline: Deadline, days: int, zone: ZoneInfo, state: str | None) -> Deadline:
+        """`deadline` extended by `days` (2024/1351 Art. 51(5): by the delay of a reply),
+        moved on to the next working day where this basis rolls a limit over."""
+        due = deadline.due_date + timedelta(days=days)
+        if self.rolls_over and state is not None:
+            working = off_day(state)
+            while working(due):
+                due += timedelta(days=1)
+        return replace(deadline, due_date=due, expires_at=expires_at(due, zone))
 
     def derogates(self, name: str) -> bool:
         """Whether this pack's derogation changes rule `name`."""
@@ -291,6 +305,7 @@ def _rule(raw: Any, source: str) -> Rule:
             note=_text(raw, "note", where, required=False),
             waived_by=_text(raw, "waived_by", where, required=False) or None,
             hits=frozenset(str(h) for h in raw["hits"]) if "hits" in raw else None,
+            extended_by=_text(raw, "extended_by", where, required=False) or None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, DeadlineError):

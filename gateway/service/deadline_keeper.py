@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from gateway.context import GatewayContext
 from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
 from gateway.core.deadlines import DeadlineError, RuleSet, load_rule_set, pack_named
-from gateway.core.policy import Header
+from gateway.core.policy import Header, Reason, Rejection
 from gateway.core.register import Event
 from gateway.core.tracking import Changes, Opening, changes_for, request_limit, transfer_openings
 from gateway.store.records import NewDeadline, StoredDeadline
@@ -67,12 +67,17 @@ async def record_request_limit(
     header: Header,
     form: Mapping[str, Any],
     now: datetime,
+    information_case: str | None = None,
 ) -> str | None:
     """The requesting State's own limit for making a take charge request (2024/1351 Art.
     39(1), 45(1); proposal Art. 29(1), 34(3)), counted from the registration of the
     application (the form's application date), by the case's basis. The request met it, or
     was made too late; then the returned warning tells the case system the consequence the
-    rules data gives (the requesting State responsible; for a detained person, release)."""
+    rules data gives (the requesting State responsible; for a detained person, release).
+
+    `information_case`: the case system says the requested State's late reply to that
+    request for information withheld information showing it responsible, so the limit is
+    extended by the delay (2024/1351 Art. 51(5)); the delay is the register's, not said."""
     application = form.get("application") or {}
     if header.message_type != "take-charge-request" or not application.get("date"):
         return None
@@ -87,6 +92,12 @@ async def record_request_limit(
         zone,
         state=ctx.local.member_state if rules.rolls_over else None,
     )
+    extension = None
+    if information_case is not None:
+        extension = await information_delay(tx, ctx, rules, name, information_case, header, now)
+        deadline = rules.extend(
+            deadline, extension, zone, ctx.local.member_state if rules.rolls_over else None
+        )
     late = now >= deadline.expires_at
     consequence = rules.rules[name].consequence if late else None
     await tx.deadlines.open(
@@ -124,6 +135,11 @@ async def record_request_limit(
             "due_date": deadline.due_date.isoformat(),
             "expires_at": deadline.expires_at.isoformat(),
             "applied": True,
+            **(
+                {"extended_by_days": extension, "extended_by_case": information_case}
+                if extension is not None
+                else {}
+            ),
         },
     )
     rule = rules.rule(name)
@@ -498,3 +514,46 @@ class DeadlineKeeper:
             for opening in transfer_openings(applied):
                 dated = replace(opening, runs_from=last_day)
                 await self._open(tx, applied, dated, d.expires_at, None)
+
+
+async def information_delay(
+    tx: Transaction,
+    ctx: GatewayContext,
+    rules: RuleSet,
+    name: str,
+    reference: str,
+    header: Header,
+    now: datetime,
+) -> int:
+    """The days by which the requested State's reply in the information case `reference`
+    came after its limit (until now, while it has not come): what 2024/1351 Art. 51(5)
+    extends the Art. 39 limits by. Rejection when the pack gives `name` no such extension or
+    the case is no request for information of this sender to this receiver."""
+    extending = rules.rule(name).extended_by
+    if extending is None:
+        raise Rejection(
+            Reason.CONVERSATION_RULE,
+            f"{rules.name} extends no {name} limit by a late reply to a request for information",
+        )
+    case = await tx.conversations.get(reference)
+    if case is None or (case.kind, case.requesting, case.requested) != (
+        "information",
+        header.sender,
+        header.receiver,
+    ):
+        raise Rejection(
+            Reason.CONVERSATION_RULE,
+            f"{reference} is no request for information from {header.sender} to {header.receiver}",
+        )
+    limits = await tx.deadlines.find(case=reference, rule=extending, limit=1)
+    if not limits:
+        return 0
+    replied = [
+        m.receipt_time
+        for m in await tx.messages.of_case(reference)
+        if m.message_type == "info-reply" and m.receipt_time is not None
+    ]
+    answered = min(replied) if replied else now
+    zone = ctx.local.zone
+    due = date.fromisoformat(limits[0].due_date)
+    return max(0, (answered.astimezone(zone).date() - due).days)

@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,14 +18,19 @@ from cryptography import x509
 
 from gateway.context import GatewayContext
 from gateway.core.conversations import basis_label, basis_version, case_bases, kept_basis
-from gateway.core.deadlines import DeadlineError, pack_named
+from gateway.core.deadlines import pack_named
 from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound, check_sender_role
 from gateway.core.references import ART5, InvalidReference
 from gateway.core.register import Event, RegisterEntry, filed_under
-from gateway.core.transfer_forms import timing_warnings, transfer_form_rules
 from gateway.pki.certs import CertificateError
 from gateway.pki.purposes import HEALTH_ENCRYPTION
+from gateway.service.advice import (
+    RequestedDateError,
+    check_requested_date,
+    transfer_form_timing,
+    transfers_wait,
+)
 from gateway.service.cases import record_step
 from gateway.service.deadline_keeper import record_request_limit, rule_set
 from gateway.store.records import DuplicateMessage, NewMessage, OutboxItem, StoredMessage
@@ -54,6 +59,7 @@ SUBMISSION_FIELDS = frozenset(
         "attachments",
         "legal_basis",
         "priority",
+        "extended_by_information",
     }
 )
 _FIELD_OF_REASON = {
@@ -322,6 +328,10 @@ async def _submit_new(
     except Rejection as exc:
         raise SubmissionError("/type", exc.text, exc.reason.value) from exc
     attachments = _attachments(data)
+    if "extended_by_information" in data and ft.name != "take-charge-request":
+        raise SubmissionError(
+            "/extended_by_information", "only a take charge request's limit is extended so"
+        )
     in_reply_to = _string(data, "in_reply_to", required=False)
     case = await _case_of(ctx, ft, data, in_reply_to)
     basis = await _legal_basis_for(ctx, ft, data, case)
@@ -343,7 +353,10 @@ async def _submit_new(
         legal_basis=basis,
         rules_version=basis_version(basis),
     )
-    _check_requested_date(ctx, ft, form, header)
+    try:
+        check_requested_date(ctx, ft, form, header)
+    except RequestedDateError as exc:
+        raise SubmissionError(exc.field, exc.text, exc.rule) from exc
     try:
         check_outbound(header, ctx.directory)
         if ft.name == "health-certificate":
@@ -359,7 +372,16 @@ async def _submit_new(
     lease = handoff.reserve() if handoff is not None else None
     try:
         entry, warning = await _store_submission(
-            ctx, header, ft, form, signed, digest, idempotency_key, key_digest, lease
+            ctx,
+            header,
+            ft,
+            form,
+            signed,
+            digest,
+            idempotency_key,
+            key_digest,
+            lease,
+            _string(data, "extended_by_information", required=False),
         )
     except BaseException:
         if lease is not None and handoff is not None:
@@ -398,83 +420,11 @@ async def _submit_new(
             w
             for w in (
                 warning,
-                _transfers_wait(ctx, ft, form, header),
-                *_timing(ctx, ft, form, header),
+                transfers_wait(ctx, ft, form, header),
+                *transfer_form_timing(ctx, ft, form, header),
             )
             if w
         ),
-    )
-
-
-def _timing(
-    ctx: GatewayContext, ft: FormType, form: Mapping[str, Any], header: Header
-) -> list[str]:
-    """The transfer form's days (2025/2055 Arts 24-26), for a basis whose pack has them:
-    a warning, since the text gives no consequence for a form sent outside them."""
-    if ft.name != "transfer-notice" or form.get("kind") != "arrangements":
-        return []
-    rules = transfer_form_rules(header.legal_basis or ctx.config.deadlines.legal_basis)
-    if rules is None:
-        return []
-    arrival = form.get("arrivalDate")
-    transfer_type = form.get("transferType")
-    return timing_warnings(
-        rules,
-        transfer_type if isinstance(transfer_type, str) else None,
-        date.fromisoformat(arrival) if isinstance(arrival, str) else None,
-        header.created.astimezone(ctx.local.zone).date(),
-        frozenset(c for c in form.get("circumstance", []) if isinstance(c, str)),
-    )
-
-
-def _check_requested_date(
-    ctx: GatewayContext, ft: FormType, form: Mapping[str, Any], header: Header
-) -> None:
-    """An urgent request's requested reply date, counted as the receiver will count it (its
-    zone and holidays, from now): at least the minimum its basis gives (2024/1351 Art. 39(2),
-    604/2013 Art. 21(2): one week)."""
-    urgency = form.get("urgency")
-    wanted = urgency.get("requestedReplyDate") if isinstance(urgency, Mapping) else None
-    receiver = ctx.directory.get(header.receiver)
-    rules = rule_set(header.legal_basis or ctx.config.deadlines.legal_basis)
-    rule = rules.rules.get("take_charge_reply_urgent")
-    if ft.name != "take-charge-request" or not isinstance(wanted, str) or not receiver or not rule:
-        return
-    try:
-        rules.deadline(
-            rule.name,
-            header.created,
-            receiver.zone,
-            state=receiver.member_state if rules.rolls_over else None,
-            requested=date.fromisoformat(wanted),
-        )
-    except DeadlineError as exc:
-        raise SubmissionError(
-            "/form/urgency/requestedReplyDate",
-            f"{exc} ({rule.requested_article or rule.article} of {rules.name})",
-            Reason.URGENCY_INCOMPLETE.value,
-        ) from exc
-
-
-def _transfers_wait(
-    ctx: GatewayContext, ft: FormType, form: Mapping[str, Any], header: Header
-) -> str | None:
-    """2024/1359 Art. 12(4): transfers to a State authorised to derogate wait (at most a
-    year). Said to the case system when it arranges one; the gateway does not hold it back,
-    since the text leaves the transfer to the transferring State."""
-    if ft.name != "transfer-notice" or form.get("kind") not in ("decision-taken", "arrangements"):
-        return None
-    receiver = ctx.directory.get(header.receiver)
-    rules = rule_set(header.legal_basis or ctx.config.deadlines.legal_basis)
-    if receiver is None or rules.derogation is None:
-        return None
-    crisis = receiver.derogating_on(header.created.astimezone(receiver.zone).date())
-    if crisis is None:
-        return None
-    return (
-        f"{receiver.code}'s State is authorised to derogate from {crisis.start} to "
-        f"{crisis.until} ({crisis.decision}): transfers to it wait, at most 1 year "
-        "(2024/1359 Art. 12(4))"
     )
 
 
@@ -536,6 +486,7 @@ async def _store_submission(
     idempotency_key: str | None,
     key_digest: str | None,
     lease: timedelta | None,
+    information_case: str | None = None,
 ) -> tuple[RegisterEntry, str | None]:
     """Message, outbox row and `submitted` entry: one unit of work, durable on return."""
     now, receiver, reference = header.created, header.receiver, header.reference
@@ -570,7 +521,12 @@ async def _store_submission(
             )
         )
         await tx.outbox.enqueue(header.message_id, now, now + lease if lease is not None else None)
-        warning = await record_request_limit(tx, ctx, rule_set(basis), header, form, now)
+        try:
+            warning = await record_request_limit(
+                tx, ctx, rule_set(basis), header, form, now, information_case
+            )
+        except Rejection as exc:
+            raise SubmissionError("/extended_by_information", exc.text, exc.reason.value) from exc
         filed, form_reference = filed_under(reference, header.case)
         entry = await tx.register.append(
             time=now,

@@ -957,3 +957,63 @@ async def test_2024_1351_art40_7_a_peers_requested_period_under_a_week_is_no_req
         assert reply["due_date"] == rolled_over(today + timedelta(weeks=2), "NL").isoformat()
     finally:
         await h.close()
+
+
+async def test_2024_1351_art51_5_a_late_information_reply_extends_the_request_limit(
+    tmp_path: Path,
+) -> None:
+    """Art. 51(5): NL-DU answers BE-DU's request for information after its 3 weeks; BE-DU's
+    case system says the information withheld showed NL-DU responsible, so BE-DU's Art. 39
+    limit for the take charge request is extended by the delay, as the register measures it
+    (a request that would be late without it is in time, and is recorded so); without the
+    extension the same request is late."""
+    h = await _start(tmp_path)
+    try:
+        be, nl = h.api("BE-DU"), h.api("NL-DU")
+        asked = await be.submit(
+            "info-request", "NL-DU", example("info-request.json"), case_number="INFO-515"
+        )
+        await be.wait_for_state(asked["message_id"], {"delivered"}, within=20)
+        await advance(h, 30)
+        replied = await nl.submit(
+            "info-reply",
+            "BE-DU",
+            example("info-reply-information.json"),
+            in_reply_to=asked["message_id"],
+        )
+        await nl.wait_for_state(replied["message_id"], {"delivered"}, within=20)
+        today = h.ctx("BE-DU").clock().astimezone(ZoneInfo("Europe/Brussels")).date()
+        registered = (today - relativedelta(months=2) - timedelta(days=5)).isoformat()
+        results = {}
+        for number, extended in (("LATE-515", None), ("EXT-515", asked["reference"])):
+            form = example("take-charge-request.json")
+            form["application"] |= {"registrationDate": registered}
+            sent = await be.submit(
+                "take-charge-request",
+                "NL-DU",
+                form,
+                case_number=number,
+                attachments=attachments_for(form),
+                **({"extended_by_information": extended} if extended else {}),
+            )
+            late = [w for w in sent["warnings"] if "the request was made after" in w]
+            (limit,) = [
+                d
+                for d in (await be.case(sent["reference"]))["deadlines"]
+                if d["rule"] == "take_charge_request"
+            ]
+            results[number] = (bool(late), limit["state"])
+        assert results == {"LATE-515": (True, "expired"), "EXT-515": (False, "met")}
+        with pytest.raises(ApiError) as refused:
+            form = example("take-charge-request.json")
+            await be.submit(
+                "take-charge-request",
+                "NL-DU",
+                form,
+                case_number="EXT-BAD",
+                attachments=attachments_for(form),
+                extended_by_information="BE01NO-SUCH",
+            )
+        assert refused.value.problem["field"] == "/extended_by_information"
+    finally:
+        await h.close()
