@@ -252,7 +252,9 @@ def changes_for(
     )
 
 
-def request_limit(rules: RuleSet, form: Mapping[str, Any]) -> tuple[str, str] | None:
+def request_limit(
+    rules: RuleSet, form: Mapping[str, Any], limit: str = "take_charge_request"
+) -> tuple[str, str] | None:
     """Which of the pack's limits for making a take charge request the form's facts choose,
     and the day it runs from (ISO): None when a form field waives it (an unaccompanied minor,
     2024/1351 Art. 39(1), fourth subparagraph).
@@ -263,21 +265,24 @@ def request_limit(rules: RuleSet, form: Mapping[str, Any]) -> tuple[str, str] | 
     subparagraph: 1 month; 604/2013 Art. 21(1): 2 months); a form naming no category is taken
     to rest on such a hit. Else
     from the registration where the rule says so and the form gives it (39(1)), or from the
-    application date the form gives (lodging: 604/2013 Art. 21(1))."""
+    application date the form gives (lodging: 604/2013 Art. 21(1)). `limit` names the
+    family: `take_charge_request`, or `take_back_request` (604/2013 Art. 23(2)-(3), 28(3))."""
     application = form.get("application") or {}
     lodged = str(application["date"])
     registered = str(application.get("registrationDate") or lodged)
     detention = form.get("detentionDate")
     hit = form.get("hitReceived")
-    if form.get("detained") is True:
-        later = "take_charge_request_detained_later"
+    if limit not in rules.rules:
+        return None
+    if form.get("detained") is True and f"{limit}_detained" in rules.rules:
+        later = f"{limit}_detained_later"
         if isinstance(detention, str) and detention > registered and later in rules.rules:
             return _unless_waived(rules, later, form, detention)
-        name = "take_charge_request_detained"
-    elif isinstance(hit, str) and _hit_counts(rules, form):
-        return _unless_waived(rules, "take_charge_request_hit", form, hit)
+        name = f"{limit}_detained"
+    elif isinstance(hit, str) and _hit_counts(rules, form, f"{limit}_hit"):
+        return _unless_waived(rules, f"{limit}_hit", form, hit)
     else:
-        name = "take_charge_request"
+        name = limit
     start = registered if rules.rule(name).runs_from == "registration" else lodged
     return _unless_waived(rules, name, form, start)
 
@@ -289,8 +294,8 @@ def _unless_waived(
     return None if waiver is not None and form.get(waiver) is True else (name, start)
 
 
-def _hit_counts(rules: RuleSet, form: Mapping[str, Any]) -> bool:
-    rule = rules.rules.get("take_charge_request_hit")
+def _hit_counts(rules: RuleSet, form: Mapping[str, Any], name: str) -> bool:
+    rule = rules.rules.get(name)
     if rule is None:
         return False
     category = form.get("hitCategory")

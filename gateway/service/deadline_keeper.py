@@ -79,9 +79,13 @@ async def record_request_limit(
     request for information withheld information showing it responsible, so the limit is
     extended by the delay (2024/1351 Art. 51(5)); the delay is the register's, not said."""
     application = form.get("application") or {}
-    if header.message_type != "take-charge-request" or not application.get("date"):
+    family = {
+        "take-charge-request": "take_charge_request",
+        "take-back-request": "take_back_request",
+    }
+    if header.message_type not in family or not application.get("date"):
         return None
-    chosen = request_limit(rules, form)
+    chosen = request_limit(rules, form, family[header.message_type])
     if chosen is None:
         return None
     name, registered = chosen
@@ -152,6 +156,7 @@ async def record_request_limit(
 
 
 _RUNS_FROM = {
+    "lodging": "the lodging of the application",
     "hit": "the receipt of the Eurodac or VIS hit",
     "detention": "the placement in detention",
 }

@@ -1017,3 +1017,45 @@ async def test_2024_1351_art51_5_a_late_information_reply_extends_the_request_li
         assert refused.value.problem["field"] == "/extended_by_information"
     finally:
         await h.close()
+
+
+async def test_604_2013_art28_3_a_detained_persons_take_back_request_is_deemed_accepted_at_2_weeks(
+    tmp_path: Path,
+) -> None:
+    """Dublin III, a detained person: the take back request asks an urgent reply, due within
+    2 weeks (Art. 28(3), counted by Art. 42); silence is acceptance on both sides, and the
+    transfer must follow within 6 weeks (28(3))."""
+    h = await _start(tmp_path)
+    try:
+        be = h.api("BE-DU")
+        form = example("take-back-request.json")
+        form["application"] |= {"date": "2026-05-20"}  # registered before the cut-over
+        form["detained"] = True
+        sent = await be.submit(
+            "take-back-request",
+            "NL-DU",
+            form,
+            case_number="DUBLIN-III-DET",
+            legal_basis="604-2013",
+        )
+        await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+        case = sent["reference"]
+        for code in ("BE-DU", "NL-DU"):
+            view = await case_state(h, code, case, "requested")
+            (reply,) = [d for d in view["deadlines"] if d["rule"] == "take_back_reply_detained"]
+            start = datetime.fromisoformat(reply["started_at"].replace("Z", "+00:00"))
+            day = start.astimezone(ZoneInfo("Europe/Amsterdam")).date()
+            assert reply["due_date"] == (day + timedelta(weeks=2)).isoformat(), "Art. 42"
+            assert reply["article"] == "Art. 28(3)"
+        (own,) = [
+            d
+            for d in (await be.case(case))["deadlines"]
+            if d["rule"] == "take_back_request_detained"
+        ]
+        assert (own["state"], own["article"]) == ("expired", "Art. 28(3)")  # lodged in May
+        await advance(h, 15)
+        for code in ("BE-DU", "NL-DU"):
+            view = await case_state(h, code, case, "deemed-accepted")
+            assert {d["rule"] for d in view["deadlines"] if d["state"] == "open"} >= {"transfer"}
+    finally:
+        await h.close()

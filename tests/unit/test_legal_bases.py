@@ -84,6 +84,8 @@ DUBLIN_III = [
     ("take_back_request_hit", "Art. 23(2)-(3)", "2026-09-01"),
     ("take_back_reply", "Art. 25(1)-(2)", "2026-08-01"),
     ("take_back_reply_hit", "Art. 25(1)-(2)", "2026-07-15"),
+    ("take_back_request_detained", "Art. 28(3)", "2026-08-01"),  # a Saturday: no roll-over
+    ("take_back_reply_detained", "Art. 28(3)", "2026-07-15"),
     ("humanitarian_reply", "Art. 17(2)", "2026-09-01"),
     ("transfer", "Art. 29(1)-(2)", "2027-01-01"),  # a holiday that counts (Art. 42(c))
     ("transfer_imprisoned", "Art. 29(2)", "2027-07-01"),
@@ -182,7 +184,6 @@ def test_values_not_verified_are_flagged_with_a_source() -> None:
             "reexamination_reply",
             "reexamination_request",
             "transfer_absconded",
-            "transfer_detained",
             "transfer_imprisoned",
         ],
     }
@@ -244,7 +245,9 @@ def test_rules_show_json_carries_every_rule_with_its_flag(
     assert main(["rules", "show", "--legal-basis", "604-2013", "--format", "json"]) == 0
     pack = json.loads(capsys.readouterr().out)
     assert pack["counting"]["article"] == "Art. 42" and not pack["counting"]["roll_over"]
-    assert {r["name"]: r["verified"] for r in pack["rules"]}["transfer_detained"] is False
+    flags = {r["name"]: r["verified"] for r in pack["rules"]}
+    assert flags["transfer_detained"] is True  # Art. 28(3), read in the official text
+    assert flags["transfer_absconded"] is False  # its notice rests on repealed 1560/2003
 
 
 def test_a_new_legal_basis_is_a_data_file_and_its_tests_no_code_change() -> None:
@@ -610,6 +613,22 @@ def test_604_2013_art21_1_counts_the_request_limit_from_lodging_and_knows_no_wai
     assert request_limit(rules, REGISTERED | crossing) == ("take_charge_request_hit", "2026-07-10")
     vis = {"hitReceived": "2026-07-10", "hitCategory": "vis"}  # 21(1) names Eurodac only
     assert request_limit(rules, REGISTERED | vis) == ("take_charge_request", "2026-07-01")
+
+
+@pytest.mark.parametrize(
+    ("facts", "chosen"),
+    [
+        ({}, ("take_back_request", "2026-07-01")),  # Art. 23(3): 3 months from lodging
+        ({"hitReceived": "2026-07-10"}, ("take_back_request_hit", "2026-07-10")),  # 23(2)
+        ({"detained": True}, ("take_back_request_detained", "2026-07-01")),  # 28(3)
+    ],
+)
+def test_604_2013_art23_28_3_the_take_back_request_limit_by_the_forms_facts(
+    facts: dict[str, object], chosen: tuple[str, str]
+) -> None:
+    rules = load_rule_set("604-2013")
+    assert request_limit(rules, REGISTERED | facts, "take_back_request") == chosen
+    assert request_limit(load_rule_set("2024-1351"), REGISTERED, "take_back_request") is None
 
 
 def test_2025_2055_art5_2_an_unaccompanied_minor_gives_the_reference_its_priority_mark() -> None:
