@@ -27,7 +27,7 @@ from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import Signer, verify
 from tests.pki_helpers import unpinned_certificate
 
-from .conftest import Harness, example, make_harness
+from .conftest import Harness, example, gateway_now, make_harness
 
 TCR_NS = "urn:eu:dublin:forms:take-charge-request:1"
 
@@ -39,7 +39,7 @@ def header(**kw: Any) -> Header:
         "message_type": "take-charge-request",
         "sender": "BE-DU",
         "receiver": "NL-DU",
-        "created": datetime.now(UTC),
+        "created": gateway_now(),
         "legal_basis": "2024-1351",
         "rules_version": basis_version("2024-1351"),
     }
