@@ -278,29 +278,27 @@ class DeadlineKeeper:
         crisis = acting.derogating_on(start.astimezone(acting.zone).date())
         derogating = crisis is not None and rules.derogates(opening.rule)
         rule = rules.applied(opening.rule, derogating)
-        try:
-            deadline = rules.deadline(
-                opening.rule,
-                start,
-                acting.zone,
-                state=acting.member_state if rules.rolls_over else None,
-                requested=opening.requested,
-                derogating=derogating,
-            )
-        except DeadlineError as exc:
-            if opening.requested is None:
-                raise
-            # A requested period shorter than the law allows is no requested period: the
-            # reply is due "failing that" at the end of the rule's own period (2024/1351
-            # Art. 40(7)); the sender's gateway refuses such a request, a peer's is kept.
-            ctx.log.warning("requested reply date ignored", case=case.reference, reason=str(exc))
-            deadline = rules.deadline(
-                opening.rule,
-                start,
-                acting.zone,
-                state=acting.member_state if rules.rolls_over else None,
-                derogating=derogating,
-            )
+        state = acting.member_state if rules.rolls_over else None
+        requested = opening.requested
+        if requested is not None:
+            try:
+                rules.deadline(opening.rule, start, acting.zone, state=state, requested=requested)
+            except DeadlineError as exc:
+                # A requested period shorter than the law allows is no requested period: the
+                # reply is due "failing that" at the end of the rule's own period (2024/1351
+                # Art. 40(7)); the sender's gateway refuses such a request, a peer's is kept.
+                ctx.log.warning(
+                    "requested reply date ignored", case=case.reference, reason=str(exc)
+                )
+                requested = None
+        deadline = rules.deadline(
+            opening.rule,
+            start,
+            acting.zone,
+            state=state,
+            requested=requested,
+            derogating=derogating,
+        )
         now = ctx.clock()
         if opening.replaces_if_later is not None and not await self._replace(
             tx, case, opening.replaces_if_later, deadline.expires_at, opened_by, start, now
