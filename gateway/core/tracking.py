@@ -40,6 +40,10 @@ class Opening:
     """Opened only if it ends later than the case's open limit of this name, which it then
     closes (2024/1351 Art. 46(2), second subparagraph: a person available again with less
     than 3 months of the limit left gets 3 months); otherwise that limit keeps running."""
+    planned: bool = False
+    """`runs_from` is a day still to come that the form plans (the date by which a person
+    transferred is to appear, 2025/2055 Art. 24(4)): the limit runs from it, not from the
+    earlier of it and the message."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Choice:
     """The limit it extends (see Opening.runs_as)."""
     resumes: bool = False
     replaces_if_later: str | None = None
+    planned: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,13 @@ def _open_spec(raw: Mapping[str, Any], where: str) -> OpenSpec:
         )
         return OpenSpec(acting, (choice,))
     choices = tuple(
-        Choice(str(c["rule"]), dict(c.get("when", {})), c.get("requested_date"), c.get("runs_from"))
+        Choice(
+            str(c["rule"]),
+            dict(c.get("when", {})),
+            c.get("requested_date"),
+            c.get("runs_from"),
+            planned=bool(c.get("planned", False)),
+        )
         for c in raw["first_of"]
     )
     return OpenSpec(acting, choices)
@@ -206,6 +217,7 @@ def _opening(spec: OpenSpec, form: Mapping[str, Any], urgent: bool, acting: str)
                 choice.runs_as,
                 choice.resumes,
                 choice.replaces_if_later,
+                choice.planned,
             )
     return None
 

@@ -268,7 +268,11 @@ class DeadlineKeeper:
             if suspended is None:
                 return  # nothing suspended to resume, or the limit runs already
             start = suspended.started_at + (start - (suspended.closed_at or start))
-        if opening.runs_from is not None:
+        if opening.runs_from is not None and opening.planned:
+            # A day the form plans (the date by which a person is to appear, 2025/2055 Art.
+            # 24(4), 25(6)): the limit runs from it.
+            start = _noon(opening.runs_from, acting.zone)
+        elif opening.runs_from is not None:
             # The form names the day the limit runs from (e.g. a final decision on an
             # appeal, Art. 46(1)); never later than the message that reports it.
             start = min(start, _noon(opening.runs_from, acting.zone))

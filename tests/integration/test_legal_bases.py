@@ -1059,3 +1059,59 @@ async def test_604_2013_art28_3_a_detained_persons_take_back_request_is_deemed_a
             assert {d["rule"] for d in view["deadlines"] if d["state"] == "open"} >= {"transfer"}
     finally:
         await h.close()
+
+
+async def test_2025_2055_art24_4_a_voluntary_transfer_without_news_is_considered_carried_out(
+    tmp_path: Path,
+) -> None:
+    """A voluntary transfer form names the day by which the person is to appear: when no
+    news of the arrival, or of a failure to appear, comes within 7 days of it, the
+    transferring State considers the transfer carried out (2025/2055 Art. 24(4)); both
+    gateways record it on the same day. A transfer by escort opens no such limit."""
+    h = await _start(tmp_path)
+    try:
+        case = await _accepted_case(h, "AMMR-VOLUNTARY", "transfer-notice-decision-taken")
+        be = h.api("BE-DU")
+        today = h.ctx("BE-DU").clock().astimezone(ZoneInfo("Europe/Brussels")).date()
+        appear = today + timedelta(days=10)
+        form = example("transfer-notice-arrangements.json") | {
+            "transferType": "voluntary",
+            "arrivalDate": appear.isoformat(),
+            "appearBefore": "Dublin unit, Exampletown (fictitious)",
+        }
+        sent = await be.submit("transfer-notice", "NL-DU", form, case=case)
+        assert not [w for w in sent["warnings"] if "transfer form" in w]
+        await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+        due = rolled_over(appear + timedelta(days=7), "BE").isoformat()
+        for code in ("BE-DU", "NL-DU"):
+            (done,) = (await _limits(h, code, case, "transfer-arranged"))["transfer_deemed_done"]
+            assert (done["state"], done["due_date"], done["acting"]) == ("open", due, "BE-DU")
+            assert done["article"] == "2025/2055 Art. 24(4), 25(6)"
+        await advance(h, 20)
+        for code in ("BE-DU", "NL-DU"):
+            for _ in range(200):
+                (done,) = (await _limits(h, code, case, "transfer-arranged"))[
+                    "transfer_deemed_done"
+                ]
+                if done["state"] == "expired":
+                    break
+                await asyncio.sleep(0.05)
+            assert done["state"] == "expired"
+            entries = await h.ctx(code).store.register.query(event="deadline-expired")
+            assert "transfer-deemed-carried-out" in {e.reason for e in entries}
+        escorted = await _accepted_case(h, "AMMR-ESCORT", "transfer-notice-decision-taken")
+        form = form | {
+            "transferType": "escort",
+            "arrivalDate": (today + timedelta(days=30)).isoformat(),
+        }
+        await _notify_form(h, escorted, form)
+        limits = await _limits(h, "BE-DU", escorted, "transfer-arranged")
+        assert "transfer_deemed_done" not in limits
+    finally:
+        await h.close()
+
+
+async def _notify_form(h: Harness, case: str, form: dict[str, Any]) -> None:
+    be = h.api("BE-DU")
+    notice = await be.submit("transfer-notice", "NL-DU", form, case=case)
+    await be.wait_for_state(notice["message_id"], {"delivered"}, within=20)
