@@ -24,7 +24,9 @@ def _simple(xsd_type: Any) -> st.SearchStrategy[Any]:
         return st.booleans()
     if kind == "int":
         low = 1 if "positive" in (xsd_type.name or "") else 0
-        return st.integers(min_value=low, max_value=10**6)
+        low = max(low, int(getattr(xsd_type, "min_value", None) or low))
+        high = getattr(xsd_type, "max_value", None)
+        return st.integers(min_value=low, max_value=int(high) if high is not None else 10**6)
     enumeration = getattr(xsd_type, "enumeration", None)
     if enumeration:
         return st.sampled_from(list(enumeration))

@@ -172,6 +172,23 @@ FORM_TYPES: dict[str, FormType] = _forms(
     FormType("security-information", 6, "SecurityInformation", "Art. 38", "case-officer"),
     FormType("health-certificate", 7, "HealthCertificate", "Art. 39", "health-practitioner"),
     FormType(
+        "group-transfer-notice",
+        6,
+        "GroupTransferNotice",
+        "2025/2055 Art. 26(2)",
+        "case-officer",
+        opens=True,
+    ),
+    FormType(
+        "group-transfer-reply",
+        6,
+        "GroupTransferReply",
+        "2025/2055 Art. 26(2)",
+        "case-officer",
+        answers="group-transfer-notice",
+        outcome="choice",
+    ),
+    FormType(
         "transfer-notice", None, "TransferNotice", "Art. 32, 35", "case-officer", outcome="kind"
     ),
     FormType(

@@ -242,6 +242,13 @@ def check_reference(header: Header) -> None:
                 f"reference type {ref.type_code} does not match {ft.name} "
                 f"({' or '.join(sorted(allowed))}, {scheme.scheme})",
             )
+        if ref.group != (ft.name in scheme.group):
+            raise Rejection(
+                Reason.REFERENCE_INVALID,
+                f"a {ft.name}'s reference "
+                + ("is" if ft.name in scheme.group else "is not")
+                + f" a group transfer's (type, 'G', persons, date; {scheme.scheme}(4))",
+            )
         if ref.member_state != header.sender[:2]:
             raise Rejection(
                 Reason.REFERENCE_INVALID,

@@ -187,6 +187,7 @@ class AnyReference:
     """The type as written: "1" to "7" (Art. 20), "01" to "12" (Art. 5)."""
     case_number: str | None
     priority: bool = False
+    group: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,11 +211,16 @@ class ReferenceScheme:
     notes: Mapping[str, str] = field(default_factory=dict)
     """Form type -> what is not verified about its type."""
     note: str = ""
+    group: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Form type -> the form fields giving the number of persons and the intended date of a
+    group transfer, which number it instead of a case number (Art. 5(4))."""
 
     def parse(self, text: str) -> AnyReference:
         if self.scheme == ART5:
             a5 = Art5Reference.parse(text)
-            return AnyReference(a5.member_state, a5.type_code, a5.case_number, a5.priority)
+            return AnyReference(
+                a5.member_state, a5.type_code, a5.case_number, a5.priority, a5.group is not None
+            )
         a20 = Reference.parse(text)
         return AnyReference(a20.member_state, str(a20.type_digit), a20.case_number)
 
@@ -264,6 +270,17 @@ class ReferenceScheme:
         )
         return cited is not None and cited.group(1) in self.priority_criteria
 
+    def build_group(self, member_state: str, form_type: str, form: Mapping[str, object]) -> str:
+        """The Art. 5(4) reference of a group transfer form: type, "G", persons, date."""
+        persons_field, date_field = self.group[form_type]
+        persons, day = form.get(persons_field), form.get(date_field)
+        if not isinstance(persons, int) or not isinstance(day, str):
+            raise InvalidReference(
+                f"a {form_type} is numbered by its '{persons_field}' and '{date_field}' ({ART5}(4))"
+            )
+        group = GroupTransfer(persons, date.fromisoformat(day))
+        return str(Art5Reference.build(member_state, self.codes[form_type], None, group=group))
+
     def build(
         self,
         member_state: str,
@@ -307,7 +324,7 @@ def parse_any(text: str) -> AnyReference:
 
 
 SCHEME_KEYS = frozenset(
-    {"scheme", "verified", "source", "types", "chosen_by", "priority", "notes", "note"}
+    {"scheme", "verified", "source", "types", "chosen_by", "priority", "notes", "note", "group"}
 )
 
 
@@ -354,6 +371,9 @@ def parse_scheme(raw: object, where: str) -> ReferenceScheme:
         priority_fields=frozenset(str(f) for f in priority.get("fields", [])),
         notes={str(k): str(v) for k, v in notes.items()},
         note=str(raw.get("note", "")),
+        group={
+            str(k): (str(v["persons"]), str(v["date"])) for k, v in raw.get("group", {}).items()
+        },
     )
 
 
@@ -374,6 +394,7 @@ def scheme_json(scheme: ReferenceScheme) -> dict[str, object]:
             "fields": sorted(scheme.priority_fields),
         },
         "notes": dict(scheme.notes),
+        "group": {k: {"persons": p, "date": d} for k, (p, d) in scheme.group.items()},
     }
 
 

@@ -190,6 +190,15 @@ def _reference_for(
         raise SubmissionError(
             "/priority", f"only references of {ART5} mark priority; {basis} uses {scheme.scheme}"
         )
+    if case is None and ft.name in scheme.group:
+        if "case_number" in data:
+            raise SubmissionError(
+                "/case_number", f"a {ft.name} is numbered by its persons and date ({ART5}(4))"
+            )
+        try:
+            return scheme.build_group(member_state, ft.name, form), None
+        except InvalidReference as exc:
+            raise SubmissionError("/form", str(exc)) from exc
     if case is None:
         case_number = _string(data, "case_number")
         assert case_number is not None

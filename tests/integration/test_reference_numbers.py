@@ -5,6 +5,7 @@ reference does not follow its basis's scheme (a hostile sender holding BE-DU's r
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -76,3 +77,66 @@ async def test_2025_2055_art5_a_request_numbered_by_the_old_scheme_is_refused(
     await assert_rejected(harness, status, ack, 422, "reference-invalid")
     with pytest.raises(ApiError):
         await harness.api("NL-DU").case("BE1OLD-1")
+
+
+async def test_2025_2055_art26_2_a_group_transfer_is_announced_numbered_and_answered(
+    harness: Harness,
+) -> None:
+    """A transfer under escort of 10 persons or more is announced on the Annex VI form
+    (Art. 26(2)), numbered by type 09, "G", the persons and the intended date (Art. 5(4));
+    the receiving State's 5 days to answer open on both sides and its confirmation closes
+    them. A group notice numbered like a case is refused by the receiver."""
+    from datetime import date
+
+    await harness.start("BE-DU", "NL-DU")
+    be, nl = harness.api("BE-DU"), harness.api("NL-DU")
+    form = example("group-transfer-notice.json")
+    day = date.fromisoformat(form["intendedDate"])
+    sent = await be.submit("group-transfer-notice", "NL-DU", form)
+    assert sent["reference"] == f"BE09G{form['persons']}{day.strftime('%d/%m/%Y')}"
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    for code in ("BE-DU", "NL-DU"):
+        view = await harness.api(code).case(sent["reference"])
+        (answer,) = [d for d in view["deadlines"] if d["rule"] == "transfer_form_answer"]
+        assert (answer["state"], answer["acting"]) == ("open", "NL-DU")
+        assert answer["article"] == "2025/2055 Art. 25(5), 26(2)-(3)"
+    reply = await nl.submit(
+        "group-transfer-reply",
+        "BE-DU",
+        example("group-transfer-reply-confirmation.json"),
+        in_reply_to=sent["message_id"],
+    )
+    assert reply["reference"] == sent["reference"]
+    await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+    for code in ("BE-DU", "NL-DU"):
+        for _ in range(200):
+            view = await harness.api(code).case(sent["reference"])
+            if view["state"] == "accepted":
+                break
+            await asyncio.sleep(0.05)
+        assert view["state"] == "accepted"
+        (answer,) = [d for d in view["deadlines"] if d["rule"] == "transfer_form_answer"]
+        assert answer["state"] == "met"
+    with pytest.raises(ApiError) as refused:
+        await be.submit("group-transfer-notice", "NL-DU", form, case_number="G-1")
+    assert refused.value.problem["field"] == "/case_number"
+
+
+async def test_2025_2055_art5_4_a_group_notice_numbered_as_a_case_is_refused(
+    harness: Harness,
+) -> None:
+    await harness.start("NL-DU")
+    from gateway.core.forms import form_type
+    from gateway.xml.envelope import build_transmission
+    from gateway.xml.forms import form_to_element
+
+    head = dataclasses.replace(
+        header(), reference="BE09GROUP-1", message_type="group-transfer-notice"
+    )
+    element = form_to_element(
+        form_type("group-transfer-notice"), example("group-transfer-notice.json")
+    )
+    body = harness.signer("BE-DU").sign(build_transmission(head, element))
+    async with harness.session_as("BE-DU") as s:
+        status, ack = await post(s, harness, body)
+    await assert_rejected(harness, status, ack, 422, "reference-invalid")
