@@ -18,6 +18,7 @@ from gateway.api.openapi import DEADLINE_STATES as STATE_NAMES
 from gateway.api.openapi import openapi_document
 from gateway.api.problems import problem
 from gateway.context import GatewayContext
+from gateway.core.conversations import standard_form
 from gateway.core.forms import FORM_TYPES
 from gateway.core.register import Event, RegisterEntry
 from gateway.core.times import utc_text
@@ -427,6 +428,7 @@ async def get_case(request: web.Request) -> web.StreamResponse:
             "state": conv.state.value,
             "legal_basis": conv.legal_basis,
             "criteria": conv.criteria,
+            "standard_form": standard_form(conv),
             "opened_at": utc_text(times[0]),
             "updated_at": utc_text(times[1]),
             "messages": [message_view(m) for m in messages],

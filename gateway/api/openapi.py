@@ -286,6 +286,7 @@ def _schemas() -> dict[str, Any]:
                 "state": {"type": "string"},
                 "legal_basis": {"type": "string"},
                 "criteria": {"type": ["string", "null"]},
+                "standard_form": {"type": ["string", "null"]},
                 "opened_at": TIME,
                 "updated_at": TIME,
                 "messages": {"type": "array", "items": _ref("Message")},

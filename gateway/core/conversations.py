@@ -476,3 +476,18 @@ def check_reconsiderable(legal_basis: str, cessation: str | None, any_ground: bo
         f"a reconsideration may be asked only of a non-confirmation on {', '.join(grounds)} "
         f"({section.get('article', 'the case rules')}); this one rests on {cessation}",
     )
+
+
+def standard_form(conversation: Conversation) -> str | None:
+    """The standard form a take charge case's request is to follow where its basis names
+    one for applications that keep earlier criteria (2024/1351 Art. 84(2): 2025/2055 Annex
+    XII, Art. 7(1), second subparagraph); None otherwise."""
+    if conversation.kind != "take-charge" or conversation.criteria is None:
+        return None
+    try:
+        start = packaged_rule_set(pack_named(conversation.legal_basis)).applies_from
+    except DeadlineError:
+        return None
+    if start is None or start.earlier_criteria != conversation.criteria:
+        return None
+    return start.earlier_criteria_form or None

@@ -65,7 +65,15 @@ PACK_KEYS = frozenset(
 COUNTING_KEYS = frozenset({"article", "roll_over", "verified", "source", "note"})
 DEROGATION_KEYS = frozenset({"article", "periods", "verified", "source", "note"})
 APPLIES_KEYS = frozenset(
-    {"date", "verified", "source", "note", "earlier_criteria", "criteria_article"}
+    {
+        "date",
+        "verified",
+        "source",
+        "note",
+        "earlier_criteria",
+        "criteria_article",
+        "earlier_criteria_form",
+    }
 )
 SUPERSEDED_KEYS = frozenset({"legal_basis", "note"})
 
@@ -132,6 +140,9 @@ class Applicability:
     """The pack whose criteria applications registered before `date` keep (2024/1351 Art.
     84(2): those of 604/2013), with the article that says so."""
     criteria_article: str = ""
+    earlier_criteria_form: str = ""
+    """The standard form a take charge request uses for such an application (2025/2055 Art.
+    7(1), second subparagraph: Annex XII)."""
 
 
 @dataclass(frozen=True)
@@ -342,6 +353,7 @@ def _applies_from(raw: Any, source: str) -> Applicability:
         note=_text(raw, "note", where, required=False),
         earlier_criteria=raw.get("earlier_criteria"),
         criteria_article=_text(raw, "criteria_article", where, required=False),
+        earlier_criteria_form=_text(raw, "earlier_criteria_form", where, required=False),
     )
 
 

@@ -100,7 +100,14 @@ def pack_markdown(rules: RuleSet) -> str:
         if a.earlier_criteria:
             lines += [
                 f"Applications registered before {a.date.isoformat()} keep the criteria of "
-                f"`{a.earlier_criteria}` ({a.criteria_article}): their cases record it.",
+                f"`{a.earlier_criteria}` ({a.criteria_article}): their cases record it"
+                + (
+                    f", and their take charge requests follow {a.earlier_criteria_form} (its "
+                    "fields are published as images only and were not read: the gateway's "
+                    "take charge form serves, and the case view names the annex)."
+                    if a.earlier_criteria_form
+                    else "."
+                ),
                 "",
             ]
     if rules.superseded_by:

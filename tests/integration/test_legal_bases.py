@@ -782,6 +782,7 @@ async def test_2024_1351_art84_2_the_registration_date_decides_criteria_and_dubl
         for code in ("BE-DU", "NL-DU"):
             view = await case_state(h, code, sent["reference"], "requested")
             assert (view["legal_basis"], view["criteria"]) == ("2024-1351", "604-2013")
+            assert view["standard_form"] == "2025/2055 Annex XII (Art. 7(1), second subparagraph)"
         later = example("take-back-request.json")
         later["application"] |= {"date": "2026-07-01", "registrationDate": "2026-07-02"}
         with pytest.raises(ApiError) as refused:
