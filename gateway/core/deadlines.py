@@ -509,13 +509,20 @@ def compute(
     while off_day is not None and off_day(due):
         due += timedelta(days=1)
     if requested is not None:
-        if rule.requested_minimum is None:
-            raise DeadlineError(f"rule {rule.name} does not take a requested date")
-        earliest = add_period(event_day(start, zone), rule.requested_minimum)
-        if requested < earliest:
-            raise DeadlineError(
-                f"the requested date {requested.isoformat()} is less than "
-                f"{rule.requested_minimum} after the start ({earliest.isoformat()} at the "
-                "earliest)"
-            )
+        check_requested(rule, start, zone, requested)
     return Deadline(rule.name, due, expires_at(due, zone), requested)
+
+
+def check_requested(rule: Rule, start: datetime, zone: ZoneInfo, requested: date) -> None:
+    """DeadlineError unless `rule` takes a requested date and `requested` is at least its
+    `requested_minimum` after the event day of `start` in `zone` (2024/1351 Art. 39(2),
+    604/2013 Art. 21(2): one week)."""
+    if rule.requested_minimum is None:
+        raise DeadlineError(f"rule {rule.name} does not take a requested date")
+    earliest = add_period(event_day(start, zone), rule.requested_minimum)
+    if requested < earliest:
+        raise DeadlineError(
+            f"the requested date {requested.isoformat()} is less than "
+            f"{rule.requested_minimum} after the start ({earliest.isoformat()} at the "
+            "earliest)"
+        )

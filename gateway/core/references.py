@@ -37,6 +37,26 @@ class InvalidReference(ValueError):
     """A reference number or one of its parts is malformed."""
 
 
+def _check_member_state(member_state: str) -> None:
+    if not re.fullmatch(r"[A-Z]{2}", member_state):
+        raise InvalidReference("member state letters must be two capital letters")
+
+
+def _check_case_number(case_number: str | None) -> None:
+    if case_number is None or not CASE_NUMBER.match(case_number):
+        raise InvalidReference(
+            "national case number must be 1-40 letters, digits, '/', '.' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+def _check_eurodac_reference(eurodac_reference: str | None) -> None:
+    if eurodac_reference is not None and not EURODAC_REFERENCE.match(eurodac_reference):
+        raise InvalidReference(
+            "Eurodac reference must start with the Member State letters and a category digit"
+        )
+
+
 @dataclass(frozen=True)
 class Reference:
     member_state: str
@@ -56,19 +76,11 @@ class Reference:
         case_number: str,
         eurodac_reference: str | None = None,
     ) -> Reference:
-        if not re.fullmatch(r"[A-Z]{2}", member_state):
-            raise InvalidReference("member state letters must be two capital letters")
+        _check_member_state(member_state)
         if not 1 <= type_digit <= 7:
             raise InvalidReference("type digit must be between 1 and 7")
-        if not CASE_NUMBER.match(case_number):
-            raise InvalidReference(
-                "national case number must be 1-40 letters, digits, '/', '.' or '-', "
-                "starting with a letter or digit"
-            )
-        if eurodac_reference is not None and not EURODAC_REFERENCE.match(eurodac_reference):
-            raise InvalidReference(
-                "Eurodac reference must start with the Member State letters and a category digit"
-            )
+        _check_case_number(case_number)
+        _check_eurodac_reference(eurodac_reference)
         return cls(member_state, type_digit, case_number, eurodac_reference)
 
     @classmethod
@@ -131,8 +143,7 @@ class Art5Reference:
         group: GroupTransfer | None = None,
         eurodac_reference: str | None = None,
     ) -> Art5Reference:
-        if not re.fullmatch(r"[A-Z]{2}", member_state):
-            raise InvalidReference("member state letters must be two capital letters")
+        _check_member_state(member_state)
         if not re.fullmatch(r"0[1-9]|1[0-2]", type_code):
             raise InvalidReference(f"type must be 01 to 12 ({ART5}(1)), not {type_code!r}")
         if group is not None:
@@ -144,20 +155,14 @@ class Art5Reference:
             if not 1 <= group.persons <= 9999:
                 raise InvalidReference("a group transfer names 1 to 9999 persons")
             return cls(member_state, type_code, None, group=group)
-        if case_number is None or not CASE_NUMBER.match(case_number):
-            raise InvalidReference(
-                "national case number must be 1-40 letters, digits, '/', '.' or '-', "
-                "starting with a letter or digit"
-            )
+        _check_case_number(case_number)
+        assert case_number is not None
         if GROUP_MARK.fullmatch(case_number):
             raise InvalidReference(
                 f"in a reference of {ART5} 'G', a number and a date after the type mark a "
                 "group transfer: write the national case number another way"
             )
-        if eurodac_reference is not None and not EURODAC_REFERENCE.match(eurodac_reference):
-            raise InvalidReference(
-                "Eurodac reference must start with the Member State letters and a category digit"
-            )
+        _check_eurodac_reference(eurodac_reference)
         return cls(member_state, type_code, case_number, priority, None, eurodac_reference)
 
     @classmethod

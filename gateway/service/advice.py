@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from gateway.context import GatewayContext
-from gateway.core.deadlines import DeadlineError
+from gateway.core.deadlines import DeadlineError, check_requested
 from gateway.core.forms import FormType
 from gateway.core.policy import Header, Reason
 from gateway.core.transfer_forms import timing_warnings, transfer_form_rules
@@ -28,8 +28,8 @@ class RequestedDateError(ValueError):
 def check_requested_date(
     ctx: GatewayContext, ft: FormType, form: Mapping[str, Any], header: Header
 ) -> None:
-    """An urgent request's requested reply date, counted as the receiver will count it (its
-    zone and holidays, from now): at least the minimum its basis gives (2024/1351 Art. 39(2),
+    """An urgent request's requested reply date, counted as the receiver will count it (in
+    its zone, from now): at least the minimum its basis gives (2024/1351 Art. 39(2),
     604/2013 Art. 21(2): one week)."""
     urgency = form.get("urgency")
     wanted = urgency.get("requestedReplyDate") if isinstance(urgency, Mapping) else None
@@ -39,13 +39,7 @@ def check_requested_date(
     if ft.name != "take-charge-request" or not isinstance(wanted, str) or not receiver or not rule:
         return
     try:
-        rules.deadline(
-            rule.name,
-            header.created,
-            receiver.zone,
-            state=receiver.member_state if rules.rolls_over else None,
-            requested=date.fromisoformat(wanted),
-        )
+        check_requested(rule, header.created, receiver.zone, date.fromisoformat(wanted))
     except DeadlineError as exc:
         raise RequestedDateError(
             "/form/urgency/requestedReplyDate",

@@ -17,7 +17,13 @@ from zoneinfo import ZoneInfo
 
 from gateway.context import GatewayContext
 from gateway.core.conversations import Conversation, deem, is_late_reply, shift_responsibility
-from gateway.core.deadlines import DeadlineError, RuleSet, load_rule_set, pack_named
+from gateway.core.deadlines import (
+    DeadlineError,
+    RuleSet,
+    check_requested,
+    load_rule_set,
+    pack_named,
+)
 from gateway.core.policy import Header, Reason, Rejection
 from gateway.core.register import Event
 from gateway.core.tracking import Changes, Opening, changes_for, request_limit, transfer_openings
@@ -286,7 +292,7 @@ class DeadlineKeeper:
         requested = opening.requested
         if requested is not None:
             try:
-                rules.deadline(opening.rule, start, acting.zone, state=state, requested=requested)
+                check_requested(rule, start, acting.zone, requested)
             except DeadlineError as exc:
                 # A requested period shorter than the law allows is no requested period: the
                 # reply is due "failing that" at the end of the rule's own period (2024/1351

@@ -218,13 +218,14 @@ def _reference_for(
             raise SubmissionError("/case_number", f"a {ft.name} carries its case's reference")
         return case, None
     try:
-        number = _string(data, "case_number", required=False) or scheme.parse(case).case_number
+        of_case = scheme.parse(case)
+        number = _string(data, "case_number", required=False) or of_case.case_number
         assert number is not None
         own = scheme.build(
             member_state,
             scheme.type_of(ft.name, ft.type_digit, form),
             number,
-            priority=scheme.has_priority(ft.name, form, False) or scheme.parse(case).priority,
+            priority=scheme.has_priority(ft.name, form, False) or of_case.priority,
         )
     except InvalidReference as exc:
         raise SubmissionError(_reference_field(exc), str(exc)) from exc
