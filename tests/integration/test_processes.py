@@ -247,8 +247,8 @@ async def test_demo_case_runs_to_arrival_and_every_transmission_verifies_with_xm
     lines: list[str] = []
     sent = await exchange(harness.net, lines.append)
     assert len(sent) == len(STEPS)
-    assert any("case BE12026-DEMO-0001 (take-charge): transferred" in line for line in lines)
-    assert any("case BE22026-DEMO-0002 (take-back): confirmed" in line for line in lines)
+    assert any("case BE012026-DEMO-0001 (take-charge): transferred" in line for line in lines)
+    assert any("case BE022026-DEMO-0002 (take-back): confirmed" in line for line in lines)
     # Art. 39(3)-(4): NL's case officers see that a health certificate came, not its content
     inbox = (await harness.api("NL-DU").inbox("0", 100))["items"]
     health = [m for m in inbox if m["type"] == "health-certificate"]
