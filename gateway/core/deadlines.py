@@ -54,14 +54,15 @@ PACK_KEYS = frozenset(
         "references",
         "transfer_form",
         "reconsideration",
+        "forms",
     }
 )
 """A pack's sections; `references` (how its cases number their transmissions) is read by
 `core/references.py`, `transfer_form` (when a transfer form is sent) by
 `core/transfer_forms.py`, `reconsideration` (which non-confirmations may be reconsidered) by
-`service/cases.py`; `conversations` (which message may follow which) is read by
-`core/conversations.py`, `tracking` (which message opens and closes which limit) by
-`core/tracking.py`."""
+`service/cases.py`, `forms` (what the standard forms' annexes ask) by `core/annexes.py`;
+`conversations` (which message may follow which) is read by `core/conversations.py`,
+`tracking` (which message opens and closes which limit) by `core/tracking.py`."""
 COUNTING_KEYS = frozenset({"article", "roll_over", "verified", "source", "note"})
 DEROGATION_KEYS = frozenset({"article", "periods", "verified", "source", "note"})
 APPLIES_KEYS = frozenset(

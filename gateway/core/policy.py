@@ -310,6 +310,14 @@ def check_urgency(
 
 def check_form_rules(message_type: str, form: Mapping[str, Any]) -> None:
     """Rules on a form's content that a schema cannot state."""
+    persons = form.get("personsCovered")
+    if persons is not None and persons != 1 + len(form.get("coveredFamilyMember") or []):
+        raise Rejection(
+            Reason.SCHEMA_INVALID,
+            "personsCovered counts the person concerned and each coveredFamilyMember: the "
+            "members of a family requested or notified together are in the same form "
+            "(2025/2055 Art. 7(1), Art. 12(1), Annexes II and III)",
+        )
     if message_type == "info-request":
         items = form.get("item", [])
         if "grounds-of-claim" in items and form.get("writtenConsent") is not True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.core.annexes import form_rules, forms_json, forms_markdown
 from gateway.core.conversations import MessageRules, parse_message_rules
 from gateway.core.deadlines import Rule, RuleSet, available_rule_sets, pack_data
 from gateway.core.references import scheme_json, scheme_markdown
@@ -74,6 +75,9 @@ def pack_json(rules: RuleSet) -> dict[str, Any]:
             else None
         ),
         "references": scheme_json(rules.references),
+        "forms": forms_json(
+            form_rules(rules.name) if rules.name in available_rule_sets() else None
+        ),
     }
 
 
@@ -155,6 +159,9 @@ def pack_markdown(rules: RuleSet) -> str:
     timing = transfer_form_rules(rules.name) if rules.name in available_rule_sets() else None
     if timing is not None:
         lines += ["", transfer_form_markdown(timing, STATUS)]
+    forms = form_rules(rules.name) if rules.name in available_rule_sets() else None
+    if forms is not None:
+        lines += ["", forms_markdown(forms, STATUS)]
     conversations = pack_data(rules.name).get("conversations") if rules.name else None
     if isinstance(conversations, dict):
         lines += _messages_markdown(parse_message_rules(conversations, rules.name))

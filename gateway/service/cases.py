@@ -8,6 +8,11 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
+from gateway.core.annexes import (
+    check_non_confirmation,
+    check_opening_or_reply,
+    reconsider_any_ground,
+)
 from gateway.core.conversations import (
     Conversation,
     Step,
@@ -83,8 +88,12 @@ async def record_step(
         legal_basis,
     )
     if current is None:
-        criteria = criteria_for(pack_named(legal_basis), registered(form))
-        updated = replace(updated, criteria=criteria)
+        updated = replace(updated, criteria=criteria_for(pack_named(legal_basis), registered(form)))
+    check_opening_or_reply(updated.legal_basis, updated.criteria is None, header.message_type, form)
+    if header.message_type == "take-back-confirmation" and current is not None:
+        ceased = form.get("responsibilityCeased")
+        cessation = ceased.get("cessation") if isinstance(ceased, Mapping) else None
+        check_non_confirmation(updated.legal_basis, cessation, await _notification(tx, current))
     if save:
         await tx.conversations.save(updated, now, new=current is None)
     if FORM_TYPES[header.message_type].is_reply and header.in_reply_to is not None:
@@ -127,21 +136,32 @@ def _check_refusable(request_xml: bytes | None, case: Conversation) -> None:
     )
 
 
+async def _case_form(
+    tx: Transaction, case: Conversation, message_type: str
+) -> Mapping[str, Any] | None:
+    """The form of the case's (last) stored message of `message_type`; None when there is
+    none or its payload was erased."""
+    found = None
+    for message in await tx.messages.of_case(case.reference):
+        if message.message_type == message_type and message.signed_xml is not None:
+            found = message.signed_xml
+    if found is None:
+        return None
+    return form_from_element(read_form(parse_trusted(found)))[1]
+
+
+async def _notification(tx: Transaction, case: Conversation) -> Mapping[str, Any] | None:
+    return await _case_form(tx, case, "take-back-notification")
+
+
 async def _check_reconsiderable(tx: Transaction, case: Conversation) -> None:
     """The non-confirmation's ground, and whether the notification was one of 2025/2055 Art.
     12(6), read from the case's stored forms (an erased payload is not checked)."""
-    cessation, any_ground = None, False
-    for message in await tx.messages.of_case(case.reference):
-        if message.signed_xml is None:
-            continue
-        if message.message_type == "take-back-notification":
-            _, notification = form_from_element(read_form(parse_trusted(message.signed_xml)))
-            any_ground = notification.get("minorWithoutBiometrics") is True
-        elif message.message_type == "take-back-confirmation":
-            _, reply = form_from_element(read_form(parse_trusted(message.signed_xml)))
-            ceased = reply.get("responsibilityCeased")
-            if isinstance(ceased, Mapping):
-                cessation = ceased.get("cessation")
+    notification = await _notification(tx, case)
+    any_ground = notification is not None and reconsider_any_ground(case.legal_basis, notification)
+    reply = await _case_form(tx, case, "take-back-confirmation")
+    ceased = reply.get("responsibilityCeased") if reply is not None else None
+    cessation = ceased.get("cessation") if isinstance(ceased, Mapping) else None
     check_reconsiderable(case.legal_basis, cessation, any_ground)
 
 
