@@ -15,9 +15,9 @@ the take back form, Arts 12-14).
   Annex III, Part II, only for a notification under Art. 36(1)(b) of 2024/1351.
 
 The lists are data of the rule pack (its `forms` section); a basis without one (Dublin III,
-the proposal) checks only that a take back notification carries its Eurodac hit. A form that breaks them is refused with
-`conversation-rule` and the article, on both sides (the same check runs at submission and at
-reception)."""
+the proposal) checks only that a take back notification carries its Eurodac hit. A form
+that breaks them is refused with `conversation-rule` and the article, on both sides (the same
+check runs at submission and at reception)."""
 
 from __future__ import annotations
 
