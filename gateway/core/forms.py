@@ -192,6 +192,15 @@ FORM_TYPES: dict[str, FormType] = _forms(
         "transfer-notice", None, "TransferNotice", "Art. 32, 35", "case-officer", outcome="kind"
     ),
     FormType(
+        "transfer-reply",
+        None,
+        "TransferReply",
+        "2025/2055 Art. 25(5), 26(3)",
+        "case-officer",
+        answers="transfer-notice",
+        outcome="choice",
+    ),
+    FormType(
         "responsibility-notice",
         None,
         "ResponsibilityNotice",

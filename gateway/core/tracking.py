@@ -56,6 +56,11 @@ class Changes:
     """The limits closed are suspended, not ended: an opening may resume them."""
 
 
+WHEN_KEYS = frozenset({"urgent", "field", "is", "any_field", "no_field"})
+"""A choice's condition: the header's urgency, a field's value (`field`, `is`), one of some
+fields given (`any_field`), none of some fields given (`no_field`); all must hold."""
+
+
 @dataclass(frozen=True)
 class Choice:
     """One candidate limit: `rule` when the form (or the header) meets `when`."""
@@ -112,6 +117,9 @@ def _open_spec(raw: Mapping[str, Any], where: str) -> OpenSpec:
             raw.get("replaces_if_later"),
         )
         return OpenSpec(acting, (choice,))
+    for c in raw["first_of"]:
+        if set(c.get("when", {})) - WHEN_KEYS:
+            raise DeadlineError(f"{where}: a `when` has only the keys {sorted(WHEN_KEYS)}")
     choices = tuple(
         Choice(
             str(c["rule"]),
@@ -180,7 +188,26 @@ def _meets(when: Mapping[str, Any], form: Mapping[str, Any], urgent: bool) -> bo
         return False
     if "field" in when and _field(form, when["field"]) != when["is"]:
         return False
+    if any(_field(form, f) for f in when.get("no_field", ())):
+        return False
     return "any_field" not in when or any(_field(form, f) for f in when["any_field"])
+
+
+def opens_rule(
+    legal_basis: str, message_type: str, outcome: str | None, form: Mapping[str, Any], rule: str
+) -> bool:
+    """Whether the form, sent as `message_type` with `outcome`, opens the limit `rule` by the
+    pack of `legal_basis` (a transfer form that asks the receiving State's answer opens
+    `transfer_form_answer`, 2025/2055 Art. 25(5), 26(3))."""
+    for spec in tracking(legal_basis).messages:
+        if spec.message != message_type or spec.outcome not in (None, outcome):
+            continue
+        return any(
+            choice.rule == rule and _meets(choice.when, form, False)
+            for o in spec.open
+            for choice in o.choices
+        )
+    return False
 
 
 def _acting(who: str, sender: str, receiver: str, conversation: Conversation) -> str:

@@ -33,6 +33,7 @@ from gateway.core.policy import (
     check_urgency,
 )
 from gateway.core.register import Event
+from gateway.core.tracking import opens_rule
 from gateway.store.store import Transaction
 from gateway.xml.envelope import read_form
 from gateway.xml.forms import form_from_element
@@ -75,6 +76,8 @@ async def record_step(
         _check_refusable(stored.signed_xml if stored else None, current)
     if header.message_type == "reconsideration-request" and current is not None:
         await _check_reconsiderable(tx, current)
+    if header.message_type == "transfer-reply" and current is not None:
+        _check_answerable_transfer(stored.signed_xml if stored else None, current)
     updated = advance(
         current,
         Step(
@@ -133,6 +136,26 @@ def _check_refusable(request_xml: bytes | None, case: Conversation) -> None:
         Reason.CONVERSATION_RULE,
         f"only a request for the grounds of the applicant's claim may be refused ({article}); "
         "this request asks for other information, which is given",
+    )
+
+
+def _check_answerable_transfer(notice_xml: bytes | None, case: Conversation) -> None:
+    """A transfer reply answers a transfer form that asks the receiving State's answer: one
+    that opens its 5 days by the case's pack (2025/2055 Art. 25(5), 26(3): a supervised
+    departure received at a location, an escort outside a group transfer; not a form that
+    goes to the designated location). An erased payload is not checked."""
+    if notice_xml is None:
+        return
+    _, notice = form_from_element(read_form(parse_trusted(notice_xml)))
+    kind = notice.get("kind")
+    if opens_rule(case.legal_basis, "transfer-notice", kind, notice, "transfer_form_answer"):
+        return
+    raise Rejection(
+        Reason.CONVERSATION_RULE,
+        "a transfer-reply answers only a transfer form (transfer notice `arrangements`) that "
+        "asks the receiving State's answer: a supervised departure in which the person is "
+        "received at a location, or a transfer under escort outside a group transfer "
+        "(2025/2055 Art. 25(5), 26(3))",
     )
 
 

@@ -5,7 +5,11 @@ member's keys, a transmission."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,8 +19,8 @@ from gateway.examples import attachments_for
 from gateway.xml.forms import form_to_element
 
 from .conftest import Harness, example
-from .test_deadlines import case_state
-from .test_legal_bases import _start
+from .test_deadlines import advance, case_state, rolled_over
+from .test_legal_bases import _accepted_case, _limits, _notify_form, _start
 from .test_rejections import assert_rejected, header, post, signer, with_files
 
 
@@ -119,5 +123,121 @@ async def test_2025_2055_art12_6_a_notification_without_fingerprints_goes_and_is
         )
         await be.wait_for_state(asked["message_id"], {"delivered"}, within=20)
         await case_state(h, "NL-DU", case, "reconsideration-requested")
+    finally:
+        await h.close()
+
+
+def _supervised(h: Harness, days_ahead: int = 10) -> dict[str, Any]:
+    """A transfer form for a supervised departure in which NL-DU's authorities receive the
+    person at the airport (2025/2055 Art. 25(1)(b)), `days_ahead` days from today."""
+    today = h.ctx("BE-DU").clock().astimezone(ZoneInfo("Europe/Brussels")).date()
+    return example("transfer-notice-arrangements.json") | {
+        "transferType": "supervised-departure",
+        "arrivalDate": (today + timedelta(days=days_ahead)).isoformat(),
+        "transportMode": "plane",
+        "itinerary": "Scheduled flight (fictitious)",
+        "arrivalLocation": "Airport of arrival (fictitious)",
+    }
+
+
+async def _arranged(h: Harness, case_number: str, form: dict[str, Any]) -> tuple[str, str]:
+    """An accepted case whose transfer BE-DU decided and arranged with `form`: the case's
+    reference and the transfer form's message id."""
+    case = await _accepted_case(h, case_number, "transfer-notice-decision-taken")
+    be = h.api("BE-DU")
+    sent = await be.submit("transfer-notice", "NL-DU", form, case=case)
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    return case, str(sent["message_id"])
+
+
+async def test_2025_2055_art25_5_the_receiving_state_answers_a_transfer_form_within_5_days(
+    tmp_path: Path,
+) -> None:
+    """A supervised departure received at a location opens NL-DU's 5 days to confirm or
+    propose alternatives (Art. 25(5)), on both sides; NL-DU's alternative closes them, is
+    given once, and BE-DU's new form to the designated location asks no answer. A voluntary
+    transfer's form asks none: answering it is refused."""
+    h = await _start(tmp_path)
+    try:
+        be, nl = h.api("BE-DU"), h.api("NL-DU")
+        case, form_id = await _arranged(h, "AMMR-ANSWER", _supervised(h))
+        today_nl = h.ctx("NL-DU").clock().astimezone(ZoneInfo("Europe/Amsterdam")).date()
+        for code in ("BE-DU", "NL-DU"):
+            (answer,) = (await _limits(h, code, case, "transfer-arranged"))["transfer_form_answer"]
+            assert (answer["state"], answer["acting"]) == ("open", "NL-DU")
+            assert answer["article"] == "2025/2055 Art. 25(5), 26(2)-(3)"
+            assert answer["due_date"] == rolled_over(today_nl + timedelta(days=5), "NL").isoformat()
+        reply = await nl.submit(
+            "transfer-reply",
+            "BE-DU",
+            example("transfer-reply-alternative.json"),
+            in_reply_to=form_id,
+        )
+        await nl.wait_for_state(reply["message_id"], {"delivered"}, within=20)
+        for code in ("BE-DU", "NL-DU"):
+            for _ in range(200):
+                limits = await _limits(h, code, case, "transfer-arranged")
+                if limits["transfer_form_answer"][0]["state"] != "open":
+                    break
+                await asyncio.sleep(0.05)
+            assert limits["transfer_form_answer"][0]["state"] != "open"
+        with pytest.raises(ApiError) as twice:
+            await nl.submit(
+                "transfer-reply",
+                "BE-DU",
+                example("transfer-reply-confirmation.json"),
+                in_reply_to=form_id,
+            )
+        assert twice.value.problem["rule"] == "already-answered"
+        designated = _supervised(h) | {"designatedLocation": True}
+        again = await be.submit("transfer-notice", "NL-DU", designated, case=case)
+        await be.wait_for_state(again["message_id"], {"delivered"}, within=20)
+        limits = await _limits(h, "NL-DU", case, "transfer-arranged")
+        assert len(limits["transfer_form_answer"]) == 1, "no further consultation (Art. 25(5))"
+
+        voluntary = _supervised(h) | {
+            "transferType": "voluntary",
+            "appearBefore": "Dublin unit, Exampletown (fictitious)",
+        }
+        other, voluntary_id = await _arranged(h, "AMMR-NO-ANSWER", voluntary)
+        assert "transfer_form_answer" not in await _limits(h, "NL-DU", other, "transfer-arranged")
+        with pytest.raises(ApiError) as refused:
+            await nl.submit(
+                "transfer-reply",
+                "BE-DU",
+                example("transfer-reply-confirmation.json"),
+                in_reply_to=voluntary_id,
+            )
+        assert refused.value.problem["rule"] == "conversation-rule"
+        assert "Art. 25(5), 26(3)" in refused.value.problem["detail"]
+    finally:
+        await h.close()
+
+
+async def test_2025_2055_art26_3_silence_on_an_escort_form_sends_the_transfer_to_the_location(
+    tmp_path: Path,
+) -> None:
+    """An escort transfer outside a group opens the same 5 days (Art. 26(3)); when NL-DU
+    stays silent they expire on both sides with the consequence the text gives: the
+    transfer goes to the location NL-DU designated (Art. 23(1), second subparagraph)."""
+    h = await _start(tmp_path)
+    try:
+        form = _supervised(h, 20) | {"transferType": "escort", "escort": True}
+        case, _ = await _arranged(h, "AMMR-ESCORT-SILENT", form)
+        await advance(h, 10)
+        for code in ("BE-DU", "NL-DU"):
+            for _ in range(200):
+                (answer,) = (await _limits(h, code, case, "transfer-arranged"))[
+                    "transfer_form_answer"
+                ]
+                if answer["state"] == "expired":
+                    break
+                await asyncio.sleep(0.05)
+            assert answer["state"] == "expired"
+            entries = await h.ctx(code).store.register.query(event="deadline-expired")
+            assert "transfer-to-designated-location" in {e.reason for e in entries}
+        grouped = await _accepted_case(h, "AMMR-ESCORT-GROUP", "transfer-notice-decision-taken")
+        await _notify_form(h, grouped, form | {"groupTransferReference": "BE09G1212/03/2027"})
+        assert "transfer_form_answer" not in await _limits(h, "NL-DU", grouped, "transfer-arranged")
     finally:
         await h.close()

@@ -135,6 +135,7 @@ OUTCOMES = {
         "available-again",  # 2024/1351 Art. 46(2) second subparagraph; proposal 35(2)
     },
     "responsibility-notice": {"responsibility-ceased", "transfer-time-limit-expired"},
+    "transfer-reply": {"confirmation", "alternative"},  # 2025/2055 Art. 25(5), 26(3)
 }
 
 
