@@ -76,6 +76,10 @@ async def record_step(
         _check_refusable(stored.signed_xml if stored else None, current)
     if header.message_type == "reconsideration-request" and current is not None:
         await _check_reconsiderable(tx, current)
+    if header.message_type == "transfer-notice" and isinstance(
+        form.get("groupTransferReference"), str
+    ):
+        await _check_group_reference(tx, header, str(form["groupTransferReference"]))
     if header.message_type == "transfer-reply" and current is not None:
         _check_answerable_transfer(stored.signed_xml if stored else None, current)
     updated = advance(
@@ -136,6 +140,23 @@ def _check_refusable(request_xml: bytes | None, case: Conversation) -> None:
         Reason.CONVERSATION_RULE,
         f"only a request for the grounds of the applicant's claim may be refused ({article}); "
         "this request asks for other information, which is given",
+    )
+
+
+async def _check_group_reference(tx: Transaction, header: Header, reference: str) -> None:
+    """An escort transfer form that belongs to a group transfer names the group transfer
+    form (Annex VI) its sender sent to its receiver (2025/2055 Art. 26(2))."""
+    group = await tx.conversations.get(reference)
+    if (
+        group is not None
+        and group.kind == "group-transfer"
+        and (group.requesting, group.requested) == (header.sender, header.receiver)
+    ):
+        return
+    raise Rejection(
+        Reason.CONVERSATION_RULE,
+        "groupTransferReference names no group transfer form (Annex VI) sent by the "
+        "transferring State to the receiving State (2025/2055 Art. 26(2))",
     )
 
 

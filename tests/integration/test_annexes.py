@@ -236,8 +236,23 @@ async def test_2025_2055_art26_3_silence_on_an_escort_form_sends_the_transfer_to
             assert answer["state"] == "expired"
             entries = await h.ctx(code).store.register.query(event="deadline-expired")
             assert "transfer-to-designated-location" in {e.reason for e in entries}
+        # Art. 26(1)(a), 26(2): a person of a group transfer announced with Annex VI; the
+        # form names that announcement, whose own 5 days ran, and asks no answer of its own
+        be = h.api("BE-DU")
+        group = await be.submit(
+            "group-transfer-notice", "NL-DU", example("group-transfer-notice.json")
+        )
+        await be.wait_for_state(group["message_id"], {"delivered"}, within=20)
         grouped = await _accepted_case(h, "AMMR-ESCORT-GROUP", "transfer-notice-decision-taken")
-        await _notify_form(h, grouped, form | {"groupTransferReference": "BE09G1212/03/2027"})
+        with pytest.raises(ApiError) as refused:
+            await be.submit(
+                "transfer-notice",
+                "NL-DU",
+                form | {"groupTransferReference": "BE09G1201/01/2027"},
+                case=grouped,
+            )
+        assert "2025/2055 Art. 26(2)" in refused.value.problem["detail"]
+        await _notify_form(h, grouped, form | {"groupTransferReference": group["reference"]})
         assert "transfer_form_answer" not in await _limits(h, "NL-DU", grouped, "transfer-arranged")
     finally:
         await h.close()

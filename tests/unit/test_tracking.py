@@ -12,7 +12,13 @@ import pytest
 
 from gateway.core.conversations import Conversation, State
 from gateway.core.deadlines import DeadlineError
-from gateway.core.tracking import Opening, changes_for, parse_tracking, transfer_openings
+from gateway.core.tracking import (
+    Opening,
+    changes_for,
+    opens_rule,
+    parse_tracking,
+    transfer_openings,
+)
 
 CASE = Conversation("BE-1-1", "take-charge", "BE-DU", "NL-DU", State.REQUESTED)
 
@@ -121,3 +127,55 @@ def test_a_tracking_section_naming_a_limit_the_pack_lacks_is_refused() -> None:
         data["tracking"], "fictional-2030", frozenset({"transfer", "take_charge_reply"})
     )
     assert parsed.after_acceptance == (("transfer", "requesting"),)
+
+
+@pytest.mark.parametrize(
+    ("form", "asks"),
+    [
+        ({"transferType": "supervised-departure"}, True),  # received at a location, 25(1)(b)
+        ({"transferType": "supervised-departure", "appearBefore": "an authority"}, False),
+        ({"transferType": "escort"}, True),  # 26(1)(b)
+        ({"transferType": "escort", "groupTransferReference": "BE09G12"}, False),  # 26(1)(a)
+        ({"transferType": "escort", "designatedLocation": True}, False),  # no consultation
+        ({"transferType": "voluntary", "appearBefore": "an authority"}, False),
+        ({}, False),
+    ],
+)
+def test_2025_2055_art25_5_26_3_which_transfer_forms_ask_the_receiving_states_answer(
+    form: dict[str, Any], asks: bool
+) -> None:
+    form = {"kind": "arrangements", **form}
+    rule = "transfer_form_answer"
+    assert opens_rule("2024-1351", "transfer-notice", "arrangements", form, rule) is asks
+    assert not opens_rule("com-2020-610", "transfer-notice", "arrangements", form, rule)
+    after = Conversation(
+        "BE01-1", "take-charge", "BE-DU", "NL-DU", State.TRANSFER_ARRANGED, "2024-1351"
+    )
+    opened = changes_for(
+        "transfer-notice",
+        "arrangements",
+        form,
+        urgent=False,
+        sender="BE-DU",
+        receiver="NL-DU",
+        after=after,
+        late=False,
+    ).open
+    answer = [o for o in opened if o.rule == "transfer_form_answer"]
+    assert [o.acting for o in answer] == (["NL-DU"] if asks else [])
+
+
+def test_a_when_with_an_unknown_key_is_refused() -> None:
+    data = json.loads((Path(__file__).parents[1] / "data" / "fictional-basis.json").read_text())
+    data["tracking"]["messages"].append(
+        {
+            "message": "take-charge-request",
+            "open": [
+                {"acting": "receiver", "first_of": [{"rule": "transfer", "when": {"fild": 1}}]}
+            ],
+        }
+    )
+    with pytest.raises(DeadlineError, match="when"):
+        parse_tracking(
+            data["tracking"], "fictional-2030", frozenset({"transfer", "take_charge_reply"})
+        )
