@@ -30,7 +30,11 @@ from typing import Any
 from gateway.core.deadlines import pack_named, pack_value
 from gateway.core.policy import Reason, Rejection
 
-FORMS_KEYS = frozenset({"article", "verified", "source", "note", "take_charge", "take_back"})
+FORMS_KEYS = frozenset(
+    {"article", "verified", "source", "note", "take_charge", "take_back", "info_request", "group"}
+)
+INFO_REQUEST_KEYS = frozenset({"article", "item_purposes"})
+GROUP_KEYS = frozenset({"article", "minimum"})
 TAKE_CHARGE_KEYS = frozenset({"article", "criteria"})
 TAKE_BACK_KEYS = frozenset({"article", "provisions", "hit_article", "non_confirmation"})
 PROVISION_KEYS = frozenset({"label", "hit", "incorrect_indication", "reconsider_any_ground"})
@@ -71,6 +75,12 @@ class FormRules:
     provisions_article: str
     hit_article: str
     non_confirmation_article: str
+    item_purposes: Mapping[str, frozenset[str]]
+    """Annex VII: items of an information request that only some purposes may ask."""
+    item_article: str
+    group_minimum: int
+    """Annex VI: a group transfer is confirmed for no fewer persons (Art. 26(1)(a))."""
+    group_article: str
 
 
 def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
@@ -110,6 +120,16 @@ def parse_forms(raw: Any, where: str) -> FormRules:
         provisions[code] = Provision(label=_text(spec, "label", at), **flags)
     if not isinstance(top.get("verified"), bool):
         raise AnnexError(f"{where}: `verified` is true or false")
+    info = _section(top.get("info_request"), INFO_REQUEST_KEYS, f"{where}.info_request")
+    purposes = info.get("item_purposes")
+    if not isinstance(purposes, dict) or not all(
+        isinstance(v, list) and all(isinstance(p, str) for p in v) for v in purposes.values()
+    ):
+        raise AnnexError(f"{where}.info_request.item_purposes: items and lists of purposes")
+    group = _section(top.get("group"), GROUP_KEYS, f"{where}.group")
+    minimum = group.get("minimum")
+    if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 1:
+        raise AnnexError(f"{where}.group.minimum: a positive whole number")
     return FormRules(
         article=_text(top, "article", where),
         verified=bool(top["verified"]),
@@ -121,6 +141,10 @@ def parse_forms(raw: Any, where: str) -> FormRules:
         provisions_article=_text(back, "article", f"{where}.take_back"),
         hit_article=_text(back, "hit_article", f"{where}.take_back"),
         non_confirmation_article=_text(back, "non_confirmation", f"{where}.take_back"),
+        item_purposes={item: frozenset(p) for item, p in purposes.items()},
+        item_article=_text(info, "article", f"{where}.info_request"),
+        group_minimum=minimum,
+        group_article=_text(group, "article", f"{where}.group"),
     )
 
 
@@ -176,6 +200,16 @@ def check_opening_or_reply(
                 f"a take charge {what} one of the provisions of the standard form "
                 f"({rules.criteria_article}): {', '.join(rules.criteria)}; give it in {field}",
             )
+    if message_type == "info-request":
+        purpose = form.get("purpose")
+        for item in form.get("item") or ():
+            allowed = rules.item_purposes.get(item)
+            if allowed is not None and purpose not in allowed:
+                raise Rejection(
+                    Reason.CONVERSATION_RULE,
+                    f"an information request may ask for {item} only for the purpose of "
+                    f"{' or '.join(sorted(allowed))} ({rules.item_article})",
+                )
     if message_type == "take-back-notification":
         provision = rules.provisions.get(str(form.get("provision")))
         if provision is None:
@@ -214,6 +248,31 @@ def check_non_confirmation(
     )
 
 
+def check_group_reply(
+    legal_basis: str, notice: Mapping[str, Any] | None, reply: Mapping[str, Any]
+) -> None:
+    """A group transfer confirmed for a reduced number of persons keeps at least the
+    minimum of a group transfer and no more than were announced (2025/2055 Annex VI, Part
+    II: not below 10 persons, Art. 26(1)(a)). An erased announcement is not checked against."""
+    rules = form_rules(legal_basis)
+    confirmation = reply.get("confirmation")
+    if rules is None or not isinstance(confirmation, Mapping):
+        return
+    persons = confirmation.get("persons")
+    if not isinstance(persons, int):
+        return
+    announced = notice.get("persons") if notice is not None else None
+    top = announced - 1 if isinstance(announced, int) else None
+    if persons < rules.group_minimum or (top is not None and persons > top):
+        within = f" and below the {announced} announced" if top is not None else ""
+        raise Rejection(
+            Reason.CONVERSATION_RULE,
+            f"a confirmation for a reduced number of persons keeps at least "
+            f"{rules.group_minimum}{within} ({rules.group_article}): give it in "
+            "confirmation.persons, or confirm the whole group without it",
+        )
+
+
 def reconsider_any_ground(legal_basis: str, notification: Mapping[str, Any]) -> bool:
     """The notification's non-confirmation may be reconsidered whatever its ground: one
     under 2025/2055 Art. 12(6) (its provision, or the older `minorWithoutBiometrics` mark)."""
@@ -241,7 +300,13 @@ def forms_markdown(rules: FormRules, status: Mapping[bool, str]) -> str:
         f"`provision`, one of {provisions} ({rules.provisions_article}), and carries its "
         f"Eurodac hit where it rests on one ({rules.hit_article}); a non-confirmation on an "
         f"incorrect indication in Eurodac answers only a notification under {incorrect} "
-        f"({rules.non_confirmation_article}). Checked at submission and at reception "
+        f"({rules.non_confirmation_article}); an information request asks "
+        + "; ".join(
+            f"`{i}` only for {' or '.join(sorted(p))}" for i, p in rules.item_purposes.items()
+        )
+        + f" ({rules.item_article}); a group transfer confirmed for a reduced number keeps at "
+        f"least {rules.group_minimum} persons ({rules.group_article}). Checked at submission "
+        f"and at reception "
         f"(`conversation-rule`). Source: {rules.source}."
     )
 
@@ -255,6 +320,11 @@ def forms_json(rules: FormRules | None) -> dict[str, Any] | None:
         "verified": rules.verified,
         "source": rules.source,
         "take_charge": {"article": rules.criteria_article, "criteria": dict(rules.criteria)},
+        "info_request": {
+            "article": rules.item_article,
+            "item_purposes": {i: sorted(p) for i, p in rules.item_purposes.items()},
+        },
+        "group": {"article": rules.group_article, "minimum": rules.group_minimum},
         "take_back": {
             "article": rules.provisions_article,
             "hit_article": rules.hit_article,

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from gateway.core.annexes import (
+    check_group_reply,
     check_non_confirmation,
     check_opening_or_reply,
     reconsider_any_ground,
@@ -34,6 +35,7 @@ from gateway.core.policy import (
 )
 from gateway.core.register import Event
 from gateway.core.tracking import opens_rule
+from gateway.store.records import StoredMessage
 from gateway.store.store import Transaction
 from gateway.xml.envelope import read_form
 from gateway.xml.forms import form_from_element
@@ -80,8 +82,10 @@ async def record_step(
         form.get("groupTransferReference"), str
     ):
         await _check_group_reference(tx, header, str(form["groupTransferReference"]))
+    if header.message_type == "group-transfer-reply" and current is not None:
+        check_group_reply(current.legal_basis, _stored_form(stored), form)
     if header.message_type == "transfer-reply" and current is not None:
-        _check_answerable_transfer(stored.signed_xml if stored else None, current)
+        _check_answerable_transfer(_stored_form(stored), current)
     updated = advance(
         current,
         Step(
@@ -160,14 +164,20 @@ async def _check_group_reference(tx: Transaction, header: Header, reference: str
     )
 
 
-def _check_answerable_transfer(notice_xml: bytes | None, case: Conversation) -> None:
+def _stored_form(stored: StoredMessage | None) -> Mapping[str, Any] | None:
+    """The form of a stored message; None when there is none or its payload was erased."""
+    if stored is None or stored.signed_xml is None:
+        return None
+    return form_from_element(read_form(parse_trusted(stored.signed_xml)))[1]
+
+
+def _check_answerable_transfer(notice: Mapping[str, Any] | None, case: Conversation) -> None:
     """A transfer reply answers a transfer form that asks the receiving State's answer: one
     that opens its 5 days by the case's pack (2025/2055 Art. 25(5), 26(3): a supervised
     departure received at a location, an escort outside a group transfer; not a form that
     goes to the designated location). An erased payload is not checked."""
-    if notice_xml is None:
+    if notice is None:
         return
-    _, notice = form_from_element(read_form(parse_trusted(notice_xml)))
     kind = notice.get("kind")
     if opens_rule(case.legal_basis, "transfer-notice", kind, notice, "transfer_form_answer"):
         return

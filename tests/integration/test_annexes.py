@@ -256,3 +256,29 @@ async def test_2025_2055_art26_3_silence_on_an_escort_form_sends_the_transfer_to
         assert "transfer_form_answer" not in await _limits(h, "NL-DU", grouped, "transfer-arranged")
     finally:
         await h.close()
+
+
+async def test_2025_2055_annex_vi_a_group_confirmed_for_fewer_persons_keeps_ten(
+    tmp_path: Path,
+) -> None:
+    """NL-DU may confirm BE-DU's group transfer of 12 for a reduced number of persons, but
+    not below the 10 of Art. 26(1)(a) (Annex VI, Part II)."""
+    h = await _start(tmp_path)
+    try:
+        be, nl = h.api("BE-DU"), h.api("NL-DU")
+        notice = example("group-transfer-notice.json") | {"persons": 12}
+        sent = await be.submit("group-transfer-notice", "NL-DU", notice)
+        await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+        reply = {"confirmation": {"persons": 9, "preferredLocation": "Airport (fictitious)"}}
+        with pytest.raises(ApiError) as refused:
+            await nl.submit("group-transfer-reply", "BE-DU", reply, in_reply_to=sent["message_id"])
+        assert refused.value.problem["rule"] == "conversation-rule"
+        assert "Annex VI, Part II" in refused.value.problem["detail"]
+        reply["confirmation"]["persons"] = 10
+        answer = await nl.submit(
+            "group-transfer-reply", "BE-DU", reply, in_reply_to=sent["message_id"]
+        )
+        await nl.wait_for_state(answer["message_id"], {"delivered"}, within=20)
+        await case_state(h, "BE-DU", sent["reference"], "accepted")
+    finally:
+        await h.close()

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.core.annexes import (
     AnnexError,
+    check_group_reply,
     check_non_confirmation,
     check_opening_or_reply,
     form_rules,
@@ -200,3 +201,55 @@ def test_a_forms_section_that_cannot_be_read_says_where(change: Any, message: st
     change(section)
     with pytest.raises(AnnexError, match=message):
         parse_forms(json.loads(json.dumps(section)), "test.json: forms")
+
+
+@pytest.mark.parametrize(
+    ("purpose", "allowed"),
+    [
+        ("examining-application", True),
+        ("determining-responsibility", False),
+        ("other-obligation", False),
+        ("return-decision", False),
+    ],
+)
+def test_2025_2055_annex_vii_the_grounds_of_an_application_are_asked_only_to_examine_it(
+    purpose: str, allowed: bool
+) -> None:
+    form = load_example("info-request.json")
+    form.update(purpose=purpose, item=["identity", "grounds-of-claim"], writtenConsent=True)
+    if allowed:
+        check_opening_or_reply(AMMR, True, "info-request", form)
+    else:
+        with pytest.raises(Rejection, match=r"grounds-of-claim.*Annex VII"):
+            check_opening_or_reply(AMMR, True, "info-request", form)
+    form["item"] = ["identity"]
+    check_opening_or_reply(AMMR, True, "info-request", form)
+    check_opening_or_reply("com-2020-610", True, "info-request", {**form, "purpose": purpose})
+
+
+@pytest.mark.parametrize(
+    ("persons", "announced", "allowed"),
+    [
+        (None, 25, True),  # the whole group
+        (10, 25, True),
+        (24, 25, True),
+        (9, 25, False),  # below the minimum of a group transfer, Art. 26(1)(a)
+        (25, 25, False),  # not a reduced number
+        (30, 25, False),
+        (12, None, True),  # the announcement was erased: only the minimum is checked
+        (9, None, False),
+    ],
+)
+def test_2025_2055_annex_vi_a_group_is_confirmed_for_no_fewer_than_10(
+    persons: int | None, announced: int | None, allowed: bool
+) -> None:
+    reply: dict[str, Any] = {"confirmation": {}}
+    if persons is not None:
+        reply["confirmation"]["persons"] = persons
+    notice = None if announced is None else {"persons": announced}
+    if allowed:
+        check_group_reply(AMMR, notice, reply)
+    else:
+        with pytest.raises(Rejection, match=r"at least 10.*Annex VI, Part II"):
+            check_group_reply(AMMR, notice, reply)
+    check_group_reply(AMMR, notice, {"alternative": {"reasons": "x"}})
