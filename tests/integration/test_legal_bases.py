@@ -737,6 +737,7 @@ async def test_2024_1351_art51_only_a_grounds_request_is_refused_and_late_inform
         grounds = example("info-request.json") | {
             "item": ["grounds-of-claim"],
             "writtenConsent": True,
+            "purpose": "examining-application",  # 2025/2055 Annex VII: only for that purpose
         }
         asked_grounds = await be.submit("info-request", "NL-DU", grounds, case_number="AMMR-INFO-2")
         await be.wait_for_state(asked_grounds["message_id"], {"delivered"}, within=20)
