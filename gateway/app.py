@@ -266,7 +266,7 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    running.ctx.trust.install_sighup(loop)
+    running.ctx.trust.install_sighup(loop, running.ctx.principals.reload)
     try:
         await stop.wait()
     finally:

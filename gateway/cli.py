@@ -11,7 +11,10 @@ from pathlib import Path
 
 import uvloop
 
+from gateway.cli_init import add_parsers as add_init_parsers
+from gateway.cli_outbox import add_parsers as add_outbox_parsers
 from gateway.cli_rules import add_parsers as add_rule_parsers
+from gateway.cli_users import add_parsers as add_user_parsers
 from gateway.config import ConfigError, load_config
 from gateway.core.directory import DirectoryError
 from gateway.doctor import add_doctor_command
@@ -125,7 +128,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
-    return asyncio.run(run_demo(args.workdir, args.keep_running, say))
+    return asyncio.run(
+        run_demo(args.workdir, args.keep_running, say, time_travel=not args.no_time_travel)
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -421,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--keep-running", action="store_true", help="stay up after the exchange (Ctrl-C stops)"
     )
+    demo.add_argument(
+        "--no-time-travel",
+        action="store_true",
+        help="skip the deemed acceptance, which moves two gateways' clocks 40 days ahead",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     add_rule_parsers(sub)
@@ -475,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify_bundle.set_defaults(func=_cmd_register_verify_bundle)
 
     add_doctor_command(sub)
+    add_outbox_parsers(sub)
+    add_init_parsers(sub)
+    add_user_parsers(sub)
 
     export = sub.add_parser("export", help="write a stored transmission exactly as signed")
     export.add_argument("--config", type=Path, required=True)

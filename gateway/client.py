@@ -64,6 +64,22 @@ class GatewayClient:
     async def health(self) -> dict[str, Any]:
         return await self._request("GET", "/api/v1/health")
 
+    async def outbox(
+        self, state: str = "queued", cursor: str = "0", limit: int = 100
+    ) -> dict[str, Any]:
+        """Administrators: outbound messages `queued` or `undeliverable`, by cursor."""
+        params = {"state": state, "cursor": cursor, "limit": str(limit)}
+        return await self._request("GET", "/api/v1/admin/outbox", params=params)
+
+    async def retry_delivery(self, message_id: str) -> dict[str, Any]:
+        """Administrators: deliver a queued or undeliverable message again (409 while a
+        worker is delivering it)."""
+        return await self._request("POST", f"/api/v1/admin/outbox/{message_id}/retry")
+
+    async def cancel_delivery(self, message_id: str) -> dict[str, Any]:
+        """Administrators: stop delivering a queued message; it becomes undeliverable."""
+        return await self._request("POST", f"/api/v1/admin/outbox/{message_id}/cancel")
+
     async def submit(
         self,
         message_type: str,

@@ -148,8 +148,22 @@ class ApiSettings(Section):
         rule=Rule("a loopback address: the internal API is not public", _loopback),
     )
     port: int = setting(8080, "Its port (0: any free port).", rule=PORT)
+    tokens_file: Path | None = setting(
+        None,
+        "The API's principals (named users), their roles and their tokens' hashes: a JSON "
+        "file of mode 0600 written by `gateway users` (docs/users.md).",
+    )
+    tokens_reload_seconds: float = setting(
+        5.0,
+        "How often a request may check the tokens file for changes (SIGHUP and POST "
+        "/api/v1/admin/reload read it at once).",
+        rule=POSITIVE,
+    )
     tokens: dict[str, str] = setting(
-        {}, "role -> bearer token ([api.tokens]; one per role, >= 16 characters).", parse=_tokens
+        {},
+        "Deprecated (one release; a warning at start): role -> bearer token in clear, one "
+        "principal per role named after it; use tokens_file.",
+        parse=_tokens,
     )
     reuse_port: bool = setting(
         False, "Bind with SO_REUSEPORT (several nodes on one address, as for [peer])."

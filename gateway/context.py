@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.core.directory import Authority, Directory
 from gateway.metrics import GatewayMetrics
 from gateway.pki.certs import CertificateError
+from gateway.service.principals import Principals
 from gateway.service.trust import (
     DIRECTORY_MARK,
     TrustManager,
@@ -60,6 +61,8 @@ class GatewayContext:
     config: Config
     trust: TrustManager
     store: Store
+    principals: Principals
+    """Who may call the internal API (named users, re-read when their file changes)."""
     clock: Callable[[], datetime] = utc_now
     wake_delivery: asyncio.Event = field(default_factory=asyncio.Event)
     handoff: Handoff | None = None
@@ -96,6 +99,7 @@ async def open_context(config: Config) -> GatewayContext:
     """Load and check everything a gateway needs before it listens; fail with a clear error."""
     clock = Clock(timedelta(seconds=config.clock.offset_seconds))
     log: structlog.stdlib.BoundLogger = structlog.get_logger()
+    principals = Principals.from_config(config, log)
     store = await Store.open(config.database_url)
     try:
         mark = await store.trust.mark(DIRECTORY_MARK)
@@ -117,4 +121,6 @@ async def open_context(config: Config) -> GatewayContext:
         store.checkpointer = checkpointer_for(config, new.signer)
 
     trust.on_change(new_signer)
-    return GatewayContext(config=config, trust=trust, store=store, clock=clock, log=log)
+    return GatewayContext(
+        config=config, trust=trust, store=store, principals=principals, clock=clock, log=log
+    )

@@ -175,9 +175,12 @@ STEPS: tuple[DemoStep, ...] = (
 )
 
 
-async def exchange(network: LocalNetwork, say: Callable[[str], None]) -> list[dict[str, Any]]:
+async def exchange(
+    network: LocalNetwork, say: Callable[[str], None], *, time_travel: bool = True
+) -> list[dict[str, Any]]:
     """Run STEPS: each message is submitted, delivered, acknowledged and read by the
-    receiver; returns the delivered message views in order."""
+    receiver; returns the delivered message views in order. With `time_travel`, BE-DU's and
+    NL-DU's clocks then move SILENCE_DAYS forward to show a deemed acceptance."""
     clients: dict[tuple[str, str], GatewayClient] = {}
 
     def api(code: str, role: str) -> GatewayClient:
@@ -219,7 +222,13 @@ async def exchange(network: LocalNetwork, say: Callable[[str], None]) -> list[di
 
             await api(step.receiver, step.role).wait_for_inbox(arrived)
             sent.append(view)
-        await _silence(network, api, say)
+        if time_travel:
+            await _silence(network, api, say)
+        else:
+            say(
+                "(no deemed acceptance shown: --no-time-travel keeps every gateway's clock on "
+                "real time)"
+            )
         for index, (code, peer) in ((0, ("BE-DU", "NL-DU")), (6, ("BE-DU", "GR-DU"))):
             reference = sent[index]["reference"]
             for side in (code, peer):
@@ -289,7 +298,13 @@ async def _silence(
         )
 
 
-async def run_demo(workdir: Path | None, keep_running: bool, say: Callable[[str], None]) -> int:
+async def run_demo(
+    workdir: Path | None,
+    keep_running: bool,
+    say: Callable[[str], None],
+    *,
+    time_travel: bool = True,
+) -> int:
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gw-demo-")))
@@ -306,8 +321,16 @@ async def run_demo(workdir: Path | None, keep_running: bool, say: Callable[[str]
                 gw = network.gateways[code]
                 await _wait_up(procs, gw)
                 say(f"[{code}] gateway up: peers at {gw.peer_url}, internal API at {gw.api_url}")
-            await exchange(network, say)
+            await exchange(network, say, time_travel=time_travel)
             if keep_running:
+                if time_travel:
+                    say(
+                        f"Note: BE-DU's and NL-DU's clocks stay {SILENCE_DAYS} days ahead of "
+                        "real time (moved to show the deemed acceptance): their time limits, "
+                        "receipts and register entries are dated in the future; GR-DU's clock "
+                        "is on real time. Run `gateway demo --keep-running --no-time-travel` "
+                        "for a network whose clocks all run on real time."
+                    )
                 description = workdir / "network.json"
                 description.write_text(json.dumps(network.describe(), indent=2) + "\n")
                 description.chmod(0o600)

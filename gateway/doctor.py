@@ -67,6 +67,7 @@ class _Report:
 async def diagnose(
     config_path: Path,
     *,
+    call_peers: bool = True,
     peer_seconds: float = 5.0,
     expiry_warning_days: int | None = None,
     now: datetime | None = None,
@@ -94,6 +95,8 @@ async def diagnose(
             config.signing_key_password, anchors, crl, now, window, DOCUMENT_SIGNING,
         )  # fmt: skip
     published = _directory(report, config, anchors, crl, now, window)
+    if not call_peers:
+        return report.findings
     if published is not None and tls_ok:
         peers = [a for a in published.directory.authorities.values() if a.code != config.authority]
         await asyncio.gather(*(_peer(report, config, peer, peer_seconds) for peer in peers))
@@ -115,6 +118,7 @@ def _files(report: _Report, config: Config) -> None:
         ("TLS key", config.tls_key, True),
         ("signing certificate", config.signing_cert, False),
         ("signing key", config.signing_key, True),
+        ("API tokens file", config.api.tokens_file, True),
     ]
     for what, path, secret in paths:
         if path is None:

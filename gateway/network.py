@@ -4,16 +4,17 @@ authority), as used by `gateway demo` and the integration tests."""
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.core.principals import Principal, hash_token, new_token
 from gateway.core.roles import ROLES
 from gateway.pki.demo import DemoNetwork, create_demo_network
 from gateway.pki.directory_file import atomic_write
+from gateway.service.principals import write_tokens_file
 
 DatabaseFor = Callable[[str], str]
 """Given an authority code, the `database_url` of its gateway ("": SQLite in its data_dir)."""
@@ -143,7 +144,13 @@ def build_local_network(
         home = root / code
         home.mkdir(mode=0o700, exist_ok=True)
         files = pki.authorities[code]
-        tokens = {role: secrets.token_urlsafe(24) for role in ROLES}
+        # One principal per role, named after it, in the gateway's tokens file (mode 0600).
+        tokens = {role: new_token() for role in ROLES}
+        tokens_file = home / "tokens.json"
+        write_tokens_file(
+            tokens_file,
+            tuple(Principal(r, (r,), hash_token(t), "file") for r, t in tokens.items()),
+        )
         config = home / "gateway.toml"
         tables: dict[str, dict[str, Any]] = {
             "": {
@@ -153,8 +160,13 @@ def build_local_network(
             }
             | ({"database_url": database_for(code)} if database_for else {}),
             "peer": {"host": "127.0.0.1", "port": peer_ports[code]} | (peer or {}),
-            "api": {"host": "127.0.0.1", "port": api_ports[code]} | (api or {}),
-            "api.tokens": tokens,
+            "api": {
+                "host": "127.0.0.1",
+                "port": api_ports[code],
+                "tokens_file": str(tokens_file),
+                "tokens_reload_seconds": 0.5,
+            }
+            | (api or {}),
             "tls": {
                 "ca": str(pki.ca_cert),
                 "crl": str(pki.crl),

@@ -79,6 +79,7 @@ def forge(
             r["status"],
             r["reason"],
             details,
+            principal=r["principal"],
         )
         r["prev_hash"], r["hash"] = prev, chain_hash(prev, canonical)
         prev = hashes_by_seq[r["sequence"]] = r["hash"]

@@ -1,6 +1,7 @@
 """Administrator endpoints: the directory, certificates and CRL in force, a reload on demand,
 and Prometheus metrics. Reads change nothing; every action that changes something (a reload,
-a clock move) is a register entry naming the administrator role as its actor."""
+a clock move) is a register entry naming the administrator role as its actor and the named
+user (principal) who acted."""
 
 from __future__ import annotations
 
@@ -11,19 +12,21 @@ from typing import Any
 from aiohttp import web
 from cryptography import x509
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway.api.auth import CONTEXT, KEEPER, ROLE, requires
+from gateway.api.auth import CONTEXT, KEEPER, PRINCIPAL, ROLE, requires
 from gateway.api.bodies import BadBody, read_json
 from gateway.api.problems import problem
 from gateway.context import Clock, GatewayContext
 from gateway.core.register import Event
 from gateway.core.times import utc_text
 from gateway.pki.certs import fingerprint
+from gateway.service.readiness import own_certificates
 from gateway.service.trust import certificate_report
 
 METRICS_TYPE = "text/plain; version=0.0.4"
+OUTBOX_STATES = ("queued", "undeliverable")
 
 
 def _directory_view(ctx: GatewayContext) -> dict[str, Any]:
@@ -96,9 +99,11 @@ async def get_crl(request: web.Request) -> web.StreamResponse:
 
 @requires("administer")
 async def post_reload(request: web.Request) -> web.StreamResponse:
-    """Apply a new directory, CRL or own certificate now (as SIGHUP would)."""
+    """Apply a new directory, CRL or own certificate, and the API's tokens file, now (as
+    SIGHUP would)."""
     ctx = request.app[CONTEXT]
-    result = await ctx.trust.reload("admin-api", actor=request[ROLE])
+    ctx.principals.reload("admin-api")
+    result = await ctx.trust.reload("admin-api", actor=request[ROLE], principal=request[PRINCIPAL])
     if not result.applied:
         return problem(
             409,
@@ -130,12 +135,22 @@ class _TrustCollector(Collector):
             f"1 when a certificate expires within {window} days, has expired or is revoked",
             labels=labels,
         )
-        for item in certificate_report(ctx.trust.state, ctx.config.authority, now, window):
+        report = certificate_report(ctx.trust.state, ctx.config.authority, now, window)
+        for item in report:
             values = [item.owner, item.purpose, fingerprint(item.certificate)]
             left.add_metric(values, item.seconds_left)
             attention.add_metric(values, 0.0 if item.status == "ok" else 1.0)
         yield left
         yield attention
+        own = GaugeMetricFamily(
+            "gateway_own_certificate_status",
+            "1 while this gateway's own certificate of the purpose (tls, signing) is valid now "
+            "and not revoked, else 0 (the readiness check `certificates`)",
+            labels=["purpose"],
+        )
+        for purpose, usable in own_certificates(report, ctx.config.authority).items():
+            own.add_metric([purpose], 1.0 if usable else 0.0)
+        yield own
         crl = ctx.trust.state.revocations
         if crl is not None and crl.next_update is not None:
             yield GaugeMetricFamily(
@@ -151,6 +166,11 @@ class _TrustCollector(Collector):
         yield GaugeMetricFamily(
             "gateway_trust_reloads", "Trust reloads applied since start", value=ctx.trust.reloads
         )
+        yield CounterMetricFamily(
+            "gateway_trust_reloads_refused",
+            "Trust reloads refused since start (the previous trust stays in force)",
+            value=ctx.trust.refusals,
+        )
         yield GaugeMetricFamily(
             "gateway_register_sequence",
             "Sequence number of the register head",
@@ -158,12 +178,37 @@ class _TrustCollector(Collector):
         )
 
 
+class _StoreCollector(Collector):
+    """What the store holds now, read before the scrape is rendered (collectors are not
+    async)."""
+
+    def __init__(self, outbox: dict[str, int], open_deadlines: int) -> None:
+        self.outbox = outbox
+        self.open_deadlines = open_deadlines
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily(
+            "gateway_outbox_messages",
+            "Outgoing messages waiting for delivery (queued) or given up on (undeliverable)",
+            labels=["state"],
+        )
+        for state, count in self.outbox.items():
+            family.add_metric([state], count)
+        yield family
+        yield GaugeMetricFamily(
+            "gateway_deadlines_open", "Time limits open now", value=self.open_deadlines
+        )
+
+
 @requires("administer")
 async def get_metrics(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     sequence, _ = await ctx.store.register.head()
+    outbox = await ctx.store.messages.outgoing_in(OUTBOX_STATES)
+    open_deadlines = await ctx.store.deadlines.count_open()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_TrustCollector(ctx, sequence))
+    registry.register(_StoreCollector(outbox, open_deadlines))
     body = generate_latest(registry) + generate_latest(ctx.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": METRICS_TYPE})
 
@@ -219,6 +264,7 @@ async def post_clock(request: web.Request) -> web.StreamResponse:
                 "advance_seconds": seconds,
                 "offset_seconds": offset.total_seconds(),
             },
+            principal=request[PRINCIPAL],
         )
     ctx.clock.offset = offset
     request.app[KEEPER].wake.set()

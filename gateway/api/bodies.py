@@ -70,3 +70,20 @@ async def read_json(request: web.Request) -> Any:
     if json_depth(value) > MAX_JSON_DEPTH:
         raise _too_deep()
     return value
+
+
+def cursor_and_limit(
+    request: web.Request, default: int, maximum: int
+) -> tuple[int, int] | web.Response:
+    """A listing's `cursor` (0 or more) and `limit` (1 to `maximum`) query parameters, or the
+    problem response that says which one is wrong."""
+    try:
+        after = int(request.query.get("cursor", "0"))
+        limit = int(request.query.get("limit", str(default)))
+    except ValueError:
+        return problem(400, "Bad Request", "cursor and limit must be integers", field="cursor")
+    if after < 0:
+        return problem(400, "Bad Request", "cursor must be 0 or more", field="cursor")
+    if not 1 <= limit <= maximum:
+        return problem(400, "Bad Request", f"limit must be between 1 and {maximum}", field="limit")
+    return after, limit

@@ -12,10 +12,13 @@ from aiohttp import web
 
 from gateway.api.admin import add_admin_routes
 from gateway.api.auditor import add_auditor_routes
-from gateway.api.auth import CONTEXT, KEEPER, ROLE, Handler, requires
+from gateway.api.auth import CONTEXT, KEEPER, PRINCIPAL, ROLE, Handler, requires
 from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
-from gateway.api.openapi import DEADLINE_STATES as STATE_NAMES
+from gateway.api.bodies import cursor_and_limit as _cursor_and_limit
 from gateway.api.openapi import openapi_document
+from gateway.api.openapi_common import DEADLINE_STATES as STATE_NAMES
+from gateway.api.outbox import add_outbox_routes
+from gateway.api.probes import add_probe_routes
 from gateway.api.problems import problem
 from gateway.context import GatewayContext
 from gateway.core.conversations import standard_form
@@ -157,7 +160,9 @@ async def post_message(request: web.Request) -> web.StreamResponse:
             field=unsafe[:200],
         )
     try:
-        submitted = await submit(ctx, data, request[ROLE], request.headers.get("Idempotency-Key"))
+        submitted = await submit(
+            ctx, data, request[ROLE], request.headers.get("Idempotency-Key"), request[PRINCIPAL]
+        )
     except SubmissionError as exc:
         return problem(422, "Invalid Submission", str(exc), field=exc.field, rule=exc.rule)
     state = "queued"
@@ -253,21 +258,6 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
 INBOX_STATES = ("all", "unconsumed", "consumed")
 
 
-def _cursor_and_limit(
-    request: web.Request, default: int, maximum: int
-) -> tuple[int, int] | web.Response:
-    try:
-        after = int(request.query.get("cursor", "0"))
-        limit = int(request.query.get("limit", str(default)))
-    except ValueError:
-        return problem(400, "Bad Request", "cursor and limit must be integers", field="cursor")
-    if after < 0:
-        return problem(400, "Bad Request", "cursor must be 0 or more", field="cursor")
-    if not 1 <= limit <= maximum:
-        return problem(400, "Bad Request", f"limit must be between 1 and {maximum}", field="limit")
-    return after, limit
-
-
 @requires("read-messages")
 async def get_inbox(request: web.Request) -> web.StreamResponse:
     """Received messages, oldest first, by cursor. `state=unconsumed` lists only what this
@@ -338,6 +328,7 @@ async def post_consumed(request: web.Request) -> web.StreamResponse:
                 digest=msg.digest,
                 status="consumed",
                 details={"role": role},
+                principal=request[PRINCIPAL],
             )
             consumed_at = now
         else:
@@ -358,6 +349,8 @@ CASE_EVENTS: tuple[Event, ...] = (
     Event.REFUSED_BY_PEER,
     Event.DELIVERY_FAILED,
     Event.UNDELIVERABLE,
+    Event.REQUEUED,
+    Event.CANCELLED,
     Event.RECEIVED,
     Event.REJECTED,
     Event.CONSUMED,
@@ -554,7 +547,8 @@ async def no_nul_characters(request: web.Request, handler: Handler) -> web.Strea
 
 def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app = web.Application(
-        client_max_size=MAX_JSON_BYTES, middlewares=[no_nul_characters, storage_unavailable]
+        client_max_size=MAX_JSON_BYTES,
+        middlewares=[ctx.metrics.http_middleware, no_nul_characters, storage_unavailable],
     )
     app[CONTEXT] = ctx
     app[KEEPER] = keeper
@@ -569,6 +563,8 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app.router.add_get("/api/v1/cases/{reference}", get_case)
     app.router.add_get("/api/v1/deadlines", get_deadlines)
     add_admin_routes(app)
+    add_outbox_routes(app)
     add_auditor_routes(app)
     app.router.add_get("/api/v1/health", get_health)
+    add_probe_routes(app)
     return app

@@ -12,77 +12,26 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from gateway.api.openapi_admin import admin_paths
+from gateway.api.openapi_common import (
+    CURSOR,
+    DEADLINE_STATES,
+    NULLABLE_TIME,
+    PROBLEM,
+    TEXT_OR_NULL,
+    TIME,
+    errors,
+    json_body,
+    limit_param,
+    page,
+    path_param,
+    query_param,
+    ref,
+)
+from gateway.api.probes import PROBE_PATHS
 from gateway.core.conversations import case_bases
 from gateway.core.forms import FORM_TYPES
 from gateway.xml.forms import form_json_schema
-
-PROBLEM = {"$ref": "#/components/responses/Problem"}
-TIME = {"type": "string", "format": "date-time"}
-NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-TEXT_OR_NULL = {"type": ["string", "null"]}
-CURSOR = {
-    "name": "cursor",
-    "in": "query",
-    "required": False,
-    "description": "Resume after this position (the `next_cursor` of the previous page).",
-    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$", "default": "0"},
-}
-
-DEADLINE_STATES = ["open", "met", "closed", "suspended", "expired"]
-"""A deadline's states: `suspended` while a person who absconded is away (proposal Art. 35(2))."""
-
-
-def _limit(default: int, maximum: int) -> dict[str, Any]:
-    return {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
-    }
-
-
-def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": {"type": "string", **schema},
-    }
-
-
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 96},
-    }
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    return {str(code): PROBLEM for code in (401, 403, *codes)}
-
-
-def _page(item: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {
-            "items": {"type": "array", "items": _ref(item)},
-            "next_cursor": {"type": "string"},
-        },
-    }
-
 
 EXTENDED = "An information case whose late reply extends this request's limit (Art. 51(5))."
 PRIORITY = "A new case under 2024/1351 that involves minors: the 'P' of 2025/2055 Art. 5(2)."
@@ -96,7 +45,7 @@ def _submission_variants() -> list[dict[str, Any]]:
                 "type": "object",
                 "properties": {
                     "type": {"const": ft.name},
-                    "form": _ref(f"form-{ft.name}"),
+                    "form": ref(f"form-{ft.name}"),
                 },
             }
         )
@@ -174,8 +123,8 @@ def _record_schemas() -> dict[str, Any]:
             "restricted": {"type": "boolean"},
             "late": {"type": "boolean"},
             "form": {"type": ["object", "null"]},
-            "deadlines": {"type": "array", "items": _ref("Deadline")},
-            "events": {"type": "array", "items": _ref("Event")},
+            "deadlines": {"type": "array", "items": ref("Deadline")},
+            "events": {"type": "array", "items": ref("Event")},
             "delivery": {"type": "object"},
             "error": TEXT_OR_NULL,
         },
@@ -289,11 +238,11 @@ def _schemas() -> dict[str, Any]:
                 "standard_form": {"type": ["string", "null"]},
                 "opened_at": TIME,
                 "updated_at": TIME,
-                "messages": {"type": "array", "items": _ref("Message")},
+                "messages": {"type": "array", "items": ref("Message")},
                 # Ours not yet acknowledged: the case moves when each is (at its receipt time).
                 "awaiting_delivery": {"type": "array", "items": {"type": "string"}},
-                "deadlines": {"type": "array", "items": _ref("Deadline")},
-                "events": {"type": "array", "items": _ref("Event")},
+                "deadlines": {"type": "array", "items": ref("Deadline")},
+                "events": {"type": "array", "items": ref("Event")},
             },
         },
         "RegisterEntry": {
@@ -346,22 +295,22 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("Submission")}},
+                    "content": {"application/json": {"schema": ref("Submission")}},
                 },
                 "responses": {
-                    "201": _json(_ref("Submitted"), "Signed, stored and queued"),
-                    "200": _json(_ref("Submitted"), "Replayed: the original submission"),
-                    **_errors(400, 413, 415, 422),
+                    "201": json_body(ref("Submitted"), "Signed, stored and queued"),
+                    "200": json_body(ref("Submitted"), "Replayed: the original submission"),
+                    **errors(400, 413, 415, 422),
                 },
             }
         },
         "/api/v1/messages/{message_id}": {
             "get": {
                 "operationId": "getMessage",
-                "parameters": [_path("message_id", "The message id")],
+                "parameters": [path_param("message_id", "The message id")],
                 "responses": {
-                    "200": _json(_ref("Message"), "State, acknowledgement, deadlines"),
-                    **_errors(404),
+                    "200": json_body(ref("Message"), "State, acknowledgement, deadlines"),
+                    **errors(404),
                 },
             }
         },
@@ -369,14 +318,14 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
             "get": {
                 "operationId": "getTransmission",
                 "summary": "The transmission exactly as signed",
-                "parameters": [_path("message_id", "The message id")],
+                "parameters": [path_param("message_id", "The message id")],
                 "responses": {
                     "200": {
                         "description": "The signed XML",
                         "content": {"application/xml": {"schema": {"type": "string"}}},
                     },
                     "410": PROBLEM,
-                    **_errors(404),
+                    **errors(404),
                 },
             }
         },
@@ -385,8 +334,8 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 "operationId": "getAttachment",
                 "summary": "One attached file, as carried in the signed transmission",
                 "parameters": [
-                    _path("message_id", "The message id"),
-                    _path("file_name", "The file name the form gives"),
+                    path_param("message_id", "The message id"),
+                    path_param("file_name", "The file name the form gives"),
                 ],
                 "responses": {
                     "200": {
@@ -394,7 +343,7 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
                         "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
                     },
                     "410": PROBLEM,
-                    **_errors(404),
+                    **errors(404),
                 },
             }
         },
@@ -404,16 +353,16 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 "summary": "Received messages, oldest first",
                 "parameters": [
                     CURSOR,
-                    _limit(50, 500),
-                    _query(
+                    limit_param(50, 500),
+                    query_param(
                         "state",
                         "unconsumed: what this role must still take over",
                         enum=["all", "unconsumed", "consumed"],
                     ),
                 ],
                 "responses": {
-                    "200": _json(_page("Message"), "A page"),
-                    **_errors(400),
+                    "200": json_body(page("Message"), "A page"),
+                    **errors(400),
                 },
             }
         },
@@ -421,10 +370,10 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
             "post": {
                 "operationId": "consume",
                 "summary": "The case system has stored this message (idempotent)",
-                "parameters": [_path("message_id", "The received message's id")],
+                "parameters": [path_param("message_id", "The received message's id")],
                 "responses": {
-                    "200": _json(_ref("Consumed"), "Consumed (now or before)"),
-                    **_errors(404),
+                    "200": json_body(ref("Consumed"), "Consumed (now or before)"),
+                    **errors(404),
                 },
             }
         },
@@ -432,15 +381,19 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
             "get": {
                 "operationId": "events",
                 "summary": "Acknowledgements, refusals, receipts, deadlines, in order",
-                "parameters": [CURSOR, _limit(100, 1000), _query("case", "One reference only")],
-                "responses": {"200": _json(_page("Event"), "A page"), **_errors(400)},
+                "parameters": [
+                    CURSOR,
+                    limit_param(100, 1000),
+                    query_param("case", "One reference only"),
+                ],
+                "responses": {"200": json_body(page("Event"), "A page"), **errors(400)},
             }
         },
         "/api/v1/cases/{reference}": {
             "get": {
                 "operationId": "getCase",
-                "parameters": [_path("reference", "The case reference")],
-                "responses": {"200": _json(_ref("Case"), "The case"), **_errors(404)},
+                "parameters": [path_param("reference", "The case reference")],
+                "responses": {"200": json_body(ref("Case"), "The case"), **errors(404)},
             }
         },
         "/api/v1/deadlines": {
@@ -448,18 +401,18 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 "operationId": "deadlines",
                 "parameters": [
                     CURSOR,
-                    _limit(100, 1000),
-                    _query(
+                    limit_param(100, 1000),
+                    query_param(
                         "state",
                         "Deadline state",
                         enum=DEADLINE_STATES,
                     ),
-                    _query("rule", "Rule name"),
-                    _query("peer", "The other authority"),
-                    _query("due_before", "YYYY-MM-DD", format="date"),
-                    _query("due_after", "YYYY-MM-DD", format="date"),
+                    query_param("rule", "Rule name"),
+                    query_param("peer", "The other authority"),
+                    query_param("due_before", "YYYY-MM-DD", format="date"),
+                    query_param("due_after", "YYYY-MM-DD", format="date"),
                 ],
-                "responses": {"200": _json(_page("Deadline"), "A page"), **_errors(400)},
+                "responses": {"200": json_body(page("Deadline"), "A page"), **errors(400)},
             }
         },
     }
@@ -474,9 +427,9 @@ def _auditor_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 "summary": "The register (Art. 40(9)); auditors only",
                 "parameters": [
                     CURSOR,
-                    _limit(100, 1000),
+                    limit_param(100, 1000),
                     *(
-                        _query(name, f"Filter by {name}")
+                        query_param(name, f"Filter by {name}")
                         for name in (
                             "reference",
                             "message_id",
@@ -488,10 +441,10 @@ def _auditor_paths(obj: dict[str, Any]) -> dict[str, Any]:
                             "reason",
                         )
                     ),
-                    _query("since", "ISO 8601 instant with offset", format="date-time"),
-                    _query("until", "ISO 8601 instant with offset", format="date-time"),
+                    query_param("since", "ISO 8601 instant with offset", format="date-time"),
+                    query_param("until", "ISO 8601 instant with offset", format="date-time"),
                 ],
-                "responses": {"200": _json(_page("RegisterEntry"), "A page"), **_errors(400)},
+                "responses": {"200": json_body(page("RegisterEntry"), "A page"), **errors(400)},
             }
         },
         "/api/v1/register/integrity": {
@@ -500,68 +453,7 @@ def _auditor_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 "summary": "Verify the register now (Art. 40(9)): chain, head, signed "
                 "checkpoints and the peers' witnesses the gateway holds; `coverage` says "
                 "which entries they cover and how many only the local chain vouches for",
-                "responses": {"200": obj, **_errors()},
-            }
-        },
-    }
-
-
-def _admin_paths(obj: dict[str, Any]) -> dict[str, Any]:
-    """The administrators' operations, metrics and health."""
-    return {
-        "/api/v1/admin/clock": {
-            "post": {
-                "operationId": "advanceClock",
-                "summary": "Demonstrations only (clock.adjustable)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["advance_seconds"],
-                                "properties": {"advance_seconds": {"type": "number", "minimum": 0}},
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": obj,
-                    **_errors(400, 413, 415, 422),
-                },
-            }
-        },
-        "/api/v1/admin/directory": {
-            "get": {"operationId": "adminDirectory", "responses": {"200": obj, **_errors()}}
-        },
-        "/api/v1/admin/certificates": {
-            "get": {"operationId": "adminCertificates", "responses": {"200": obj, **_errors()}}
-        },
-        "/api/v1/admin/crl": {
-            "get": {"operationId": "adminCrl", "responses": {"200": obj, **_errors()}}
-        },
-        "/api/v1/admin/reload": {
-            "post": {
-                "operationId": "adminReload",
-                "responses": {"200": obj, "409": PROBLEM, **_errors()},
-            }
-        },
-        "/api/v1/metrics": {
-            "get": {
-                "operationId": "metrics",
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text exposition",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                    **_errors(),
-                },
-            }
-        },
-        "/api/v1/health": {
-            "get": {
-                "operationId": "health",
-                "responses": {"200": _json(_ref("Health"), "Up"), **_errors()},
+                "responses": {"200": obj, **errors()},
             }
         },
     }
@@ -570,8 +462,8 @@ def _admin_paths(obj: dict[str, Any]) -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once per process)."""
-    obj = _json(_ref("Object"), "OK")
-    paths: dict[str, Any] = {**_case_system_paths(obj), **_auditor_paths(obj), **_admin_paths(obj)}
+    obj = json_body(ref("Object"), "OK")
+    paths = _case_system_paths(obj) | _auditor_paths(obj) | admin_paths(obj) | PROBE_PATHS
     return {
         "openapi": "3.1.0",
         "info": {
@@ -591,7 +483,7 @@ def openapi_document() -> dict[str, Any]:
             "responses": {
                 "Problem": {
                     "description": "RFC 9457 problem",
-                    "content": {"application/problem+json": {"schema": _ref("Problem")}},
+                    "content": {"application/problem+json": {"schema": ref("Problem")}},
                 }
             },
             "schemas": _schemas(),

@@ -2,7 +2,15 @@
 
 Each entry is encoded canonically (sorted-key compact JSON, UTF-8) and its hash is
 SHA-256(previous hash || encoding). Entries hold metadata and digests only, never payloads,
-so erasing a payload never breaks the chain."""
+so erasing a payload never breaks the chain.
+
+The canonical form has two versions. Version 1 (every entry written before named users, and
+every entry no person caused: deliveries, receptions, time limits, checkpoints) has the keys
+listed in ENTRY_FIELDS but `principal`. Version 2 is an entry a named user of the internal
+API caused (a submission, a consumption, an administrator's action): version 1's keys plus
+"principal" (the user's name) and "v": 2. Which version an entry has follows from its
+principal being set, so no stored entry changes its bytes, old entries keep verifying, and
+adding, removing or changing a principal breaks the entry's hash."""
 
 from __future__ import annotations
 
@@ -43,6 +51,8 @@ class Event(StrEnum):
     TRUST_RELOAD_REFUSED = "trust-reload-refused"  # a changed one refused, and why
     ADMIN_ACTION = "admin-action"  # an administrator acted through the admin API
     CONSUMED = "consumed"  # the case system took a received message over (inbox)
+    REQUEUED = "requeued"  # an administrator had an outbound message delivered again
+    CANCELLED = "cancelled"  # an administrator stopped delivering a queued message
     CHECKPOINT = "checkpoint"
     """Names the signed checkpoint just written ({"sequence", "hash", "signer"} in its
     details), so that the chain itself says which checkpoints exist and their deletion is
@@ -87,6 +97,8 @@ class RegisterEntry:
     status: str | None
     reason: str | None
     details: dict[str, Any]
+    principal: str | None
+    """The named user (API principal) whose request caused the entry; None: no person."""
     prev_hash: str
     hash: str
 
@@ -104,6 +116,7 @@ class RegisterEntry:
             self.status,
             self.reason,
             self.details,
+            principal=self.principal,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,11 +140,12 @@ ENTRY_FIELDS: tuple[tuple[str, str], ...] = (
     ("status", "status"),
     ("reason", "reason"),
     ("details", "details"),
+    ("principal", "principal"),
 )
 """The register's one field list: (field of RegisterEntry and column of the register table,
 its key in the canonical encoding), in the order of canonical_row's arguments; the table's
 prev_hash and hash follow. The canonical form, the SQL that reads and encodes rows and the
-CSV export derive from it."""
+CSV export derive from it; `principal` is encoded only in version 2 (see the module)."""
 CANONICAL_KEYS = tuple(key for _, key in ENTRY_FIELDS)
 COLUMNS = (*(name for name, _ in ENTRY_FIELDS), "prev_hash", "hash")
 """Every column of a register row, in order."""
@@ -150,6 +164,7 @@ def encode_entry(
     status: str | None,
     reason: str | None,
     details: dict[str, Any],
+    principal: str | None = None,
 ) -> bytes:
     if time.tzinfo is None or time.utcoffset() is None:
         raise ValueError("register times must be timezone-aware")
@@ -170,7 +185,12 @@ def encode_entry(
         status,
         reason,
         details,
+        principal,
     )
+
+
+CANONICAL_VERSION = 2
+"""The version of the canonical form an entry with a principal is encoded in."""
 
 
 def canonical_row(
@@ -186,11 +206,19 @@ def canonical_row(
     status: str | None,
     reason: str | None,
     details: Any,
+    principal: str | None = None,
 ) -> bytes:
-    """Sorted-key compact JSON, UTF-8 unescaped: the bytes each entry's hash covers. The
-    verifier calls this on raw rows, millions of times, hence orjson."""
+    """Sorted-key compact JSON, UTF-8 unescaped: the bytes each entry's hash covers; version
+    1 without a principal, version 2 with one (see the module). The verifier calls this on
+    raw rows, millions of times, hence orjson."""
     values = (sequence, time_text, event, direction, peer, message_id, message_type, reference)
-    named = dict(zip(CANONICAL_KEYS, (*values, digest, status, reason, details), strict=True))
+    named: dict[str, Any] = dict(
+        zip(CANONICAL_KEYS, (*values, digest, status, reason, details, principal), strict=True)
+    )
+    if principal is None:
+        del named["principal"]
+    else:
+        named["v"] = CANONICAL_VERSION
     return orjson.dumps(named, option=orjson.OPT_SORT_KEYS)
 
 
@@ -213,6 +241,7 @@ def next_entry(
     status: str | None = None,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
+    principal: str | None = None,
 ) -> RegisterEntry:
     """The entry that follows (prev_sequence, prev_hash); sequence 1 follows (0, GENESIS_HASH)."""
     draft = RegisterEntry(
@@ -228,6 +257,7 @@ def next_entry(
         status,
         reason,
         dict(details or {}),
+        principal,
         prev_hash,
         "",
     )

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.core.checkpoints import checkpoint_payload
 from gateway.core.pins import PinHistory
 from gateway.core.register import (
+    COLUMNS,
     ENTRY_FIELDS,
     GENESIS_HASH,
     ChainWalk,
@@ -238,6 +239,9 @@ def _witness_fault(witnesses: Sequence[Witness], entry_hash: str) -> str | None:
     return f"contradicts the head witnessed by {', '.join(sorted(claims[wrong[0].hash]))}"
 
 
+_PREV, _HASH = COLUMNS.index("prev_hash"), COLUMNS.index("hash")
+
+
 def _encode(values: tuple[Any, ...]) -> bytes:
     details = values[11]
     return canonical_row(
@@ -253,6 +257,7 @@ def _encode(values: tuple[Any, ...]) -> bytes:
         values[9],
         values[10],
         {} if details == "{}" else orjson.loads(details),
+        values[12],
     )
 
 
@@ -262,7 +267,8 @@ async def _canonical_page(store: Store, after: int) -> Sequence[tuple[int, str, 
     fast = await store.register.canonical_rows(after, PAGE)
     if fast is not None:
         return fast
-    return [(r[0], r[12], r[13], _encode(r)) for r in await store.register.rows(after, PAGE)]
+    rows = await store.register.rows(after, PAGE)
+    return [(r[0], r[_PREV], r[_HASH], _encode(r)) for r in rows]
 
 
 async def _python_canonical(store: Store, sequence: int) -> bytes:

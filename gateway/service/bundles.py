@@ -158,7 +158,8 @@ def _verified(data: bytes, signers: Signers) -> tuple[BundleReport, list[Registe
         authority = str(body["authority"])
         exported = datetime.fromisoformat(body["exported"].replace("Z", "+00:00"))
         entries = [
-            RegisterEntry(**{**e, "time": datetime.fromisoformat(e["time"])})
+            # Bundles exported before named users hold no principal (version 1 entries).
+            RegisterEntry(**{"principal": None, **e, "time": datetime.fromisoformat(e["time"])})
             for e in body["entries"]
         ]
         first, last = int(body["first"]), int(body["last"])

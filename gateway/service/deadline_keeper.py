@@ -485,6 +485,7 @@ class DeadlineKeeper:
         consequence = rule.consequence if rule is not None else None
         if not await tx.deadlines.expire(d.id, consequence, now):
             return
+        tx.after_commit(self.ctx.metrics.deadlines_expired.labels(consequence or "").inc)
         conv = await tx.conversations.get(d.case_reference)
         applied: Conversation | None = None
         if conv is not None and consequence in SILENCE_CONSEQUENCES:

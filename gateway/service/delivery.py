@@ -179,6 +179,8 @@ class Outcomes:
                 reason_code=ack.reason_code,
                 reason_text=ack.reason_text,
             )
+            outcome = "accepted" if ack.accepted else "refused"
+            tx.after_commit(self.ctx.metrics.deliveries.labels(outcome=outcome).inc)
             if ack.accepted:
                 await self._start_deadlines(tx, item, ack)
             await tx.register.append(
@@ -264,6 +266,7 @@ class Outcomes:
                 claimed = await tx.outbox.reschedule(item.message_id, attempt, next_at, error)
             if not claimed:
                 return
+            tx.after_commit(ctx.metrics.deliveries.labels(outcome="failed").inc)
             if refused is not None:
                 await self.register_refusal(
                     tx,
@@ -290,8 +293,10 @@ class Outcomes:
                 | {"attempt": attempt, "error": error[:500]}
                 | ({"next_attempt_at": next_at.isoformat()} if next_at else {}),
             )
-        ctx.log.warning(
-            "delivery attempt failed",
+        # A message given up on needs an administrator (retry or cancel it: the outbox
+        # admin API and `gateway outbox`): an error, not a warning.
+        (ctx.log.error if give_up else ctx.log.warning)(
+            "message undeliverable: retries exhausted" if give_up else "delivery attempt failed",
             message_id=item.message_id,
             peer=item.peer,
             attempt=attempt,

@@ -168,6 +168,7 @@ class Reception:
                     status="accepted",
                     details=(self._rules_versions(header) or {}) | form_reference or None,
                 )
+                tx.after_commit(ctx.metrics.transmissions_received.labels("accepted", "").inc)
                 ack = self._sign_ack(
                     Acknowledgement(
                         acknowledgement_id=str(uuid.uuid4()),
@@ -311,6 +312,8 @@ class Reception:
                 reason=rejection.reason.value,
                 details={"text": rejection.text},
             )
+            counter = ctx.metrics.transmissions_received.labels("rejected", rejection.reason.value)
+            tx.after_commit(counter.inc)
         ctx.log.warning(
             "transmission rejected",
             reason=rejection.reason.value,

@@ -272,11 +272,13 @@ async def submit(
     data: Mapping[str, Any],
     role: str,
     idempotency_key: str | None = None,
+    principal: str | None = None,
 ) -> Submitted:
     """Validate, sign and queue a submission. With an `idempotency_key`, repeating the same
-    submission returns the original message (nothing new is signed or sent)."""
+    submission returns the original message (nothing new is signed or sent). `principal`:
+    the named user submitting, recorded in the register's `submitted` entry."""
     if idempotency_key is None:
-        return await _submit_new(ctx, data, role, None, None)
+        return await _submit_new(ctx, data, role, None, None, principal)
     if not IDEMPOTENCY_KEY.match(idempotency_key):
         raise SubmissionError(
             None, "Idempotency-Key must be 1-200 visible ASCII characters", "idempotency-key"
@@ -286,7 +288,7 @@ async def submit(
     if existing is not None:
         return _replay(existing, key_digest)
     try:
-        return await _submit_new(ctx, data, role, idempotency_key, key_digest)
+        return await _submit_new(ctx, data, role, idempotency_key, key_digest, principal)
     except (SubmissionError, DuplicateMessage):
         # A concurrent request with the same key may have won the race (its case now exists,
         # or its key is taken): then this one is a repeat, not an error.
@@ -303,6 +305,7 @@ async def _submit_new(
     role: str,
     idempotency_key: str | None,
     key_digest: str | None,
+    principal: str | None = None,
 ) -> Submitted:
     unknown = set(data) - SUBMISSION_FIELDS
     if unknown:
@@ -392,6 +395,7 @@ async def _submit_new(
             key_digest,
             lease,
             _string(data, "extended_by_information", required=False),
+            principal,
         )
     except BaseException:
         if lease is not None and handoff is not None:
@@ -497,6 +501,7 @@ async def _store_submission(
     key_digest: str | None,
     lease: timedelta | None,
     information_case: str | None = None,
+    principal: str | None = None,
 ) -> tuple[RegisterEntry, str | None]:
     """Message, outbox row and `submitted` entry: one unit of work, durable on return."""
     now, receiver, reference = header.created, header.receiver, header.reference
@@ -549,5 +554,6 @@ async def _store_submission(
             digest=digest,
             status="queued",
             details=form_reference or None,
+            principal=principal,
         )
     return entry, warning

@@ -383,6 +383,7 @@ class TrustManager:
         self.server_context: ssl.SSLContext | None = None
         self.client_context = client_context(config)
         self.reloads = 0
+        self.refusals = 0
 
     def base_server_context(self, on_handshake_failure: Callable[[str], None]) -> ssl.SSLContext:
         """The context the listening socket is created with: it audits refused handshakes and
@@ -401,8 +402,11 @@ class TrustManager:
     def on_change(self, listener: Callable[[TrustState], None]) -> None:
         self._listeners.append(listener)
 
-    async def reload(self, trigger: str, actor: str | None = None) -> ReloadResult:
-        """Load the files again and apply them if they hold together; record the outcome."""
+    async def reload(
+        self, trigger: str, actor: str | None = None, principal: str | None = None
+    ) -> ReloadResult:
+        """Load the files again and apply them if they hold together; record the outcome
+        (naming `principal`, the named user who asked, if one did)."""
         async with self._lock:
             mark = await self.store.trust.mark(DIRECTORY_MARK)
             now = self.clock()
@@ -411,7 +415,7 @@ class TrustManager:
                 server = await asyncio.to_thread(server_context, self.config)
                 client = await asyncio.to_thread(client_context, self.config)
             except (TrustError, ConfigError, ssl.SSLError, OSError) as exc:
-                return await self._refused(trigger, actor, str(exc))
+                return await self._refused(trigger, actor, principal, str(exc))
             changes = changes_between(self.state, new)
             async with self.store.transaction() as tx:
                 entry = await tx.register.append(
@@ -421,6 +425,7 @@ class TrustManager:
                     status="applied",
                     details={"trigger": trigger, "actor": actor, "changes": changes}
                     | new.summary(),
+                    principal=principal,
                 )
                 if mark is None or mark.version != new.directory.version:
                     await tx.trust.set_mark(
@@ -444,7 +449,10 @@ class TrustManager:
             )
             return ReloadResult(True, trigger, changes, None, entry.sequence)
 
-    async def _refused(self, trigger: str, actor: str | None, error: str) -> ReloadResult:
+    async def _refused(
+        self, trigger: str, actor: str | None, principal: str | None, error: str
+    ) -> ReloadResult:
+        self.refusals += 1
         self._refused_digests = await asyncio.to_thread(file_digests, self.config)
         async with self.store.transaction() as tx:
             entry = await tx.register.append(
@@ -453,6 +461,7 @@ class TrustManager:
                 direction="in",
                 status="refused",
                 details={"trigger": trigger, "actor": actor, "text": error[:500]},
+                principal=principal,
             )
         self.log.error(
             "trust reload refused; the previous directory, CRL and certificates stay in force",
@@ -501,10 +510,16 @@ class TrustManager:
             )
         return bad
 
-    def install_sighup(self, loop: asyncio.AbstractEventLoop) -> None:
+    def install_sighup(
+        self, loop: asyncio.AbstractEventLoop, *also: Callable[[str], object]
+    ) -> None:
+        """Reload on SIGHUP; `also` are called first with the trigger (other files the same
+        signal reloads, such as the API's tokens file)."""
         tasks: set[asyncio.Task[ReloadResult]] = set()
 
         def on_hup() -> None:
+            for reload in also:
+                reload("SIGHUP")
             task = loop.create_task(self.reload("SIGHUP"))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

@@ -227,6 +227,7 @@ def entry_of(row: Any) -> RegisterEntry:
         status=m["status"],
         reason=m["reason"],
         details=json.loads(m["details"]),
+        principal=m["principal"],
         prev_hash=m["prev_hash"],
         hash=m["hash"],
     )

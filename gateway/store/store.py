@@ -20,7 +20,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -35,6 +35,7 @@ from gateway.store.repositories.messages import Messages
 from gateway.store.repositories.outbox import Outbox
 from gateway.store.repositories.register import Register, write_head
 from gateway.store.repositories.trust import Trust
+from gateway.store.schema import register_head
 
 MIGRATIONS = Path(str(resources.files("gateway.store").joinpath("migrations")))
 """Package data; Alembic reads its scripts from a folder of files."""
@@ -159,6 +160,12 @@ class Store:
             yield tx
         for callback in tx._after_commit:
             callback()
+
+    async def ping(self) -> None:
+        """Read the register head on a connection of its own (with SQLite, on a worker thread,
+        so that a lock held elsewhere makes it wait there, not on the event loop): raises
+        what the database raises when it cannot be used. Readiness probes call it."""
+        await self.register.read_aside(select(register_head.c.sequence))
 
     async def committed(self) -> None:
         """Wait until every unit of work begun before this call is durable (a reader on

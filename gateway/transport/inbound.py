@@ -124,7 +124,7 @@ def peer_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     admission = Admission(ctx)
     app = web.Application(
         client_max_size=ctx.config.peer.max_body_bytes,
-        middlewares=[admission.middleware],
+        middlewares=[ctx.metrics.http_middleware, admission.middleware],
     )
     app.on_shutdown.append(admission.close)
     app[CONTEXT] = ctx

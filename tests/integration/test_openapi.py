@@ -102,7 +102,7 @@ def test_every_operation_answers_as_documented(
             check()
         except (Exception, BaseExceptionGroup) as exc:  # report every operation's failure
             failures.append(f"{operation.label}: {exc}"[:2000])
-    assert operations == 18
+    assert operations == 23
     assert not failures, "\n\n".join(failures)
 
 

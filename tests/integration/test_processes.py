@@ -226,10 +226,35 @@ def test_demo_keep_running_writes_network_json(tmp_path: Path) -> None:
         assert Path(be["signing_key"]).stat().st_mode & 0o777 == 0o600
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+        output = proc.stdout.read().decode() if proc.stdout else ""
+        # issue 17 item 11: the demo says what it did to the clocks of the network it leaves
+        assert "clocks stay 40 days ahead of real time" in output
+        assert "--no-time-travel" in output
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_demo_without_time_travel_keeps_every_clock_on_real_time(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "demo",
+            "--workdir",
+            str(tmp_path / "d"),
+            "--no-time-travel",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "no deemed acceptance shown" in done.stdout
+    assert "days forward" not in done.stdout and "deemed-acceptance" not in done.stdout
 
 
 @pytest.mark.skipif(

@@ -129,6 +129,7 @@ def _rewrite(db: sqlite3.Connection) -> int:
             r["status"],
             r["reason"],
             json.loads(r["details"]),
+            principal=r["principal"],
         )
         h = chain_hash(prev, canonical)
         db.execute(
@@ -647,9 +648,11 @@ def _doc_canonical(value: Any) -> bytes:
 
 
 def _doc_entry(e: dict[str, Any]) -> bytes:
-    """docs/register-format.md, section 1."""
+    """docs/register-format.md, section 1 (version 2 with a principal, else version 1)."""
+    named = e.get("principal")
     return _doc_canonical(
-        {
+        ({"principal": named, "v": 2} if named is not None else {})
+        | {
             "seq": e["sequence"],
             "time": _utc(e["time"]).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "event": e["event"],

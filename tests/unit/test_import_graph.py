@@ -40,6 +40,9 @@ LAYERS: dict[str, int] = {
     "demo": 7,
     "cli": 7,
     "cli_rules": 7,
+    "cli_users": 7,
+    "cli_outbox": 7,
+    "cli_init": 7,
     "__main__": 7,
     "adapters": 8,
 }

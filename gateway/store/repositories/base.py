@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from gateway.store.inline import DbConnection, DbEngine
+from sqlalchemy import Executable
+
+from gateway.store.inline import DbConnection, DbEngine, InlineEngine
 
 
 class Repository:
@@ -24,6 +27,17 @@ class Repository:
             return
         async with self.engine.connect() as conn:
             yield conn
+
+    async def read_aside(self, statement: Executable) -> list[tuple[Any, ...]]:
+        """The rows of a read on a connection of its own and, with SQLite, on a worker thread:
+        for what a monitor asks (a count at scrape time, a readiness probe), which must not
+        hold up the event loop however many rows it counts or however long a lock holds it."""
+        if isinstance(self.engine, InlineEngine):
+            return await self.engine.run_in_thread(
+                lambda conn: [tuple(r) for r in conn.execute(statement)]
+            )
+        async with self.engine.connect() as conn:
+            return [tuple(r) for r in await conn.execute(statement)]
 
     @property
     def conn(self) -> DbConnection:

@@ -57,6 +57,12 @@ class Deadlines(Repository):
         )
         return bool(done.rowcount == 1)
 
+    async def count_open(self) -> int:
+        """How many limits are open, counted on the (state, next_event_at) index, off the
+        event loop: a scrape asks this every time."""
+        q = select(func.count()).select_from(deadlines).where(deadlines.c.state == "open")
+        return int((await self.read_aside(q))[0][0])
+
     async def next_event(self) -> datetime | None:
         q = select(func.min(deadlines.c.next_event_at)).where(deadlines.c.state == "open")
         async with self.connect() as conn:

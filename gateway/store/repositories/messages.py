@@ -128,3 +128,14 @@ class Messages(Repository):
         async with self.connect() as conn:
             total = (await conn.execute(select(func.count()).select_from(messages))).scalar_one()
         return int(total)
+
+    async def outgoing_in(self, states: tuple[str, ...]) -> dict[str, int]:
+        """How many outgoing messages are in each of `states` (0 for none), counted on the
+        index of direction and state, off the event loop: a scrape asks this every time."""
+        q = (
+            select(messages.c.state, func.count())
+            .where(messages.c.direction == "out", messages.c.state.in_(states))
+            .group_by(messages.c.state)
+        )
+        counted = {row[0]: int(row[1]) for row in await self.read_aside(q)}
+        return {state: counted.get(state, 0) for state in states}

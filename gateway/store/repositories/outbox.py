@@ -108,3 +108,63 @@ class Outbox(Repository):
                 await conn.execute(select(outbox).where(outbox.c.message_id == message_id))
             ).first()
             return None if row is None else dict(row._mapping)
+
+    async def listing(self, state: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """Outbound messages `queued` (with their delivery schedule) or `undeliverable`, in
+        the order they were stored, after the stored message number `after` (the cursor)."""
+        shown = (
+            messages.c.id,
+            messages.c.message_id,
+            messages.c.peer,
+            messages.c.message_type,
+            messages.c.reference,
+            messages.c.case_reference,
+            messages.c.created_at,
+            messages.c.state,
+        )
+        if state == "queued":
+            q = select(
+                *shown,
+                outbox.c.attempts,
+                outbox.c.next_attempt_at,
+                outbox.c.leased_until,
+                outbox.c.last_error,
+            ).join(outbox, messages.c.message_id == outbox.c.message_id)
+        else:
+            q = select(*shown, messages.c.reason_text.label("last_error")).where(
+                messages.c.state == "undeliverable", messages.c.direction == "out"
+            )
+        q = q.where(messages.c.id > after).order_by(messages.c.id).limit(limit)
+        async with self.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(q)]
+
+    async def retry_now(self, message_id: str, now: datetime) -> bool:
+        """Make a queued delivery due now, unless a worker holds it (on any node): False
+        when there is no such row or it is leased (being delivered right now)."""
+        done = await self.conn.execute(
+            update(outbox)
+            .where(outbox.c.message_id == message_id)
+            .where((outbox.c.leased_until.is_(None)) | (outbox.c.leased_until < now))
+            .values(next_attempt_at=now, attempts=0, last_error=None)
+        )
+        return bool(done.rowcount == 1)
+
+    async def withdraw(self, message_id: str, now: datetime) -> bool:
+        """Remove a queued delivery that no worker holds; False when there is no such row or
+        it is leased (being delivered right now, here or on another node)."""
+        done = await self.conn.execute(
+            outbox.delete()
+            .where(outbox.c.message_id == message_id)
+            .where((outbox.c.leased_until.is_(None)) | (outbox.c.leased_until < now))
+        )
+        return bool(done.rowcount == 1)
+
+    async def lease_of(self, message_id: str) -> tuple[bool, datetime | None]:
+        """Whether the message has an outbox row, and until when a worker holds it (read
+        inside the transaction)."""
+        row = (
+            await self.conn.execute(
+                select(outbox.c.leased_until).where(outbox.c.message_id == message_id)
+            )
+        ).first()
+        return (False, None) if row is None else (True, row.leased_until)

@@ -16,7 +16,14 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway.core.checkpoints import checkpoint_payload
-from gateway.core.register import COLUMNS, ENTRY_FIELDS, Event, RegisterEntry, next_entry
+from gateway.core.register import (
+    CANONICAL_VERSION,
+    COLUMNS,
+    ENTRY_FIELDS,
+    Event,
+    RegisterEntry,
+    next_entry,
+)
 from gateway.core.times import utc_text
 from gateway.store.inline import DbConnection, DbEngine, InlineEngine
 from gateway.store.records import Checkpointer, entry_of
@@ -31,17 +38,25 @@ from gateway.store.schema import (
 )
 
 # SQLite builds each entry's canonical form (see gateway.core.register.canonical_row) in C:
-# json_object keeps the order it is given, so the pairs come sorted by key.
+# json_object keeps the order it is given, so the pairs come sorted by key; version 1 without
+# the principal, version 2 with it and "v".
 _SQL_VALUE = {
     "time": "substr(time, 1, 10) || 'T' || substr(time, 12) || 'Z'",
     "details": "json(details)",
 }
+_V1 = [(key, _SQL_VALUE.get(name, name)) for name, key in ENTRY_FIELDS if name != "principal"]
+_V2 = [*_V1, ("principal", "principal"), ("v", str(CANONICAL_VERSION))]
+
+
+def _json_object(pairs: list[tuple[str, str]]) -> str:
+    return "json_object(" + ", ".join(f"'{key}', {value}" for key, value in sorted(pairs)) + ")"
+
+
 # Built from constants only (the field list), never from input.
 CANONICAL_SQL = (
-    "SELECT sequence, prev_hash, hash, json_object("  # noqa: S608
-    + ", ".join(f"'{key}', {_SQL_VALUE.get(name, name)}" for name, key in sorted(
-        ENTRY_FIELDS, key=lambda pair: pair[1]))
-    + ") FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"
+    "SELECT sequence, prev_hash, hash, CASE WHEN principal IS NULL THEN "  # noqa: S608
+    + _json_object(_V1) + " ELSE " + _json_object(_V2)
+    + " END FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"
 )  # fmt: skip
 _COLUMNS = ", ".join(COLUMNS)
 _HEAD = select(register_head.c.sequence, register_head.c.hash).where(register_head.c.id == 1)
@@ -115,8 +130,10 @@ class Register(Repository):
         status: str | None = None,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
+        principal: str | None = None,
     ) -> RegisterEntry:
-        """Extend the chain by one entry (and by a checkpoint's, every `every` entries)."""
+        """Extend the chain by one entry (and by a checkpoint's, every `every` entries);
+        `principal`: the named user who caused it (version 2 of the canonical form)."""
         entry = await self._append(
             time=time,
             event=event,
@@ -129,6 +146,7 @@ class Register(Repository):
             status=status,
             reason=reason,
             details=details,
+            principal=principal,
         )
         cp = self._checkpointer
         if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
@@ -239,7 +257,8 @@ class Register(Repository):
 
     async def rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         """Raw register rows for the verifier: (sequence, time text, event, direction, peer,
-        message_id, type, reference, digest, status, reason, details JSON, prev_hash, hash),
+        message_id, type, reference, digest, status, reason, details JSON, principal,
+        prev_hash, hash),
         without per-row conversions, which dominate the cost of a full verification."""
         if isinstance(self.engine, InlineEngine):
 
