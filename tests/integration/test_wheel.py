@@ -253,3 +253,76 @@ def test_from_the_installed_wheel_the_demo_openapi_auditor_page_and_folder_adapt
     assert out.count(deemed) == 2
     assert "Stopped all gateways" in out
     assert "Traceback" not in out
+
+
+def test_from_the_installed_wheel_init_check_serve_probes_and_metrics(installed: Installed) -> None:
+    """An operator's first hour (issue 17): `gateway init`, `gateway config check` listing
+    what to install, the files installed (here the demo PKI's), a user added, the check
+    passing, and `gateway serve` answering its probes and its metrics; stopped with SIGTERM
+    as systemd stops it."""
+    out = installed.outside / "etc"
+    made = installed.run("gateway", "init", "--authority", "BE-DU", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    config = out / "gateway.toml"
+    fresh = installed.run("gateway", "config", "check", str(config))
+    assert fresh.returncode == 1 and "keys/tls.key cannot be read" in fresh.stdout
+    pki = installed.outside / "pki"
+    made_pki = installed.run(
+        "gateway", "pki", "demo", "--out", str(pki), "--authorities", "BE-DU,NL-DU"
+    )
+    assert made_pki.returncode == 0, made_pki.stderr
+    be = pki / "BE-DU"
+    for source, target in (
+        (pki / "ca" / "ca.pem", "certs/ca.pem"),
+        (be / "tls.pem", "certs/tls.pem"),
+        (be / "tls.key", "keys/tls.key"),
+        (be / "signing.pem", "certs/signing.pem"),
+        (be / "signing.key", "keys/signing.key"),
+        (pki / "directory.xml", "directory.xml"),
+    ):
+        assert source.exists(), f"the demo PKI has no {source}"
+        shutil.copy(source, out / target)
+    added = installed.run(
+        "gateway", "users", "add", "ops", "--role", "administrator",
+        "--tokens-file", str(out / "tokens.json"),
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    token = next(w for w in added.stdout.split() if w.startswith("gwt_"))
+    # loopback and any free port: a test never binds a fixed or public address
+    text = config.read_text().replace('host = "0.0.0.0"', 'host = "127.0.0.1"')
+    config.write_text(text.replace("port = 8443", "port = 0").replace("port = 8080", "port = 0"))
+    ready = installed.run("gateway", "config", "check", str(config))
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+
+    proc = subprocess.Popen(
+        [str(installed.bin / "gateway"), "--log-json", "serve", "--config", str(config)],
+        cwd=installed.outside,
+        env=installed.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        api_port = None
+        deadline = time.monotonic() + 120
+        while api_port is None:
+            assert time.monotonic() < deadline, "the gateway did not start in time"
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, f"the gateway exited with {proc.returncode}"
+            if '"gateway started"' in line:
+                api_port = json.loads(line)["api_port"]
+        api = f"http://127.0.0.1:{api_port}"
+        assert json.loads(_get(api + "/livez")[1]) == {"status": "ok"}
+        assert json.loads(_get(api + "/readyz")[1]) == {"status": "ok"}
+        media, body = _get(api + "/api/v1/metrics", token)
+        assert media == "text/plain"
+        for name in ("gateway_outbox_messages", "gateway_deadlines_open", "process_"):
+            assert name.encode() in body, name
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
