@@ -19,7 +19,7 @@ from gateway.api.openapi import openapi_document
 from gateway.api.openapi_common import DEADLINE_STATES as STATE_NAMES
 from gateway.api.outbox import add_outbox_routes
 from gateway.api.probes import add_probe_routes
-from gateway.api.problems import problem
+from gateway.api.problems import errors_as_problems, problem
 from gateway.context import GatewayContext
 from gateway.core.conversations import standard_form
 from gateway.core.forms import FORM_TYPES
@@ -548,7 +548,12 @@ async def no_nul_characters(request: web.Request, handler: Handler) -> web.Strea
 def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app = web.Application(
         client_max_size=MAX_JSON_BYTES,
-        middlewares=[ctx.metrics.http_middleware, no_nul_characters, storage_unavailable],
+        middlewares=[
+            ctx.metrics.http_middleware,
+            errors_as_problems,
+            no_nul_characters,
+            storage_unavailable,
+        ],
     )
     app[CONTEXT] = ctx
     app[KEEPER] = keeper

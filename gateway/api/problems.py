@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -38,3 +39,30 @@ def problem(
         content_type=PROBLEM_TYPE,
         headers=headers,
     )
+
+
+_DETAILS = {
+    404: "no such resource here; /api/v1/openapi.json lists what there is",
+    405: "this method is not allowed on this resource (see Allow)",
+}
+
+
+@web.middleware
+async def errors_as_problems(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The router's own refusals (no such route: 404, a method the route has not: 405, a body
+    over the size limit: 413) answer problem+json like every handler does, never aiohttp's
+    plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        allow = exc.headers.get("Allow")
+        return problem(
+            exc.status,
+            exc.reason,
+            _DETAILS.get(exc.status, exc.reason),
+            headers={"Allow": allow} if allow else None,
+        )

@@ -299,14 +299,12 @@ async def submit(
         raise
 
 
-async def _submit_new(
-    ctx: GatewayContext,
+def _read_fields(
     data: Mapping[str, Any],
-    role: str,
-    idempotency_key: str | None,
-    key_digest: str | None,
-    principal: str | None = None,
-) -> Submitted:
+) -> tuple[FormType, str, Mapping[str, Any], bool, str | None]:
+    """The submission's own fields, each checked: the form type, the receiver, the form
+    object, the urgency and the message a reply answers (said first for a reply without it:
+    a reply's form is checked against what it answers)."""
     unknown = set(data) - SUBMISSION_FIELDS
     if unknown:
         first = sorted(unknown)[0]
@@ -324,6 +322,24 @@ async def _submit_new(
     urgent = data.get("urgent", False)
     if not isinstance(urgent, bool):
         raise SubmissionError("/urgent", "'urgent' must be true or false")
+    in_reply_to = _string(data, "in_reply_to", required=False)
+    if (ft.is_reply or ft.targets_message) and in_reply_to is None:
+        raise SubmissionError(
+            "/in_reply_to",
+            f"a {ft.name} concerns an earlier message: give its message id in in_reply_to",
+        )
+    return ft, receiver, form, urgent, in_reply_to
+
+
+async def _submit_new(
+    ctx: GatewayContext,
+    data: Mapping[str, Any],
+    role: str,
+    idempotency_key: str | None,
+    key_digest: str | None,
+    principal: str | None = None,
+) -> Submitted:
+    ft, receiver, form, urgent, in_reply_to = _read_fields(data)
     try:
         form_el = form_to_element(ft, form)
     except FormError as exc:
@@ -345,7 +361,6 @@ async def _submit_new(
         raise SubmissionError(
             "/extended_by_information", "only a take charge request's limit is extended so"
         )
-    in_reply_to = _string(data, "in_reply_to", required=False)
     case = await _case_of(ctx, ft, data, in_reply_to)
     basis = await _legal_basis_for(ctx, ft, data, case)
     reference, case_reference = _reference_for(ctx, ft, data, form, case, basis)

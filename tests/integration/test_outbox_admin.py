@@ -85,19 +85,32 @@ async def test_an_administrator_cancels_and_retries_a_message_for_a_peer_that_is
     assert unknown.value.status == 404
 
 
-async def test_a_message_another_node_is_delivering_is_not_cancelled(harness: Harness) -> None:
+async def test_a_message_another_node_is_delivering_is_not_cancelled(tmp_path: Path) -> None:
     """Another node's claim (its lease in the shared outbox) holds the message: the
-    administrator gets 409, on this node as on any."""
+    administrator gets 409, on this node as on any. This node retries only after an hour,
+    so once its first attempt failed the message is idle here, and the other node's claim
+    (made as that node's worker makes it) is the only one."""
+    harness = await make_harness(
+        tmp_path, delivery={"initial_delay_seconds": 3600, "max_delay_seconds": 3600}
+    )
+    try:
+        await _claimed_elsewhere(harness)
+    finally:
+        await harness.close()
+
+
+async def _claimed_elsewhere(harness: Harness) -> None:
     await harness.start("BE-DU")
     be, admin = harness.api("BE-DU"), harness.api("BE-DU", "administrator")
     sent = await send_request(be, case_number="QUEUE-2")
-    ctx = harness.ctx("BE-DU")
-    for _ in range(400):  # claim it the moment this node's worker lets go of it
-        async with ctx.store.transaction() as tx:
-            claimed = await tx.outbox.claim(ctx.clock(), 10, timedelta(minutes=10))
-        if claimed:
+    for _ in range(400):
+        items = (await admin.outbox("queued"))["items"]
+        if items and items[0]["attempts"] and not items[0]["being_delivered"]:
             break
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+    ctx = harness.ctx("BE-DU")
+    async with ctx.store.transaction() as tx:  # the other node's clock has reached the retry
+        claimed = await tx.outbox.claim(ctx.clock() + timedelta(hours=2), 10, timedelta(minutes=10))
     assert [c.message_id for c in claimed] == [sent["message_id"]]
     with pytest.raises(ApiError) as busy:
         await admin.cancel_delivery(sent["message_id"])

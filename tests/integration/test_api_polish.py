@@ -1,0 +1,55 @@
+"""What a developer meets first (issue 17, item 10): every error is problem+json, also the
+router's own 404 and 405; `field` names the input at fault; a reply without `in_reply_to`
+is told so before anything else."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from gateway.client import ApiError
+from gateway.examples import attachments_for
+
+from .conftest import Harness, example
+
+
+async def test_unknown_paths_and_methods_answer_problem_json(harness: Harness) -> None:
+    await harness.start("BE-DU")
+    api = harness.net.gateways["BE-DU"].api_url
+    async with aiohttp.ClientSession() as session:
+        async with session.get(api + "/api/v1/nothing-here") as missing:
+            assert missing.status == 404
+            assert missing.content_type == "application/problem+json"
+            body = await missing.json(content_type=None)
+            assert body["status"] == 404 and "openapi.json" in body["detail"]
+        async with session.delete(api + "/api/v1/messages") as wrong:
+            assert wrong.status == 405
+            assert wrong.content_type == "application/problem+json"
+            assert "POST" in wrong.headers["Allow"]
+
+
+async def test_a_reply_without_in_reply_to_is_told_so_first(harness: Harness) -> None:
+    await harness.start("BE-DU")
+    be = harness.api("BE-DU")
+    with pytest.raises(ApiError) as refused:
+        await be.submit("take-charge-reply", "NL-DU", {"acceptance": {}})
+    assert refused.value.status in (400, 422)
+    assert refused.value.problem["field"] == "/in_reply_to", refused.value.problem
+
+
+async def test_the_field_at_fault_is_named(harness: Harness) -> None:
+    await harness.start("BE-DU")
+    be = harness.api("BE-DU")
+    form = example("take-charge-request.json")
+    with pytest.raises(ApiError) as unknown:
+        await be.submit(
+            "take-charge-request",
+            "XX-NOBODY",
+            form,
+            case_number="POLISH-1",
+            attachments=attachments_for(form),
+        )
+    assert unknown.value.problem["field"] == "/receiver", unknown.value.problem
+    with pytest.raises(ApiError) as no_number:
+        await be.submit("take-charge-request", "NL-DU", form, attachments=attachments_for(form))
+    assert no_number.value.problem["field"] == "/case_number", no_number.value.problem
