@@ -64,6 +64,22 @@ class GatewayClient:
     async def health(self) -> dict[str, Any]:
         return await self._request("GET", "/api/v1/health")
 
+    async def messages(
+        self,
+        *,
+        direction: str | None = None,
+        state: str | None = None,
+        message_type: str | None = None,
+        cursor: str = "0",
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """This gateway's messages, sent and received, oldest first (metadata only)."""
+        params = {"cursor": cursor, "limit": str(limit)}
+        for name, value in (("direction", direction), ("state", state), ("type", message_type)):
+            if value is not None:
+                params[name] = value
+        return await self._request("GET", "/api/v1/messages", params=params)
+
     async def outbox(
         self, state: str = "queued", cursor: str = "0", limit: int = 100
     ) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from functools import cache
 from typing import Any
 
 from aiohttp import web
@@ -15,22 +14,28 @@ from gateway.api.auditor import add_auditor_routes
 from gateway.api.auth import CONTEXT, KEEPER, PRINCIPAL, ROLE, Handler, requires
 from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
 from gateway.api.bodies import cursor_and_limit as _cursor_and_limit
-from gateway.api.openapi import openapi_document
+from gateway.api.openapi import MESSAGE_STATES, openapi_document
 from gateway.api.openapi_common import DEADLINE_STATES as STATE_NAMES
 from gateway.api.outbox import add_outbox_routes
 from gateway.api.probes import add_probe_routes
 from gateway.api.problems import errors_as_problems, problem
+from gateway.api.views import (
+    deadline_view,
+    event_view,
+    may_read_form,
+    message_view,
+    owned_types,
+)
 from gateway.context import GatewayContext
 from gateway.core.conversations import standard_form
 from gateway.core.forms import FORM_TYPES
-from gateway.core.register import Event, RegisterEntry
+from gateway.core.register import Event
 from gateway.core.times import utc_text
-from gateway.service.deadline_keeper import DeadlineKeeper, rules_recorded_as
+from gateway.service.deadline_keeper import DeadlineKeeper
 from gateway.service.submission import SubmissionError, submit
-from gateway.store.records import StoredDeadline, StoredMessage
+from gateway.store.records import StoredMessage
 from gateway.store.store import STORAGE_ERRORS
-from gateway.xml.envelope import read_acknowledgement, read_attachments, read_form
-from gateway.xml.forms import form_from_element
+from gateway.xml.envelope import read_attachments
 from gateway.xml.parser import parse_trusted
 
 # Characters XML 1.0 cannot carry: C0 controls other than tab, newline and carriage return,
@@ -56,89 +61,6 @@ def first_unsafe_text(value: Any) -> str | None:
         elif isinstance(item, list):
             stack.extend((child, f"{where}/{i}") for i, child in enumerate(item))
     return None
-
-
-def _ack_view(msg: StoredMessage) -> dict[str, Any] | None:
-    if msg.ack_xml is None:
-        return None
-    ack = read_acknowledgement(parse_trusted(msg.ack_xml))
-    return {
-        "acknowledgement_id": ack.acknowledgement_id,
-        "status": ack.status,
-        "receipt_time": utc_text(ack.receipt_time),
-        "digest": ack.digest,
-        "reason": None
-        if ack.reason_code is None
-        else {"code": ack.reason_code, "text": ack.reason_text},
-        "register_head": {"sequence": ack.head_sequence, "hash": ack.head_hash},
-    }
-
-
-@cache
-def owned_types(role: str) -> frozenset[str]:
-    """The message types a role reads, processes and consumes (Art. 39(3)-(4): health data
-    only for health practitioners; they see nothing else)."""
-    return frozenset(ft.name for ft in FORM_TYPES.values() if ft.sender_role == role)
-
-
-def may_read_form(role: str, message_type: str) -> bool:
-    return message_type in owned_types(role)
-
-
-def deadline_view(d: StoredDeadline) -> dict[str, Any]:
-    """A time limit, with the article and verified flag of its case's legal basis."""
-    rules = rules_recorded_as(d.legal_basis)
-    rule = None
-    if rules is not None and d.rule in rules.rules:
-        rule = rules.applied(d.rule, d.derogation is not None)
-    return {
-        "id": d.id,
-        "case": d.case_reference,
-        "rule": d.rule,
-        "legal_basis": d.legal_basis,
-        "article": rule.article if rule is not None else None,
-        "verified": rule.verified if rule is not None else None,
-        "crisis_derogation": d.derogation,
-        "acting": d.acting,
-        "opened_by": d.opened_by,
-        "started_at": utc_text(d.started_at),
-        "due_date": d.due_date,
-        "expires_at": utc_text(d.expires_at),
-        "state": d.state,
-        "consequence": d.consequence,
-        "closed_by": d.closed_by,
-        "reminders_sent": d.reminders_sent,
-    }
-
-
-def message_view(msg: StoredMessage, *, with_form: bool = False) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "message_id": msg.message_id,
-        "direction": msg.direction,
-        "type": msg.message_type,
-        "reference": msg.reference,
-        "case": msg.case,
-        "sender" if msg.direction == "in" else "receiver": msg.peer,
-        "in_reply_to": msg.in_reply_to,
-        "urgent": bool(msg.urgent),
-        "created": utc_text(msg.created_at),
-        "state": msg.state,
-        "digest": msg.digest,
-        "receipt_time": None if msg.receipt_time is None else utc_text(msg.receipt_time),
-        "answered_by": msg.answered_by,
-        "acknowledgement": _ack_view(msg),
-    }
-    if msg.state == "undeliverable":
-        view["error"] = msg.reason_text
-    if msg.reason_code == "late-reply":
-        view["late"] = True
-    if msg.direction == "in":
-        view["consumed_at"] = None if msg.consumed_at is None else utc_text(msg.consumed_at)
-    if with_form:
-        view["form"] = None
-        if msg.signed_xml is not None:
-            _, view["form"] = form_from_element(read_form(parse_trusted(msg.signed_xml)))
-    return view
 
 
 @requires("submit")
@@ -296,6 +218,39 @@ async def get_inbox(request: web.Request) -> web.StreamResponse:
 
 
 @requires("read-messages")
+async def get_messages(request: web.Request) -> web.StreamResponse:
+    """This gateway's messages, sent and received, oldest first by cursor, optionally of one
+    `direction` (out, in), `state` and `type`; metadata only (GET /api/v1/messages/{id} shows
+    a form to the role that may read it)."""
+    ctx = request.app[CONTEXT]
+    paging = _cursor_and_limit(request, 100, 1000)
+    if isinstance(paging, web.Response):
+        return paging
+    after, limit = paging
+    query = request.query
+    for name, allowed in (
+        ("direction", ("out", "in")),
+        ("state", MESSAGE_STATES),
+        ("type", tuple(FORM_TYPES)),
+    ):
+        if name in query and query[name] not in allowed:
+            return problem(400, "Bad Request", f"{name} is one of {', '.join(allowed)}", field=name)
+    items = await ctx.store.messages.listing(
+        after,
+        limit,
+        direction=query.get("direction"),
+        state=query.get("state"),
+        message_type=query.get("type"),
+    )
+    return web.json_response(
+        {
+            "items": [message_view(m) for m in items],
+            "next_cursor": str(items[-1].id) if items else str(after),
+        }
+    )
+
+
+@requires("read-messages")
 async def post_consumed(request: web.Request) -> web.StreamResponse:
     """The case system has stored a received message: it leaves the unconsumed inbox. Saying
     so again changes nothing (idempotent), so a retry after a lost answer is harmless."""
@@ -361,22 +316,6 @@ CASE_EVENTS: tuple[Event, ...] = (
     Event.LATE_REPLY,
     Event.PAYLOAD_ERASED,
 )
-
-
-def event_view(entry: RegisterEntry) -> dict[str, Any]:
-    return {
-        "cursor": str(entry.sequence),
-        "time": utc_text(entry.time),
-        "event": entry.event,
-        "direction": entry.direction,
-        "peer": entry.peer,
-        "message_id": entry.message_id,
-        "type": entry.message_type,
-        "reference": entry.reference,
-        "status": entry.status,
-        "reason": entry.reason,
-        "details": entry.details,
-    }
 
 
 @requires("read-messages")
@@ -558,6 +497,7 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app[CONTEXT] = ctx
     app[KEEPER] = keeper
     app.router.add_post("/api/v1/messages", post_message)
+    app.router.add_get("/api/v1/messages", get_messages)
     app.router.add_get("/api/v1/messages/{message_id}", get_message)
     app.router.add_get("/api/v1/messages/{message_id}/transmission", get_transmission)
     app.router.add_get("/api/v1/messages/{message_id}/attachments/{file_name}", get_attachment)

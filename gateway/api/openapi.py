@@ -280,6 +280,18 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
     """The case systems' operations: messages, inbox, events, cases, deadlines."""
     return {
         "/api/v1/messages": {
+            "get": {
+                "operationId": "listMessages",
+                "summary": "This gateway's messages, sent and received, oldest first (metadata)",
+                "parameters": [
+                    query_param("direction", "out or in", enum=["out", "in"]),
+                    query_param("state", "The message's state", enum=list(MESSAGE_STATES)),
+                    query_param("type", "A form type", enum=sorted(FORM_TYPES)),
+                    CURSOR,
+                    limit_param(100, 1000),
+                ],
+                "responses": {"200": json_body(page("Message"), "A page"), **errors(400)},
+            },
             "post": {
                 "operationId": "submit",
                 "summary": "Submit a standard form (roles case-officer, health-practitioner)",
@@ -302,7 +314,7 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
                     "200": json_body(ref("Submitted"), "Replayed: the original submission"),
                     **errors(400, 413, 415, 422),
                 },
-            }
+            },
         },
         "/api/v1/messages/{message_id}": {
             "get": {
@@ -447,6 +459,27 @@ def _auditor_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 "responses": {"200": json_body(page("RegisterEntry"), "A page"), **errors(400)},
             }
         },
+        "/api/v1/register.csv": {
+            "get": {
+                "operationId": "registerCsv",
+                "summary": "The register as CSV (up to 100,000 entries), with the same filters",
+                "parameters": [
+                    *(
+                        query_param(name, f"Filter by {name}")
+                        for name in ("reference", "message_id", "peer", "type", "event")
+                    ),
+                    query_param("since", "ISO 8601 instant with offset", format="date-time"),
+                    query_param("until", "ISO 8601 instant with offset", format="date-time"),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "CSV, one entry per line, header first",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    **errors(400),
+                },
+            }
+        },
         "/api/v1/register/integrity": {
             "get": {
                 "operationId": "registerIntegrity",
@@ -459,11 +492,34 @@ def _auditor_paths(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+TAGS = [
+    {"name": "case systems", "description": "Submit forms, read messages, cases and limits"},
+    {"name": "audit", "description": "The register (Art. 40(9)); auditors only"},
+    {"name": "administration", "description": "Trust, the queue, metrics; administrators"},
+    {"name": "probes", "description": "Liveness and readiness, without a token"},
+]
+MESSAGE_STATES = ("queued", "delivered", "refused", "undeliverable", "received")
+
+
+def _tag(path: str) -> str:
+    if path in ("/livez", "/readyz"):
+        return "probes"
+    if path.startswith("/api/v1/register"):
+        return "audit"
+    if path.startswith(("/api/v1/admin", "/api/v1/metrics")):
+        return "administration"
+    return "case systems"
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once per process)."""
     obj = json_body(ref("Object"), "OK")
     paths = _case_system_paths(obj) | _auditor_paths(obj) | admin_paths(obj) | PROBE_PATHS
+    for path, operations in paths.items():
+        for operation in operations.values():
+            operation.setdefault("tags", [_tag(path)])
+            operation.setdefault("summary", operation["operationId"])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -476,6 +532,7 @@ def openapi_document() -> dict[str, Any]:
             ),
         },
         "servers": [{"url": "/"}],
+        "tags": TAGS,
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {

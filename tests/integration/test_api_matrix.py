@@ -21,6 +21,7 @@ ROLES = ("case-officer", "health-practitioner", "administrator", "auditor")
 # Which permission each operation needs (the handlers' @requires); None: public.
 NEEDS: dict[str, str | None] = {
     "submit": "submit",
+    "listMessages": "read-messages",
     "getMessage": "read-messages",
     "getTransmission": "read-messages",
     "getAttachment": "read-messages",
@@ -31,6 +32,7 @@ NEEDS: dict[str, str | None] = {
     "deadlines": "read-messages",
     "register": "read-register",
     "registerIntegrity": "read-register",
+    "registerCsv": "read-register",
     "advanceClock": "adjust-clock",
     "adminDirectory": "administer",
     "adminCertificates": "administer",

@@ -53,3 +53,30 @@ async def test_the_field_at_fault_is_named(harness: Harness) -> None:
     with pytest.raises(ApiError) as no_number:
         await be.submit("take-charge-request", "NL-DU", form, attachments=attachments_for(form))
     assert no_number.value.problem["field"] == "/case_number", no_number.value.problem
+
+
+async def test_a_case_system_lists_its_own_messages_by_direction_state_and_type(
+    harness: Harness,
+) -> None:
+    await harness.start("BE-DU", "NL-DU")
+    be, nl = harness.api("BE-DU"), harness.api("NL-DU")
+    form = example("take-charge-request.json")
+    sent = await be.submit(
+        "take-charge-request",
+        "NL-DU",
+        form,
+        case_number="POLISH-2",
+        attachments=attachments_for(form),
+    )
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    mine = await be.messages(direction="out", state="delivered", message_type="take-charge-request")
+    assert [m["message_id"] for m in mine["items"]] == [sent["message_id"]]
+    assert "form" not in mine["items"][0]  # metadata only
+    assert (await be.messages(direction="in"))["items"] == []
+    received = await nl.messages(direction="in")
+    assert [m["message_id"] for m in received["items"]] == [sent["message_id"]]
+    after = await be.messages(cursor=mine["next_cursor"])
+    assert after["items"] == []
+    with pytest.raises(ApiError) as bad:
+        await be.messages(state="lost")
+    assert bad.value.status == 400 and bad.value.problem["field"] == "state"

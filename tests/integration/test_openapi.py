@@ -102,13 +102,18 @@ def test_every_operation_answers_as_documented(
             check()
         except (Exception, BaseExceptionGroup) as exc:  # report every operation's failure
             failures.append(f"{operation.label}: {exc}"[:2000])
-    assert operations == 23
+    assert operations == 25
     assert not failures, "\n\n".join(failures)
 
 
 def test_the_document_is_openapi_3_1_and_covers_every_route(gateway: LocalGateway) -> None:
     doc = requests.get(gateway.api_url + "/api/v1/openapi.json", timeout=5).json()
     assert doc["openapi"] == "3.1.0"
+    tags = {t["name"] for t in doc["tags"]}
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            assert operation["summary"], f"{method} {path} has no summary"
+            assert set(operation["tags"]) <= tags and operation["tags"], f"{method} {path}"
     assert {
         "/api/v1/messages",
         "/api/v1/inbox",

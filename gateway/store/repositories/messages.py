@@ -101,6 +101,28 @@ class Messages(Repository):
         async with self.connect() as conn:
             return [message_of(r) for r in await conn.execute(q)]
 
+    async def listing(
+        self,
+        after: int,
+        limit: int,
+        *,
+        direction: str | None = None,
+        state: str | None = None,
+        message_type: str | None = None,
+    ) -> list[StoredMessage]:
+        """Messages after the cursor `after` (the stored message number), oldest first,
+        optionally of one direction, state and type."""
+        q = select(messages).where(messages.c.id > after)
+        if direction is not None:
+            q = q.where(messages.c.direction == direction)
+        if state is not None:
+            q = q.where(messages.c.state == state)
+        if message_type is not None:
+            q = q.where(messages.c.message_type == message_type)
+        q = q.order_by(messages.c.id).limit(limit)
+        async with self.connect() as conn:
+            return [message_of(r) for r in await conn.execute(q)]
+
     async def of_case(self, reference: str) -> list[StoredMessage]:
         """The messages of a case, in the order they were stored."""
         q = (
