@@ -21,6 +21,7 @@ from gateway.api.internal import api_app
 from gateway.config import Config, ConfigError
 from gateway.context import GatewayContext, open_context
 from gateway.core.register import Event
+from gateway.pki.tls import api_server_context
 from gateway.service.deadline_keeper import DeadlineKeeper, rule_set
 from gateway.service.retention import RetentionKeeper
 from gateway.store.leader import lead
@@ -182,11 +183,16 @@ async def start_gateway(config: Config) -> RunningGateway:
         api_runner = web.AppRunner(api_app(ctx, keeper), access_log=None)
         await api_runner.setup()
         runners.append(api_runner)
+        try:
+            api_tls = api_server_context(config)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"api.tls: the certificate or key cannot be used: {exc}") from exc
         await _listen(
             api_runner,
             "api.port",
             config.api.host,
             config.api.port,
+            ssl_context=api_tls,
             reuse_port=config.api.reuse_port,
         )
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -24,14 +25,30 @@ class ApiError(Exception):
 
 
 class GatewayClient:
-    def __init__(self, api_url: str, token: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`ssl_context`: for an `https://` API ([api.tls]): the CA that issued the API's
+        certificate, and the client's own certificate when the API asks for one."""
         self.api_url = api_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
 
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+        return aiohttp.ClientSession(
+            headers=self._headers, timeout=self._timeout, connector=connector
+        )
+
     async def __aenter__(self) -> GatewayClient:
-        self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        self._session = self._new_session()
         return self
 
     async def __aexit__(
@@ -49,7 +66,7 @@ class GatewayClient:
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+            self._session = self._new_session()
         async with self._session.request(method, self.api_url + path, **kwargs) as resp:
             if resp.content_type in ("application/json", "application/problem+json"):
                 body: Any = await resp.json(content_type=None)
@@ -166,7 +183,7 @@ class GatewayClient:
 
     async def metrics(self) -> str:
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+            self._session = self._new_session()
         async with self._session.get(self.api_url + "/api/v1/metrics") as resp:
             text = await resp.text()
             if resp.status >= 400:
@@ -186,7 +203,7 @@ class GatewayClient:
 
     async def _bytes(self, path: str) -> bytes:
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+            self._session = self._new_session()
         async with self._session.get(self.api_url + path) as resp:
             data = await resp.read()
             if resp.status >= 400:

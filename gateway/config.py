@@ -141,11 +141,33 @@ class PeerSettings(Section):
 
 
 @dataclass(frozen=True)
+class ApiTlsSettings(Section):
+    cert: Path | None = setting(
+        None, "The internal API's own TLS certificate (a certificate of your own PKI)."
+    )
+    key: Path | None = setting(None, "Its private key (unencrypted, mode 0600).")
+    client_ca: Path | None = setting(
+        None,
+        "When set, every client presents a certificate issued by this CA bundle (the case "
+        "systems' PKI), besides its bearer token.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert is not None
+
+    def check(self, name: str) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError(f"{name}.cert and {name}.key: set both, or neither")
+        if self.client_ca is not None and self.cert is None:
+            raise ConfigError(f"{name}.client_ca needs {name}.cert and {name}.key")
+
+
+@dataclass(frozen=True)
 class ApiSettings(Section):
     host: str = setting(
         "127.0.0.1",
-        "The internal API's address; loopback only.",
-        rule=Rule("a loopback address: the internal API is not public", _loopback),
+        "The internal API's address: loopback, or any address once [api.tls] is set.",
     )
     port: int = setting(8080, "Its port (0: any free port).", rule=PORT)
     tokens_file: Path | None = setting(
@@ -168,6 +190,17 @@ class ApiSettings(Section):
     reuse_port: bool = setting(
         False, "Bind with SO_REUSEPORT (several nodes on one address, as for [peer])."
     )
+    tls: ApiTlsSettings = section(
+        ApiTlsSettings, "TLS for the internal API, so a case system on another host can call it."
+    )
+
+    def check(self, name: str) -> None:
+        if not _loopback(self.host) and not self.tls.enabled:
+            raise ConfigError(
+                f"{name}.host must be a loopback address unless [{name}.tls] gives the API a "
+                "certificate and key: the internal API is never served in clear beyond this "
+                "machine"
+            )
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,9 @@ def _files(report: _Report, config: Config) -> None:
         ("signing certificate", config.signing_cert, False),
         ("signing key", config.signing_key, True),
         ("API tokens file", config.api.tokens_file, True),
+        ("API TLS certificate", config.api.tls.cert, False),
+        ("API TLS key", config.api.tls.key, True),
+        ("API client CA", config.api.tls.client_ca, False),
     ]
     for what, path, secret in paths:
         if path is None:

@@ -276,22 +276,26 @@ def _schemas() -> dict[str, Any]:
     return schemas
 
 
+def _list_messages() -> dict[str, Any]:
+    return {
+        "operationId": "listMessages",
+        "summary": "This gateway's messages, sent and received, oldest first (metadata)",
+        "parameters": [
+            query_param("direction", "out or in", enum=["out", "in"]),
+            query_param("state", "The message's state", enum=list(MESSAGE_STATES)),
+            query_param("type", "A form type", enum=sorted(FORM_TYPES)),
+            CURSOR,
+            limit_param(100, 1000),
+        ],
+        "responses": {"200": json_body(page("Message"), "A page"), **errors(400)},
+    }
+
+
 def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
     """The case systems' operations: messages, inbox, events, cases, deadlines."""
     return {
         "/api/v1/messages": {
-            "get": {
-                "operationId": "listMessages",
-                "summary": "This gateway's messages, sent and received, oldest first (metadata)",
-                "parameters": [
-                    query_param("direction", "out or in", enum=["out", "in"]),
-                    query_param("state", "The message's state", enum=list(MESSAGE_STATES)),
-                    query_param("type", "A form type", enum=sorted(FORM_TYPES)),
-                    CURSOR,
-                    limit_param(100, 1000),
-                ],
-                "responses": {"200": json_body(page("Message"), "A page"), **errors(400)},
-            },
+            "get": _list_messages(),
             "post": {
                 "operationId": "submit",
                 "summary": "Submit a standard form (roles case-officer, health-practitioner)",

@@ -67,3 +67,21 @@ def _trust(ctx: ssl.SSLContext, config: Config) -> None:
     if config.crl is not None:
         ctx.load_verify_locations(cafile=str(config.crl))
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+
+
+def api_server_context(config: Config) -> ssl.SSLContext | None:
+    """The internal API's TLS context ([api.tls]), or None when it is served in clear on
+    loopback: TLS 1.2+, the same AEAD suites, and client certificates from `client_ca`
+    required when one is set (a bearer token is still needed)."""
+    settings = config.api.tls
+    if settings.cert is None or settings.key is None:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(_TLS12_CIPHERS)
+    ctx.load_cert_chain(str(settings.cert), str(settings.key))
+    if settings.client_ca is not None:
+        ctx.load_verify_locations(cafile=str(settings.client_ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    return ctx
