@@ -36,11 +36,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_pki_demo(args: argparse.Namespace) -> int:
     from gateway.pki.demo import create_demo_network
+    from gateway.pki.operator import rehearsable
 
     codes = [c.strip() for c in args.authorities.split(",") if c.strip()]
     if not codes:
         raise ConfigError("--authorities needs at least one code, e.g. BE-DU,NL-DU")
     network = create_demo_network(args.out, codes)
+    rehearsable(network)  # the operator's commands work on it (docs/operator.md)
     print(f"network CA: {network.ca_cert}")
     for code, files in network.authorities.items():
         print(f"{code}: TLS {files.tls_cert}, signing {files.signing_cert}")

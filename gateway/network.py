@@ -14,6 +14,7 @@ from gateway.core.principals import Principal, hash_token, new_token
 from gateway.core.roles import ROLES
 from gateway.pki.demo import DemoNetwork, create_demo_network
 from gateway.pki.directory_file import atomic_write
+from gateway.pki.operator import rehearsable
 from gateway.service.principals import write_tokens_file
 
 DatabaseFor = Callable[[str], str]
@@ -139,6 +140,7 @@ def build_local_network(
         {c: f"https://127.0.0.1:{peer_ports[c]}" for c in codes},
         valid_days=valid_days,
     )
+    rehearsable(pki)  # `gateway pki revoke/renew/list/crl --ca <root>/pki/ca` work on it
     gateways: dict[str, LocalGateway] = {}
     for code in codes:
         home = root / code

@@ -21,12 +21,21 @@ from gateway.pki.operator import (
     issued,
     load_ca,
     load_csr,
+    parse_serial,
     publish_crl,
     read_passphrase,
     renew,
     revoke,
+    serial_hex,
 )
 from gateway.pki.purposes import PURPOSES
+
+
+def _serial(text: str) -> int:
+    try:
+        return parse_serial(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _passphrase_options(parser: argparse.ArgumentParser) -> None:
@@ -71,13 +80,13 @@ def _cmd_request(args: argparse.Namespace) -> int:
 def _written(cert_path: Path, cert: Any) -> None:
     write_certificate(cert_path, cert)
     print(f"certificate: {cert_path}")
-    print(f"serial:      {cert.serial_number}")
+    print(f"serial:      {serial_hex(cert.serial_number)}")
     print(f"fingerprint: {fingerprint(cert)}  (pin this in the directory)")
     print(f"valid until: {cert.not_valid_after_utc.isoformat()}")
 
 
 def _cmd_issue(args: argparse.Namespace) -> int:
-    ca = load_ca(args.ca, _passphrase(args))
+    ca = load_ca(args.ca, _passphrase(args, required=False))
     cert = issue_from_csr(
         ca,
         load_csr(args.csr),
@@ -91,7 +100,7 @@ def _cmd_issue(args: argparse.Namespace) -> int:
 
 
 def _cmd_renew(args: argparse.Namespace) -> int:
-    ca = load_ca(args.ca, _passphrase(args))
+    ca = load_ca(args.ca, _passphrase(args, required=False))
     old = load_certificate(args.replaces)
     cert = renew(ca, load_csr(args.csr), old, days=args.days)
     _written(args.out, cert)
@@ -103,16 +112,19 @@ def _cmd_renew(args: argparse.Namespace) -> int:
 
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
-    ca = load_ca(args.ca, _passphrase(args))
+    ca = load_ca(args.ca, _passphrase(args, required=False))
     serial = args.serial if args.serial is not None else load_certificate(args.cert).serial_number
     crl = revoke(ca, serial, args.reason)
     number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-    print(f"revoked serial {serial} ({args.reason}); CRL {ca.paths.crl} republished (#{number})")
+    print(
+        f"revoked serial {serial_hex(serial)} ({args.reason}); CRL {ca.paths.crl} "
+        f"republished (#{number})"
+    )
     return 0
 
 
 def _cmd_crl(args: argparse.Namespace) -> int:
-    ca = load_ca(args.ca, _passphrase(args))
+    ca = load_ca(args.ca, _passphrase(args, required=False))
     crl = publish_crl(ca, days=args.days, out=args.out)
     out = args.out or ca.paths.crl
     revoked = sum(1 for _ in crl)
@@ -125,12 +137,12 @@ def _cmd_crl(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     records = issued(args.ca)
     if args.format == "json":
-        print(json.dumps(records, indent=2))
+        print(json.dumps([r | {"serial": serial_hex(r["serial"])} for r in records], indent=2))
         return 0
     print(f"{'serial':>40}  {'authority':10} {'purpose':18} {'state':8} {'days':>5}  fingerprint")
     for r in records:
         print(
-            f"{r['serial']:>40}  {r['authority'] or '-':10} {r['purpose']:18} "
+            f"{serial_hex(r['serial']):>40}  {r['authority'] or '-':10} {r['purpose']:18} "
             f"{r['state']:8} {r['days_left']:>5}  {r['fingerprint'][:16]}..."
         )
     return 0
@@ -179,7 +191,9 @@ def register_operator_commands(pki_sub: Any) -> None:
     revoke_p = pki_sub.add_parser("revoke", help="revoke a certificate and republish the CRL")
     revoke_p.add_argument("--ca", type=Path, required=True)
     which = revoke_p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--serial", type=int)
+    which.add_argument(
+        "--serial", type=_serial, help="in hexadecimal, as `gateway pki list` shows it"
+    )
     which.add_argument("--cert", type=Path)
     revoke_p.add_argument("--reason", choices=sorted(REASONS), default="unspecified")
     _passphrase_options(revoke_p)

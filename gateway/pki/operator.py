@@ -38,6 +38,7 @@ from gateway.pki.certs import CertificateError, fingerprint, load_certificate
 from gateway.pki.demo import (
     CLOCK_SKEW,
     MEMBER_STATES,
+    DemoNetwork,
     create_ca_certificate,
     issue_certificate,
     write_certificate,
@@ -143,7 +144,13 @@ def _load_key(path: Path, passphrase: bytes | None) -> Any:
     except OSError as exc:
         raise CertificateError(f"cannot read {path}: {exc.strerror}") from exc
     except TypeError as exc:
-        raise CertificateError(f"{path} is encrypted: give its passphrase") from exc
+        if passphrase is not None:  # a passphrase for a key stored in clear (a demo CA)
+            raise CertificateError(
+                f"{path} is not encrypted: run without --passphrase-file/--passphrase-env"
+            ) from exc
+        raise CertificateError(
+            f"{path} is encrypted: give its passphrase (--passphrase-file or --passphrase-env)"
+        ) from exc
     except ValueError as exc:
         raise CertificateError(f"wrong passphrase for {path} (or not a PEM key)") from exc
 
@@ -340,25 +347,84 @@ def issue_from_csr(
         not_before=now - CLOCK_SKEW,
         not_after=not_after,
     )
-    db["certificates"].append(
-        {
-            "serial": str(cert.serial_number),
-            "fingerprint": fingerprint(cert),
-            "spki": spki,
-            "subject": cert.subject.rfc4514_string(),
-            "authority": authority,
-            "purpose": purpose,
-            "sans": names if purpose == "tls" else [],
-            "not_before": cert.not_valid_before_utc.isoformat(),
-            "not_after": cert.not_valid_after_utc.isoformat(),
-            "issued_at": now.isoformat(),
-            "replaces": replaces,
-            "revoked_at": None,
-            "revocation_reason": None,
-        }
-    )
+    db["certificates"].append(_issued_record(cert, authority, purpose, names or [], now, replaces))
     _save_db(ca.paths, db)
     return cert
+
+
+def _issued_record(
+    cert: x509.Certificate,
+    authority: str | None,
+    purpose: str,
+    names: list[str],
+    now: datetime,
+    replaces: str | None = None,
+) -> dict[str, Any]:
+    """One certificate in the CA's issuance record (its serial in decimal, as it always was
+    stored; shown in hex, see `serial_hex`)."""
+    return {
+        "serial": str(cert.serial_number),
+        "fingerprint": fingerprint(cert),
+        "spki": _spki(cert.public_key()),
+        "subject": cert.subject.rfc4514_string(),
+        "authority": authority,
+        "purpose": purpose,
+        "sans": names if purpose == "tls" else [],
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "issued_at": now.isoformat(),
+        "replaces": replaces,
+        "revoked_at": None,
+        "revocation_reason": None,
+    }
+
+
+def serial_hex(serial: int | str) -> str:
+    """A serial number as `openssl x509 -serial` and the CRL tools show it: hexadecimal."""
+    return format(int(serial), "X")
+
+
+def parse_serial(text: str) -> int:
+    """A serial number given in hexadecimal (with or without `0x`, colons allowed)."""
+    cleaned = text.strip().removeprefix("0x").removeprefix("0X").replace(":", "")
+    try:
+        return int(cleaned, 16)
+    except ValueError:
+        raise ValueError(f"--serial {text!r} is not a hexadecimal serial number") from None
+
+
+def adopt_ca(
+    ca_dir: Path,
+    certificate: Path,
+    key: Path,
+    issued: list[tuple[x509.Certificate, str | None, str]],
+    crl_number: int,
+) -> CaPaths:
+    """Give a single self-signed CA (the demo network's, its key in clear) the operator's
+    layout in `ca_dir`, so `gateway pki list / revoke / renew / crl` work on it: the CA as
+    both root and issuer, and the issuance record of `issued` (certificate, authority,
+    purpose) with the CRL number already published. Its existing bundle and CRL stay."""
+    paths = CaPaths(ca_dir)
+    if paths.database.exists():
+        raise FileExistsError(f"{paths.database} exists: {ca_dir} already has the layout")
+    for folder in (ca_dir / "root", ca_dir / "issuing"):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_certificate(paths.root_cert, load_certificate(certificate))
+    write_certificate(paths.issuing_cert, load_certificate(certificate))
+    atomic_write(paths.issuing_key, key.read_bytes(), mode=_KEY_MODE, overwrite=False)
+    now = datetime.now(UTC).replace(microsecond=0)
+    records = []
+    for cert, authority, purpose in issued:
+        try:
+            names = [
+                str(n.value)
+                for n in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            ]
+        except x509.ExtensionNotFound:
+            names = []
+        records.append(_issued_record(cert, authority, purpose, names, now))
+    _save_db(paths, {"crl_number": crl_number, "certificates": records})
+    return paths
 
 
 def record_of(ca: IssuingCa, cert: x509.Certificate) -> dict[str, Any]:
@@ -506,3 +572,18 @@ def _spki(public: Any) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(der).hexdigest()
+
+
+def rehearsable(network: DemoNetwork) -> CaPaths:
+    """The demo network's CA in the operator's layout (`adopt_ca`): a revocation, a renewal
+    or a fresh CRL can be rehearsed on it with the operator's own commands."""
+    issued: list[tuple[x509.Certificate, str | None, str]] = [
+        (load_certificate(network.publisher_cert), None, "directory")
+    ]
+    for code, files in network.authorities.items():
+        issued += [
+            (load_certificate(files.tls_cert), code, "tls"),
+            (load_certificate(files.signing_cert), code, "signing"),
+            (load_certificate(files.health_cert), code, "health-encryption"),
+        ]
+    return adopt_ca(network.ca_cert.parent, network.ca_cert, network.ca_key, issued, 1)
