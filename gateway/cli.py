@@ -21,6 +21,7 @@ from gateway.doctor import add_doctor_command
 from gateway.logs import configure_logging
 from gateway.pki.certs import CertificateError
 from gateway.pki.commands import register_operator_commands
+from gateway.pki.directory_edit import add_edit_commands
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -409,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--ca", type=Path, required=True, help="network CA bundle")
     show.add_argument("--crl", type=Path, default=None)
     show.set_defaults(func=_cmd_directory_show)
+    add_edit_commands(directory_sub)
 
     health = sub.add_parser("health", help="health practitioners: open a health certificate")
     health_sub = health.add_subparsers(dest="health_command", required=True)
