@@ -86,7 +86,15 @@ async def post_message(request: web.Request) -> web.StreamResponse:
             ctx, data, request[ROLE], request.headers.get("Idempotency-Key"), request[PRINCIPAL]
         )
     except SubmissionError as exc:
-        return problem(422, "Invalid Submission", str(exc), field=exc.field, rule=exc.rule)
+        errors = [{"field": f, "detail": rule} for f, rule in exc.errors]
+        return problem(
+            422,
+            "Invalid Submission",
+            str(exc),
+            field=exc.field,
+            rule=exc.rule,
+            extra={"errors": errors} if len(errors) > 1 else None,
+        )
     state = "queued"
     if submitted.replayed:
         current = await ctx.store.messages.get(submitted.message_id)

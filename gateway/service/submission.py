@@ -79,10 +79,18 @@ _FIELD_OF_REASON = {
 class SubmissionError(ValueError):
     """The case system's submission is wrong; `field` names the JSON field at fault."""
 
-    def __init__(self, field: str | None, message: str, rule: str | None = None) -> None:
+    def __init__(
+        self,
+        field: str | None,
+        message: str,
+        rule: str | None = None,
+        errors: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.rule = rule
+        self.errors = errors
+        """Where a form breaks its schema in several places: every (field, rule)."""
 
 
 @dataclass(frozen=True)
@@ -343,7 +351,8 @@ async def _submit_new(
     try:
         form_el = form_to_element(ft, form)
     except FormError as exc:
-        raise SubmissionError("/form" + (exc.field or ""), str(exc)) from exc
+        errors = tuple(("/form" + (f if f != "/" else ""), rule) for f, rule in exc.problems)
+        raise SubmissionError("/form" + (exc.field or ""), str(exc), errors=errors) from exc
     twice = duplicate_descriptor(form_el)
     if twice is not None:
         raise SubmissionError(

@@ -23,7 +23,7 @@ from lxml import etree
 from gateway.core.forms import FORM_TYPES, FormType, form_type_by_namespace
 from gateway.xml.schemas import SCHEMA_DIR, compile_schema, envelope_schema
 from gateway.xml.sealed import is_sealed, read_sealed
-from gateway.xml.violations import first_violation
+from gateway.xml.violations import Violation, all_violations
 
 _INTEGER_TYPES = frozenset(
     {
@@ -50,12 +50,20 @@ class FormError(ValueError):
     """Form data that does not fit its schema. `field` is a JSON pointer ("/applicant/surname/0")
     or None when the whole form is at fault."""
 
-    def __init__(self, field: str | None, message: str, line: int | None = None) -> None:
+    def __init__(
+        self,
+        field: str | None,
+        message: str,
+        line: int | None = None,
+        problems: Sequence[tuple[str, str]] = (),
+    ) -> None:
         super().__init__(f"{field or '/'}: {message}")
         self.field = field
         self.message = message
         self.line = line
         """Where the document being checked was read from a file: the line at fault."""
+        self.problems = tuple(problems) or ((field or "/", message),)
+        """Every problem found, (field, rule), the first being `field` and `message`."""
 
 
 @cache
@@ -234,16 +242,29 @@ def validate_form(
     model, validator = _schemas(form_type.name)
     if validator.validate(root):
         return
-    violation = first_violation(model, root)
-    if violation is None:
+    violations = all_violations(model, root)
+    if not violations:
         log: Any = validator.error_log
         line, message = log[0].line, f"does not match the schema of a {form_type.name}"
-    else:
+        raise FormError(_pointer(paths, line), message, line or None)
+
+    def described(violation: Violation) -> tuple[str, str]:
         # Built from JSON, the field's pointer names the element already.
-        line = violation.element.sourceline
         message = violation.rule if paths else violation.text
-    where = paths[line - 1] if paths and line and 0 < line <= len(paths) else "/"
-    raise FormError(where, message, line or None)
+        return _pointer(paths, _line(violation.element)), message
+
+    problems = list(dict.fromkeys(described(v) for v in violations))
+    where, message = problems[0]
+    raise FormError(where, message, _line(violations[0].element), problems)
+
+
+def _line(element: etree._Element) -> int | None:
+    line = getattr(element, "sourceline", None)
+    return line if isinstance(line, int) and line > 0 else None
+
+
+def _pointer(paths: Sequence[str] | None, line: int | None) -> str:
+    return paths[line - 1] if paths and line and 0 < line <= len(paths) else "/"
 
 
 def _read(decl: Any, el: etree._Element) -> Any:

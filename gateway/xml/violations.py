@@ -18,7 +18,7 @@ from typing import Any
 
 from lxml import etree
 
-__all__ = ["Violation", "first_violation"]
+__all__ = ["Violation", "all_violations", "first_violation"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,19 @@ class Violation:
 def first_violation(model: Any, root: etree._Element) -> Violation | None:
     """The first violation of `root` against the xmlschema `model`, or None if xmlschema
     finds none (lxml and xmlschema rarely disagree; callers then say less)."""
+    found = all_violations(model, root, limit=1)
+    return found[0] if found else None
+
+
+def all_violations(model: Any, root: etree._Element, limit: int = 50) -> list[Violation]:
+    """Every violation of `root` against the xmlschema `model`, in document order, at most
+    `limit` (a hostile document cannot make the answer unbounded)."""
+    found = []
     for error in model.iter_errors(root):
-        return _explain(model, error)
-    return None
+        found.append(_explain(model, error))
+        if len(found) >= limit:
+            break
+    return found
 
 
 def _local(tag: Any) -> str:

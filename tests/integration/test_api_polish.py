@@ -80,3 +80,26 @@ async def test_a_case_system_lists_its_own_messages_by_direction_state_and_type(
     with pytest.raises(ApiError) as bad:
         await be.messages(state="lost")
     assert bad.value.status == 400 and bad.value.problem["field"] == "state"
+
+
+async def test_every_problem_of_a_form_comes_at_once(harness: Harness) -> None:
+    await harness.start("BE-DU")
+    be = harness.api("BE-DU")
+    form = example("take-charge-request.json")
+    form["applicant"]["dateOfBirth"] = "17/03/1994"
+    form["applicant"]["sex"] = "unknownish"
+    form["criterion"] = "Article nineteen"
+    with pytest.raises(ApiError) as refused:
+        await be.submit(
+            "take-charge-request",
+            "NL-DU",
+            form,
+            case_number="POLISH-3",
+            attachments=attachments_for(form),
+        )
+    problem = refused.value.problem
+    fields = [e["field"] for e in problem["errors"]]
+    assert problem["field"] == fields[0]
+    for field in ("/form/applicant/dateOfBirth", "/form/applicant/sex", "/form/criterion"):
+        assert field in fields, fields
+    assert "17/03/1994" not in str(problem)  # a rule, never the value (personal data)
