@@ -4,6 +4,8 @@ is told so before anything else."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -103,3 +105,29 @@ async def test_every_problem_of_a_form_comes_at_once(harness: Harness) -> None:
     for field in ("/form/applicant/dateOfBirth", "/form/applicant/sex", "/form/criterion"):
         assert field in fields, fields
     assert "17/03/1994" not in str(problem)  # a rule, never the value (personal data)
+
+
+async def test_the_synchronous_client_for_scripts(harness: Harness) -> None:
+    from gateway.client_sync import SyncGatewayClient
+
+    await harness.start("BE-DU", "NL-DU")
+    gw = harness.net.gateways["BE-DU"]
+    form = example("take-charge-request.json")
+
+    def script() -> tuple[str, list[str]]:  # as a shell script would use it: no event loop
+        with SyncGatewayClient(gw.api_url, gw.tokens["case-officer"]) as api:
+            sent = api.submit(
+                "take-charge-request",
+                "NL-DU",
+                form,
+                case_number="POLISH-SYNC",
+                attachments=attachments_for(form),
+            )
+            view = api.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+            with pytest.raises(AttributeError):
+                api._request  # noqa: B018 - private methods are not offered
+            listed = api.messages(direction="out")
+            return view["state"], [m["message_id"] for m in listed["items"]]
+
+    state, listed = await asyncio.to_thread(script)
+    assert state == "delivered" and len(listed) == 1

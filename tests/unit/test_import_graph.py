@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "cli_users": 7,
     "cli_outbox": 7,
     "cli_init": 7,
+    "client_sync": 6,
     "__main__": 7,
     "adapters": 8,
 }
