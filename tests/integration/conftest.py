@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -246,3 +248,15 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         yield h
     finally:
         await h.close()
+
+
+def run_gateway(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`gateway ARGS...` in a process of its own, as an operator runs it; never raises on
+    a non-zero exit (the tests read the exit code, stdout and stderr)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -6,20 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from gateway.pki.certs import fingerprint, load_certificate
 
-
-def gateway(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from .conftest import run_gateway as gateway
 
 
 def _ok(done: subprocess.CompletedProcess[str]) -> str:

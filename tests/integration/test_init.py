@@ -8,24 +8,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 from gateway.config import load_config
 from gateway.network import build_local_network
 
 from .conftest import Harness, send_request
-
-
-def gateway(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from .conftest import run_gateway as gateway
 
 
 def _mode(path: Path) -> int:

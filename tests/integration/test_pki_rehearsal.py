@@ -6,8 +6,6 @@ revoked certificate; a passphrase given for the demo CA's key in clear says so."
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 from cryptography import x509
@@ -16,16 +14,7 @@ from gateway.examples import attachments_for
 from gateway.pki.certs import load_certificate
 
 from .conftest import Harness, example
-
-
-def gateway(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from .conftest import run_gateway as gateway
 
 
 async def test_revoking_a_demo_certificate_with_the_operators_commands(
