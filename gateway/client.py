@@ -7,7 +7,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, cast
 from urllib.parse import quote
 
 import aiohttp
@@ -22,6 +22,31 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status}: {detail}" + (f" (field {field})" if field else ""))
         self.status = status
         self.problem = problem
+
+
+class Submitted(TypedDict):
+    """What POST /api/v1/messages answers: the message signed, stored and queued."""
+
+    message_id: str
+    reference: str
+    digest: str
+    state: str
+    warnings: list[str]
+
+
+class Page(TypedDict):
+    """One page of a listing: pass `next_cursor` back for the next."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str
+
+
+class QueueAction(TypedDict):
+    """What an administrator's retry or cancellation of a delivery did."""
+
+    message_id: str
+    state: str
+    previous_state: str
 
 
 class GatewayClient:
@@ -89,29 +114,31 @@ class GatewayClient:
         message_type: str | None = None,
         cursor: str = "0",
         limit: int = 100,
-    ) -> dict[str, Any]:
+    ) -> Page:
         """This gateway's messages, sent and received, oldest first (metadata only)."""
         params = {"cursor": cursor, "limit": str(limit)}
         for name, value in (("direction", direction), ("state", state), ("type", message_type)):
             if value is not None:
                 params[name] = value
-        return await self._request("GET", "/api/v1/messages", params=params)
+        return cast(Page, await self._request("GET", "/api/v1/messages", params=params))
 
-    async def outbox(
-        self, state: str = "queued", cursor: str = "0", limit: int = 100
-    ) -> dict[str, Any]:
+    async def outbox(self, state: str = "queued", cursor: str = "0", limit: int = 100) -> Page:
         """Administrators: outbound messages `queued` or `undeliverable`, by cursor."""
         params = {"state": state, "cursor": cursor, "limit": str(limit)}
-        return await self._request("GET", "/api/v1/admin/outbox", params=params)
+        return cast(Page, await self._request("GET", "/api/v1/admin/outbox", params=params))
 
-    async def retry_delivery(self, message_id: str) -> dict[str, Any]:
+    async def retry_delivery(self, message_id: str) -> QueueAction:
         """Administrators: deliver a queued or undeliverable message again (409 while a
         worker is delivering it)."""
-        return await self._request("POST", f"/api/v1/admin/outbox/{message_id}/retry")
+        return cast(
+            QueueAction, await self._request("POST", f"/api/v1/admin/outbox/{message_id}/retry")
+        )
 
-    async def cancel_delivery(self, message_id: str) -> dict[str, Any]:
+    async def cancel_delivery(self, message_id: str) -> QueueAction:
         """Administrators: stop delivering a queued message; it becomes undeliverable."""
-        return await self._request("POST", f"/api/v1/admin/outbox/{message_id}/cancel")
+        return cast(
+            QueueAction, await self._request("POST", f"/api/v1/admin/outbox/{message_id}/cancel")
+        )
 
     async def submit(
         self,
@@ -129,7 +156,7 @@ class GatewayClient:
         legal_basis: str | None = None,
         priority: bool = False,
         extended_by_information: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Submitted:
         """Submit a form; `attachments` are {fileName, mediaType, content (base64)}. With an
         `idempotency_key`, repeating the same submission returns the original message.
         `legal_basis` names the rule pack a new case runs under (default: the gateway's);
@@ -156,13 +183,16 @@ class GatewayClient:
         if extended_by_information is not None:
             payload["extended_by_information"] = extended_by_information
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return await self._request("POST", "/api/v1/messages", json=payload, headers=headers)
+        return cast(
+            Submitted,
+            await self._request("POST", "/api/v1/messages", json=payload, headers=headers),
+        )
 
     async def case(self, reference: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/cases/{quote(reference, safe='')}")
 
-    async def deadlines(self, **filters: str) -> dict[str, Any]:
-        return await self._request("GET", "/api/v1/deadlines", params=filters)
+    async def deadlines(self, **filters: str) -> Page:
+        return cast(Page, await self._request("GET", "/api/v1/deadlines", params=filters))
 
     async def advance_clock(self, seconds: float) -> dict[str, Any]:
         """Administrator, demonstration gateways only (clock.adjustable)."""
@@ -193,13 +223,13 @@ class GatewayClient:
     async def message(self, message_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/messages/{message_id}")
 
-    async def inbox(self, cursor: str = "0", limit: int = 50, state: str = "all") -> dict[str, Any]:
+    async def inbox(self, cursor: str = "0", limit: int = 50, state: str = "all") -> Page:
         """Received messages after `cursor`; `state="unconsumed"` lists what this role must
         still take over (see `consume`)."""
         params = {"cursor": cursor, "limit": str(limit)}
         if state != "all":
             params["state"] = state
-        return await self._request("GET", "/api/v1/inbox", params=params)
+        return cast(Page, await self._request("GET", "/api/v1/inbox", params=params))
 
     async def _bytes(self, path: str) -> bytes:
         if self._session is None:
@@ -227,15 +257,13 @@ class GatewayClient:
         """Say the case system has stored a received message; safe to repeat."""
         return await self._request("POST", f"/api/v1/inbox/{quote(message_id, safe='')}/consumed")
 
-    async def events(
-        self, cursor: str = "0", limit: int = 100, case: str | None = None
-    ) -> dict[str, Any]:
+    async def events(self, cursor: str = "0", limit: int = 100, case: str | None = None) -> Page:
         """Acknowledgements, refusals, receipts, deadlines and their consequences, in
         register order; pass `next_cursor` back to resume."""
         params = {"cursor": cursor, "limit": str(limit)}
         if case is not None:
             params["case"] = case
-        return await self._request("GET", "/api/v1/events", params=params)
+        return cast(Page, await self._request("GET", "/api/v1/events", params=params))
 
     async def register_integrity(self) -> dict[str, Any]:
         """The whole register verified now (auditor): chain, checkpoints, held witnesses."""
