@@ -18,6 +18,8 @@ CONTEXT: web.AppKey[GatewayContext] = web.AppKey("api-context", GatewayContext)
 KEEPER: web.AppKey[DeadlineKeeper] = web.AppKey("keeper", DeadlineKeeper)
 ROLE: web.RequestKey[str] = web.RequestKey("role", str)
 """The principal's role that granted the operation's permission (the first, in ROLES order)."""
+ROLES: web.RequestKey[tuple[str, ...]] = web.RequestKey("roles", tuple)
+"""Every role of the principal (a person may be both case officer and health practitioner)."""
 PRINCIPAL: web.RequestKey[str] = web.RequestKey("principal", str)
 """The principal's name: what the register records as the human who acted."""
 
@@ -47,6 +49,7 @@ def requires(permission: str) -> Callable[[Handler], Handler]:
                     headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
                 )
             request[PRINCIPAL] = principal.name
+            request[ROLES] = tuple(principal.roles)
             role = principal.role_for(permission)
             if role is None:
                 request[ROLE] = principal.roles[0]

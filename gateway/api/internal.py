@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.api.admin import add_admin_routes
 from gateway.api.auditor import add_auditor_routes
-from gateway.api.auth import CONTEXT, KEEPER, PRINCIPAL, ROLE, Handler, requires
+from gateway.api.auth import CONTEXT, KEEPER, PRINCIPAL, ROLE, ROLES, Handler, requires
 from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
 from gateway.api.bodies import cursor_and_limit as _cursor_and_limit
 from gateway.api.openapi import MESSAGE_STATES, openapi_document
@@ -63,6 +63,16 @@ def first_unsafe_text(value: Any) -> str | None:
     return None
 
 
+def _sending_role(request: web.Request, data: Any) -> str:
+    """The role a form is sent in: the form's own sender role when the principal holds it
+    (a person both case officer and health practitioner sends each form in its role),
+    else the role that granted the permission (and the submission is refused for it)."""
+    form_type = FORM_TYPES.get(str(data.get("type"))) if isinstance(data, dict) else None
+    if form_type is not None and form_type.sender_role in request[ROLES]:
+        return form_type.sender_role
+    return request[ROLE]
+
+
 @requires("submit")
 async def post_message(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
@@ -83,7 +93,11 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         )
     try:
         submitted = await submit(
-            ctx, data, request[ROLE], request.headers.get("Idempotency-Key"), request[PRINCIPAL]
+            ctx,
+            data,
+            _sending_role(request, data),
+            request.headers.get("Idempotency-Key"),
+            request[PRINCIPAL],
         )
     except SubmissionError as exc:
         errors = [{"field": f, "detail": rule} for f, rule in exc.errors]
@@ -145,7 +159,7 @@ async def _readable_message(request: web.Request) -> StoredMessage | web.Respons
     msg = await ctx.store.messages.get(request.match_info["message_id"])
     if msg is None:
         return problem(404, "Not Found", "no message with this id", field="message_id")
-    if not may_read_form(request[ROLE], msg.message_type):
+    if not may_read_form(request[ROLES], msg.message_type):
         return problem(
             403,
             "Forbidden",
@@ -203,7 +217,7 @@ async def get_inbox(request: web.Request) -> web.StreamResponse:
         return problem(
             400, "Bad Request", f"state is one of {', '.join(INBOX_STATES)}", field="state"
         )
-    role = request[ROLE]
+    role = request[ROLES]
     if state == "all":
         items = await ctx.store.messages.inbox(after, limit)
     else:
@@ -263,12 +277,14 @@ async def post_consumed(request: web.Request) -> web.StreamResponse:
     """The case system has stored a received message: it leaves the unconsumed inbox. Saying
     so again changes nothing (idempotent), so a retry after a lost answer is harmless."""
     ctx = request.app[CONTEXT]
-    role = request[ROLE]
     message_id = request.match_info["message_id"]
     async with ctx.store.transaction() as tx:
         msg = await tx.messages.get(message_id)
         if msg is None or msg.direction != "in":
             return problem(404, "Not Found", "no received message with this id", field="id")
+        role = next(
+            (r for r in request[ROLES] if msg.message_type in owned_types(r)), request[ROLE]
+        )
         if msg.message_type not in owned_types(role):
             return problem(
                 403,

@@ -4,6 +4,7 @@ that may read them (health certificates to health practitioners, Art. 39(3)-(4))
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -34,14 +35,19 @@ def _ack_view(msg: StoredMessage) -> dict[str, Any] | None:
 
 
 @cache
-def owned_types(role: str) -> frozenset[str]:
-    """The message types a role reads, processes and consumes (Art. 39(3)-(4): health data
-    only for health practitioners; they see nothing else)."""
+def _owned(role: str) -> frozenset[str]:
     return frozenset(ft.name for ft in FORM_TYPES.values() if ft.sender_role == role)
 
 
-def may_read_form(role: str, message_type: str) -> bool:
-    return message_type in owned_types(role)
+def owned_types(roles: str | Iterable[str]) -> frozenset[str]:
+    """The message types a role (or any of several) reads, processes and consumes (Art.
+    39(3)-(4): health data only for health practitioners; they see nothing else)."""
+    held = (roles,) if isinstance(roles, str) else tuple(roles)
+    return frozenset().union(*(_owned(r) for r in held))
+
+
+def may_read_form(roles: str | Iterable[str], message_type: str) -> bool:
+    return message_type in owned_types(roles)
 
 
 def deadline_view(d: StoredDeadline) -> dict[str, Any]:

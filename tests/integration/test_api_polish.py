@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from gateway.client import ApiError
+from gateway.config import load_config
 from gateway.examples import attachments_for
 
 from .conftest import Harness, example
@@ -131,3 +132,56 @@ async def test_the_synchronous_client_for_scripts(harness: Harness) -> None:
 
     state, listed = await asyncio.to_thread(script)
     assert state == "delivered" and len(listed) == 1
+
+
+async def test_a_person_with_two_roles_sends_and_reads_each_form_in_its_own_role(
+    harness: Harness,
+) -> None:
+    """A user who is both case officer and health practitioner (issue 17, item 5), at each
+    gateway: at BE-DU the take charge request goes as a case officer's and the health
+    certificate as a health practitioner's (Art. 39(3)), each accepted; at NL-DU that user
+    reads and consumes the sealed certificate, which a case officer alone may not read."""
+    from gateway.client import GatewayClient
+
+    from .conftest import run_gateway, send_request
+
+    await harness.start("BE-DU", "NL-DU")
+    both: dict[str, GatewayClient] = {}
+    for code in ("BE-DU", "NL-DU"):
+        tokens = load_config(harness.net.gateways[code].config).api.tokens_file
+        assert tokens is not None
+        added = await asyncio.to_thread(
+            run_gateway, "users", "add", "dr-both", "--role", "case-officer",
+            "--role", "health-practitioner", "--tokens-file", str(tokens),
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        token = next(w for w in added.stdout.split() if w.startswith("gwt_"))
+        both[code] = GatewayClient(harness.net.gateways[code].api_url, token)
+        harness.clients.append(both[code])
+    for _ in range(100):  # the tokens files are re-read within api.tokens_reload_seconds
+        try:
+            await both["BE-DU"].health()
+            await both["NL-DU"].health()
+            break
+        except ApiError as exc:
+            assert exc.status == 401
+            await asyncio.sleep(0.1)
+    sent = await send_request(both["BE-DU"], case_number="POLISH-ROLES")
+    await both["BE-DU"].wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    answer = await harness.api("NL-DU").submit(
+        "take-charge-reply",
+        "BE-DU",
+        example("take-charge-reply-acceptance.json"),
+        in_reply_to=sent["message_id"],
+    )
+    await harness.api("NL-DU").wait_for_state(answer["message_id"], {"delivered"}, within=20)
+    certificate = await both["BE-DU"].submit(
+        "health-certificate", "NL-DU", example("health-certificate.json"), case=sent["reference"]
+    )
+    await both["BE-DU"].wait_for_state(certificate["message_id"], {"delivered"}, within=20)
+    items = (await both["NL-DU"].inbox())["items"]
+    (view,) = [m for m in items if m["type"] == "health-certificate"]
+    assert view.get("form") is not None and not view.get("restricted")
+    officer = (await harness.api("NL-DU").inbox())["items"]
+    assert [m.get("restricted") for m in officer if m["type"] == "health-certificate"] == [True]
+    assert await both["NL-DU"].consume(certificate["message_id"])
