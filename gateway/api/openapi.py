@@ -256,6 +256,10 @@ def _schemas() -> dict[str, Any]:
                 "hash": {"type": "string"},
                 "prev_hash": {"type": "string"},
                 "details": {"type": "object"},
+                "principal": {
+                    "type": ["string", "null"],
+                    "description": "The named user whose request caused the entry, if any",
+                },
             },
         },
         "Health": {
