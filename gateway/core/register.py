@@ -226,6 +226,18 @@ def chain_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
 
 
+def entry_time(
+    time: datetime, previous: datetime | None, details: dict[str, Any] | None
+) -> tuple[datetime, dict[str, Any] | None]:
+    """The time an entry is registered at and its details: never before the previous entry's
+    time, so that times never go backwards along the chain (a unit of work that read the
+    clock before another one may be appended after it). When moved, the event's own time is
+    kept in the details as `event_time`."""
+    if previous is None or time >= previous:
+        return time, details
+    return previous, {**(details or {}), "event_time": time.isoformat()}
+
+
 def next_entry(
     prev_sequence: int,
     prev_hash: str,

@@ -131,6 +131,9 @@ def _open(data: bytes) -> tuple[dict[str, Any], x509.Certificate]:
             raise BundleError("the bundle is not in its canonical form (bytes were changed)")
         body_bytes = base64.b64decode(outer["body"], validate=True)
         signer = x509.load_pem_x509_certificate(outer["signer"].encode())
+        # The library parses these on first use: a damaged certificate fails here, as a
+        # bundle that cannot be read, not later as an error of the verifier.
+        _ = (signer.subject, signer.issuer, signer.extensions)
         signature = base64.b64decode(outer["signature"], validate=True)
         body = json.loads(body_bytes)
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:

@@ -13,6 +13,7 @@ from gateway.core.register import (
     GENESIS_HASH,
     RegisterChainError,
     RegisterEntry,
+    entry_time,
     next_entry,
     verify_chain,
 )
@@ -181,3 +182,16 @@ def test_one_chain_walk_serves_the_page_loop_the_worker_ranges_and_bundles() -> 
     assert worker.run(rows[2:]) == 3 and worker.first_prev == rows[1][2]
     with pytest.raises(RegisterChainError, match="missing"):
         ChainWalk().run([rows[0], rows[2]])
+
+
+def test_art40_9_register_time_never_goes_backwards_along_the_chain() -> None:
+    """An entry appended after another never carries an earlier time (an auditor reads the
+    register in sequence order); the event's own earlier time is kept in its details."""
+    later = datetime(2026, 12, 5, 10, 0, 0, 5000, tzinfo=UTC)
+    earlier = later - timedelta(milliseconds=3)
+    assert entry_time(later, None, None) == (later, None)
+    assert entry_time(later, earlier, {"a": 1}) == (later, {"a": 1})
+    assert entry_time(later, later, None) == (later, None)
+    moved, details = entry_time(earlier, later, {"a": 1})
+    assert moved == later
+    assert details == {"a": 1, "event_time": earlier.isoformat()}

@@ -22,6 +22,7 @@ from gateway.core.register import (
     ENTRY_FIELDS,
     Event,
     RegisterEntry,
+    entry_time,
     next_entry,
 )
 from gateway.core.times import utc_text
@@ -59,8 +60,15 @@ CANONICAL_SQL = (
     + " END FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"
 )  # fmt: skip
 _COLUMNS = ", ".join(COLUMNS)
-_HEAD = select(register_head.c.sequence, register_head.c.hash).where(register_head.c.id == 1)
-_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+_HEAD = select(
+    register_head.c.sequence,
+    register_head.c.hash,
+    select(register.c.time)
+    .where(register.c.sequence == register_head.c.sequence)
+    .scalar_subquery()
+    .label("time"),
+).where(register_head.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update(of=register_head)
 _INSERT = register.insert()
 _SET_HEAD = (
     update(register_head)
@@ -73,7 +81,7 @@ HEAD_KEY = "register_head"
 
 async def write_head(conn: DbConnection, shared: dict[str, Any]) -> None:
     """Store the register head the batch's appends advanced to, once, before its commit."""
-    head: tuple[int, str] | None = shared.get(HEAD_KEY)
+    head: tuple[int, str, datetime | None] | None = shared.get(HEAD_KEY)
     if head is not None:
         await conn.execute(_SET_HEAD, {"b_sequence": head[0], "b_hash": head[1]})
 
@@ -150,21 +158,24 @@ class Register(Repository):
         )
         cp = self._checkpointer
         if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
-            await self._checkpoint(cp, entry, time)
+            await self._checkpoint(cp, entry, entry.time)
         return entry
 
     async def _append(self, *, time: datetime, event: Event, **fields: Any) -> RegisterEntry:
-        head: tuple[int, str] | None = self._shared.get(HEAD_KEY)
+        head: tuple[int, str, datetime | None] | None = self._shared.get(HEAD_KEY)
         if head is None:
             row = (await self.conn.execute(_HEAD_FOR_UPDATE if self.postgres else _HEAD)).one()
-            head = (row.sequence, row.hash)
+            head = (row.sequence, row.hash, row.time)
+        # The register's time never goes backwards along the chain (a unit that read the clock
+        # before another one but is appended after it); the event's own time stays in details.
+        time, fields["details"] = entry_time(time, head[2], fields.get("details"))
         entry = next_entry(head[0], head[1], time=time, event=event, **fields)
         values = entry.to_dict()
         values["time"] = entry.time
         # Compact, sorted, UTF-8: the same bytes the canonical encoding embeds.
         values["details"] = orjson.dumps(entry.details, option=orjson.OPT_SORT_KEYS).decode()
         await self.conn.execute(_INSERT, values)
-        self._shared[HEAD_KEY] = (entry.sequence, entry.hash)
+        self._shared[HEAD_KEY] = (entry.sequence, entry.hash, entry.time)
         self.appended.append(entry)
         return entry
 
