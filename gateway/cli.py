@@ -354,6 +354,11 @@ def _cmd_register_verify_bundle(args: argparse.Namespace) -> int:
         f"{report.exported.isoformat()} by {report.authority}'s pinned signing certificate "
         f"{report.signer}"
     )
+    if report.case is not None:
+        print(
+            f"case {report.case}: {len(report.marked)} of the entries are filed under it: "
+            + ", ".join(str(n) for n in report.marked)
+        )
     return 0
 
 

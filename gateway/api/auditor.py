@@ -4,25 +4,25 @@ payload; the auditor role alone reads them."""
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from gateway.api.audit_cases import add_audit_routes
 from gateway.api.auth import CONTEXT, requires
+from gateway.api.pages import add_console
 from gateway.api.problems import problem
 from gateway.core.pins import PinHistory
-from gateway.core.register import RegisterChainError
+from gateway.core.register import RegisterChainError, RegisterEntry, receipt_time
 from gateway.core.times import parse_utc, utc_text
+from gateway.pki.certs import fingerprint
 from gateway.service.audit import entries_csv, held_witnesses, overdue_checkpoint, verify_store
-
-STATIC = Path(str(resources.files("gateway.api").joinpath("static")))
-"""The auditor page's files (package data)."""
-
 
 REGISTER_FILTERS = {
     "reference": "reference",
+    "reference_prefix": "reference_prefix",
     "message_id": "message_id",
     "peer": "peer",
     "type": "message_type",
@@ -37,30 +37,41 @@ async def _register_query(request: web.Request, limit_max: int) -> list[Any] | w
     """The register entries an auditor asked for, or a problem naming the bad filter."""
     ctx = request.app[CONTEXT]
     q = request.query
-    unknown = set(q) - set(REGISTER_FILTERS) - {"since", "until", "cursor", "limit"}
+    unknown = set(q) - set(REGISTER_FILTERS) - {"since", "until", "cursor", "limit", "upto"}
     if unknown:
         name = sorted(unknown)[0]
         return problem(400, "Bad Request", f"unknown filter {name!r}", field=name)
     try:
         after = int(q.get("cursor", "0"))
         limit = int(q.get("limit", "100"))
+        upto = int(q["upto"]) if "upto" in q else None
         times = {key: parse_utc(q[key]) for key in ("since", "until") if key in q}
     except ValueError:
         return problem(
             400,
             "Bad Request",
-            "cursor and limit are integers; since and until ISO 8601 instants with an offset",
+            "cursor, limit and upto are integers; since and until ISO 8601 instants with an offset",
             field="since",
         )
     if not 1 <= limit <= limit_max:
         return problem(400, "Bad Request", f"limit is 1-{limit_max}", field="limit")
+    filters: dict[str, Any] = {
+        column: q[name] for name, column in REGISTER_FILTERS.items() if name in q
+    }
     return await ctx.store.register.query(
-        **{column: q[name] for name, column in REGISTER_FILTERS.items() if name in q},
+        **filters,
         since=times.get("since"),
         until=times.get("until"),
         after=after,
+        upto=upto,
         limit=limit,
     )
+
+
+def entry_view(entry: RegisterEntry) -> dict[str, Any]:
+    """A register entry as the register holds it, with the legal receipt time it records
+    (gateway.core.register.receipt_time) beside it."""
+    return entry.to_dict() | {"receipt_time": receipt_time(entry)}
 
 
 @requires("read-register")
@@ -72,21 +83,62 @@ async def get_register(request: web.Request) -> web.StreamResponse:
     after = request.query.get("cursor", "0")
     return web.json_response(
         {
-            "items": [e.to_dict() for e in entries],
+            "items": [entry_view(e) for e in entries],
             "next_cursor": str(entries[-1].sequence) if entries else after,
         }
     )
 
 
-@requires("read-register")
-async def get_register_csv(request: web.Request) -> web.StreamResponse:
+async def _csv(request: web.Request) -> tuple[bytes, int] | web.Response:
+    """The CSV an auditor asked for, bounded by `upto` (default: the register head now), so
+    that the same query with the same `upto` gives the same bytes (and so its signature)."""
+    if "upto" not in request.query:
+        head, _ = await request.app[CONTEXT].store.register.head()
+        request = request.clone(rel_url=request.rel_url.update_query(upto=str(head)))
     entries = await _register_query(request, 100_000)
     if isinstance(entries, web.Response):
         return entries
+    return entries_csv(entries).encode(), int(request.query["upto"])
+
+
+@requires("read-register")
+async def get_register_csv(request: web.Request) -> web.StreamResponse:
+    """The register as CSV, up to `upto`: the answer's `X-Register-Upto` names the bound to
+    ask /api/v1/register.csv.sig for, with the same filters."""
+    made = await _csv(request)
+    if isinstance(made, web.Response):
+        return made
+    body, upto = made
     return web.Response(
-        text=entries_csv(entries),
+        body=body,
         content_type="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="register.csv"'},
+        charset="utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="register.csv"',
+            "X-Register-Upto": str(upto),
+        },
+    )
+
+
+@requires("read-register")
+async def get_register_csv_signature(request: web.Request) -> web.StreamResponse:
+    """A detached signature of the CSV the same query returns (give the same `upto`):
+    ECDSA with SHA-256 by the gateway's signing key, DER-encoded, which `openssl dgst -sha256
+    -verify <public key> -signature register.csv.sig register.csv` checks against the
+    signing certificate (GET /api/v1/audit/signing-certificate)."""
+    made = await _csv(request)
+    if isinstance(made, web.Response):
+        return made
+    body, upto = made
+    signer = request.app[CONTEXT].signer
+    return web.Response(
+        body=signer.key.sign(body, ec.ECDSA(hashes.SHA256())),
+        content_type="application/octet-stream",
+        headers={
+            "Content-Disposition": 'attachment; filename="register.csv.sig"',
+            "X-Register-Upto": str(upto),
+            "X-Signer-Fingerprint": fingerprint(signer.certificate),
+        },
     )
 
 
@@ -124,23 +176,10 @@ async def get_register_integrity(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def auditor_page(request: web.Request) -> web.StreamResponse:
-    name = request.match_info.get("name", "auditor.html")
-    if name not in ("auditor.html", "auditor.js"):
-        raise web.HTTPNotFound()
-    return web.FileResponse(
-        STATIC / name,
-        headers={
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
-        },
-    )
-
-
 def add_auditor_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/register", get_register)
     app.router.add_get("/api/v1/register.csv", get_register_csv)
+    app.router.add_get("/api/v1/register.csv.sig", get_register_csv_signature)
     app.router.add_get("/api/v1/register/integrity", get_register_integrity)
-    app.router.add_get("/auditor", auditor_page)
-    app.router.add_get("/auditor/{name}", auditor_page)
+    add_audit_routes(app)
+    add_console(app, "/auditor", "auditor.html", ("auditor.js", "console.css"))

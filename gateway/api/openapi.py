@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from gateway.api.openapi_admin import admin_paths
+from gateway.api.openapi_audit import auditor_paths
 from gateway.api.openapi_common import (
     CURSOR,
     DEADLINE_STATES,
@@ -438,71 +439,12 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _auditor_paths(obj: dict[str, Any]) -> dict[str, Any]:
-    """The auditors' operations: the register and its integrity."""
-    return {
-        "/api/v1/register": {
-            "get": {
-                "operationId": "register",
-                "summary": "The register (Art. 40(9)); auditors only",
-                "parameters": [
-                    CURSOR,
-                    limit_param(100, 1000),
-                    *(
-                        query_param(name, f"Filter by {name}")
-                        for name in (
-                            "reference",
-                            "message_id",
-                            "peer",
-                            "type",
-                            "direction",
-                            "status",
-                            "event",
-                            "reason",
-                        )
-                    ),
-                    query_param("since", "ISO 8601 instant with offset", format="date-time"),
-                    query_param("until", "ISO 8601 instant with offset", format="date-time"),
-                ],
-                "responses": {"200": json_body(page("RegisterEntry"), "A page"), **errors(400)},
-            }
-        },
-        "/api/v1/register.csv": {
-            "get": {
-                "operationId": "registerCsv",
-                "summary": "The register as CSV (up to 100,000 entries), with the same filters",
-                "parameters": [
-                    *(
-                        query_param(name, f"Filter by {name}")
-                        for name in ("reference", "message_id", "peer", "type", "event")
-                    ),
-                    query_param("since", "ISO 8601 instant with offset", format="date-time"),
-                    query_param("until", "ISO 8601 instant with offset", format="date-time"),
-                ],
-                "responses": {
-                    "200": {
-                        "description": "CSV, one entry per line, header first",
-                        "content": {"text/csv": {"schema": {"type": "string"}}},
-                    },
-                    **errors(400),
-                },
-            }
-        },
-        "/api/v1/register/integrity": {
-            "get": {
-                "operationId": "registerIntegrity",
-                "summary": "Verify the register now (Art. 40(9)): chain, head, signed "
-                "checkpoints and the peers' witnesses the gateway holds; `coverage` says "
-                "which entries they cover and how many only the local chain vouches for",
-                "responses": {"200": obj, **errors()},
-            }
-        },
-    }
-
-
 TAGS = [
     {"name": "case systems", "description": "Submit forms, read messages, cases and limits"},
-    {"name": "audit", "description": "The register (Art. 40(9)); auditors only"},
+    {
+        "name": "audit",
+        "description": "The register, cases' timelines and proofs (Art. 40(9)); auditors only",
+    },
     {"name": "administration", "description": "Trust, the queue, metrics; administrators"},
     {"name": "probes", "description": "Liveness and readiness, without a token"},
 ]
@@ -512,7 +454,7 @@ MESSAGE_STATES = ("queued", "delivered", "refused", "undeliverable", "received")
 def _tag(path: str) -> str:
     if path in ("/livez", "/readyz"):
         return "probes"
-    if path.startswith("/api/v1/register"):
+    if path.startswith(("/api/v1/register", "/api/v1/audit")):
         return "audit"
     if path.startswith(("/api/v1/admin", "/api/v1/metrics")):
         return "administration"
@@ -523,7 +465,7 @@ def _tag(path: str) -> str:
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once per process)."""
     obj = json_body(ref("Object"), "OK")
-    paths = _case_system_paths(obj) | _auditor_paths(obj) | admin_paths(obj) | PROBE_PATHS
+    paths = _case_system_paths(obj) | auditor_paths(obj) | admin_paths(obj) | PROBE_PATHS
     for path, operations in paths.items():
         for operation in operations.values():
             operation.setdefault("tags", [_tag(path)])

@@ -42,6 +42,7 @@ from gateway.core.register import (
     RegisterChainError,
     RegisterEntry,
     canonical_row,
+    receipt_time,
 )
 from gateway.pki.anchors import Revocations, TrustAnchors
 from gateway.pki.certs import CertificateError, ecdsa_key, fingerprint
@@ -510,7 +511,9 @@ async def _chain(
     return walk.sequence, walk.head or GENESIS_HASH
 
 
-CSV_COLUMNS = [*(name for name, _ in ENTRY_FIELDS), "hash"]
+CSV_COLUMNS = [*(name for name, _ in ENTRY_FIELDS), "hash", "receipt_time"]
+"""The entry's fields and hash, then the legal receipt time it records (derived, not chained:
+gateway.core.register.receipt_time)."""
 
 
 def entries_csv(entries: list[RegisterEntry]) -> str:
@@ -520,5 +523,11 @@ def entries_csv(entries: list[RegisterEntry]) -> str:
     writer.writeheader()
     for entry in entries:
         row = entry.to_dict()
-        writer.writerow({**row, "details": json.dumps(row["details"], sort_keys=True)})
+        writer.writerow(
+            {
+                **row,
+                "details": json.dumps(row["details"], sort_keys=True),
+                "receipt_time": receipt_time(entry) or "",
+            }
+        )
     return out.getvalue()

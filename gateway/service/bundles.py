@@ -49,10 +49,12 @@ def seal_bundle(
     checkpoints: Sequence[dict[str, Any]],
     signer: Signer,
     exported: datetime,
+    case: str | None = None,
 ) -> bytes:
     """The bundle of `entries` (RegisterEntry.to_dict() forms, consecutive) and the signed
-    `checkpoints` among them, signed as a whole by `signer` at `exported`."""
-    body = {
+    `checkpoints` among them, signed as a whole by `signer` at `exported`; for a case's
+    extract, `case` names it and the entries filed under it are marked."""
+    body: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "authority": authority,
         "exported": utc_text(exported),
@@ -61,6 +63,11 @@ def seal_bundle(
         "entries": list(entries),
         "checkpoints": list(checkpoints),
     }
+    if case is not None:
+        body["case"] = {
+            "reference": case,
+            "sequences": [e["sequence"] for e in entries if e["reference"] == case],
+        }
     body_bytes = canonical_json(body)
     signature = signer.key.sign(body_bytes, ec.ECDSA(hashes.SHA256()))
     return canonical_json(
@@ -80,10 +87,12 @@ async def export_bundle(
     last: int | None = None,
     *,
     now: datetime | None = None,
+    case: str | None = None,
 ) -> bytes:
     """A self-contained file of entries first..last, the checkpoints among them (and the one
     the first entry may name, and the next one after them), signed with the gateway's
-    signing key. The file is canonical JSON: any changed byte breaks it."""
+    signing key. The file is canonical JSON: any changed byte breaks it. With `case`, the
+    entries filed under that reference are marked (see case_range)."""
     head_seq, _ = await store.register.head()
     last = head_seq if last is None else min(last, head_seq)
     if first < 1 or last < first:
@@ -109,7 +118,14 @@ async def export_bundle(
         }
         for c in chosen + later
     ]
-    return seal_bundle(authority, entries, rows, signer, now or datetime.now(UTC))
+    return seal_bundle(authority, entries, rows, signer, now or datetime.now(UTC), case)
+
+
+async def case_range(store: Store, reference: str) -> tuple[int, int] | None:
+    """The contiguous range of register sequences from the first to the last entry filed
+    under a case's reference (its transfer information and health certificates included,
+    gateway.core.register.filed_under); None when the register holds none."""
+    return await store.register.span(reference)
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,10 @@ class BundleReport:
     exported: datetime
     signer: str
     """Fingerprint of the signing certificate, pinned for `authority` at `exported`."""
+    case: str | None = None
+    """For a case's extract: the case's reference."""
+    marked: tuple[int, ...] = ()
+    """For a case's extract: the sequences of the entries filed under the case."""
 
 
 def _open(data: bytes) -> tuple[dict[str, Any], x509.Certificate]:
@@ -169,6 +189,9 @@ def _verified(data: bytes, signers: Signers) -> tuple[BundleReport, list[Registe
         checkpoints = [
             {**c, "time": datetime.fromisoformat(c["time"])} for c in body["checkpoints"]
         ]
+        case = body.get("case")
+        reference = None if case is None else str(case["reference"])
+        marked = () if case is None else tuple(int(n) for n in case["sequences"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BundleError(f"the bundle body cannot be read: {exc}") from exc
     if exported.tzinfo is None:
@@ -183,7 +206,22 @@ def _verified(data: bytes, signers: Signers) -> tuple[BundleReport, list[Registe
     except RegisterChainError as exc:
         raise BundleError(f"sequence {exc.sequence}: {exc.reason}") from exc
     _check_checkpoints(entries, checkpoints, authority, signers)
-    report = BundleReport(authority, first, last, len(checkpoints), exported, fingerprint(signer))
+    if reference is not None and marked != tuple(
+        e.sequence for e in entries if e.reference == reference
+    ):
+        raise BundleError(
+            f"the entries marked as case {reference}'s are not the ones filed under it"
+        )
+    report = BundleReport(
+        authority,
+        first,
+        last,
+        len(checkpoints),
+        exported,
+        fingerprint(signer),
+        reference,
+        marked,
+    )
     return report, entries
 
 

@@ -33,6 +33,12 @@ NEEDS: dict[str, str | None] = {
     "register": "read-register",
     "registerIntegrity": "read-register",
     "registerCsv": "read-register",
+    "registerCsvSignature": "read-register",
+    "auditCase": "read-register",
+    "auditAcknowledgement": "read-register",
+    "auditExport": "read-register",
+    "auditSigningCertificate": "read-register",
+    "auditChoices": "read-register",
     "advanceClock": "adjust-clock",
     "adminDirectory": "administer",
     "adminCertificates": "administer",
@@ -136,6 +142,8 @@ async def test_injection_in_filters_matches_nothing_and_breaks_nothing(
     before = (await store.register.head())[0]
     checks = [
         ("/api/v1/register", "auditor", {"reference": value, "event": value}),
+        ("/api/v1/register", "auditor", {"reference_prefix": value}),
+        ("/api/v1/register.csv.sig", "auditor", {"reference_prefix": value}),
         ("/api/v1/register.csv", "auditor", {"peer": value}),
         ("/api/v1/deadlines", "case-officer", {"rule": value, "peer": value}),
         ("/api/v1/events", "case-officer", {"case": value}),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import gateway
-from gateway.api.auditor import STATIC
+from gateway.api.pages import STATIC
 from gateway.cli import main
 from gateway.examples import EXAMPLES
 from gateway.store.store import MIGRATIONS

@@ -147,7 +147,7 @@ def test_the_register_has_one_field_list() -> None:
     assert tuple(f.name for f in dataclasses.fields(RegisterEntry)) == COLUMNS
     assert tuple(c.name for c in register.columns) == COLUMNS
     assert set(CANONICAL_KEYS) == {"seq", "type"} | set(COLUMNS[:13]) - {"sequence", "message_type"}
-    assert CSV_COLUMNS == [*COLUMNS[:13], "hash"]
+    assert CSV_COLUMNS == [*COLUMNS[:13], "hash", "receipt_time"]
 
 
 def test_every_event_the_register_may_hold_is_a_member_of_the_vocabulary() -> None:

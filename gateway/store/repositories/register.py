@@ -222,6 +222,7 @@ class Register(Repository):
         self,
         *,
         reference: str | None = None,
+        reference_prefix: str | None = None,
         message_id: str | None = None,
         peer: str | None = None,
         message_type: str | None = None,
@@ -232,10 +233,17 @@ class Register(Repository):
         since: datetime | None = None,
         until: datetime | None = None,
         after: int = 0,
+        upto: int | None = None,
         limit: int = 100,
     ) -> list[RegisterEntry]:
-        """Entries after sequence `after` that match every filter given, oldest first."""
+        """Entries after sequence `after` (and up to `upto`) that match every filter given,
+        oldest first; `reference_prefix` matches references that start with it."""
         q = select(register).where(register.c.sequence > after)
+        if upto is not None:
+            q = q.where(register.c.sequence <= upto)
+        if reference_prefix is not None:
+            # A prefix search, not a pattern: LIKE's own characters are escaped.
+            q = q.where(register.c.reference.startswith(reference_prefix, autoescape=True))
         for column, value in (
             (register.c.reference, reference),
             (register.c.message_id, message_id),
@@ -265,6 +273,16 @@ class Register(Repository):
                 q = q.where(register.c.sequence.between(low, high))
             q = q.order_by(register.c.sequence).limit(limit)
             return [entry_of(r) for r in await conn.execute(q)]
+
+    async def span(self, reference: str) -> tuple[int, int] | None:
+        """The first and last sequence of the entries filed under `reference`, or None."""
+        q = select(func.min(register.c.sequence), func.max(register.c.sequence)).where(
+            register.c.reference == reference
+        )
+        async with self.connect() as conn:
+            row: Any = (await conn.execute(q)).one()
+        low, high = row
+        return None if low is None else (int(low), int(high))
 
     async def rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         """Raw register rows for the verifier: (sequence, time text, event, direction, peer,
