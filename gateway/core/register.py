@@ -228,18 +228,25 @@ def chain_hash(prev_hash: str, canonical: bytes) -> str:
 
 def receipt_time(entry: RegisterEntry) -> str | None:
     """The legal time of receipt an entry records (the time the signed acknowledgement
-    states), or None: for a transmission we received or refused, the time we stated in our
-    acknowledgement (the entry's own time, or `event_time` where the chain moved it); for one
-    we sent, the time the receiver's acknowledgement stated (details.receipt_time)."""
+    states), as UTC text, or None: for a transmission we received or refused, the time we
+    stated in our acknowledgement (the entry's own time, or `event_time` where the chain moved
+    it); for one we sent, the time the receiver's acknowledgement stated
+    (details.receipt_time)."""
+    stated: Any = None
     if entry.direction == "in" and entry.event in (Event.RECEIVED, Event.REJECTED):
         if entry.message_id is None:
             return None
-        stated = entry.details.get("event_time")
-        return str(stated) if stated else entry.time.isoformat()
-    if entry.event in (Event.DELIVERED, Event.REFUSED_BY_PEER):
+        stated = entry.details.get("event_time") or entry.time
+    elif entry.event in (Event.DELIVERED, Event.REFUSED_BY_PEER):
         stated = entry.details.get("receipt_time")
-        return str(stated) if stated else None
-    return None
+    if isinstance(stated, str):
+        try:
+            stated = datetime.fromisoformat(stated)
+        except ValueError:
+            return None
+    if not isinstance(stated, datetime) or stated.tzinfo is None:
+        return None
+    return utc_text(stated)
 
 
 def entry_time(

@@ -195,3 +195,33 @@ def test_art40_9_register_time_never_goes_backwards_along_the_chain() -> None:
     moved, details = entry_time(earlier, later, {"a": 1})
     assert moved == later
     assert details == {"a": 1, "event_time": earlier.isoformat()}
+
+
+def test_art40_9_the_receipt_time_an_entry_records_is_the_acknowledgements() -> None:
+    """The legal time of receipt: for a transmission we received (or refused) the time our
+    acknowledgement states, which is the entry's time unless the chain moved it; for one we
+    sent, the time the receiver's acknowledgement states; none for other events."""
+    from gateway.core.register import receipt_time
+
+    at = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    received = next_entry(
+        0, GENESIS_HASH, time=at, event="received", direction="in", message_id="m"
+    )
+    assert receipt_time(received) == "2026-12-05T10:00:00.000000Z"
+    moved = dataclasses.replace(received, details={"event_time": "2026-12-05T09:59:59+00:00"})
+    assert receipt_time(moved) == "2026-12-05T09:59:59.000000Z"
+    delivered = next_entry(
+        0,
+        GENESIS_HASH,
+        time=at,
+        event="delivered",
+        direction="out",
+        message_id="m",
+        details={"receipt_time": "2026-12-05T09:58:00+00:00"},
+    )
+    assert receipt_time(delivered) == "2026-12-05T09:58:00.000000Z"
+    assert receipt_time(dataclasses.replace(delivered, details={})) is None
+    assert receipt_time(dataclasses.replace(delivered, details={"receipt_time": "x"})) is None
+    assert receipt_time(dataclasses.replace(received, message_id=None)) is None
+    submitted = next_entry(0, GENESIS_HASH, time=at, event="submitted", direction="out")
+    assert receipt_time(submitted) is None
