@@ -13,30 +13,29 @@ import asyncio
 import json
 import ssl
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from gateway.config import Config, ConfigError, load_config
-from gateway.core.conversations import computing_versions
 from gateway.core.directory import Authority, DirectoryError
 from gateway.pki.anchors import Revocations, TrustAnchors, describe, extended_key_usages
 from gateway.pki.certs import (
     CertificateError,
     fingerprint,
-    fingerprint_der,
     load_certificate,
     load_private_key,
 )
 from gateway.pki.purposes import DOCUMENT_SIGNING
 from gateway.pki.signed_directory import SignedDirectory, load_signed_directory
 from gateway.pki.tls import client_context
+from gateway.service.peers import Outcome, check_peer
+from gateway.service.peers import computing_differences as computing_differences
 
 Status = Literal["ok", "warning", "error"]
 CRL_WARNING = timedelta(days=2)
@@ -336,118 +335,36 @@ def _directory(
     return published
 
 
+_PEER_FIXES: dict[Outcome, str] = {
+    "unverified": "the peer's certificate is not from the network CA (unknown CA), expired, "
+    "revoked or not issued for this address: tell the peer's administrators, or update ca.pem "
+    "/ crl.pem here, or correct the endpoint in the directory",
+    "unreachable": "check that the peer is up, the endpoint in the directory, and firewalls "
+    "between",
+    "unpinned": "the peer may run a renewed certificate the directory does not pin yet (ask "
+    "the operator), or something else answers at that address",
+    "no-health": "the peer's gateway may be overloaded or misconfigured; tell its administrators",
+    "wrong-authority": "the directory's endpoint points at another gateway: ask the operator",
+    "computes-differently": "both gateways of a case must count the same days: upgrade the "
+    "gateway that runs the older release (or both to the same one)",
+}
+"""What to do about each thing a peer check can find (gateway.service.peers)."""
+
+
 async def _peer(report: _Report, config: Config, peer: Authority, seconds: float) -> None:
     check = f"peer {peer.code}"
-    url = urlsplit(peer.endpoint)
-    host, port = url.hostname or "", url.port or 443
     try:
         context = client_context(config)
     except (ssl.SSLError, ConfigError, OSError) as exc:
         report.error(check, f"cannot build our TLS client: {exc}", "fix our TLS key first")
         return
-    try:
-        async with asyncio.timeout(seconds):
-            reader, writer = await asyncio.open_connection(
-                host, port, ssl=context, server_hostname=host
-            )
-    except ssl.SSLCertVerificationError as exc:
-        report.error(
-            check,
-            f"{peer.endpoint} presents a certificate we cannot verify: {exc.verify_message}",
-            "the peer's certificate is not from the network CA (unknown CA), expired, revoked "
-            "or not issued for this address: tell the peer's administrators, or update ca.pem "
-            "/ crl.pem here, or correct the endpoint in the directory",
-        )
-        return
-    except (TimeoutError, OSError, ssl.SSLError) as exc:
-        reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
-        report.error(
-            check,
-            f"peer unreachable: {host}:{port} ({reason})",
-            "check that the peer is up, the endpoint in the directory, and firewalls between",
-        )
-        return
-    try:
-        ssl_object = writer.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-        fp = fingerprint_der(der) if der else ""
-        if fp not in peer.tls_fingerprints:
-            report.error(
-                check,
-                f"peer presents an unexpected certificate {fp[:16]}... (the directory pins "
-                f"{', '.join(p[:16] + '...' for p in sorted(peer.tls_fingerprints))})",
-                "the peer may run a renewed certificate the directory does not pin yet (ask "
-                "the operator), or something else answers at that address",
-            )
-            return
-        health = await _health(reader, writer, host, seconds)
-    except (TimeoutError, OSError, ValueError) as exc:
-        report.error(
-            check,
-            f"{peer.endpoint} accepted TLS but did not answer /v1/health: {exc!r}",
-            "the peer's gateway may be overloaded or misconfigured; tell its administrators",
-        )
-        return
-    finally:
-        writer.close()
-    if health.get("authority") != peer.code:
-        report.error(
-            check,
-            f"{peer.endpoint} answers as {health.get('authority')!r}, not {peer.code}",
-            "the directory's endpoint points at another gateway: ask the operator",
-        )
-        return
-    differs = computing_differences(health)
-    if differs:
-        report.warn(
-            check,
-            "computes time limits differently: " + "; ".join(differs),
-            "both gateways of a case must count the same days: upgrade the gateway that runs "
-            "the older release (or both to the same one)",
-        )
-        return
-    report.ok(check, f"reachable at {host}:{port}, identity pinned, health ok")
-
-
-def computing_differences(health: Mapping[str, Any]) -> list[str]:
-    """How a peer's rule packs and holiday calendar (as its /v1/health states them) differ
-    from ours (issue 16, item 8): a case's two gateways must compute the same days."""
-    ours = computing_versions()
-    theirs = health.get("computing")
-    if not isinstance(theirs, dict):
-        return ["the peer does not say which rule packs and holidays it computes with"]
-    out = []
-    for name, version in sorted(ours["rules"].items()):
-        other = (theirs.get("rules") or {}).get(name)
-        if other != version:
-            out.append(f"rule pack {name}: ours {version}, the peer's {other or 'absent'}")
-    if theirs.get("holidays") != ours["holidays"]:
-        out.append(
-            f"holidays package: ours {ours['holidays']}, the peer's {theirs.get('holidays')}"
-        )
-    return out
-
-
-async def _health(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, seconds: float
-) -> dict[str, Any]:
-    writer.write(
-        f"GET /v1/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode("ascii")
-    )
-    await writer.drain()
-    raw = b""
-    async with asyncio.timeout(seconds):
-        while len(raw) < 65536 and (chunk := await reader.read(65536 - len(raw))):
-            raw += chunk
-    head, _, body = raw.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise ValueError(head.split(b"\r\n", 1)[0].decode("latin-1"))
-    if b"chunked" in head.lower():
-        body = body.split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0]
-    data = json.loads(body)
-    if not isinstance(data, dict):
-        raise ValueError("health is not a JSON object")
-    return data
+    found = await check_peer(peer, context, seconds)
+    if found.outcome == "ok":
+        report.ok(check, found.text)
+    elif found.outcome == "computes-differently":
+        report.warn(check, found.text, _PEER_FIXES[found.outcome])
+    else:
+        report.error(check, found.text, _PEER_FIXES[found.outcome])
 
 
 _MARK = {"ok": "OK  ", "warning": "WARN", "error": "FAIL"}

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api.admin import add_admin_routes
+from gateway.api.admin_console import add_admin_console_routes
 from gateway.api.auditor import add_auditor_routes
 from gateway.api.auth import CONTEXT, KEEPER, PRINCIPAL, ROLE, ROLES, Handler, requires
 from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
@@ -533,6 +534,7 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app.router.add_get("/api/v1/deadlines", get_deadlines)
     add_admin_routes(app)
     add_outbox_routes(app)
+    add_admin_console_routes(app)
     add_auditor_routes(app)
     app.router.add_get("/api/v1/health", get_health)
     add_probe_routes(app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from gateway.api.admin_console import ADMIN_CONSOLE_PATHS
 from gateway.api.openapi_admin import admin_paths
 from gateway.api.openapi_audit import auditor_paths
 from gateway.api.openapi_common import (
@@ -465,7 +466,13 @@ def _tag(path: str) -> str:
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once per process)."""
     obj = json_body(ref("Object"), "OK")
-    paths = _case_system_paths(obj) | auditor_paths(obj) | admin_paths(obj) | PROBE_PATHS
+    paths = (
+        _case_system_paths(obj)
+        | auditor_paths(obj)
+        | admin_paths(obj)
+        | ADMIN_CONSOLE_PATHS
+        | PROBE_PATHS
+    )
     for path, operations in paths.items():
         for operation in operations.values():
             operation.setdefault("tags", [_tag(path)])

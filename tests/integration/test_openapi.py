@@ -39,6 +39,9 @@ ROLE_OF = {
     "adminCertificates": "administrator",
     "adminCrl": "administrator",
     "adminReload": "administrator",
+    "adminTrust": "administrator",
+    "adminPeers": "administrator",
+    "adminStats": "administrator",
     "metrics": "administrator",
 }
 
@@ -109,7 +112,7 @@ def test_every_operation_answers_as_documented(
             check()
         except (Exception, BaseExceptionGroup) as exc:  # report every operation's failure
             failures.append(f"{operation.label}: {exc}"[:2000])
-    assert operations == 31
+    assert operations == 34
     assert not failures, "\n\n".join(failures)
 
 

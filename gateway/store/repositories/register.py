@@ -274,6 +274,14 @@ class Register(Repository):
             q = q.order_by(register.c.sequence).limit(limit)
             return [entry_of(r) for r in await conn.execute(q)]
 
+    async def latest(self, event: str) -> RegisterEntry | None:
+        """The newest entry of `event`, or None."""
+        q = select(register).where(register.c.event == event)
+        q = q.order_by(register.c.sequence.desc()).limit(1)
+        async with self.connect() as conn:
+            row = (await conn.execute(q)).first()
+        return None if row is None else entry_of(row)
+
     async def span(self, reference: str) -> tuple[int, int] | None:
         """The first and last sequence of the entries filed under `reference`, or None."""
         q = select(func.min(register.c.sequence), func.max(register.c.sequence)).where(
