@@ -249,6 +249,20 @@ def receipt_time(entry: RegisterEntry) -> str | None:
     return utc_text(stated)
 
 
+def occurred_at(entry: RegisterEntry) -> datetime:
+    """When the entry's event happened: its `event_time` where the chain moved the entry's
+    own time forward (see entry_time), else its time."""
+    stated = entry.details.get("event_time")
+    if isinstance(stated, str):
+        try:
+            moment = datetime.fromisoformat(stated)
+        except ValueError:
+            return entry.time
+        if moment.tzinfo is not None:
+            return moment
+    return entry.time
+
+
 def entry_time(
     time: datetime, previous: datetime | None, details: dict[str, Any] | None
 ) -> tuple[datetime, dict[str, Any] | None]:

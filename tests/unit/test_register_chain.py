@@ -225,3 +225,15 @@ def test_art40_9_the_receipt_time_an_entry_records_is_the_acknowledgements() -> 
     assert receipt_time(dataclasses.replace(received, message_id=None)) is None
     submitted = next_entry(0, GENESIS_HASH, time=at, event="submitted", direction="out")
     assert receipt_time(submitted) is None
+
+
+def test_art40_9_an_entry_moved_forward_keeps_when_its_event_occurred() -> None:
+    from gateway.core.register import occurred_at
+
+    at = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    entry = next_entry(0, GENESIS_HASH, time=at, event="delivery-failed", direction="out")
+    assert occurred_at(entry) == at
+    earlier = at - timedelta(milliseconds=3)
+    moved = dataclasses.replace(entry, details={"event_time": earlier.isoformat()})
+    assert occurred_at(moved) == earlier
+    assert occurred_at(dataclasses.replace(entry, details={"event_time": "nonsense"})) == at
