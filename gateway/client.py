@@ -188,6 +188,44 @@ class GatewayClient:
             await self._request("POST", "/api/v1/messages", json=payload, headers=headers),
         )
 
+    async def distribute(
+        self,
+        message_type: str,
+        form: dict[str, Any],
+        distribution: str | list[str] = "network",
+        *,
+        attachments: list[dict[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """A liaison officer's early warning or liaison report, to its network ("network")
+        or the authorities listed: {item_id, reference, transmissions: [{receiver,
+        message_id, digest}]}."""
+        payload: dict[str, Any] = {
+            "type": message_type,
+            "form": form,
+            "distribution": distribution,
+        }
+        if attachments:
+            payload["attachments"] = attachments
+        return await self._request("POST", "/api/v1/messages", json=payload)
+
+    async def item_message(
+        self, message_type: str, form: dict[str, Any], receiver: str | None = None
+    ) -> dict[str, Any]:
+        """A withdrawal (to every receiver of the item), permission or forwarding (to
+        `receiver`) of an item of the operational family."""
+        payload: dict[str, Any] = {"type": message_type, "form": form}
+        if receiver is not None:
+            payload["receiver"] = receiver
+        return await self._request("POST", "/api/v1/messages", json=payload)
+
+    async def operational(self, cursor: str = "0", limit: int = 100, **filters: str) -> Page:
+        """Items of the operational family (filters: category, country, since)."""
+        params = {"cursor": cursor, "limit": str(limit), **filters}
+        return cast(Page, await self._request("GET", "/api/v1/operational", params=params))
+
+    async def item(self, item_id: str) -> dict[str, Any]:
+        return await self._request("GET", f"/api/v1/operational/{quote(item_id, safe='')}")
+
     async def case(self, reference: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/cases/{quote(reference, safe='')}")
 

@@ -17,6 +17,7 @@ import dataclasses
 import ipaddress
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -402,6 +403,57 @@ class SigningSettings(_KeyFiles):
 _DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
+def _patterns(value: Any, name: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise ConfigError(f"{name} must be a table of name = regular expression ({got(value)})")
+    for key, pattern in value.items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{name}.{key} is not a regular expression: {exc}") from exc
+    return dict(value)
+
+
+def _days_per_network(value: Any, name: str) -> dict[str, int]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in value.items()
+    ):
+        raise ConfigError(f"{name} must be a table of network = days (0 or more)")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class OperationalSettings(Section):
+    personal_data_patterns: dict[str, str] = setting(
+        {},
+        "More personal-data patterns refused in the operational family's free text, as name = "
+        "regular expression, beside the built-in ones (names with dates of birth, passport and "
+        "identity document numbers, Eurodac references, e-mail addresses, telephone numbers, "
+        "IBANs).",
+        parse=_patterns,
+    )
+    archive_after_days: dict[str, int] = setting(
+        {},
+        "Per network (iconet = 90): items older than this many days become archived, read-only "
+        "(0 or absent: never).",
+        parse=_days_per_network,
+    )
+    erase_after_days: dict[str, int] = setting(
+        {},
+        "Per network: items older than this many days are erased; the register keeps their "
+        "entries and digests (0 or absent: never).",
+        parse=_days_per_network,
+    )
+    deletion_orders_dir: str = setting(
+        "",
+        "A folder where the network operator's signed deletion orders are dropped; each is "
+        "applied once (empty: orders come only through POST /api/v1/admin/deletion-orders).",
+    )
+
+
 @dataclass(frozen=True)
 class Config(Section):
     path: Path = field(metadata={SETTING: None})
@@ -435,6 +487,10 @@ class Config(Section):
     clock: ClockSettings = section(ClockSettings, "Demonstrations and tests only.")
     register: RegisterSettings = section(RegisterSettings, "The register (Art. 40(9)).")
     trust: TrustSettings = section(TrustSettings, "Reloading and reporting trust material.")
+    operational: OperationalSettings = section(
+        OperationalSettings,
+        "The operational family (ICONET early warnings, liaison officers' reports).",
+    )
 
     # The names the rest of the gateway reads the files by.
     @property

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gateway.client import GatewayClient
+from gateway.demo_operational import operational_scene
 from gateway.examples import attachments_for, load_example
 from gateway.network import LocalGateway, LocalNetwork, build_local_network
 
@@ -222,6 +223,8 @@ async def exchange(
 
             await api(step.receiver, step.role).wait_for_inbox(arrived)
             sent.append(view)
+        # Before any clock moves: the family's messages go to GR-DU too, whose clock stays.
+        await operational_scene(network, api, say)
         if time_travel:
             await _silence(network, api, say)
         else:

@@ -3,6 +3,7 @@ form's XSD: the tests then cover every form without a hand-written generator per
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from hypothesis import strategies as st
@@ -35,6 +36,8 @@ def _simple(xsd_type: Any) -> st.SearchStrategy[Any]:
         return st.dates().map(lambda d: d.isoformat())
     if primitive == "time":
         return st.times().map(lambda t: t.replace(microsecond=0).isoformat())
+    if primitive == "base64Binary":
+        return st.binary(min_size=1, max_size=60).map(lambda b: base64.b64encode(b).decode())
     min_len = getattr(xsd_type, "min_length", None) or 1
     max_len = getattr(xsd_type, "max_length", None) or 40
     patterns = getattr(xsd_type, "patterns", None)

@@ -67,6 +67,19 @@ def _parser() -> argparse.ArgumentParser:
         default="case-officer",
         help="the role of the token (its unconsumed inbox is what the adapter takes over)",
     )
+    run.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        help="subscribe to the items of this network of the operational family (iconet, "
+        "ilo-network; repeat for several) with a liaison-officer token, instead of the inbox",
+    )
+    run.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        help="with --network: only items of this category or report topic (repeatable)",
+    )
     run.add_argument("--poll-seconds", type=_positive_float, default=1.0)
     run.add_argument("--max-attempts", type=_positive_int, default=20)
     run.add_argument("--initial-delay", type=_positive_float, default=1.0)
@@ -115,7 +128,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_delay=max(args.max_delay, args.initial_delay),
         concurrency=args.concurrency,
         request_timeout=args.request_timeout,
+        networks=tuple(args.network),
+        categories=tuple(args.category),
     )
+    if config.categories and not config.networks:
+        raise StateError("--category filters a subscription: name its --network too")
     asyncio.run(_run(config))
     return 0
 

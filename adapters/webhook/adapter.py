@@ -54,6 +54,11 @@ class AdapterConfig:
     max_delay: float = 300.0
     concurrency: int = 4
     request_timeout: float = 30.0
+    networks: tuple[str, ...] = ()
+    """A liaison officer's subscription: items of these networks (operational family)
+    instead of the Dublin inbox and events."""
+    categories: tuple[str, ...] = ()
+    """Only items of these categories (or report topics); empty: every one."""
 
 
 def backoff(attempts: int, initial: float, maximum: float) -> float:
@@ -130,8 +135,11 @@ class WebhookAdapter:
             await wait_set(stop, self.config.poll_seconds)
 
     async def intake_once(self, client: GatewayClient) -> int:
-        """One pass over the unconsumed inbox and the new events; the number queued."""
+        """One pass over the unconsumed inbox and the new events (or, for a subscription to
+        networks, the new items); the number queued."""
         assert self.queue is not None
+        if self.config.networks:
+            return await self.intake_items(client)
         queue = self.queue
         added = 0
         cursor = "0"
@@ -166,6 +174,39 @@ class WebhookAdapter:
             added += await asyncio.to_thread(queue.add_events, items, next_cursor)
             if items:
                 log.info("queued-events", count=len(items), cursor=next_cursor)
+                self._wake.set()
+            if next_cursor == cursor:
+                break
+            cursor = next_cursor
+        return added
+
+    async def intake_items(self, client: GatewayClient) -> int:
+        """The items of the subscribed networks and categories received since the cursor,
+        each queued once (delivery id `item:<item_id>`), the cursor advanced with them."""
+        assert self.queue is not None
+        queue, cfg = self.queue, self.config
+        added = 0
+        cursor = await asyncio.to_thread(queue.events_cursor, "items_cursor")
+        while True:
+            page = await client.operational(cursor, EVENTS_PAGE)
+            next_cursor = str(page["next_cursor"])
+            items = []
+            for item in page["items"]:
+                wanted = item["network"] in cfg.networks and (
+                    not cfg.categories or item["category"] in cfg.categories
+                )
+                if not wanted or item["direction"] != "in":
+                    continue
+                delivery_id = "item:" + str(item["item_id"])
+                case = str(item["reference"])
+                items.append((delivery_id, case, body_of(delivery_id, "item", case, item)))
+            if next_cursor == cursor and not items:
+                break
+            added += await asyncio.to_thread(
+                queue.add_events, items, next_cursor, cursor_name="items_cursor"
+            )
+            if items:
+                log.info("queued-items", count=len(items), cursor=next_cursor)
                 self._wake.set()
             if next_cursor == cursor:
                 break

@@ -164,8 +164,8 @@ class Queue:
             for name, value in expected.items()
         )
 
-    def events_cursor(self) -> str:
-        rows = self._read("SELECT value FROM settings WHERE name = 'events_cursor'")
+    def events_cursor(self, name: str = "events_cursor") -> str:
+        rows = self._read("SELECT value FROM settings WHERE name = ?", (name,))
         return str(rows[0][0]) if rows else "0"
 
     # -- intake ------------------------------------------------------------------------------
@@ -185,9 +185,17 @@ class Queue:
         )
         return count == 1
 
-    def add_events(self, items: Sequence[tuple[str, str, str]], cursor: str) -> int:
+    def add_events(
+        self,
+        items: Sequence[tuple[str, str, str]],
+        cursor: str,
+        *,
+        cursor_name: str = "events_cursor",
+    ) -> int:
         """Queue events (delivery id, case, payload) and advance the cursor past them, in one
-        transaction: after a crash either both happened or neither. The number queued."""
+        transaction: after a crash either both happened or neither. The number queued. Items
+        of the operational family come the same way, with their own cursor (their body says
+        `"kind": "item"`; the queue keeps them as events)."""
         now = time.time()
         statements: list[tuple[str, Sequence[Any]]] = [
             (
@@ -199,9 +207,9 @@ class Queue:
         ]
         statements.append(
             (
-                "INSERT INTO settings (name, value) VALUES ('events_cursor', ?) "
+                "INSERT INTO settings (name, value) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (cursor,),
+                (cursor_name, cursor),
             )
         )
         return sum(self._write(statements)[:-1])

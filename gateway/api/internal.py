@@ -17,6 +17,7 @@ from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
 from gateway.api.bodies import cursor_and_limit as _cursor_and_limit
 from gateway.api.openapi import MESSAGE_STATES, openapi_document
 from gateway.api.openapi_common import DEADLINE_STATES as STATE_NAMES
+from gateway.api.operational import add_operational_routes, post_operational
 from gateway.api.outbox import add_outbox_routes
 from gateway.api.probes import add_probe_routes
 from gateway.api.problems import errors_as_problems, problem
@@ -29,7 +30,7 @@ from gateway.api.views import (
 )
 from gateway.context import GatewayContext
 from gateway.core.conversations import standard_form
-from gateway.core.forms import FORM_TYPES
+from gateway.core.forms import FORM_TYPES, OPERATIONAL_TYPES
 from gateway.core.register import Event
 from gateway.core.times import utc_text
 from gateway.service.deadline_keeper import DeadlineKeeper
@@ -92,6 +93,8 @@ async def post_message(request: web.Request) -> web.StreamResponse:
             "cannot carry",
             field=unsafe[:200],
         )
+    if data.get("type") in OPERATIONAL_TYPES:
+        return await post_operational(request, data)
     try:
         submitted = await submit(
             ctx,
@@ -132,7 +135,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
 async def get_message(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     msg = await ctx.store.messages.get(request.match_info["message_id"])
-    if msg is None:
+    if msg is None or msg.message_type not in FORM_TYPES:
         return problem(404, "Not Found", "no message with this id", field="message_id")
     view = message_view(msg)
     view["deadlines"] = [
@@ -158,7 +161,7 @@ async def get_message(request: web.Request) -> web.StreamResponse:
 async def _readable_message(request: web.Request) -> StoredMessage | web.Response:
     ctx = request.app[CONTEXT]
     msg = await ctx.store.messages.get(request.match_info["message_id"])
-    if msg is None:
+    if msg is None or msg.message_type not in FORM_TYPES:
         return problem(404, "Not Found", "no message with this id", field="message_id")
     if not may_read_form(request[ROLES], msg.message_type):
         return problem(
@@ -219,8 +222,8 @@ async def get_inbox(request: web.Request) -> web.StreamResponse:
             400, "Bad Request", f"state is one of {', '.join(INBOX_STATES)}", field="state"
         )
     role = request[ROLES]
-    if state == "all":
-        items = await ctx.store.messages.inbox(after, limit)
+    if state == "all":  # the Dublin forms only: the operational family is read elsewhere
+        items = await ctx.store.messages.inbox(after, limit, types=frozenset(FORM_TYPES))
     else:
         items = await ctx.store.messages.inbox(
             after, limit, consumed=state == "consumed", types=owned_types(role)
@@ -264,6 +267,7 @@ async def get_messages(request: web.Request) -> web.StreamResponse:
         direction=query.get("direction"),
         state=query.get("state"),
         message_type=query.get("type"),
+        types=frozenset(FORM_TYPES),
     )
     return web.json_response(
         {
@@ -534,6 +538,7 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     app.router.add_get("/api/v1/deadlines", get_deadlines)
     add_admin_routes(app)
     add_outbox_routes(app)
+    add_operational_routes(app)
     add_admin_console_routes(app)
     add_auditor_routes(app)
     app.router.add_get("/api/v1/health", get_health)

@@ -30,9 +30,10 @@ from gateway.api.openapi_common import (
     query_param,
     ref,
 )
+from gateway.api.openapi_operational import OPERATIONAL_PATHS, operational_schemas
 from gateway.api.probes import PROBE_PATHS
 from gateway.core.conversations import case_bases
-from gateway.core.forms import FORM_TYPES
+from gateway.core.forms import ALL_TYPES, FORM_TYPES
 from gateway.xml.forms import form_json_schema
 
 EXTENDED = "An information case whose late reply extends this request's limit (Art. 51(5))."
@@ -154,6 +155,7 @@ def _record_schemas() -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         **_record_schemas(),
+        **operational_schemas(),
         "Problem": {
             "type": "object",
             "required": ["type", "title", "status", "detail"],
@@ -275,7 +277,7 @@ def _schemas() -> dict[str, Any]:
         },
         "Object": {"type": "object"},
     }
-    for ft in FORM_TYPES.values():
+    for ft in ALL_TYPES.values():
         form_schema = dict(form_json_schema(ft))
         form_schema.pop("$schema", None)
         schemas[f"form-{ft.name}"] = form_schema
@@ -304,7 +306,8 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
             "get": _list_messages(),
             "post": {
                 "operationId": "submit",
-                "summary": "Submit a standard form (roles case-officer, health-practitioner)",
+                "summary": "Submit a standard form (roles case-officer, health-practitioner), or "
+                "a message of the operational family (role liaison-officer)",
                 "parameters": [
                     {
                         "name": "Idempotency-Key",
@@ -317,10 +320,18 @@ def _case_system_paths(obj: dict[str, Any]) -> dict[str, Any]:
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": ref("Submission")}},
+                    "content": {
+                        "application/json": {
+                            "schema": {"oneOf": [ref("Submission"), ref("OperationalSubmission")]}
+                        }
+                    },
                 },
                 "responses": {
-                    "201": json_body(ref("Submitted"), "Signed, stored and queued"),
+                    "201": json_body(
+                        {"oneOf": [ref("Submitted"), ref("Distributed")]},
+                        "Signed, stored and queued (an operational item: one transmission per "
+                        "receiver)",
+                    ),
                     "200": json_body(ref("Submitted"), "Replayed: the original submission"),
                     **errors(400, 413, 415, 422),
                 },
@@ -447,6 +458,10 @@ TAGS = [
         "description": "The register, cases' timelines and proofs (Art. 40(9)); auditors only",
     },
     {"name": "administration", "description": "Trust, the queue, metrics; administrators"},
+    {
+        "name": "operational",
+        "description": "ICONET early warnings and liaison officers' reports; liaison officers",
+    },
     {"name": "probes", "description": "Liveness and readiness, without a token"},
 ]
 MESSAGE_STATES = ("queued", "delivered", "refused", "undeliverable", "received")
@@ -459,6 +474,8 @@ def _tag(path: str) -> str:
         return "audit"
     if path.startswith(("/api/v1/admin", "/api/v1/metrics")):
         return "administration"
+    if path.startswith("/api/v1/operational"):
+        return "operational"
     return "case systems"
 
 
@@ -471,6 +488,7 @@ def openapi_document() -> dict[str, Any]:
         | auditor_paths(obj)
         | admin_paths(obj)
         | ADMIN_CONSOLE_PATHS
+        | OPERATIONAL_PATHS
         | PROBE_PATHS
     )
     for path, operations in paths.items():

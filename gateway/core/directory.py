@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gateway.core.roles import ROLES
 
 AUTHORITY_CODE = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,10}$")
+NETWORK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+DUBLIN = "dublin"
+"""The network every authority belongs to unless its entry lists others (DubliNet)."""
 FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -79,6 +82,9 @@ class Authority:
     rotation). Only for authorities with the health-practitioner role."""
     crisis_derogations: tuple[CrisisDerogation, ...] = ()
     """Periods in which the authority's State is authorised to derogate (2024/1359 Art. 12)."""
+    networks: frozenset[str] = frozenset({DUBLIN})
+    """The networks it belongs to (dublin, iconet, ilo-network, ...): a network's messages
+    travel only between its members."""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -89,20 +95,24 @@ class Authority:
         return next((d for d in self.crisis_derogations if d.covers(day)), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "member_state": self.member_state,
-            "name": self.name,
-            "time_zone": self.time_zone,
-            "endpoint": self.endpoint,
-            "roles": sorted(self.roles),
-            "tls_fingerprints": sorted(self.tls_fingerprints),
-            "signing_fingerprints": sorted(self.signing_fingerprints),
-            "health_encryption_certificates": list(self.health_encryption_certificates),
-        } | (
-            {"crisis_derogations": [d.to_dict() for d in self.crisis_derogations]}
-            if self.crisis_derogations
-            else {}
+        return (
+            {
+                "code": self.code,
+                "member_state": self.member_state,
+                "name": self.name,
+                "time_zone": self.time_zone,
+                "endpoint": self.endpoint,
+                "roles": sorted(self.roles),
+                "tls_fingerprints": sorted(self.tls_fingerprints),
+                "signing_fingerprints": sorted(self.signing_fingerprints),
+                "health_encryption_certificates": list(self.health_encryption_certificates),
+            }
+            | (
+                {"crisis_derogations": [d.to_dict() for d in self.crisis_derogations]}
+                if self.crisis_derogations
+                else {}
+            )
+            | ({"networks": sorted(self.networks)} if self.networks != {DUBLIN} else {})
         )
 
     @classmethod
@@ -125,6 +135,7 @@ class Authority:
                     str(c) for c in data.get("health_encryption_certificates", ())
                 ),
                 crisis_derogations=_derogations(data.get("crisis_derogations", []), code),
+                networks=_networks(data.get("networks", [DUBLIN]), code),
             )
         except KeyError as exc:
             raise DirectoryError(f"authority entry lacks the field {exc.args[0]!r}") from exc
@@ -165,6 +176,17 @@ class Authority:
                 raise DirectoryError(
                     f"{where}: health_encryption_certificates must be PEM certificates"
                 )
+
+
+def _networks(raw: Any, code: str) -> frozenset[str]:
+    where = f"authority {code!r}"
+    if not isinstance(raw, list) or not raw:
+        raise DirectoryError(f"{where}: networks must be a non-empty list of network names")
+    names = frozenset(str(n) for n in raw)
+    bad = sorted(n for n in names if not NETWORK_NAME.match(n))
+    if bad:
+        raise DirectoryError(f"{where}: network names are lowercase words like 'iconet'")
+    return names
 
 
 def _derogations(raw: Any, code: str) -> tuple[CrisisDerogation, ...]:

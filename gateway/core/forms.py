@@ -29,6 +29,8 @@ class FormType:
     outcome: str | None = None
     """How the form's outcome is read for the conversation: "choice" (the top-level element
     chosen, e.g. acceptance/refusal) or a top-level field name (e.g. "kind")."""
+    network: str = "dublin"
+    """The network whose members exchange it (gateway.core.operational for the others)."""
 
     @property
     def namespace(self) -> str:
@@ -236,8 +238,42 @@ def form_type(name: str) -> FormType:
         raise UnknownFormType(name) from None
 
 
+OPERATIONAL_TYPES: dict[str, FormType] = _forms(
+    FormType(
+        "early-warning",
+        None,
+        "EarlyWarning",
+        "Council Decision 2005/267/EC",
+        "liaison-officer",
+        network="iconet",
+    ),
+    FormType(
+        "liaison-report",
+        None,
+        "LiaisonReport",
+        "Regulation (EU) 2019/1240",
+        "liaison-officer",
+        network="ilo-network",
+    ),
+    FormType(
+        "item-withdrawal", None, "ItemWithdrawal", "", "liaison-officer", network="operational"
+    ),
+    FormType(
+        "item-permission", None, "ItemPermission", "", "liaison-officer", network="operational"
+    ),
+    FormType("forwarded-item", None, "ForwardedItem", "", "liaison-officer", network="operational"),
+)
+"""The operational family: messages with no legal basis, no case and no personal data,
+distributed to the members of a network (gateway.core.operational). `network`
+"operational" marks the lifecycle messages, which travel in the network of the item they
+name."""
+
+ALL_TYPES: dict[str, FormType] = FORM_TYPES | OPERATIONAL_TYPES
+"""Every message type the envelope may carry."""
+
+
 def form_type_by_namespace(namespace: str) -> FormType | None:
-    for ft in FORM_TYPES.values():
+    for ft in ALL_TYPES.values():
         if ft.namespace == namespace:
             return ft
     return None

@@ -60,6 +60,10 @@ class Reason(StrEnum):
     THROTTLED = "throttled"
     LEGAL_BASIS_UNKNOWN = "legal-basis-unknown"
     LEGAL_BASIS_MISMATCH = "legal-basis-mismatch"
+    NOT_A_MEMBER = "not-a-network-member"  # a network's messages stay between its members
+    PERSONAL_DATA = "personal-data"  # the operational family carries no personal data
+    FORWARDING_FORBIDDEN = "forwarding-forbidden"  # a handling code forbids passing it on
+    ITEM_UNKNOWN = "item-unknown"  # a withdrawal, permission or forwarding of no known item
 
 
 class Rejection(Exception):
@@ -93,6 +97,8 @@ class Header:
     transmissions stored before every message carried it."""
     rules_version: str | None = None
     """The version of that pack the sender computes time limits with."""
+    item_id: str | None = None
+    """The operational family: the item every copy of one distribution carries."""
 
     @property
     def case(self) -> str:

@@ -318,6 +318,7 @@ def _issue_authority(
         tls_fingerprints=frozenset({fingerprint(tls_cert)}),
         signing_fingerprints=frozenset({fingerprint(signing_cert)}),
         health_encryption_certificates=(_pem(health_cert),),
+        networks=DEMO_NETWORKS,
     )
     credentials: _Credentials = {
         "tls": (tls_key, tls_cert),
@@ -325,6 +326,11 @@ def _issue_authority(
         "health": (health_key, health_cert),
     }
     return authority, credentials
+
+
+DEMO_NETWORKS = frozenset({"dublin", "iconet", "ilo-network"})
+"""Every demo authority is a Dublin unit that also takes part in ICONET (early warnings) and
+the immigration liaison officers' network."""
 
 
 def create_demo_network(

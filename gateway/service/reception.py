@@ -26,8 +26,10 @@ from gateway.core.conversations import (
     kept_basis,
 )
 from gateway.core.deadlines import pack_named
+from gateway.core.operational import is_operational
 from gateway.core.policy import Header, Reason, Rejection, check_inbound
 from gateway.core.register import Event, filed_under
+from gateway.service import operational_reception as operational
 from gateway.service.cases import erase_payload, record_step
 from gateway.service.deadline_keeper import DeadlineKeeper
 from gateway.store.records import DuplicateMessage, NewMessage, StoredMessage
@@ -89,6 +91,10 @@ class Reception:
             existing = await ctx.store.messages.get(header.message_id)
             if existing is not None:
                 return self._duplicate(existing, digest)
+            if is_operational(header.message_type):
+                examined = operational.examine(ctx, header, verified.root, peer)
+                del verified
+                return await self._accept_operational(examined, header, body, digest, peer)
             form = self._examine(header, verified.root, peer)
             del verified  # the form is read: the signed tree (megabytes) goes before storing
             return await self._accept(header, form, body, digest, peer)
@@ -223,6 +229,22 @@ class Reception:
             peer=peer,
             register_seq=entry.sequence,
         )
+        return Answer(ack)
+
+    async def _accept_operational(
+        self, examined: operational.Examined, header: Header, body: bytes, digest: str, peer: str
+    ) -> Answer:
+        """A message of the operational family (no case, no limits), stored with its item."""
+        try:
+            ack = await operational.accept(
+                self.ctx, examined, header, body, digest, peer, self._sign_ack
+            )
+        except DuplicateMessage:
+            await self.ctx.store.committed()
+            existing = await self.ctx.store.messages.get(header.message_id)
+            if existing is None:
+                raise
+            return self._duplicate(existing, digest)
         return Answer(ack)
 
     def _basis(self, header: Header, conv: Conversation | None) -> str:

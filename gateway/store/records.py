@@ -40,6 +40,7 @@ class NewMessage:
     reason_code: str | None = None
     idempotency_key: str | None = None
     submission_digest: str | None = None
+    item_id: str | None = None
 
     def row(self) -> dict[str, Any]:
         values = asdict(self)
@@ -86,6 +87,7 @@ class StoredMessage:
     consumed_by: str | None = None
     idempotency_key: str | None = None
     submission_digest: str | None = None
+    item_id: str | None = None
 
     @property
     def case(self) -> str:
@@ -192,6 +194,42 @@ class Checkpointer:
 def message_of(row: Any) -> StoredMessage:
     m = row._mapping
     return StoredMessage(**{k: m[k] for k in StoredMessage.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class OperationalItem:
+    """An item of the operational family as stored (gateway.store.schema.operational_items)."""
+
+    item_id: str
+    direction: str
+    network: str
+    message_type: str
+    originator: str
+    reference: str
+    category: str
+    countries: tuple[str, ...]
+    handling: dict[str, Any]
+    created_at: datetime
+    stored_at: datetime
+    state: str
+    replaces: str | None = None
+    forwarded_by: str | None = None
+    state_changed_at: datetime | None = None
+    id: int = 0
+
+    def row(self) -> dict[str, Any]:
+        values = asdict(self)
+        del values["id"]
+        values["countries"] = "," + ",".join(self.countries) + ","
+        values["handling"] = json.dumps(self.handling, sort_keys=True)
+        return values
+
+
+def item_of(row: Any) -> OperationalItem:
+    m = dict(row._mapping)
+    m["countries"] = tuple(c for c in m["countries"].split(",") if c)
+    m["handling"] = json.loads(m["handling"])
+    return OperationalItem(**{k: m[k] for k in OperationalItem.__dataclass_fields__})
 
 
 def deadline_of(row: Any) -> StoredDeadline:

@@ -73,13 +73,40 @@ messages = Table(
     Column("consumed_by", String(32), nullable=True),
     Column("idempotency_key", String(200), nullable=True),
     Column("submission_digest", String(64), nullable=True),
+    Column("item_id", String(36), nullable=True),
     Index("ix_messages_direction_id", "direction", "id"),
     Index("ix_messages_direction_state", "direction", "state"),
     Index("ux_messages_idempotency_key", "idempotency_key", unique=True),
     Index("ix_messages_unconsumed", "direction", "consumed_at", "id"),
     Index("ix_messages_reference", "reference"),
     Index("ix_messages_case_reference", "case_reference"),
+    Index("ix_messages_item_id", "item_id"),
 )
+
+operational_items = Table(
+    "operational_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", String(36), nullable=False, unique=True),
+    Column("direction", String(3), nullable=False),
+    Column("network", String(32), nullable=False),
+    Column("message_type", String(64), nullable=False),
+    Column("originator", String(16), nullable=False),
+    Column("forwarded_by", String(16), nullable=True),
+    Column("reference", String(96), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("countries", String(400), nullable=False),
+    Column("handling", Text, nullable=False),
+    Column("replaces", String(36), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("stored_at", UtcDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("state_changed_at", UtcDateTime, nullable=True),
+    Index("ix_operational_items_network", "network", "id"),
+)
+"""One row per item of the operational family, sent (`out`) or received (`in`): what the
+reading API filters on (network, category or topic, countries as ",GR,TR,"), its handling
+codes (JSON) and its lifecycle state (active, withdrawn, archived, erased, deleted)."""
 
 conversations = Table(
     "conversations",

@@ -32,6 +32,7 @@ from gateway.store.records import Checkpointer, OutboxItem
 from gateway.store.repositories.conversations import Conversations
 from gateway.store.repositories.deadlines import Deadlines
 from gateway.store.repositories.messages import Messages
+from gateway.store.repositories.operational import OperationalItems
 from gateway.store.repositories.outbox import Outbox
 from gateway.store.repositories.register import Register, write_head
 from gateway.store.repositories.trust import Trust
@@ -63,6 +64,7 @@ class Transaction:
         self.deadlines = Deadlines(engine, postgres, conn)
         self.conversations = Conversations(engine, postgres, conn)
         self.trust = Trust(engine, postgres, conn)
+        self.items = OperationalItems(engine, postgres, conn)
         self._after_commit: list[Callable[[], None]] = []
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -85,6 +87,7 @@ class Store:
         self.deadlines = Deadlines(engine, self.postgres)
         self.conversations = Conversations(engine, self.postgres)
         self.trust = Trust(engine, self.postgres)
+        self.items = OperationalItems(engine, self.postgres)
 
     @classmethod
     async def open(cls, url: str) -> Store:

@@ -89,6 +89,8 @@ def build_transmission(
     _el(h, "Urgency", "urgent" if header.urgent else "normal")
     if header.legal_basis is not None:
         _el(h, "LegalBasis", header.legal_basis).set("rules", header.rules_version or "")
+    if header.item_id is not None:
+        _el(h, "ItemId", header.item_id)
     body = _el(root, "Body")
     body.append(form)
     if attachments:
@@ -202,6 +204,7 @@ def read_header(root: etree._Element) -> Header:
         sender_role=_req(root, "gw:Header/gw:SenderRole"),
         legal_basis=_text(root, "gw:Header/gw:LegalBasis"),
         rules_version=_attr(root, "gw:Header/gw:LegalBasis", "rules"),
+        item_id=_text(root, "gw:Header/gw:ItemId"),
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import xmlschema
 from lxml import etree
 
-from gateway.core.forms import FORM_TYPES, FormType, form_type_by_namespace
+from gateway.core.forms import ALL_TYPES, FORM_TYPES, FormType, form_type_by_namespace
 from gateway.xml.schemas import SCHEMA_DIR, compile_schema, envelope_schema
 from gateway.xml.sealed import is_sealed, read_sealed
 from gateway.xml.violations import Violation, all_violations
@@ -69,7 +69,7 @@ class FormError(ValueError):
 @cache
 def _schemas(name: str) -> tuple[Any, etree.XMLSchema]:
     """(xmlschema model for the walk, compiled lxml validator) of one form's XSD."""
-    file = FORM_TYPES[name].schema_file
+    file = ALL_TYPES[name].schema_file
     model = xmlschema.XMLSchema(str(SCHEMA_DIR / file), defuse="always")
     return model, compile_schema(file)
 
@@ -78,7 +78,7 @@ def compile_schemas() -> None:
     """Compile every form's schemas now (about a second for all of them), so that no request
     waits for a compilation: the first of each type used to take hundreds of milliseconds."""
     envelope_schema()
-    for name in FORM_TYPES:
+    for name in ALL_TYPES:
         _schemas(name)
 
 

@@ -17,7 +17,7 @@ from tests.integration.conftest import Harness
 
 pytestmark = pytest.mark.attack
 
-ROLES = ("case-officer", "health-practitioner", "administrator", "auditor")
+ROLES = ("case-officer", "health-practitioner", "administrator", "auditor", "liaison-officer")
 # Which permission each operation needs (the handlers' @requires); None: public.
 NEEDS: dict[str, str | None] = {
     "submit": "submit",
@@ -52,6 +52,9 @@ NEEDS: dict[str, str | None] = {
     "adminStats": "administer",
     "metrics": "administer",
     "health": "health",
+    "operationalItems": "operational",
+    "operationalItem": "operational",
+    "operationalAttachment": "operational",
     "livez": None,
     "readyz": None,
 }

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
 from schemathesis.checks import positive_data_acceptance
 
-from gateway.core.forms import FORM_TYPES
+from gateway.core.forms import ALL_TYPES
 from gateway.network import LocalGateway, build_local_network
 from tests.integration.conftest import FAST_DELIVERY
 from tests.integration.test_processes import spawn, stop
@@ -42,6 +42,9 @@ ROLE_OF = {
     "adminTrust": "administrator",
     "adminPeers": "administrator",
     "adminStats": "administrator",
+    "operationalItems": "liaison-officer",
+    "operationalItem": "liaison-officer",
+    "operationalAttachment": "liaison-officer",
     "metrics": "administrator",
 }
 
@@ -112,7 +115,7 @@ def test_every_operation_answers_as_documented(
             check()
         except (Exception, BaseExceptionGroup) as exc:  # report every operation's failure
             failures.append(f"{operation.label}: {exc}"[:2000])
-    assert operations == 34
+    assert operations == 37
     assert not failures, "\n\n".join(failures)
 
 
@@ -133,4 +136,4 @@ def test_the_document_is_openapi_3_1_and_covers_every_route(gateway: LocalGatewa
     } <= set(doc["paths"])
     # Every form's body schema is there, derived from its XSD.
     forms = {k for k in doc["components"]["schemas"] if k.startswith("form-")}
-    assert forms == {f"form-{name}" for name in FORM_TYPES}
+    assert forms == {f"form-{name}" for name in ALL_TYPES}

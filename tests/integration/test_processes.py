@@ -186,6 +186,11 @@ def test_demo_runs_the_exchange_and_exits_0(tmp_path: Path) -> None:
     # AMMR Art. 40(8): silence, clocks moved forward, deemed acceptance recorded on both sides
     deemed = "deemed-acceptance (Art. 40(1), 40(8) of 2024-1351); case deemed-accepted"
     assert done.stdout.count(deemed) == 2
+    # The operational family (Council Decision 2005/267/EC): a broadcast early warning reaches
+    # NL-DU and GR-DU, and one with a passport number is refused naming the field.
+    assert "one signed transmission each to GR-DU, NL-DU" in done.stdout
+    assert done.stdout.count("early warning BE-EW-") == 3
+    assert "refused: 422 personal-data at /form/summary" in done.stdout
     assert "Stopped all gateways" in done.stdout
 
 

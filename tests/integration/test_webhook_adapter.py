@@ -621,3 +621,53 @@ async def test_a_killed_adapter_loses_nothing_and_duplicates_nothing_after_resta
         ]
         assert order == intake, case
     print(f"{len(case_system.calls)} calls for {len(bodies)} deliveries")
+
+
+async def test_a_liaison_officers_subscription_delivers_the_items_of_its_network_and_categories(
+    gateways: Harness, case_system: CaseSystem, tmp_path: Path
+) -> None:
+    """Council Decision 2005/267/EC: NL-DU's liaison officers subscribe to iconet early
+    warnings of one category; a route change arrives, a smugglers' activity warning does not,
+    and nothing is delivered twice across a restart."""
+    h = gateways
+    be = h.api("BE-DU", "liaison-officer")
+    target = await case_system.start()
+    config = config_for(
+        h,
+        target,
+        tmp_path / "state",
+        token=h.net.gateways["NL-DU"].tokens["liaison-officer"],
+        role="liaison-officer",
+        networks=("iconet",),
+        categories=("route-change",),
+    )
+    wanted = await be.distribute("early-warning", example("early-warning.json"))
+    other = await be.distribute(
+        "early-warning", dict(example("early-warning.json"), category="smugglers-activity")
+    )
+    nl = h.api("NL-DU", "liaison-officer")
+    await wait_for(
+        lambda: _holds(nl, wanted["item_id"], other["item_id"]), 20, "both items at NL-DU"
+    )
+    adapter = RunningAdapter(config)
+    try:
+        await wait_for(
+            lambda: "item:" + wanted["item_id"] in case_system.accepted_ids(), 20, "the item"
+        )
+    finally:
+        await adapter.close()
+    adapter = RunningAdapter(config)  # a restart delivers nothing again
+    try:
+        await asyncio.sleep(0.5)
+    finally:
+        await adapter.close()
+    delivered = [c.data for c in case_system.accepted()]
+    assert [d["delivery_id"] for d in delivered] == ["item:" + wanted["item_id"]]
+    assert delivered[0]["kind"] == "item" and delivered[0]["case"] == wanted["reference"]
+    assert delivered[0]["item"]["category"] == "route-change"
+    assert delivered[0]["item"]["handling"]["no_forwarding_without_permission"] is True
+
+
+async def _holds(client: GatewayClient, *item_ids: str) -> bool:
+    page = await client.operational()
+    return {i["item_id"] for i in page["items"]} >= set(item_ids)

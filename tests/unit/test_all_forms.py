@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from lxml import etree
 
-from gateway.core.forms import FORM_TYPES, FormType
+from gateway.core.forms import ALL_TYPES, FORM_TYPES, FormType
 from gateway.core.policy import Header
 from gateway.examples import EXAMPLES, EXAMPLES_DAY, load_example
 from gateway.xml.envelope import build_transmission, validate_envelope
@@ -29,8 +29,8 @@ INVALID = json.loads((EXAMPLES / "invalid" / "expected.json").read_text())
 
 
 def type_of(path: Path) -> FormType:
-    names = [n for n in FORM_TYPES if path.stem == n or path.stem.startswith(n + "-")]
-    return FORM_TYPES[max(names, key=len)]
+    names = [n for n in ALL_TYPES if path.stem == n or path.stem.startswith(n + "-")]
+    return ALL_TYPES[max(names, key=len)]
 
 
 def transmission(ft: FormType, form: etree._Element) -> etree._Element:
@@ -100,7 +100,7 @@ def test_every_example_validates_with_xmllint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(INVALID), ids=lambda n: n.removesuffix(".json"))
 def test_invalid_example_is_refused_naming_the_field(name: str) -> None:
-    ft = FORM_TYPES[name.removesuffix(".json")]
+    ft = ALL_TYPES[name.removesuffix(".json")]
     data = json.loads((EXAMPLES / "invalid" / name).read_text())
     with pytest.raises(FormError) as err:
         form_to_element(ft, data)
@@ -109,9 +109,9 @@ def test_invalid_example_is_refused_naming_the_field(name: str) -> None:
 
 def test_every_form_has_an_example_an_invalid_example_and_a_schema() -> None:
     covered = {type_of(p).name for p in EXAMPLE_FILES}
-    assert covered == set(FORM_TYPES)
-    assert {n.removesuffix(".json") for n in INVALID} == set(FORM_TYPES)
-    for ft in FORM_TYPES.values():
+    assert covered == set(ALL_TYPES)
+    assert {n.removesuffix(".json") for n in INVALID} == set(ALL_TYPES)
+    for ft in ALL_TYPES.values():
         assert (SCHEMA_DIR / ft.schema_file).exists()
 
 
@@ -154,9 +154,9 @@ def test_outcomes_the_conversation_reads_are_declared_by_the_schema(name: str) -
     assert got == OUTCOMES[name]
 
 
-@pytest.mark.parametrize("name", sorted(FORM_TYPES))
+@pytest.mark.parametrize("name", sorted(ALL_TYPES))
 def test_generated_forms_round_trip(name: str) -> None:
-    ft = FORM_TYPES[name]
+    ft = ALL_TYPES[name]
 
     @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
     @given(form_data(ft))

@@ -22,7 +22,11 @@ from gateway.examples import EXAMPLES, attachments_for, load_example
 from tests.forms_strategies import form_data
 
 MAX = 12 * 1024 * 1024
-EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.json"))
+# The Dublin forms' examples: the folder adapter carries the case systems' forms (the
+# operational family is submitted through the API by liaison officers).
+EXAMPLE_FILES = sorted(
+    p.name for p in EXAMPLES.glob("*.json") if any(p.name.startswith(n) for n in FORM_TYPES)
+)
 
 
 def type_of(example: str) -> str:

@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "doctor": 7,
     "network": 7,
     "demo": 7,
+    "demo_operational": 7,
     "cli": 7,
     "cli_rules": 7,
     "cli_users": 7,

@@ -109,10 +109,13 @@ class Messages(Repository):
         direction: str | None = None,
         state: str | None = None,
         message_type: str | None = None,
+        types: frozenset[str] | None = None,
     ) -> list[StoredMessage]:
         """Messages after the cursor `after` (the stored message number), oldest first,
-        optionally of one direction, state and type."""
+        optionally of one direction, state and type, or only of `types`."""
         q = select(messages).where(messages.c.id > after)
+        if types is not None:
+            q = q.where(messages.c.message_type.in_(sorted(types)))
         if direction is not None:
             q = q.where(messages.c.direction == direction)
         if state is not None:
