@@ -81,6 +81,24 @@ def _cmd_directory_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deletion_order(args: argparse.Namespace) -> int:
+    """The operator's order to delete operational items that breach the rules, signed with
+    the directory publisher's key; gateways apply it from their orders folder or an upload."""
+    from datetime import UTC, datetime
+
+    from gateway.pki.deletion_orders import sign_deletion_order
+    from gateway.pki.directory_file import atomic_write
+    from gateway.pki.operator import read_passphrase
+    from gateway.service.trust import load_signer_files
+
+    passphrase = read_passphrase(args.passphrase_file, args.passphrase_env, required=False)
+    signer = load_signer_files(args.publisher_cert, args.publisher_key, passphrase)
+    data = sign_deletion_order(args.item, args.reason, signer, datetime.now(UTC))
+    atomic_write(args.out, data, mode=0o644)
+    print(f"deletion order for {len(args.item)} item(s) written to {args.out}")
+    return 0
+
+
 def _cmd_directory_show(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
@@ -416,6 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--crl", type=Path, default=None)
     show.set_defaults(func=_cmd_directory_show)
     add_edit_commands(directory_sub)
+    order = pki_sub.add_parser(
+        "deletion-order", help="sign an order to delete operational items (the operator)"
+    )
+    order.add_argument("--item", action="append", required=True, help="an item id (repeat)")
+    order.add_argument("--reason", required=True, help="why the items breach the rules")
+    order.add_argument("--publisher-cert", type=Path, required=True, help="publisher cert")
+    order.add_argument("--publisher-key", type=Path, required=True, help="publisher key")
+    order.add_argument("--out", type=Path, required=True, help="the signed order file")
+    order.add_argument("--passphrase-file", type=Path, default=None)
+    order.add_argument("--passphrase-env", default=None)
+    order.set_defaults(func=_cmd_deletion_order)
 
     health = sub.add_parser("health", help="health practitioners: open a health certificate")
     health_sub = health.add_subparsers(dest="health_command", required=True)

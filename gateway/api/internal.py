@@ -15,6 +15,7 @@ from gateway.api.auditor import add_auditor_routes
 from gateway.api.auth import CONTEXT, KEEPER, PRINCIPAL, ROLE, ROLES, Handler, requires
 from gateway.api.bodies import MAX_JSON_BYTES, BadBody, read_json
 from gateway.api.bodies import cursor_and_limit as _cursor_and_limit
+from gateway.api.deletion_orders import add_deletion_order_routes
 from gateway.api.openapi import MESSAGE_STATES, openapi_document
 from gateway.api.openapi_common import DEADLINE_STATES as STATE_NAMES
 from gateway.api.operational import add_operational_routes, post_operational
@@ -539,6 +540,7 @@ def api_app(ctx: GatewayContext, keeper: DeadlineKeeper) -> web.Application:
     add_admin_routes(app)
     add_outbox_routes(app)
     add_operational_routes(app)
+    add_deletion_order_routes(app)
     add_admin_console_routes(app)
     add_auditor_routes(app)
     app.router.add_get("/api/v1/health", get_health)

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from gateway.api.admin_console import ADMIN_CONSOLE_PATHS
+from gateway.api.deletion_orders import DELETION_ORDER_PATHS
 from gateway.api.openapi_admin import admin_paths
 from gateway.api.openapi_audit import auditor_paths
 from gateway.api.openapi_common import (
@@ -489,6 +490,7 @@ def openapi_document() -> dict[str, Any]:
         | admin_paths(obj)
         | ADMIN_CONSOLE_PATHS
         | OPERATIONAL_PATHS
+        | DELETION_ORDER_PATHS
         | PROBE_PATHS
     )
     for path, operations in paths.items():

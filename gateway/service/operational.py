@@ -46,6 +46,8 @@ from gateway.xml.envelope import (
 from gateway.xml.forms import FormError, form_from_element, form_to_element
 from gateway.xml.parser import parse_trusted
 
+GONE = ("deleted", "erased")
+"""States of an item whose content is gone: nothing more is sent about it."""
 OPERATIONAL_FIELDS = frozenset(
     {"type", "form", "distribution", "receiver", "attachments", "case_number"}
 )
@@ -192,6 +194,12 @@ async def submit_operational(
     item = await ctx.store.items.get(item_id)
     if item is None:
         raise OperationalError("/form/item", "no item with this id is known", "item-unknown")
+    if item.state in GONE:
+        raise OperationalError(
+            "/form/item",
+            f"the item was {item.state} (retention or the network operator's deletion order)",
+            "item-unknown",
+        )
     receivers, original = await _lifecycle_receivers(ctx, ft, data, form, item)
     if original is not None:
         form_el = _element(ft, {**form, **original})

@@ -29,7 +29,7 @@ from gateway.core.operational import (
 )
 from gateway.core.policy import Header, Reason, Rejection, check_sender_role
 from gateway.core.register import Event
-from gateway.service.operational import form_of, personal_data_in
+from gateway.service.operational import GONE, form_of, personal_data_in
 from gateway.store.records import NewMessage, OperationalItem, StoredMessage
 from gateway.store.store import Transaction
 from gateway.xml.envelope import (
@@ -227,6 +227,12 @@ async def _record_item(
     ft, form = examined.ft, examined.form
     item_id = str(header.item_id)
     item = await tx.items.get(item_id)
+    if item is not None and item.state in GONE:
+        raise Rejection(
+            Reason.ITEM_UNKNOWN,
+            f"the item was {item.state} here (retention or the network operator's deletion "
+            "order): nothing more is taken about it",
+        )
     if ft.name in ITEMS or ft.name == "forwarded-item":
         if item is not None:
             return item.network  # we hold it already (received directly, then forwarded)

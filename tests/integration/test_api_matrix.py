@@ -50,6 +50,7 @@ NEEDS: dict[str, str | None] = {
     "adminTrust": "administer",
     "adminPeers": "administer",
     "adminStats": "administer",
+    "adminDeletionOrder": "administer",
     "metrics": "administer",
     "health": "health",
     "operationalItems": "operational",
