@@ -226,6 +226,15 @@ class GatewayClient:
     async def item(self, item_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/operational/{quote(item_id, safe='')}")
 
+    async def apply_deletion_order(self, order: bytes) -> dict[str, Any]:
+        """Upload the network operator's signed deletion order (administrator)."""
+        return await self._request(
+            "POST",
+            "/api/v1/admin/deletion-orders",
+            data=order,
+            headers={"Content-Type": "application/xml"},
+        )
+
     async def case(self, reference: str) -> dict[str, Any]:
         return await self._request("GET", f"/api/v1/cases/{quote(reference, safe='')}")
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway.client import ApiError, GatewayClient
 from gateway.examples import load_example
 from gateway.network import LocalNetwork
+from gateway.pki.deletion_orders import sign_deletion_order
+from gateway.service.trust import load_signer_files
 
 Api = Callable[[str, str], GatewayClient]
 
@@ -34,7 +36,6 @@ async def _received(client: GatewayClient, item_id: str) -> dict[str, Any]:
 
 async def operational_scene(network: LocalNetwork, api: Api, say: Callable[[str], None]) -> str:
     """Run the scene; the item id of the early warning."""
-    del network
     warning = load_example("early-warning", today=date.today())
     sent = await api("BE-DU", "liaison-officer").distribute("early-warning", warning)
     receivers = ", ".join(t["receiver"] for t in sent["transmissions"])
@@ -60,4 +61,19 @@ async def operational_scene(network: LocalNetwork, api: Api, say: Callable[[str]
         )
     else:
         raise SceneError("an early warning with personal data was accepted")
+    pki = network.pki
+    publisher = load_signer_files(pki.publisher_cert, pki.publisher_key)
+    order = sign_deletion_order(
+        [sent["item_id"]],
+        "Fictitious: the operator finds the warning breaches the rules.",
+        publisher,
+        datetime.now(UTC),
+    )
+    say("[operator] deletion order of the early warning, signed with the directory publisher's key")
+    for code in ("BE-DU", "NL-DU", "GR-DU"):
+        applied = await api(code, "administrator").apply_deletion_order(order)
+        say(
+            f"[{code}] deletion order applied: {len(applied['items_held'])} item deleted, "
+            f"{applied['payloads_erased']} payload(s) erased, recorded in the register"
+        )
     return str(sent["item_id"])

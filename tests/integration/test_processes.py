@@ -191,6 +191,8 @@ def test_demo_runs_the_exchange_and_exits_0(tmp_path: Path) -> None:
     assert "one signed transmission each to GR-DU, NL-DU" in done.stdout
     assert done.stdout.count("early warning BE-EW-") == 3
     assert "refused: 422 personal-data at /form/summary" in done.stdout
+    # The network operator's deletion order, applied on all three.
+    assert done.stdout.count("deletion order applied: 1 item deleted") == 3
     assert "Stopped all gateways" in done.stdout
 
 
