@@ -8,7 +8,6 @@ any is refused naming the field, never stripped (gateway.core.personal_data)."""
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import hashlib
 import uuid
@@ -33,6 +32,7 @@ from gateway.core.personal_data import DEFAULT_DETECTORS, check_fields, detector
 from gateway.core.policy import Header, Reason, Rejection
 from gateway.core.register import Event
 from gateway.core.roles import LIAISON_OFFICER
+from gateway.service.submission import SubmissionError, attachment_files
 from gateway.store.records import NewMessage, OperationalItem
 from gateway.store.store import Transaction
 from gateway.xml.envelope import (
@@ -98,20 +98,11 @@ def personal_data_in(
 
 
 def _files(data: Mapping[str, Any]) -> list[AttachmentFile]:
-    raw = data.get("attachments", [])
-    if not isinstance(raw, list):
-        raise OperationalError("/attachments", "'attachments' must be a JSON array")
-    out = []
-    for i, item in enumerate(raw):
-        where = f"/attachments/{i}"
-        if not isinstance(item, Mapping) or set(item) != {"fileName", "mediaType", "content"}:
-            raise OperationalError(where, "each attachment is {fileName, mediaType, content}")
-        try:
-            content = base64.b64decode(str(item["content"]), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise OperationalError(f"{where}/content", "content must be base64") from exc
-        out.append(AttachmentFile(str(item["fileName"]), str(item["mediaType"]), content))
-    return out
+    """The submitted files, read as for a standard form (gateway.service.submission)."""
+    try:
+        return attachment_files(data)
+    except SubmissionError as exc:
+        raise OperationalError(exc.field, str(exc)) from exc
 
 
 def _distribution(ctx: GatewayContext, data: Mapping[str, Any], network: str) -> list[str]:

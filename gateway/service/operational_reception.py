@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -175,18 +174,13 @@ async def accept(
             details={"item_id": item_id, "network": network},
         )
         ack = sign_ack(
-            Acknowledgement(
-                acknowledgement_id=str(uuid.uuid4()),
-                message_id=header.message_id,
-                sender=ctx.config.authority,
-                receiver=peer,
-                digest=digest,
-                receipt_time=receipt,
-                status="accepted",
-                reason_code=None,
-                reason_text=None,
-                head_sequence=entry.sequence,
-                head_hash=entry.hash,
+            Acknowledgement.of_acceptance(
+                header.message_id,
+                ctx.config.authority,
+                peer,
+                digest,
+                receipt,
+                (entry.sequence, entry.hash),
             )
         )
         await tx.messages.insert(

@@ -176,18 +176,13 @@ class Reception:
                 )
                 tx.after_commit(ctx.metrics.transmissions_received.labels("accepted", "").inc)
                 ack = self._sign_ack(
-                    Acknowledgement(
-                        acknowledgement_id=str(uuid.uuid4()),
-                        message_id=header.message_id,
-                        sender=ctx.config.authority,
-                        receiver=peer,
-                        digest=digest,
-                        receipt_time=receipt,
-                        status="accepted",
-                        reason_code=None,
-                        reason_text=None,
-                        head_sequence=entry.sequence,
-                        head_hash=entry.hash,
+                    Acknowledgement.of_acceptance(
+                        header.message_id,
+                        ctx.config.authority,
+                        peer,
+                        digest,
+                        receipt,
+                        (entry.sequence, entry.hash),
                     )
                 )
                 # Last: a concurrent copy of this message id fails here (DuplicateMessage) and

@@ -137,7 +137,9 @@ def _string(data: Mapping[str, Any], key: str, required: bool = True) -> str | N
     return value
 
 
-def _attachments(data: Mapping[str, Any]) -> list[AttachmentFile]:
+def attachment_files(data: Mapping[str, Any]) -> list[AttachmentFile]:
+    """The submission's files ({fileName, mediaType, content (base64)}), or a SubmissionError
+    naming the one at fault."""
     raw = data.get("attachments", [])
     if not isinstance(raw, list):
         raise SubmissionError("/attachments", "'attachments' must be a JSON array")
@@ -365,7 +367,7 @@ async def _submit_new(
         check_sender_role(ft, role)
     except Rejection as exc:
         raise SubmissionError("/type", exc.text, exc.reason.value) from exc
-    attachments = _attachments(data)
+    attachments = attachment_files(data)
     if "extended_by_information" in data and ft.name != "take-charge-request":
         raise SubmissionError(
             "/extended_by_information", "only a take charge request's limit is extended so"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -239,6 +240,32 @@ class Acknowledgement:
     @property
     def accepted(self) -> bool:
         return self.status == "accepted"
+
+    @classmethod
+    def of_acceptance(
+        cls,
+        message_id: str,
+        sender: str,
+        receiver: str,
+        digest: str,
+        receipt_time: datetime,
+        head: tuple[int, str],
+    ) -> Acknowledgement:
+        """A positive acknowledgement of `message_id`, naming our register head (sequence,
+        hash) after its reception was recorded."""
+        return cls(
+            str(uuid.uuid4()),
+            message_id,
+            sender,
+            receiver,
+            digest,
+            receipt_time,
+            "accepted",
+            None,
+            None,
+            head[0],
+            head[1],
+        )
 
 
 def build_acknowledgement(ack: Acknowledgement) -> etree._Element:

@@ -7,7 +7,6 @@ under the page's Content-Security-Policy, with nothing it refuses."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,27 +17,13 @@ import pytest
 
 from gateway.client import ApiError
 from gateway.pki.certs import fingerprint, load_certificate
+from tests.browser.chromium import CHROMIUM, FLAGS, NEEDS_CHROMIUM, playwright_api
 from tests.integration.conftest import Harness, answered_request, make_harness, send_request
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-playwright_api = pytest.importorskip(
-    "playwright.async_api", reason="needs playwright (installed by `make test`)"
-)
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)"
-)
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = NEEDS_CHROMIUM
 VALID_DAYS = 10
 """The demo network's certificates expire in 10 days: inside the 30-day warning window."""
 

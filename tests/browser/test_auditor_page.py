@@ -17,25 +17,11 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from tests.browser.chromium import CHROMIUM, FLAGS, NEEDS_CHROMIUM, playwright_api
 from tests.integration.conftest import Harness, answered_request, make_harness
 from tests.integration.test_audit_api import PERSONAL, full_case
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-playwright_api = pytest.importorskip(
-    "playwright.async_api", reason="needs playwright (installed by `make test`)"
-)
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)"
-)
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture
