@@ -212,9 +212,9 @@ def crypto_floor(net: LocalNetwork, seconds: float) -> dict[str, Any]:
 
     form = load_example("take-charge-request.json", today=date.today())
     files = attachments_for(form)
-    from gateway.service.submission import _attachments
+    from gateway.service.submission import attachment_files
 
-    attachments = _attachments({"attachments": files})
+    attachments = attachment_files({"attachments": files})
     n, size = 0, 0
     deadline = time.perf_counter() + seconds
     started = time.perf_counter()
