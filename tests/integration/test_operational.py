@@ -57,6 +57,24 @@ async def until(h: Harness, code: str, path: str, test: Any, within: float = 20)
     raise AssertionError(f"{code} {path}: never so: {answer}")
 
 
+async def standard_tools_check(h: Harness, code: str, item: str, tmp_path: Path) -> set[str]:
+    """Every transmission `code` holds of the item validates with xmllint against schemas/ and
+    verifies with xmlsec1 against the network CA (when the tools are installed); the types
+    checked."""
+    if not (shutil.which("xmllint") and shutil.which("xmlsec1")):
+        return set()
+    from tests.integration.test_processes import check_with_standard_tools
+
+    checked = set()
+    for m in await h.ctx(code).store.items.transmissions(item):
+        assert m.signed_xml is not None
+        path = tmp_path / f"{code}-{m.message_id}.xml"
+        path.write_bytes(m.signed_xml)
+        check_with_standard_tools(path, h.net.pki.ca_cert, m.message_type)
+        checked.add(m.message_type)
+    return checked
+
+
 def warning(**changes: Any) -> dict[str, Any]:
     form = example("early-warning.json")
     form.update(changes)
@@ -154,14 +172,7 @@ async def test_iconet_early_warning_broadcast_to_the_network_reaches_every_membe
         status, _ = await call(h, code, "GET", "/api/v1/operational", role="case-officer")
         assert status == 403
     # Exported copies validate with xmllint and verify with xmlsec1 against the network CA.
-    if shutil.which("xmllint") and shutil.which("xmlsec1"):
-        from tests.integration.test_processes import check_with_standard_tools
-
-        stored = await h.ctx("GR-DU").store.items.transmissions(item)
-        path = tmp_path / "early-warning.xml"
-        assert stored[0].signed_xml is not None
-        path.write_bytes(stored[0].signed_xml)
-        check_with_standard_tools(path, h.net.pki.ca_cert, "early-warning")
+    await standard_tools_check(h, "GR-DU", item, tmp_path)
 
 
 async def test_iconet_no_personal_data_a_passport_number_is_refused_naming_the_field(
@@ -213,7 +224,7 @@ async def test_iconet_a_receiver_refuses_personal_data_from_a_sender_that_skips_
 
 
 async def test_iconet_forwarding_needs_the_originators_permission_at_both_gateways(
-    harness: Harness,
+    harness: Harness, tmp_path: Path
 ) -> None:
     h = harness
     await h.start("BE-DU", "NL-DU", "GR-DU")
@@ -262,6 +273,10 @@ async def test_iconet_forwarding_needs_the_originators_permission_at_both_gatewa
     got = await until(h, "GR-DU", f"/api/v1/operational/{item}", lambda a: True)
     assert got["originator"] == "BE-DU" and got["forwarded_by"] == "NL-DU"
     assert got["form"]["summary"] == warning()["summary"]
+    checked = await standard_tools_check(h, "GR-DU", item, tmp_path)
+    checked |= await standard_tools_check(h, "NL-DU", item, tmp_path)
+    if checked:
+        assert checked == {"early-warning", "item-permission", "forwarded-item"}
     # The permission names GR-DU only: another receiver is still refused at NL-DU.
     status, body = await call(
         h, "NL-DU", "POST", "/api/v1/messages", json={**forward, "receiver": "BE-DU"}
@@ -269,7 +284,9 @@ async def test_iconet_forwarding_needs_the_originators_permission_at_both_gatewa
     assert status == 422
 
 
-async def test_iconet_withdrawal_and_correction_by_the_originator(harness: Harness) -> None:
+async def test_iconet_withdrawal_and_correction_by_the_originator(
+    harness: Harness, tmp_path: Path
+) -> None:
     h = harness
     await h.start("BE-DU", "NL-DU", "GR-DU")
     first = await broadcast(h, warning())
@@ -290,13 +307,15 @@ async def test_iconet_withdrawal_and_correction_by_the_originator(harness: Harne
             f"/api/v1/operational/{corrected['item_id']}",
             lambda a: a["state"] == "withdrawn",
         )
+    checked = await standard_tools_check(h, "NL-DU", corrected["item_id"], tmp_path)
+    assert not checked or checked == {"early-warning", "item-withdrawal"}
     # Only the originator withdraws.
     status, body = await call(h, "NL-DU", "POST", "/api/v1/messages", json=copy.deepcopy(withdraw))
     assert status == 422
 
 
 async def test_ilo_network_liaison_report_only_to_members_and_only_by_liaison_officers(
-    harness: Harness,
+    harness: Harness, tmp_path: Path
 ) -> None:
     h = harness
     await h.start("BE-DU", "NL-DU", "GR-DU")
@@ -322,6 +341,8 @@ async def test_ilo_network_liaison_report_only_to_members_and_only_by_liaison_of
         h, "GR-DU", "/api/v1/operational?category=document-forgery", lambda a: a["items"]
     )
     assert got["items"][0]["network"] == "ilo-network"
+    checked = await standard_tools_check(h, "GR-DU", got["items"][0]["item_id"], tmp_path)
+    assert not checked or checked == {"liaison-report"}
     assert await h.ctx("NL-DU").store.items.find(networks=("ilo-network",)) == []
 
 
