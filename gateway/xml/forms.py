@@ -14,6 +14,7 @@ its first error is reported with the JSON path of the element at fault."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -142,23 +143,53 @@ def _to_text(value: Any, kind: str, pointer: str) -> str:
     return value
 
 
-def _check_required(decl: Any, value: Mapping[str, Any], pointer: str) -> None:
-    """Name the missing mandatory field (the validator would only list what it expected)."""
+@dataclass(frozen=True)
+class _Plan:
+    """What building one declaration's element needs, derived from the XSD once per process
+    (issue 20: walking xmlschema's objects per element was most of a form's build time)."""
+
+    tag: str
+    simple: bool
+    kind: str
+    children: dict[str, tuple[Any, bool]]
+    """name -> (declaration, repeated), in schema order."""
+    allowed: str
+    required: tuple[str | tuple[str, ...], ...]
+    """In schema order: a mandatory child's name, or a mandatory choice's names (one of them
+    must be given); the first one missing is named."""
+
+
+@cache
+def _plan(decl: Any) -> _Plan:
+    tag = f"{{{decl.target_namespace}}}{decl.local_name}"
+    if _simple(decl):
+        return _Plan(tag, True, _scalar_kind(decl.type), {}, "", ())
+    children = {name: (d, _is_repeated(d)) for name, d in _children(decl).items()}
     group = decl.type.content
+    required: list[str | tuple[str, ...]] = []
     if group.model == "choice":
-        names = [d.local_name for d in _particles(group)]
-        if group.min_occurs > 0 and not any(n in value for n in names):
-            raise FormError(pointer or None, f"one of {', '.join(names)} is required")
-        return
-    for particle in group:
-        if particle.min_occurs == 0:
-            continue
-        if hasattr(particle, "model"):
-            names = [d.local_name for d in _particles(particle)]
-            if particle.model == "choice" and not any(n in value for n in names):
-                raise FormError(pointer or None, f"one of {', '.join(names)} is required")
-        elif particle.local_name not in value:
-            raise FormError(f"{pointer}/{particle.local_name}", "required field is missing")
+        if group.min_occurs > 0:
+            required.append(tuple(d.local_name for d in _particles(group)))
+    else:
+        for particle in group:
+            if particle.min_occurs == 0:
+                continue
+            if hasattr(particle, "model"):
+                if particle.model == "choice":
+                    required.append(tuple(d.local_name for d in _particles(particle)))
+            else:
+                required.append(particle.local_name)
+    return _Plan(tag, False, "", children, ", ".join(children), tuple(required))
+
+
+def _check_required(plan: _Plan, value: Mapping[str, Any], pointer: str) -> None:
+    """Name the missing mandatory field (the validator would only list what it expected)."""
+    for wanted in plan.required:
+        if isinstance(wanted, str):
+            if wanted not in value:
+                raise FormError(f"{pointer}/{wanted}", "required field is missing")
+        elif not any(n in value for n in wanted):
+            raise FormError(pointer or None, f"one of {', '.join(wanted)} is required")
 
 
 def _build(
@@ -167,19 +198,20 @@ def _build(
     parent: etree._Element | None,
     nsmap: dict[str, str],
     pointer: str,
-    paths: list[str],
+    paths: list[str] | None,
 ) -> etree._Element:
-    tag = f"{{{decl.target_namespace}}}{decl.local_name}"
+    plan = _plan(decl)
     if parent is None:
-        el = etree.Element(tag, nsmap=nsmap)
+        el = etree.Element(plan.tag, nsmap=nsmap)
     else:
-        el = etree.SubElement(parent, tag)
-    # The validator reports errors by line; on a built tree the "line" is our index.
-    el.sourceline = len(paths) + 1  # type: ignore[assignment]
-    paths.append(pointer or "/")
-    if _simple(decl):
+        el = etree.SubElement(parent, plan.tag)
+    if paths is not None:
+        # The validator reports errors by line; on a built tree the "line" is our index.
+        el.sourceline = len(paths) + 1  # type: ignore[assignment]
+        paths.append(pointer or "/")
+    if plan.simple:
         try:
-            el.text = _to_text(value, _scalar_kind(decl.type), pointer)
+            el.text = _to_text(value, plan.kind, pointer)
         except ValueError as exc:
             if isinstance(exc, FormError):
                 raise
@@ -187,16 +219,16 @@ def _build(
         return el
     if not isinstance(value, Mapping):
         raise FormError(pointer or None, "must be a JSON object")
-    children = _children(decl)
+    children = plan.children
     for key in value:
         if key not in children:
-            raise FormError(f"{pointer}/{key}", f"unknown field (allowed: {', '.join(children)})")
-    _check_required(decl, value, pointer)
-    for name, child in children.items():
+            raise FormError(f"{pointer}/{key}", f"unknown field (allowed: {plan.allowed})")
+    _check_required(plan, value, pointer)
+    for name, (child, repeated) in children.items():
         if name not in value:
             continue
         item = value[name]
-        if _is_repeated(child):
+        if repeated:
             if not isinstance(item, list):
                 raise FormError(f"{pointer}/{name}", "must be a JSON array")
             for i, entry in enumerate(item):
@@ -208,9 +240,15 @@ def _build(
 
 def form_to_element(form_type: FormType, data: Mapping[str, Any]) -> etree._Element:
     """Build the form's XML from case-system JSON, validated against the form's schema."""
-    paths: list[str] = []
     nsmap = {"f": form_type.namespace, "c": COMMON_NS}
-    root = _build(_root_decl(form_type), data, None, nsmap, "", paths)
+    decl = _root_decl(form_type)
+    root = _build(decl, data, None, nsmap, "", None)
+    if _schemas(form_type.name)[1].validate(root):
+        return root
+    # Refused: built again, each element's "line" its index, so that the refusal names the
+    # JSON field of every violation (the valid case, nearly every one, skips this).
+    paths: list[str] = []
+    root = _build(decl, data, None, nsmap, "", paths)
     validate_form(form_type, root, paths)
     return root
 

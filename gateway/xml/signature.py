@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import xmlsec
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
@@ -48,21 +49,29 @@ class Signer:
     key: ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
     _xmlsec_key: list[xmlsec.Key] = field(default_factory=list, repr=False, compare=False)
+    _certificate_text: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def _key(self) -> xmlsec.Key:
+        """The private key alone: xmlsec copies the key into every signature context, and
+        with the certificate loaded in it that copy was a fifth of a signature's time (issue
+        20). The certificate goes into KeyInfo as text instead (_certificate)."""
         if not self._xmlsec_key:
             pem = self.key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-            key = xmlsec.Key.from_memory(pem, C.KeyDataFormatPem)
-            key.load_cert_from_memory(
-                self.certificate.public_bytes(serialization.Encoding.PEM),
-                C.KeyDataFormatCertPem,
-            )
-            self._xmlsec_key.append(key)
+            self._xmlsec_key.append(xmlsec.Key.from_memory(pem, C.KeyDataFormatPem))
         return self._xmlsec_key[0]
+
+    def _certificate(self) -> str:
+        """The certificate's base64 as xmlsec writes it in X509Certificate (lines of 64)."""
+        if not self._certificate_text:
+            b64 = base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER))
+            text = b64.decode()
+            lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+            self._certificate_text.append("\n".join(lines) + "\n")
+        return self._certificate_text[0]
 
     def sign(self, root: etree._Element) -> bytes:
         """Sign `root` (enveloped, URI="") and return the serialized document, which is exactly
@@ -74,7 +83,11 @@ class Signer:
         ref = xmlsec.template.add_reference(sig, C.TransformSha256, uri="")
         xmlsec.template.add_transform(ref, C.TransformEnveloped)
         xmlsec.template.add_transform(ref, C.TransformExclC14N)
-        xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(sig))
+        data = xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(sig))
+        data.text = "\n"
+        certificate = etree.SubElement(data, f"{{{DS}}}X509Certificate")
+        certificate.text = self._certificate()
+        certificate.tail = "\n"
         ctx = xmlsec.SignatureContext()
         ctx.key = self._key()
         ctx.sign(sig)
@@ -91,21 +104,26 @@ class VerifiedDocument:
 
 
 class _Keys:
-    """Verification keys of pinned signing certificates, by DER digest (bounded)."""
+    """Verification keys of pinned signing certificates, by the certificate's fingerprint
+    (SHA-256 of its DER; bounded)."""
 
     def __init__(self) -> None:
-        self._keys: OrderedDict[bytes, xmlsec.Key] = OrderedDict()
+        self._keys: OrderedDict[str, xmlsec.Key] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, cert: x509.Certificate) -> xmlsec.Key:
-        der = cert.public_bytes(serialization.Encoding.DER)
-        digest = hashlib.sha256(der).digest()
+    def get(self, cert: x509.Certificate, digest: str) -> xmlsec.Key:
         with self._lock:
             key = self._keys.get(digest)
             if key is not None:
                 self._keys.move_to_end(digest)
                 return key
-        key = xmlsec.Key.from_memory(der, C.KeyDataFormatCertDer)
+        # The public key alone: a key carrying its certificate is copied into every
+        # verification context at several times the cost (issue 20); the certificate itself
+        # was checked by the caller and pinned by the directory.
+        public = cert.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        key = xmlsec.Key.from_memory(public, C.KeyDataFormatPem)
         with self._lock:
             self._keys[digest] = key
             while len(self._keys) > _KEY_CACHE:
@@ -114,6 +132,51 @@ class _Keys:
 
 
 _KEYS = _Keys()
+
+
+@dataclass(frozen=True)
+class _Signer:
+    """A KeyInfo certificate as verification needs it, read once per distinct text."""
+
+    certificate: x509.Certificate
+    fingerprint: str
+    ecdsa: bool
+
+
+class _Certificates:
+    """KeyInfo certificates by their base64 text (bounded): every transmission of a peer
+    carries the same one, and reading and fingerprinting it was a good part of a
+    verification's own time (issue 20). The text alone is the key: nothing else is reused."""
+
+    def __init__(self) -> None:
+        self._found: OrderedDict[str, _Signer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> _Signer:
+        with self._lock:
+            found = self._found.get(text)
+            if found is not None:
+                self._found.move_to_end(text)
+                return found
+        try:
+            cert = x509.load_der_x509_certificate(base64.b64decode(text, validate=False))
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion: found by fuzzing
+            raise Rejection(
+                Reason.SIGNER_UNKNOWN, "KeyInfo certificate is not a valid X.509"
+            ) from exc
+        try:
+            ecdsa = isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+        except (ValueError, UnsupportedAlgorithm):  # a key no one reads: not ECDSA, refused
+            ecdsa = False
+        found = _Signer(cert, fingerprint(cert), ecdsa)
+        with self._lock:
+            self._found[text] = found
+            while len(self._found) > _KEY_CACHE:
+                self._found.popitem(last=False)
+        return found
+
+
+_CERTIFICATES = _Certificates()
 
 
 def verify(
@@ -137,8 +200,8 @@ def verify(
             Reason.SIGNATURE_LOCATION, "the signature must be a direct child of the root element"
         )
     digest_value = _check_signed_info(sig)
-    cert = _key_info_certificate(sig)
-    fp = fingerprint(cert)
+    signer = _key_info_signer(sig)
+    cert, fp = signer.certificate, signer.fingerprint
     authority = resolve_signer(fp)
     if authority is None:
         raise Rejection(
@@ -147,7 +210,7 @@ def verify(
         )
     if check_certificate is not None:
         check_certificate(cert)
-    if not isinstance(cert.public_key(), ec.EllipticCurvePublicKey):
+    if not signer.ecdsa:
         raise Rejection(Reason.SIGNATURE_ALGORITHM, "the signing key must be an ECDSA key")
     ctx = xmlsec.SignatureContext()
     # Nothing but the allow-listed algorithms, whatever the document asks for.
@@ -157,7 +220,7 @@ def verify(
     ctx.enable_reference_transform(C.TransformExclC14N)
     ctx.enable_reference_transform(C.TransformSha256)
     try:
-        ctx.key = _KEYS.get(cert)
+        ctx.key = _KEYS.get(cert, fp)
         ctx.verify(sig)
     except xmlsec.VerificationError as exc:
         raise Rejection(Reason.SIGNATURE_INVALID, "signature does not verify") from exc
@@ -234,13 +297,10 @@ def _check_signed_info(sig: etree._Element) -> str:
     return "".join((value.text or "").split())
 
 
-def _key_info_certificate(sig: etree._Element) -> x509.Certificate:
+def _key_info_signer(sig: etree._Element) -> _Signer:
     certs = sig.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", {"ds": DS})
     if len(certs) != 1 or not certs[0].text:
         raise Rejection(
             Reason.SIGNER_UNKNOWN, "KeyInfo must carry exactly one X509Certificate (the signer's)"
         )
-    try:
-        return x509.load_der_x509_certificate(base64.b64decode(certs[0].text, validate=False))
-    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion: found by fuzzing
-        raise Rejection(Reason.SIGNER_UNKNOWN, "KeyInfo certificate is not a valid X.509") from exc
+    return _CERTIFICATES.get(certs[0].text)
