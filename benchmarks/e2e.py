@@ -93,6 +93,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_seconds() -> float | None:
+    """CPU time of the local PostgreSQL server so far: its live processes, and what the
+    postmaster has reaped of exited ones (None: no server process is visible here)."""
+    total, found = 0.0, False
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            text = stat.read_text()
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            if not name.startswith("postgres"):
+                continue
+            fields = text.rsplit(")", 1)[1].split()
+            # utime + stime, and cutime + cstime: what the postmaster reaped of its children
+            total += sum(int(f) for f in fields[11:15])
+            found = True
+    return total / tick if found else None
+
+
 def spawn(net: LocalNetwork, code: str, node: int = 0) -> subprocess.Popen[bytes]:
     gw = net.gateways[code]
     log = (gw.config.parent / f"gateway-{node}.log").open("ab")
@@ -126,7 +144,12 @@ def stop(net: LocalNetwork, procs: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 async def end_to_end(
-    net: LocalNetwork, messages: int, submitters: int, rate: float | None, nodes: int = 1
+    net: LocalNetwork,
+    messages: int,
+    submitters: int,
+    rate: float | None,
+    nodes: int = 1,
+    database: str = "sqlite",
 ) -> dict[str, Any]:
     """Submit `messages` forms from `submitters` concurrent case-system clients and follow
     the events feed, as a case system does, until each has its verified acknowledgement."""
@@ -145,6 +168,7 @@ async def end_to_end(
             acked_at: dict[str, float] = {}  # message id -> register time of `delivered`
             cursor = (await be.events("0", 1000))["next_cursor"]
             cpu_before = {code: cpu_seconds(proc.pid) for code, proc in procs.items()}
+            server_before = server_cpu_seconds() if database == "postgres" else None
             started = time.perf_counter()
             interval = submitters / rate if rate else 0.0
 
@@ -182,6 +206,7 @@ async def end_to_end(
             await watching
             total_s = time.perf_counter() - started
             cpu = {code: cpu_seconds(proc.pid) - cpu_before[code] for code, proc in procs.items()}
+            server_after = server_cpu_seconds() if server_before is not None else None
         rss = {code: peak_rss_mb(proc.pid) for code, proc in procs.items()}
     finally:
         stop(net, procs)
@@ -199,6 +224,13 @@ async def end_to_end(
         "rss_mb": rss,
         # CPU per message and process, which contention on the machine changes little.
         "cpu_ms_per_message": {code: round(1000 * c / messages, 2) for code, c in cpu.items()},
+        # The PostgreSQL server's own CPU per message (both gateways' databases), when the
+        # server runs on this machine: what each statement costs beyond the gateway process.
+        "database_cpu_ms_per_message": (
+            None
+            if server_before is None or server_after is None
+            else round(1000 * (server_after - server_before) / messages, 2)
+        ),
         "nodes": nodes,
     }
 
@@ -409,7 +441,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             native = await asyncio.to_thread(native_floor, net, args.floor_seconds)
             crypto = await asyncio.to_thread(crypto_floor, net, args.floor_seconds)
             tls = await tls_floor(net, args.floor_seconds, 8, crypto["transmission_bytes"])
-            e2e = await end_to_end(net, args.messages, args.submitters, args.rate, args.nodes)
+            e2e = await end_to_end(
+                net, args.messages, args.submitters, args.rate, args.nodes, args.database
+            )
         finally:
             if postgres:
                 await postgres.drop_all()

@@ -383,6 +383,39 @@ class ChainWalk:
         finally:
             self.sequence, self.head, self._head_bytes = seq, head, head_bytes
 
+    def run_verified(
+        self,
+        rows: Sequence[tuple[int, str, str, bool]],
+        start: int = 0,
+        stop_at: Container[int] = (),
+    ) -> int:
+        """As `run`, for rows (sequence, prev_hash, hash, whether the database found that the
+        canonical form after prev_hash hashes to hash): sequences and links are checked here,
+        the hash by the flag. Returns the index of the first row not moved past: a false
+        flag (the caller decides with the reference encoding), a sequence in `stop_at`, or
+        len(rows). The head's bytes are set again for the caller's own `digest`."""
+        seq, head, i = self.sequence, self.head, start
+        try:
+            for i in range(start, len(rows)):
+                sequence, prev_hash, entry_hash, matches = rows[i]
+                if sequence in stop_at:
+                    return i
+                if sequence != seq + 1:
+                    raise RegisterChainError(seq + 1, f"missing (next entry found is {sequence})")
+                if head is None:
+                    head = self.first_prev = prev_hash
+                elif prev_hash != head:
+                    raise RegisterChainError(sequence, "previous-hash link does not match")
+                if not matches:
+                    return i
+                seq, head = sequence, entry_hash
+            return len(rows)
+        finally:
+            moved = (seq, head) != (self.sequence, self.head)
+            self.sequence, self.head = seq, head
+            if moved and head is not None:
+                self._head_bytes = bytes.fromhex(head)
+
     def step(self, sequence: int, prev_hash: str, entry_hash: str, canonical: bytes) -> None:
         """Check one entry and move past it."""
         self.link(sequence, prev_hash)

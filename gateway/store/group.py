@@ -9,7 +9,15 @@ is durable, so nothing is acknowledged before it is stored; if that commit fails
 in it fails with the commit's error and nothing of any of them is stored.
 
 Under light load a batch holds a single unit (commit at once: no added latency); under heavy
-load batches grow by themselves, which is what removes the flush from each unit's cost."""
+load batches grow by themselves, which is what removes the flush from each unit's cost.
+
+On PostgreSQL the batch's transaction and the units' savepoints are sent to asyncpg as plain
+statements (BEGIN, SAVEPOINT, ROLLBACK TO SAVEPOINT, COMMIT) on a connection SQLAlchemy keeps
+in autocommit, so that it starts no transaction of its own: SQLAlchemy's nested transaction
+cost about 0.5 ms of CPU per unit (SAVEPOINT and RELEASE through its machinery, measured
+against 0.06 ms sent directly; issue 20). A unit that succeeds leaves its savepoint in place
+(its changes belong to the transaction either way; RELEASE would be one more round trip),
+and one that fails rolls back to its own, the newest of that name."""
 
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from gateway.store.inline import DbConnection, DbEngine, InlineTransaction
 
@@ -31,10 +39,86 @@ class CommitAborted(Exception):
     while another unit of it was being rolled back; this unit's work was not stored."""
 
 
+class _Savepoint:
+    """SQLAlchemy's nested transaction (SQLite, in-process and cheap)."""
+
+    def __init__(self, nested: AsyncTransaction | InlineTransaction) -> None:
+        self._nested = nested
+
+    async def commit(self) -> None:
+        await self._nested.commit()
+
+    async def rollback(self) -> None:
+        await self._nested.rollback()
+
+
+class _Transaction:
+    """SQLAlchemy's transaction and savepoints on the writer connection (SQLite)."""
+
+    def __init__(self, conn: DbConnection, trans: AsyncTransaction | InlineTransaction) -> None:
+        self._conn = conn
+        self._trans = trans
+
+    @classmethod
+    async def begin(cls, conn: DbConnection) -> _Transaction:
+        return cls(conn, await conn.begin())
+
+    async def savepoint(self) -> _Savepoint | _PostgresSavepoint:
+        return _Savepoint(await self._conn.begin_nested())
+
+    async def commit(self) -> None:
+        await self._trans.commit()
+
+    async def rollback(self) -> None:
+        await self._trans.rollback()
+
+
+class _PostgresSavepoint:
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
+
+    async def commit(self) -> None:
+        """Nothing to send: the unit's changes stay in the batch's transaction."""
+
+    async def rollback(self) -> None:
+        await self._driver.execute(f"ROLLBACK TO SAVEPOINT {_UNIT}")
+
+
+_UNIT = "gw_unit"
+"""The name of every unit's savepoint: a new one hides the one before, and a rollback goes to
+the newest, which is the failing unit's own (units of a batch run one after another)."""
+
+
+class _PostgresTransaction:
+    """The batch's transaction sent to asyncpg directly (see the module's docstring). The
+    connection is in autocommit for SQLAlchemy, which then never begins or ends a transaction
+    on it, and its statements run inside this one."""
+
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
+
+    @classmethod
+    async def begin(cls, conn: DbConnection) -> _PostgresTransaction:
+        assert isinstance(conn, AsyncConnection)
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        await driver.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        return cls(driver)
+
+    async def savepoint(self) -> _Savepoint | _PostgresSavepoint:
+        await self._driver.execute(f"SAVEPOINT {_UNIT}")
+        return _PostgresSavepoint(self._driver)
+
+    async def commit(self) -> None:
+        await self._driver.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        await self._driver.execute("ROLLBACK")
+
+
 @dataclass
 class _Batch:
     conn: DbConnection
-    trans: AsyncTransaction | InlineTransaction
+    trans: _Transaction | _PostgresTransaction
     done: asyncio.Future[None]
     units: int = 0
     poisoned: BaseException | None = None
@@ -63,6 +147,11 @@ class GroupCommitter:
         before_commit: Callable[[DbConnection, dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self._engine = engine
+        self._begin = (
+            _PostgresTransaction.begin
+            if engine.dialect.name == "postgresql"
+            else _Transaction.begin
+        )
         self._before_commit = before_commit
         self._options = execution_options
         self._max = max_units
@@ -85,7 +174,7 @@ class GroupCommitter:
             if batch is None:
                 batch = self._batch = await self._open()
             batch.units += 1
-            savepoint = await batch.conn.begin_nested()
+            savepoint = await batch.trans.savepoint()
             before = dict(batch.state)
         except BaseException as exc:
             if self._batch is not None and self._batch.units:
@@ -132,8 +221,10 @@ class GroupCommitter:
             conn = await self._engine.connect()
             writer = await conn.execution_options(**self._options)
         try:
-            trans = await writer.begin()
+            trans = await self._begin(writer)
         except BaseException:
+            with contextlib.suppress(BaseException):
+                await writer.invalidate()
             await writer.close()
             raise
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -43,7 +43,8 @@ class NewMessage:
     item_id: str | None = None
 
     def row(self) -> dict[str, Any]:
-        values = asdict(self)
+        # Its fields are flat: a copy of them, not asdict's deep copy (issue 20 profile).
+        values = dict(vars(self))
         values["urgent"] = int(self.urgent)
         return values
 
@@ -148,7 +149,7 @@ class NewDeadline:
     derogating period (2024/1359 Art. 12)."""
 
     def row(self) -> dict[str, Any]:
-        return asdict(self) | {"reminders_sent": 0}
+        return vars(self) | {"reminders_sent": 0}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ and serialises register appends on the register_head row."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, create_engine, event, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.store.files import private_database
@@ -71,6 +72,35 @@ class Transaction:
         """Call `callback` once this unit of work is durable (never if it is not): whoever
         it wakes then finds what this unit wrote."""
         self._after_commit.append(callback)
+
+
+PING_IDLE_SECONDS = 1.0
+"""A pooled PostgreSQL connection idle longer than this is checked (one round trip) before it
+is used again; a stale one is replaced then, unseen by the caller."""
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """SQLAlchemy's pool_pre_ping sends a statement before every use of a pooled connection:
+    under load, one round trip per read, 7 % of a gateway process's time in the profile
+    (issue 20). Pinged here only when idle for PING_IDLE_SECONDS, when a server restart or a
+    dropped connection can have gone unnoticed; a connection in steady use that breaks fails
+    its statement, the unit of work with it (nothing half-written: it rolls back), and
+    SQLAlchemy then replaces every connection of the pool (its disconnect handling)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return  # new, or in use a moment ago
+        try:
+            dbapi_conn.ping()
+        except Exception as exc:
+            # The pool drops this connection and hands out another (SQLAlchemy's contract).
+            raise DisconnectionError(str(exc)[:200]) from exc
 
 
 POOL_SIZE = 12
@@ -134,9 +164,15 @@ class Store:
             # dozens at once. With SQLAlchemy's default pool (5, overflow 10) most of them
             # were overflow connections, opened (TLS attempt included) and closed for every
             # read: a tenth of the process's time in the profile (issue 20). Kept open now.
+            # Reads run in autocommit: under READ COMMITTED every statement of a transaction
+            # takes a snapshot of its own anyway, so a read transaction adds nothing but its
+            # BEGIN and ROLLBACK, and the pool's liveness check one more pair: six round trips
+            # per read instead of two (the statement log, issue 20). The writer sends its own
+            # BEGIN (gateway.store.group); the migration asks for a READ COMMITTED one.
             engine = create_async_engine(
-                url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+                url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, isolation_level="AUTOCOMMIT"
             )
+            _ping_when_idle(engine)
         store = cls(engine)
         await store.migrate()
         return store
@@ -149,7 +185,9 @@ class Store:
             command.upgrade(cfg, "head")
 
         async with self.engine.connect() as plain:
-            conn = await plain.execution_options(**{_WRITE: True})
+            # A transaction of SQLAlchemy's own on PostgreSQL (the engine reads in autocommit).
+            isolation = {"isolation_level": "READ COMMITTED"} if self.postgres else {}
+            conn = await plain.execution_options(**{_WRITE: True}, **isolation)
             trans = await conn.begin()  # all or nothing
             try:
                 if self.postgres:

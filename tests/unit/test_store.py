@@ -22,6 +22,7 @@ from gateway.core.register import RegisterChainError, verify_chain
 from gateway.pki.certs import load_certificate
 from gateway.pki.demo import DemoNetwork
 from gateway.service.audit import verify_store
+from gateway.store import store as store_module
 from gateway.store.records import DuplicateMessage, NewMessage
 from gateway.store.schema import metadata
 from gateway.store.store import Store
@@ -121,24 +122,26 @@ async def test_after_commit_callbacks_run_once_the_work_is_durable_and_never_aft
         await store.close()
 
 
+def _new_message(message_id: str) -> NewMessage:
+    return NewMessage(
+        message_id=message_id,
+        direction="out",
+        peer="NL-DU",
+        message_type="take-charge-request",
+        reference="BE1X",
+        in_reply_to=None,
+        urgent=False,
+        created_at=NOW,
+        stored_at=NOW,
+        digest="0" * 64,
+        signed_xml=b"<x/>",
+        state="queued",
+    )
+
+
 async def _message(store: Store, message_id: str) -> None:
     async with store.transaction() as tx:
-        await tx.messages.insert(
-            NewMessage(
-                message_id=message_id,
-                direction="out",
-                peer="NL-DU",
-                message_type="take-charge-request",
-                reference="BE1X",
-                in_reply_to=None,
-                urgent=False,
-                created_at=NOW,
-                stored_at=NOW,
-                digest="0" * 64,
-                signed_xml=b"<x/>",
-                state="queued",
-            )
-        )
+        await tx.messages.insert(_new_message(message_id))
         await tx.outbox.enqueue(message_id, NOW)
 
 
@@ -262,3 +265,146 @@ async def test_an_outbox_claim_is_finished_once(tmp_path: Path) -> None:
         assert await store.outbox.state("m-1") is None
     finally:
         await store.close()
+
+
+async def _terminate_other_sessions(url: str) -> int:
+    """End every session of the store's database but this one, as a server restart or a
+    dropped network path would: the pool's connections are dead and do not know it yet."""
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            ended = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            return len(ended.all())
+    finally:
+        await admin.dispose()
+
+
+async def test_postgres_a_pooled_connection_the_server_ended_is_replaced_after_idling(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled connections are checked only after idling (issue 20: a check before every read
+    cost a round trip each); one the server ended meanwhile is replaced unseen by the caller,
+    for reads and for the writer's units of work (Art. 40(9): the register stays whole)."""
+    monkeypatch.setattr(store_module, "PING_IDLE_SECONDS", 0.05)
+    store = await Store.open(pg_url)
+    try:
+        async with store.transaction() as tx:
+            await tx.register.append(time=NOW, event="received", direction="in", peer="NL-DU")
+        assert await store.register.head() != (0, "0" * 64)
+        assert await _terminate_other_sessions(pg_url) >= 1
+        await asyncio.sleep(0.2)
+        sequence, _ = await store.register.head()  # a read: a fresh connection, no error
+        async with store.transaction() as tx:  # the writer: likewise
+            entry = await tx.register.append(
+                time=NOW, event="received", direction="in", peer="NL-DU"
+            )
+        assert entry.sequence == sequence + 1
+        verify_chain(await store.register.query(limit=10))
+    finally:
+        await store.close()
+
+
+async def test_postgres_reads_hold_no_transaction_and_units_commit_whole(pg_url: str) -> None:
+    """Reads run in autocommit (no BEGIN and ROLLBACK around each, issue 20), so a pooled
+    connection left idle holds no transaction (nothing pins old row versions); a unit of work
+    still commits all its statements together, and a failing one leaves nothing (Art. 40(9))."""
+    store = await Store.open(pg_url)
+    try:
+        await store.register.head()
+        await store.messages.get("none")
+        admin = create_async_engine(pg_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with admin.connect() as conn:
+                states = (
+                    (
+                        await conn.execute(
+                            text(
+                                "SELECT state FROM pg_stat_activity WHERE datname = "
+                                "current_database() AND pid <> pg_backend_pid() "
+                                "AND backend_type = 'client backend'"
+                            )
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+        finally:
+            await admin.dispose()
+        assert states and "idle in transaction" not in states
+        with pytest.raises(RuntimeError):
+            async with store.transaction() as tx:
+                await tx.register.append(time=NOW, event="received", direction="in", peer="A")
+                await tx.messages.insert(_new_message("m-half"))
+                raise RuntimeError("the unit fails after writing")
+        async with store.transaction() as tx:
+            await tx.register.append(time=NOW, event="received", direction="in", peer="B")
+            await tx.messages.insert(_new_message("m-whole"))
+        assert await store.messages.get("m-half") is None
+        assert await store.messages.get("m-whole") is not None
+        entries = await store.register.query(limit=10)
+        assert [e.peer for e in entries] == ["B"]
+        verify_chain(entries)
+    finally:
+        await store.close()
+
+
+async def test_art40_9_postgres_verification_hashes_in_the_server_and_names_edits(
+    pg_url: str, pki: DemoNetwork
+) -> None:
+    """PostgreSQL builds each entry's canonical form and hashes it next to the data (issue
+    20); for every entry the gateway writes, tricky text and a principal included, it agrees
+    with the Python encoding, an older spelling of the same details is decided by the Python
+    encoding, and an edited field, a relinked entry or a garbled link is named."""
+    store = await Store.open(pg_url)
+    ca = load_certificate(pki.ca_cert)
+    tricky = {"text": 'é 漢字 🚀 \u2028 \x7f \x01 " \\ \n\t', "n": 3, "nested": {"b": None}}
+    try:
+        for n in range(6):
+            async with store.transaction() as tx:
+                await tx.register.append(
+                    time=NOW + timedelta(microseconds=n * 7),
+                    event="received",
+                    direction="in",
+                    peer="NL-DU",
+                    reference='BE1É-\x1f"1' if n % 2 else None,
+                    details=tricky if n != 3 else None,
+                    principal="aïcha\u2028" if n == 4 else None,
+                )
+        rows = await store.register.verified_rows(0, 100, 100)
+        assert rows is not None and [r[3] for r in rows] == [True] * 6, "the server agrees"
+        assert (await verify_store(store, "BE-DU", ca)).entries == 6
+    finally:
+        await store.close()
+
+    async def edit(sql: str) -> None:
+        admin = create_async_engine(pg_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with admin.connect() as conn:
+                await conn.execute(text(sql))
+        finally:
+            await admin.dispose()
+
+    async def verdict() -> int | None:
+        again = await Store.open(pg_url)
+        try:
+            await verify_store(again, "BE-DU", ca)
+            return None
+        except RegisterChainError as exc:
+            return exc.sequence
+        finally:
+            await again.close()
+
+    spaced = json.dumps(tricky, sort_keys=True)  # the same data, ASCII-escaped and spaced
+    await edit(f"UPDATE register SET details = '{spaced}' WHERE sequence = 2")
+    assert await verdict() is None, "the Python encoding decides an older spelling"
+    await edit("UPDATE register SET peer = 'FR-DU' WHERE sequence = 3")
+    assert await verdict() == 3
+    await edit("UPDATE register SET peer = 'NL-DU' WHERE sequence = 3")
+    assert await verdict() is None
+    await edit("UPDATE register SET prev_hash = 'not hex' WHERE sequence = 5")
+    assert await verdict() == 5

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 
 from gateway.core.conversations import Conversation
+from gateway.store.inline import DbConnection, DbEngine
 from gateway.store.records import conversation_of
 from gateway.store.repositories.base import Repository
 from gateway.store.schema import conversations
@@ -17,10 +18,23 @@ _INSERT = conversations.insert()
 
 
 class Conversations(Repository):
+    """Inside a unit of work a case is read from the database once: every change to it goes
+    through `save`, which keeps what the unit sees (a received message read its case twice,
+    once to find its legal basis and once to move it; issue 20)."""
+
+    def __init__(self, engine: DbEngine, postgres: bool, conn: DbConnection | None = None):
+        super().__init__(engine, postgres, conn)
+        self._seen: dict[str, Conversation | None] = {}
+
     async def get(self, reference: str) -> Conversation | None:
+        if self._conn is not None and reference in self._seen:
+            return self._seen[reference]
         async with self.connect() as conn:
             row = (await conn.execute(_GET, {"b_reference": reference})).first()
-        return None if row is None else conversation_of(row)
+        found = None if row is None else conversation_of(row)
+        if self._conn is not None:
+            self._seen[reference] = found
+        return found
 
     async def save(self, conv: Conversation, now: datetime, *, new: bool | None = None) -> None:
         """Store the case's state; `new` says whether it exists (None: find out)."""
@@ -33,11 +47,15 @@ class Conversations(Repository):
             "criteria": conv.criteria,
             "updated_at": now,
         }
+        self._seen.pop(conv.reference, None)  # read again should this statement fail
         if new is not True:
             done = await self.conn.execute(_UPDATE, {"b_reference": conv.reference} | values)
+            if done.rowcount == 1:
+                self._seen[conv.reference] = conv
             if done.rowcount == 1 or new is False:
                 return
         await self.conn.execute(_INSERT, {"reference": conv.reference, "opened_at": now} | values)
+        self._seen[conv.reference] = conv
 
     async def times(self, reference: str) -> tuple[datetime, datetime] | None:
         """When the case was opened and last changed."""
