@@ -61,14 +61,28 @@ PROFILE = [
 def runs(quick: bool) -> dict[str, list[str]]:
     n = "600" if quick else "3000"
     paced = "400" if quick else "2000"
+    sequential = "50" if quick else "200"
+    pg = ("--database", "postgres")
     return {
         "SQLite, unpaced": ["--messages", n, "--submitters", "32"],
-        "SQLite, paced 200/s": ["--messages", paced, "--submitters", "16", "--rate", "200"],
+        "SQLite, sequential": ["--messages", sequential, "--sequential"],
         "SQLite, paced 100/s": ["--messages", paced, "--submitters", "16", "--rate", "100"],
-        "PostgreSQL, unpaced": ["--messages", n, "--submitters", "32", "--database", "postgres"],
-        "PostgreSQL, BE-DU on 2 nodes, unpaced": [
-            *("--messages", n, "--submitters", "32", "--database", "postgres", "--nodes", "2")
+        "PostgreSQL, unpaced": ["--messages", n, "--submitters", "32", *pg],
+        "PostgreSQL, sequential": ["--messages", sequential, "--sequential", *pg],
+        "PostgreSQL, paced 100/s": [
+            *("--messages", paced, "--submitters", "16", "--rate", "100", *pg)
         ],
+        "PostgreSQL, BE-DU on 2 nodes, unpaced": [
+            *("--messages", n, "--submitters", "32", *pg, "--nodes", "2")
+        ],
+    }
+
+
+def register_runs(quick: bool) -> dict[str, list[str]]:
+    count = "100000" if quick else "1000000"
+    return {
+        "SQLite": ["--count", count],
+        "PostgreSQL": ["--count", count, "--database", "postgres"],
     }
 
 
@@ -111,6 +125,8 @@ def row(name: str, r: dict[str, Any]) -> str:
     e = r["e2e"]
     rss = " / ".join(f"{v:.0f}" for v in e["rss_mb"].values())
     cpu = " / ".join(f"{v:.1f}" for v in e["cpu_ms_per_message"].values())
+    if e.get("database_cpu_ms_per_message") is not None:
+        cpu += f" (+ {e['database_cpu_ms_per_message']:.1f} server)"
     native = r.get("native_floor", {}).get("messages_per_s")
     native_text = "-" if native is None else f"{native:.0f}"
     to_native = r.get("crypto_to_native")
@@ -124,14 +140,17 @@ def row(name: str, r: dict[str, Any]) -> str:
     )
 
 
-def verdicts(results: dict[str, Any]) -> list[str]:
+def verdicts(results: dict[str, Any], registers: dict[str, Any]) -> list[str]:
     """Each target against what this run measured."""
     done = {n: r for n, r in results.items() if "e2e" in r}
     if not done:
         return []
-    unpaced = {n: r for n, r in done.items() if r["e2e"]["paced_rate"] is None}
+    unpaced = {
+        n: r
+        for n, r in done.items()
+        if r["e2e"]["paced_rate"] is None and not r["e2e"].get("sequential")
+    }
     best = max(unpaced.items(), key=lambda kv: kv[1]["e2e"]["acknowledged_per_s"], default=None)
-    at200 = next((r for r in done.values() if r["e2e"]["paced_rate"] == 200), None)
     rss = max(v for r in done.values() for v in r["e2e"]["rss_mb"].values())
     sqlite = next((r for n, r in unpaced.items() if r["database"] == "sqlite"), None)
 
@@ -164,12 +183,26 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             f"| (issue 9) best acknowledged msg/s | {best[1]['e2e']['acknowledged_per_s']:.0f} "
             f"({best[0]}) | - |"
         )
-    if at200 is not None:
-        out.append(
-            f"| p99 at 200 msg/s (the ratio to a sequential p50 is not measured yet) | "
-            f"{at200['e2e']['latency_p99_ms']:.0f} ms | - |"
-        )
+    for database, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        same = [r for r in done.values() if r["database"] == database]
+        seq = next((r for r in same if r["e2e"].get("sequential")), None)
+        at100 = next((r for r in same if r["e2e"]["paced_rate"] == 100), None)
+        if seq is not None and at100 is not None:
+            p50, p99 = seq["e2e"]["latency_p50_ms"], at100["e2e"]["latency_p99_ms"]
+            ratio = p99 / p50
+            out.append(
+                f"| {label}: p99 at 100 msg/s <= 3 x p50 of sequential messages | "
+                f"{p99:.0f} / {p50:.0f} ms = {ratio:.1f} | {met(ratio <= 3)} |"
+            )
     out.append(f"| RSS < 200 MB per gateway | {rss:.0f} MB at most | {met(rss < 200)} |")
+    if "SQLite" in registers and "PostgreSQL" in registers:
+        sq = registers["SQLite"].get("verify_entries_per_s")
+        pg = registers["PostgreSQL"].get("verify_entries_per_s")
+        if sq and pg:
+            out.append(
+                f"| register verification on PostgreSQL >= SQLite | {pg:,} / {sq:,} entries/s "
+                f"= {pg / sq:.2f} | {met(pg >= sq)} |"
+            )
     return out
 
 
@@ -198,7 +231,7 @@ def main() -> None:
             )  # fmt: skip
         elif "bodies_when" in saved:
             meta["bodies_when"] = saved["bodies_when"]
-        render(saved["runs"], meta, bodies)
+        render(saved["runs"], meta, bodies, saved.get("registers", {}))
         return
     results: dict[str, Any] = {}
     no_postgres = postgres_missing()
@@ -226,12 +259,61 @@ def main() -> None:
             f"({time.perf_counter() - started:.0f} s)",
             file=sys.stderr,
         )
+    registers = measure_registers(args.quick, no_postgres)
     bodies = measure_bodies()
     meta = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
     (HERE / "results.json").write_text(
-        json.dumps(meta | {"runs": results, "bodies": bodies}, indent=2) + "\n"
+        json.dumps(meta | {"runs": results, "registers": registers, "bodies": bodies}, indent=2)
+        + "\n"
     )
-    render(results, meta, bodies)
+    render(results, meta, bodies, registers)
+
+
+def measure_registers(quick: bool, no_postgres: str | None) -> dict[str, Any]:
+    """benchmarks/register.py on SQLite and on PostgreSQL, one after the other."""
+    out: dict[str, Any] = {}
+    for label, argv in register_runs(quick).items():
+        command = "python benchmarks/register.py " + " ".join(argv)
+        if "postgres" in argv and no_postgres:
+            out[label] = {"command": command, "skipped": no_postgres}
+            continue
+        print(f"register, {label} ...", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [sys.executable, str(HERE / "register.py"), *argv],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        if done.returncode != 0:
+            sys.exit(f"register.py {label} failed:\n{done.stderr[-3000:]}")
+        out[label] = {"command": command} | json.loads(done.stdout)
+    return out
+
+
+def register_lines(registers: dict[str, Any]) -> list[str]:
+    if not registers:
+        return []
+    lines = [
+        "## The register at scale (Art. 40(9))",
+        "",
+        "`benchmarks/register.py`: the register of one gateway loaded with that many entries, "
+        "then appends (each its own durable unit of work), auditor queries (medians; target "
+        "under 50 ms) and the full verification (chain, head, checkpoints).",
+        "",
+        "| database | entries | append ms | query by reference ms | query by time ms "
+        "| verify s | verify entries/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, r in registers.items():
+        if "skipped" in r:
+            lines.append(f"| {label} | not run: {r['skipped']} |" + " |" * 5)
+            continue
+        lines.append(
+            f"| {label} | {r['entries']:,} | {r['append_ms_per_entry']} | "
+            f"{r['query_reference_ms']} | {r['query_time_range_ms']} | {r['verify_s']} | "
+            f"{r['verify_entries_per_s']:,} |"
+        )
+    return [*lines, ""] + [f"- {label}: `{r['command']}`" for label, r in registers.items()]
 
 
 def measure_bodies() -> dict[str, Any]:
@@ -278,7 +360,12 @@ def body_lines(bodies: dict[str, Any], when: str) -> list[str]:
     return [*lines, ""] + [f"- {label}: `{r['command']}`" for label, r in bodies.items()]
 
 
-def render(results: dict[str, Any], meta: dict[str, str], bodies: dict[str, Any]) -> None:
+def render(
+    results: dict[str, Any],
+    meta: dict[str, str],
+    bodies: dict[str, Any],
+    registers: dict[str, Any],
+) -> None:
     lines = [
         "# Benchmark results",
         "",
@@ -300,9 +387,10 @@ def render(results: dict[str, Any], meta: dict[str, str], bodies: dict[str, Any]
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [row(name, r) for name, r in results.items()]
-    lines += ["", *verdicts(results), "", "Commands:", ""] + [
+    lines += ["", *verdicts(results, registers), "", "Commands:", ""] + [
         f"- {name}: `{r['command']}`" for name, r in results.items()
     ]
+    lines += ["", *register_lines(registers), ""]
     lines += ["", *PROFILE, *body_lines(bodies, meta.get("bodies_when", meta["when"]))]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
