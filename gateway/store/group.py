@@ -55,6 +55,8 @@ class _Savepoint:
 class _Transaction:
     """SQLAlchemy's transaction and savepoints on the writer connection (SQLite)."""
 
+    driver: Any = None  # statements go through SQLAlchemy
+
     def __init__(self, conn: DbConnection, trans: AsyncTransaction | InlineTransaction) -> None:
         self._conn = conn
         self._trans = trans
@@ -95,7 +97,7 @@ class _PostgresTransaction:
     on it, and its statements run inside this one."""
 
     def __init__(self, driver: Any) -> None:
-        self._driver = driver
+        self.driver = driver  # the asyncpg connection (gateway.store.driver runs on it)
 
     @classmethod
     async def begin(cls, conn: DbConnection) -> _PostgresTransaction:
@@ -105,14 +107,14 @@ class _PostgresTransaction:
         return cls(driver)
 
     async def savepoint(self) -> _Savepoint | _PostgresSavepoint:
-        await self._driver.execute(f"SAVEPOINT {_UNIT}")
-        return _PostgresSavepoint(self._driver)
+        await self.driver.execute(f"SAVEPOINT {_UNIT}")
+        return _PostgresSavepoint(self.driver)
 
     async def commit(self) -> None:
-        await self._driver.execute("COMMIT")
+        await self.driver.execute("COMMIT")
 
     async def rollback(self) -> None:
-        await self._driver.execute("ROLLBACK")
+        await self.driver.execute("ROLLBACK")
 
 
 @dataclass
@@ -144,7 +146,7 @@ class GroupCommitter:
         engine: DbEngine,
         execution_options: dict[str, Any],
         max_units: int = 64,
-        before_commit: Callable[[DbConnection, dict[str, Any]], Awaitable[None]] | None = None,
+        before_commit: Callable[[DbConnection, dict[str, Any], Any], Awaitable[None]] | None = None,
     ) -> None:
         self._engine = engine
         self._begin = (
@@ -165,9 +167,10 @@ class GroupCommitter:
         self.stats = GroupStats()
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[tuple[DbConnection, dict[str, Any]]]:
+    async def unit(self) -> AsyncIterator[tuple[DbConnection, dict[str, Any], Any]]:
         """Run the body as one unit of the current batch; returns once it is durable. Yields
-        the connection and the batch's shared state."""
+        the connection, the batch's shared state and, on PostgreSQL, the asyncpg connection
+        under it (None on SQLite)."""
         await self._acquire()
         try:
             batch = self._batch
@@ -182,7 +185,7 @@ class GroupCommitter:
             self._release()
             raise
         try:
-            yield batch.conn, batch.state
+            yield batch.conn, batch.state, batch.trans.driver
         except BaseException:
             batch.state.clear()
             batch.state.update(before)
@@ -276,7 +279,7 @@ class GroupCommitter:
                     "the writer connection failed during this commit; nothing of it was stored"
                 ) from batch.poisoned
             if self._before_commit is not None:
-                await self._before_commit(batch.conn, batch.state)
+                await self._before_commit(batch.conn, batch.state, batch.trans.driver)
             await batch.trans.commit()
         except BaseException as exc:
             if not batch.done.done():

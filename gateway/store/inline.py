@@ -27,7 +27,7 @@ import functools
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Executable, RootTransaction
+from sqlalchemy import Connection, Dialect, Engine, Executable, RootTransaction
 from sqlalchemy.engine import CursorResult, NestedTransaction, Transaction
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -92,6 +92,10 @@ class InlineConnection:
     def __init__(self, conn: Connection, threads: _Threads) -> None:
         self.sync_connection = conn
         self._threads = threads
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.sync_connection.dialect
 
     async def execute(self, statement: Executable, parameters: _Params = None) -> CursorResult[Any]:
         return self.sync_connection.execute(statement, parameters)

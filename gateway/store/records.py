@@ -238,8 +238,8 @@ def deadline_of(row: Any) -> StoredDeadline:
     return StoredDeadline(**{k: m[k] for k in StoredDeadline.__dataclass_fields__})
 
 
-def conversation_of(row: Any) -> Conversation:
-    m = row._mapping
+def conversation_of(m: Any) -> Conversation:
+    """The case of a row's mapping (column name -> value)."""
     return Conversation(
         reference=m["reference"],
         kind=m["kind"],

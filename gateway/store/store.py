@@ -57,15 +57,18 @@ class Transaction:
         postgres: bool,
         checkpointer: Checkpointer | None = None,
         shared: dict[str, Any] | None = None,
+        driver: Any = None,
     ) -> None:
         self.conn = conn
-        self.messages = Messages(engine, postgres, conn)
-        self.outbox = Outbox(engine, postgres, conn)
-        self.register = Register(engine, postgres, conn, checkpointer=checkpointer, shared=shared)
-        self.deadlines = Deadlines(engine, postgres, conn)
-        self.conversations = Conversations(engine, postgres, conn)
-        self.trust = Trust(engine, postgres, conn)
-        self.items = OperationalItems(engine, postgres, conn)
+        self.messages = Messages(engine, postgres, conn, driver)
+        self.outbox = Outbox(engine, postgres, conn, driver)
+        self.register = Register(
+            engine, postgres, conn, driver, checkpointer=checkpointer, shared=shared
+        )
+        self.deadlines = Deadlines(engine, postgres, conn, driver)
+        self.conversations = Conversations(engine, postgres, conn, driver)
+        self.trust = Trust(engine, postgres, conn, driver)
+        self.items = OperationalItems(engine, postgres, conn, driver)
         self._after_commit: list[Callable[[], None]] = []
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -209,8 +212,8 @@ class Store:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """One unit of work: all of it is stored, durably, when the block exits without an
         exception, or none of it. Units are group-committed (gateway.store.group)."""
-        async with self._writer.unit() as (conn, shared):
-            tx = Transaction(self.engine, conn, self.postgres, self.checkpointer, shared)
+        async with self._writer.unit() as (conn, shared, driver):
+            tx = Transaction(self.engine, conn, self.postgres, self.checkpointer, shared, driver)
             yield tx
         for callback in tx._after_commit:
             callback()

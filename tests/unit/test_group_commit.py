@@ -119,8 +119,8 @@ async def test_a_failed_commit_fails_every_unit_in_it_and_stores_nothing(
         real = writer._before_commit
         assert real is not None
 
-        async def full_disk(conn: Any, shared: dict[str, Any]) -> None:
-            await real(conn, shared)
+        async def full_disk(conn: Any, shared: dict[str, Any], driver: Any) -> None:
+            await real(conn, shared, driver)
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(writer, "_before_commit", full_disk)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Executable
 
+from gateway.store.driver import Prepared
 from gateway.store.inline import DbConnection, DbEngine, InlineEngine
 
 
@@ -15,10 +16,26 @@ class Repository:
     """Reads on the unit of work's connection (`conn`), or without one on a connection of
     their own per call, which sees what is committed."""
 
-    def __init__(self, engine: DbEngine, postgres: bool, conn: DbConnection | None = None):
+    def __init__(
+        self,
+        engine: DbEngine,
+        postgres: bool,
+        conn: DbConnection | None = None,
+        driver: Any = None,
+    ):
         self.engine = engine
         self.postgres = postgres
         self._conn = conn
+        # The unit of work's asyncpg connection on PostgreSQL (None on SQLite, or outside a
+        # unit of work): the hot path's writes go to it directly (gateway.store.driver).
+        self._driver = driver
+
+    async def _write(self, statement: Prepared, params: Mapping[str, Any]) -> int:
+        """Run a write of the unit of work; the number of rows it changed."""
+        if self._driver is not None:
+            return await statement.execute(self._driver, self.engine.dialect, params)
+        done = await self.conn.execute(statement.statement, params)
+        return int(done.rowcount)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[DbConnection]:

@@ -6,16 +6,23 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 
+from gateway.store.driver import Prepared
 from gateway.store.records import NewDeadline, StoredDeadline, deadline_of
 from gateway.store.repositories.base import Repository
 from gateway.store.schema import conversations, deadlines
 
 _INSERT = deadlines.insert()
+_INSERT_PG = Prepared(
+    deadlines.insert().returning(deadlines.c.id),
+    [*NewDeadline.__dataclass_fields__, "reminders_sent"],
+)
 
 
 class Deadlines(Repository):
     async def open(self, deadline: NewDeadline) -> int:
         """Record a time limit; its id."""
+        if self._driver is not None:
+            return int(await _INSERT_PG.fetchval(self._driver, self.engine.dialect, deadline.row()))
         result = await self.conn.execute(_INSERT, deadline.row())
         key = result.inserted_primary_key
         assert key is not None

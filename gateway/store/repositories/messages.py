@@ -8,6 +8,7 @@ from typing import Unpack
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from gateway.store.driver import Prepared
 from gateway.store.records import (
     DuplicateMessage,
     MessageChanges,
@@ -26,6 +27,16 @@ _INSERT = messages.insert()
 # Without .values() the SET clause is the parameters given at execution.
 _UPDATE = update(messages).where(messages.c.message_id == bindparam("b_message_id"))
 _GET = select(messages).where(messages.c.message_id == bindparam("b_message_id"))
+_INSERT_PG = Prepared(_INSERT, list(NewMessage.__dataclass_fields__))
+_UPDATES_PG: dict[frozenset[str], Prepared] = {}
+"""The UPDATE for each set of changed columns the code uses (a handful), compiled once."""
+
+
+def _update_pg(columns: frozenset[str]) -> Prepared:
+    prepared = _UPDATES_PG.get(columns)
+    if prepared is None:
+        prepared = _UPDATES_PG[columns] = Prepared(_UPDATE, sorted(columns))
+    return prepared
 
 
 class Messages(Repository):
@@ -36,12 +47,12 @@ class Messages(Repository):
 
     async def insert(self, message: NewMessage) -> None:
         try:
-            await self.conn.execute(_INSERT, message.row())
+            await self._write(_INSERT_PG, message.row())
         except IntegrityError as exc:
             raise DuplicateMessage(message.message_id) from exc
 
     async def update(self, message_id: str, **changes: Unpack[MessageChanges]) -> None:
-        await self.conn.execute(_UPDATE, {"b_message_id": message_id, **changes})
+        await self._write(_update_pg(frozenset(changes)), {"b_message_id": message_id, **changes})
 
     async def by_idempotency_key(self, key: str) -> StoredMessage | None:
         q = select(messages).where(messages.c.idempotency_key == key)

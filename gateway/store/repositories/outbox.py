@@ -7,12 +7,15 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, func, select, update
 
+from gateway.store.driver import Prepared
 from gateway.store.records import OutboxItem
 from gateway.store.repositories.base import Repository
 from gateway.store.schema import messages, outbox
 
 _ENQUEUE = outbox.insert()
 _FINISH = outbox.delete().where(outbox.c.message_id == bindparam("b_message_id"))
+_ENQUEUE_PG = Prepared(_ENQUEUE, ["message_id", "attempts", "next_attempt_at", "leased_until"])
+_FINISH_PG = Prepared(_FINISH)
 
 
 class Outbox(Repository):
@@ -20,8 +23,8 @@ class Outbox(Repository):
         self, message_id: str, now: datetime, leased_until: datetime | None = None
     ) -> None:
         """Queue a delivery; `leased_until`: claimed at once, by the worker it is handed to."""
-        await self.conn.execute(
-            _ENQUEUE,
+        await self._write(
+            _ENQUEUE_PG,
             {
                 "message_id": message_id,
                 "attempts": 0,
@@ -32,8 +35,7 @@ class Outbox(Repository):
 
     async def finish(self, message_id: str) -> bool:
         """Remove the message's outbox row; False if there was none (already finished)."""
-        done = await self.conn.execute(_FINISH, {"b_message_id": message_id})
-        return bool(done.rowcount == 1)
+        return await self._write(_FINISH_PG, {"b_message_id": message_id}) == 1
 
     async def reschedule(self, message_id: str, attempts: int, at: datetime, error: str) -> bool:
         """Set the next attempt; False if the row is gone (the outcome is recorded)."""

@@ -27,6 +27,7 @@ from gateway.core.register import (
     next_entry,
 )
 from gateway.core.times import utc_text
+from gateway.store.driver import Prepared
 from gateway.store.inline import DbConnection, DbEngine, InlineEngine
 from gateway.store.records import Checkpointer, entry_of
 from gateway.store.repositories.base import Repository
@@ -106,11 +107,13 @@ _HEAD = select(
 ).where(register_head.c.id == 1)
 _HEAD_FOR_UPDATE = _HEAD.with_for_update(of=register_head)
 _INSERT = register.insert()
+_INSERT_PG = Prepared(_INSERT, [name for name in COLUMNS])
 _SET_HEAD = (
     update(register_head)
     .where(register_head.c.id == 1)
     .values(sequence=bindparam("b_sequence"), hash=bindparam("b_hash"))
 )
+_SET_HEAD_PG = Prepared(_SET_HEAD)
 HEAD_KEY = "register_head"
 """Where a batch's units keep the head their appends advanced to (see write_head)."""
 ROWS_KEY = "register_rows"
@@ -118,20 +121,29 @@ ROWS_KEY = "register_rows"
 tuple, replaced on each append, so that a unit rolled back leaves those before it."""
 
 
-async def write_head(conn: DbConnection, shared: dict[str, Any]) -> None:
+async def write_head(conn: DbConnection, shared: dict[str, Any], driver: Any = None) -> None:
     """Write the entries the batch's units appended, in one statement, and the head they
     advanced to, once, before the batch's commit: the entries commit with the units that
     made them or not at all, as when each was written at once (the head row, locked by the
     batch's first append on PostgreSQL, keeps their sequences free of any other writer)."""
-    await _write_rows(conn, shared)
+    await _write_rows(conn, shared, driver)
     head: tuple[int, str, datetime | None] | None = shared.get(HEAD_KEY)
-    if head is not None:
-        await conn.execute(_SET_HEAD, {"b_sequence": head[0], "b_hash": head[1]})
+    if head is None:
+        return
+    values = {"b_sequence": head[0], "b_hash": head[1]}
+    if driver is not None:
+        await _SET_HEAD_PG.execute(driver, conn.dialect, values)
+    else:
+        await conn.execute(_SET_HEAD, values)
 
 
-async def _write_rows(conn: DbConnection, shared: dict[str, Any]) -> None:
+async def _write_rows(conn: DbConnection, shared: dict[str, Any], driver: Any) -> None:
     rows: tuple[dict[str, Any], ...] = shared.pop(ROWS_KEY, ())
-    if rows:
+    if not rows:
+        return
+    if driver is not None:
+        await _INSERT_PG.executemany(driver, conn.dialect, rows)
+    else:
         await conn.execute(_INSERT, list(rows))
 
 
@@ -162,11 +174,12 @@ class Register(Repository):
         engine: DbEngine,
         postgres: bool,
         conn: DbConnection | None = None,
+        driver: Any = None,
         *,
         checkpointer: Checkpointer | None = None,
         shared: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(engine, postgres, conn)
+        super().__init__(engine, postgres, conn, driver)
         self._checkpointer = checkpointer
         # The batch's register head (see write_head): read (and on PostgreSQL locked) by its
         # first append, kept here by the next ones, written once before the commit.
@@ -230,7 +243,7 @@ class Register(Repository):
         # them first (connect).
         self._shared[ROWS_KEY] = (*self._shared.get(ROWS_KEY, ()), values)
         if not self._deferred:
-            await _write_rows(self.conn, self._shared)
+            await _write_rows(self.conn, self._shared, self._driver)
         self._shared[HEAD_KEY] = (entry.sequence, entry.hash, entry.time)
         self.appended.append(entry)
         return entry
@@ -274,7 +287,7 @@ class Register(Repository):
         """As Repository.connect; in a unit of work, the entries appended so far in its batch
         are written first, so that what it reads includes them."""
         if self._conn is not None:
-            await _write_rows(self._conn, self._shared)
+            await _write_rows(self._conn, self._shared, self._driver)
         async with super().connect() as conn:
             yield conn
 
