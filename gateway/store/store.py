@@ -96,13 +96,18 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        # Raising DisconnectionError makes the pool drop this connection and hand out
+        # another (SQLAlchemy's contract for this event).
+        if dbapi_conn.driver_connection.is_closed():
+            # The server ended the session (a restart, pg_terminate_backend) and closed the
+            # socket, which asyncpg has seen: no round trip needed to know.
+            raise DisconnectionError("the server closed this connection")
         since = record.info.get("idle_since")
         if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
             return  # new, or in use a moment ago
         try:
             dbapi_conn.ping()
         except Exception as exc:
-            # The pool drops this connection and hands out another (SQLAlchemy's contract).
             raise DisconnectionError(str(exc)[:200]) from exc
 
 
