@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
@@ -66,8 +66,8 @@ CANONICAL_SQL = (
 # the verifier then walks sequences and links and reads one flag per entry (issue 20: the
 # register's verification on PostgreSQL at least as fast as on SQLite). Every function is
 # named in pg_catalog, so that nothing placed earlier on the search path stands in for it.
-# A stored previous hash that is not hex makes the query fail (decode): the verifier then
-# checks that page with the Python encoding, which names the entry.
+# A stored hash or previous hash that is not hex makes the query fail (decode): the verifier
+# then checks that page with the Python encoding, which names the entry.
 _PG_VALUE = {
     "sequence": "sequence::text",
     "time": """'"' || pg_catalog.to_char(time, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'""",
@@ -90,10 +90,10 @@ def _pg_json(pairs: list[tuple[str, str]]) -> str:
 _PG_V1 = sorted((key, name) for name, key in ENTRY_FIELDS if name != "principal")
 _PG_V2 = sorted([*_PG_V1, ("principal", "principal"), ("v", str(CANONICAL_VERSION))])
 PG_VERIFIED_SQL = (
-    "SELECT sequence, prev_hash, hash, hash = "
-    "pg_catalog.encode(pg_catalog.sha256(pg_catalog.decode(prev_hash, 'hex') || "
+    "SELECT sequence, prev_hash, hash, pg_catalog.decode(hash, 'hex') = "
+    "pg_catalog.sha256(pg_catalog.decode(prev_hash, 'hex') || "
     "pg_catalog.convert_to(CASE WHEN principal IS NULL THEN " + _pg_json(_PG_V1)
-    + " ELSE " + _pg_json(_PG_V2) + " END, 'UTF8')), 'hex') "
+    + " ELSE " + _pg_json(_PG_V2) + " END, 'UTF8')) "
     "FROM register WHERE sequence > $1 AND sequence <= $2 ORDER BY sequence LIMIT $3"
 )  # fmt: skip
 _COLUMNS = ", ".join(COLUMNS)
@@ -438,7 +438,8 @@ class Register(Repository):
                 records = await driver.fetch(PG_VERIFIED_SQL, after, upto, limit)
             except asyncpg.DataError:
                 return None
-        return [(r[0], r[1], r[2], bool(r[3])) for r in records]
+        # asyncpg's records index and unpack as the tuples they stand for: not copied.
+        return cast(list[tuple[int, str, str, bool]], records)
 
     async def case_events(
         self,
