@@ -112,7 +112,7 @@ async def measure(net: LocalNetwork, count: int) -> dict[str, float | str]:
     ref_samples, range_samples = [], []
     for i in range(30):
         a = time.perf_counter()
-        rows_ref = await store.register.query(reference=f"NL1CASE-{(i * 7919) % (count // 4)}")
+        rows_ref = await store.register.query(reference=f"NL1CASE-{(i * 7919) % (bulk // 4)}")
         ref_samples.append(time.perf_counter() - a)
         start = t0 + timedelta(seconds=(i * 104729) % max(count - 200, 1))
         a = time.perf_counter()
