@@ -311,24 +311,31 @@ def main() -> None:
     render(results, meta, bodies, registers)
 
 
+def run_script(script: str, argv: list[str], label: str, timeout: float) -> dict[str, Any]:
+    """One benchmark script's JSON result, with the command that produced it; exits with the
+    end of its error output when it fails."""
+    print(f"{script} {label} ...", file=sys.stderr, flush=True)
+    done = subprocess.run(
+        [sys.executable, str(HERE / script), *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        sys.exit(f"{script} {label} failed:\n{done.stderr[-3000:]}")
+    command = " ".join([f"python benchmarks/{script}", *argv])
+    return {"command": command} | dict(json.loads(done.stdout))
+
+
 def measure_registers(quick: bool, no_postgres: str | None) -> dict[str, Any]:
     """benchmarks/register.py on SQLite and on PostgreSQL, one after the other."""
     out: dict[str, Any] = {}
     for label, argv in register_runs(quick).items():
-        command = "python benchmarks/register.py " + " ".join(argv)
         if "postgres" in argv and no_postgres:
+            command = "python benchmarks/register.py " + " ".join(argv)
             out[label] = {"command": command, "skipped": no_postgres}
             continue
-        print(f"register, {label} ...", file=sys.stderr, flush=True)
-        done = subprocess.run(
-            [sys.executable, str(HERE / "register.py"), *argv],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-        )
-        if done.returncode != 0:
-            sys.exit(f"register.py {label} failed:\n{done.stderr[-3000:]}")
-        out[label] = {"command": command} | json.loads(done.stdout)
+        out[label] = run_script("register.py", argv, label, 3600)
     return out
 
 
@@ -360,20 +367,10 @@ def register_lines(registers: dict[str, Any]) -> list[str]:
 
 def measure_bodies() -> dict[str, Any]:
     """benchmarks/bodies.py with the default [peer] limits and without limits."""
-    out: dict[str, Any] = {}
-    for label, extra in (("defaults", []), ("unthrottled", ["--unthrottled"])):
-        print(f"large bodies, {label} ...", file=sys.stderr, flush=True)
-        done = subprocess.run(
-            [sys.executable, str(HERE / "bodies.py"), *extra],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode != 0:
-            sys.exit(f"bodies.py {label} failed:\n{done.stderr[-3000:]}")
-        out[label] = {"command": " ".join(["python benchmarks/bodies.py", *extra])}
-        out[label] |= json.loads(done.stdout)
-    return out
+    return {
+        label: run_script("bodies.py", extra, label, 900)
+        for label, extra in (("defaults", []), ("unthrottled", ["--unthrottled"]))
+    }
 
 
 def body_lines(bodies: dict[str, Any], when: str) -> list[str]:
