@@ -475,10 +475,10 @@ async def _chain(
         if progress is not None:
             progress(head_seq, head_seq)
         return head_seq, head_hash
+    if store.postgres:
+        return await _chain_verified(store, head_seq, checkpoints, witnessed, progress)
     walk = ChainWalk()
     fixed = checkpoints.keys() | witnessed.keys()
-    if store.postgres:
-        return await _chain_verified(store, walk, head_seq, checkpoints, witnessed, progress)
     # The next page is read (in the driver's thread) while this one is being checked.
     pending = asyncio.ensure_future(_canonical_page(store, 0))
     try:
@@ -489,20 +489,9 @@ async def _chain(
             pending = asyncio.ensure_future(_canonical_page(store, page[-1][0]))
             i = walk.run(page, 0, fixed)
             while i < len(page):
-                sequence, prev_hash, entry_hash, canonical = page[i]
-                walk.link(sequence, prev_hash)
+                canonical = page[i][3]
                 text = canonical.encode() if isinstance(canonical, str) else canonical
-                digest = walk.digest(entry_hash, text)
-                if digest is None:
-                    # The fast SQL encoding may differ from the reference one on old rows:
-                    # only the Python encoding decides.
-                    digest = walk.digest(entry_hash, await _python_canonical(store, sequence))
-                    if digest is None:
-                        raise RegisterChainError(
-                            sequence, "content does not match its hash (edited)"
-                        )
-                _check_fixed(sequence, entry_hash, checkpoints, witnessed)
-                walk.advance(sequence, entry_hash, digest)
+                await _step(store, walk, page[i][:3], text, checkpoints, witnessed)
                 i = walk.run(page, i + 1, fixed)
             if progress is not None:
                 progress(walk.sequence, head_seq)
@@ -520,9 +509,29 @@ of its own, while this process walks the one before."""
 _NO_END = 2**62
 
 
-async def _chain_verified(
+async def _step(
     store: Store,
     walk: ChainWalk,
+    entry: tuple[int, str, str],
+    fast: bytes | None,
+    checkpoints: dict[int, Any],
+    witnessed: dict[int, list[Witness]],
+) -> None:
+    """Move `walk` past an entry (sequence, prev_hash, hash) a fast path stopped at: its link,
+    its hash over `fast` (the database's encoding) or else the Python one, which decides."""
+    sequence, prev_hash, entry_hash = entry
+    walk.link(sequence, prev_hash)
+    digest = None if fast is None else walk.digest(entry_hash, fast)
+    if digest is None:
+        digest = walk.digest(entry_hash, await _python_canonical(store, sequence))
+        if digest is None:
+            raise RegisterChainError(sequence, "content does not match its hash (edited)")
+    _check_fixed(sequence, entry_hash, checkpoints, witnessed)
+    walk.advance(sequence, entry_hash, digest)
+
+
+async def _chain_verified(
+    store: Store,
     head_seq: int,
     checkpoints: dict[int, Any],
     witnessed: dict[int, list[Witness]],
@@ -533,6 +542,7 @@ async def _chain_verified(
     page by page beyond it until no entry is left; an entry the server found not to match,
     and a range it could not hash, are decided by the Python encoding, which alone names a
     fault."""
+    walk = ChainWalk()
     fixed = checkpoints.keys() | witnessed.keys()
     Page = Sequence[tuple[int, str, str, bool]]
 
@@ -546,13 +556,7 @@ async def _chain_verified(
     async def walk_page(page: Page) -> None:
         i = walk.run_verified(page, 0, fixed)
         while i < len(page):
-            sequence, prev_hash, entry_hash, _ = page[i]
-            walk.link(sequence, prev_hash)
-            digest = walk.digest(entry_hash, await _python_canonical(store, sequence))
-            if digest is None:
-                raise RegisterChainError(sequence, "content does not match its hash (edited)")
-            _check_fixed(sequence, entry_hash, checkpoints, witnessed)
-            walk.advance(sequence, entry_hash, digest)
+            await _step(store, walk, page[i][:3], None, checkpoints, witnessed)
             i = walk.run_verified(page, i + 1, fixed)
         if progress is not None:
             progress(walk.sequence, head_seq)

@@ -13,7 +13,8 @@ runs its statements in process (gateway.store.inline)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from gateway.store.inline import DbConnection
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,28 @@ class Prepared:
             for value, process in zip(values, compiled.processors, strict=True)
         ]
 
+    async def run(
+        self,
+        conn: DbConnection,
+        driver: Any,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    ) -> int:
+        """Run it in a unit of work: on its asyncpg connection when there is one (PostgreSQL),
+        else through SQLAlchemy on `conn`; a sequence of parameter sets runs it once for each.
+        The number of rows it changed (0 for several sets)."""
+        if driver is None:
+            done = await conn.execute(self.statement, params)
+            return 0 if isinstance(params, Sequence) else int(done.rowcount)
+        if isinstance(params, Sequence):
+            await self.executemany(driver, conn.dialect, params)
+            return 0
+        return await self.execute(driver, conn.dialect, params)
+
     async def execute(self, driver: Any, dialect: Dialect, params: Mapping[str, Any]) -> int:
         """Run it; the number of rows it changed."""
         compiled = self._compile(dialect)
-        try:
+        with _as_sqlalchemy_errors(compiled.sql):
             status: str = await driver.execute(compiled.sql, *self._arguments(compiled, params))
-        except Exception as exc:
-            raise _translated(exc, compiled.sql) from exc
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
@@ -76,10 +94,8 @@ class Prepared:
         self, driver: Any, dialect: Dialect, rows: Sequence[Mapping[str, Any]]
     ) -> None:
         compiled = self._compile(dialect)
-        try:
+        with _as_sqlalchemy_errors(compiled.sql):
             await driver.executemany(compiled.sql, [self._arguments(compiled, r) for r in rows])
-        except Exception as exc:
-            raise _translated(exc, compiled.sql) from exc
 
     async def fetchrow(
         self, driver: Any, dialect: Dialect, params: Mapping[str, Any]
@@ -87,20 +103,25 @@ class Prepared:
         """The first row as the driver gives it (column name -> value, no result
         processing: for columns whose driver value is the value itself), or None."""
         compiled = self._compile(dialect)
-        try:
+        with _as_sqlalchemy_errors(compiled.sql):
             row: Mapping[str, Any] | None = await driver.fetchrow(
                 compiled.sql, *self._arguments(compiled, params)
             )
-        except Exception as exc:
-            raise _translated(exc, compiled.sql) from exc
         return row
 
     async def fetchval(self, driver: Any, dialect: Dialect, params: Mapping[str, Any]) -> Any:
         compiled = self._compile(dialect)
-        try:
+        with _as_sqlalchemy_errors(compiled.sql):
             return await driver.fetchval(compiled.sql, *self._arguments(compiled, params))
-        except Exception as exc:
-            raise _translated(exc, compiled.sql) from exc
+
+
+@contextmanager
+def _as_sqlalchemy_errors(sql: str) -> Iterator[None]:
+    """The driver's errors raised as SQLAlchemy would have raised them."""
+    try:
+        yield
+    except Exception as exc:
+        raise _translated(exc, sql) from exc
 
 
 def _translated(exc: Exception, sql: str) -> Exception:

@@ -39,19 +39,6 @@ class CommitAborted(Exception):
     while another unit of it was being rolled back; this unit's work was not stored."""
 
 
-class _Savepoint:
-    """SQLAlchemy's nested transaction (SQLite, in-process and cheap)."""
-
-    def __init__(self, nested: AsyncTransaction | InlineTransaction) -> None:
-        self._nested = nested
-
-    async def commit(self) -> None:
-        await self._nested.commit()
-
-    async def rollback(self) -> None:
-        await self._nested.rollback()
-
-
 class _Transaction:
     """SQLAlchemy's transaction and savepoints on the writer connection (SQLite)."""
 
@@ -65,8 +52,8 @@ class _Transaction:
     async def begin(cls, conn: DbConnection) -> _Transaction:
         return cls(conn, await conn.begin())
 
-    async def savepoint(self) -> _Savepoint | _PostgresSavepoint:
-        return _Savepoint(await self._conn.begin_nested())
+    async def savepoint(self) -> AsyncTransaction | InlineTransaction | _PostgresSavepoint:
+        return await self._conn.begin_nested()
 
     async def commit(self) -> None:
         await self._trans.commit()
@@ -106,7 +93,7 @@ class _PostgresTransaction:
         await driver.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         return cls(driver)
 
-    async def savepoint(self) -> _Savepoint | _PostgresSavepoint:
+    async def savepoint(self) -> AsyncTransaction | InlineTransaction | _PostgresSavepoint:
         await self.driver.execute(f"SAVEPOINT {_UNIT}")
         return _PostgresSavepoint(self.driver)
 

@@ -78,17 +78,19 @@ class Transaction:
 
 
 PING_IDLE_SECONDS = 1.0
-"""A pooled PostgreSQL connection idle longer than this is checked (one round trip) before it
+"""A pooled PostgreSQL connection idle longer than this is pinged (one round trip) before it
 is used again; a stale one is replaced then, unseen by the caller."""
 
 
-def _ping_when_idle(engine: AsyncEngine) -> None:
+def _check_on_checkout(engine: AsyncEngine) -> None:
     """SQLAlchemy's pool_pre_ping sends a statement before every use of a pooled connection:
     under load, one round trip per read, 7 % of a gateway process's time in the profile
-    (issue 20). Pinged here only when idle for PING_IDLE_SECONDS, when a server restart or a
-    dropped connection can have gone unnoticed; a connection in steady use that breaks fails
-    its statement, the unit of work with it (nothing half-written: it rolls back), and
-    SQLAlchemy then replaces every connection of the pool (its disconnect handling)."""
+    (issue 20). Here a connection whose socket the server closed (it ended the session: a
+    restart, an administrator) is replaced without asking, and one idle for longer than
+    PING_IDLE_SECONDS is pinged, as a dropped network path closes nothing; a connection in
+    steady use that breaks silently fails its statement, the unit of work with it (nothing
+    half-written: it rolls back), and SQLAlchemy then replaces every connection of the pool
+    (its disconnect handling)."""
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _checked_in(_dbapi_conn: Any, record: Any) -> None:
@@ -180,7 +182,7 @@ class Store:
             engine = create_async_engine(
                 url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, isolation_level="AUTOCOMMIT"
             )
-            _ping_when_idle(engine)
+            _check_on_checkout(engine)
         store = cls(engine)
         await store.migrate()
         return store

@@ -32,10 +32,7 @@ class Repository:
 
     async def _write(self, statement: Prepared, params: Mapping[str, Any]) -> int:
         """Run a write of the unit of work; the number of rows it changed."""
-        if self._driver is not None:
-            return await statement.execute(self._driver, self.engine.dialect, params)
-        done = await self.conn.execute(statement.statement, params)
-        return int(done.rowcount)
+        return await statement.run(self.conn, self._driver, params)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[DbConnection]:

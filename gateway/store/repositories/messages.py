@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Unpack
 
@@ -28,15 +29,12 @@ _INSERT = messages.insert()
 _UPDATE = update(messages).where(messages.c.message_id == bindparam("b_message_id"))
 _GET = select(messages).where(messages.c.message_id == bindparam("b_message_id"))
 _INSERT_PG = Prepared(_INSERT, list(NewMessage.__dataclass_fields__))
-_UPDATES_PG: dict[frozenset[str], Prepared] = {}
-"""The UPDATE for each set of changed columns the code uses (a handful), compiled once."""
 
 
+@functools.cache
 def _update_pg(columns: frozenset[str]) -> Prepared:
-    prepared = _UPDATES_PG.get(columns)
-    if prepared is None:
-        prepared = _UPDATES_PG[columns] = Prepared(_UPDATE, sorted(columns))
-    return prepared
+    """The UPDATE of these columns, compiled once (the code changes a handful of sets)."""
+    return Prepared(_UPDATE, sorted(columns))
 
 
 class Messages(Repository):

@@ -106,14 +106,12 @@ _HEAD = select(
     .label("time"),
 ).where(register_head.c.id == 1)
 _HEAD_FOR_UPDATE = _HEAD.with_for_update(of=register_head)
-_INSERT = register.insert()
-_INSERT_PG = Prepared(_INSERT, [name for name in COLUMNS])
-_SET_HEAD = (
+_INSERT = Prepared(register.insert(), COLUMNS)
+_SET_HEAD = Prepared(
     update(register_head)
     .where(register_head.c.id == 1)
     .values(sequence=bindparam("b_sequence"), hash=bindparam("b_hash"))
 )
-_SET_HEAD_PG = Prepared(_SET_HEAD)
 HEAD_KEY = "register_head"
 """Where a batch's units keep the head their appends advanced to (see write_head)."""
 ROWS_KEY = "register_rows"
@@ -130,21 +128,13 @@ async def write_head(conn: DbConnection, shared: dict[str, Any], driver: Any = N
     head: tuple[int, str, datetime | None] | None = shared.get(HEAD_KEY)
     if head is None:
         return
-    values = {"b_sequence": head[0], "b_hash": head[1]}
-    if driver is not None:
-        await _SET_HEAD_PG.execute(driver, conn.dialect, values)
-    else:
-        await conn.execute(_SET_HEAD, values)
+    await _SET_HEAD.run(conn, driver, {"b_sequence": head[0], "b_hash": head[1]})
 
 
 async def _write_rows(conn: DbConnection, shared: dict[str, Any], driver: Any) -> None:
     rows: tuple[dict[str, Any], ...] = shared.pop(ROWS_KEY, ())
-    if not rows:
-        return
-    if driver is not None:
-        await _INSERT_PG.executemany(driver, conn.dialect, rows)
-    else:
-        await conn.execute(_INSERT, list(rows))
+    if rows:
+        await _INSERT.run(conn, driver, list(rows))
 
 
 def _a_strangers_refusal() -> ColumnElement[bool]:
@@ -184,7 +174,6 @@ class Register(Repository):
         # The batch's register head (see write_head): read (and on PostgreSQL locked) by its
         # first append, kept here by the next ones, written once before the commit.
         self._shared = {} if shared is None else shared
-        self._deferred = shared is not None  # a batch that writes the entries (write_head)
         self.appended: list[RegisterEntry] = []
 
     async def append(
@@ -242,8 +231,6 @@ class Register(Repository):
         # statements on PostgreSQL (issue 20). A read of the register in this unit writes
         # them first (connect).
         self._shared[ROWS_KEY] = (*self._shared.get(ROWS_KEY, ()), values)
-        if not self._deferred:
-            await _write_rows(self.conn, self._shared, self._driver)
         self._shared[HEAD_KEY] = (entry.sequence, entry.hash, entry.time)
         self.appended.append(entry)
         return entry
