@@ -11,7 +11,6 @@ and serialises register appends on the register_head row."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, create_engine, event, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.store.files import private_database
@@ -75,42 +74,6 @@ class Transaction:
         """Call `callback` once this unit of work is durable (never if it is not): whoever
         it wakes then finds what this unit wrote."""
         self._after_commit.append(callback)
-
-
-PING_IDLE_SECONDS = 1.0
-"""A pooled PostgreSQL connection idle longer than this is pinged (one round trip) before it
-is used again; a stale one is replaced then, unseen by the caller."""
-
-
-def _check_on_checkout(engine: AsyncEngine) -> None:
-    """SQLAlchemy's pool_pre_ping sends a statement before every use of a pooled connection:
-    under load, one round trip per read, 7 % of a gateway process's time in the profile
-    (issue 20). Here a connection whose socket the server closed (it ended the session: a
-    restart, an administrator) is replaced without asking, and one idle for longer than
-    PING_IDLE_SECONDS is pinged, as a dropped network path closes nothing; a connection in
-    steady use that breaks silently fails its statement, the unit of work with it (nothing
-    half-written: it rolls back), and SQLAlchemy then replaces every connection of the pool
-    (its disconnect handling)."""
-
-    @event.listens_for(engine.sync_engine, "checkin")
-    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine.sync_engine, "checkout")
-    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        # Raising DisconnectionError makes the pool drop this connection and hand out
-        # another (SQLAlchemy's contract for this event).
-        if dbapi_conn.driver_connection.is_closed():
-            # The server ended the session (a restart, pg_terminate_backend) and closed the
-            # socket, which asyncpg has seen: no round trip needed to know.
-            raise DisconnectionError("the server closed this connection")
-        since = record.info.get("idle_since")
-        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
-            return  # new, or in use a moment ago
-        try:
-            dbapi_conn.ping()
-        except Exception as exc:
-            raise DisconnectionError(str(exc)[:200]) from exc
 
 
 POOL_SIZE = 12
@@ -177,12 +140,17 @@ class Store:
             # Reads run in autocommit: under READ COMMITTED every statement of a transaction
             # takes a snapshot of its own anyway, so a read transaction adds nothing but its
             # BEGIN and ROLLBACK, and the pool's liveness check one more pair: six round trips
-            # per read instead of two (the statement log, issue 20). The writer sends its own
+            # per read instead of two (the statement log, issue 20). The liveness check stays
+            # (one round trip now): checking only idle connections let the first read after
+            # the server ended every session fail now and then. The writer sends its own
             # BEGIN (gateway.store.group); the migration asks for a READ COMMITTED one.
             engine = create_async_engine(
-                url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, isolation_level="AUTOCOMMIT"
+                url,
+                pool_pre_ping=True,
+                pool_size=POOL_SIZE,
+                max_overflow=POOL_OVERFLOW,
+                isolation_level="AUTOCOMMIT",
             )
-            _check_on_checkout(engine)
         store = cls(engine)
         await store.migrate()
         return store
