@@ -313,6 +313,12 @@ def next_entry(
     return replace(draft, hash=chain_hash(prev_hash, draft.canonical()))
 
 
+VerifiedRow = tuple[int, str, str, bool | None, int | None, str | None]
+"""A register row a database checked: (sequence, prev_hash, hash, whether the canonical form
+after prev_hash hashes to hash (None: could not tell), and the sequence and hash of the row
+before it that the database compared it with, None when it compared it with none)."""
+
+
 class ChainWalk:
     """Follows a register's hash chain entry by entry, as pages of rows arrive: consecutive
     sequences, each entry linked to the one before, each hash over (the previous hash, the
@@ -385,19 +391,23 @@ class ChainWalk:
 
     def run_verified(
         self,
-        rows: Sequence[tuple[int, str, str, bool]],
+        rows: Sequence[VerifiedRow],
         start: int = 0,
         stop_at: Container[int] = (),
     ) -> int:
-        """As `run`, for rows (sequence, prev_hash, hash, whether the database found that the
-        canonical form after prev_hash hashes to hash): sequences and links are checked here,
-        the hash by the flag. Returns the index of the first row not moved past: a false
-        flag (the caller decides with the reference encoding), a sequence in `stop_at`, or
-        len(rows). The head's bytes are set again for the caller's own `digest`."""
+        """As `run`, for the rows a database checked (VerifiedRow): sequences and links are
+        checked here, the hash by the flag. A row that names the entry before it (its lag)
+        says the rows between the one walked last and it were left out because they follow
+        that one without fault: the walk moves to the lag first, then checks the row against
+        it. Returns the index of the first row not moved past: a flag not true (the caller
+        decides with the reference encoding), a sequence in `stop_at`, or len(rows). The
+        head's bytes are set again for the caller's own `digest`."""
         seq, head, i = self.sequence, self.head, start
         try:
             for i in range(start, len(rows)):
-                sequence, prev_hash, entry_hash, matches = rows[i]
+                sequence, prev_hash, entry_hash, matches, lag_sequence, lag_hash = rows[i]
+                if lag_sequence is not None and lag_hash is not None:
+                    seq, head = lag_sequence, lag_hash
                 if sequence in stop_at:
                     return i
                 if sequence != seq + 1:

@@ -20,7 +20,6 @@ import json
 import multiprocessing
 import os
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from gateway.core.register import (
 from gateway.pki.anchors import Revocations, TrustAnchors
 from gateway.pki.certs import CertificateError, ecdsa_key, fingerprint
 from gateway.pki.purposes import DOCUMENT_SIGNING
+from gateway.service.audit_pg import chain_verified
 from gateway.store.repositories.register import CANONICAL_SQL
 from gateway.store.store import Store
 
@@ -475,10 +475,14 @@ async def _chain(
         if progress is not None:
             progress(head_seq, head_seq)
         return head_seq, head_hash
-    if store.postgres:
-        return await _chain_verified(store, head_seq, checkpoints, witnessed, progress)
-    walk = ChainWalk()
     fixed = checkpoints.keys() | witnessed.keys()
+    if store.postgres:  # the server walks the entries (gateway.service.audit_pg)
+
+        async def decide(walk: ChainWalk, entry: tuple[int, str, str]) -> None:
+            await _step(store, walk, entry, None, checkpoints, witnessed)
+
+        return await chain_verified(store, head_seq, fixed, decide, progress, PAGE)
+    walk = ChainWalk()
     # The next page is read (in the driver's thread) while this one is being checked.
     pending = asyncio.ensure_future(_canonical_page(store, 0))
     try:
@@ -503,12 +507,6 @@ async def _chain(
     return walk.sequence, walk.head or GENESIS_HASH
 
 
-PG_READERS = 2
-"""Pages of the register PostgreSQL hashes at once, each on a connection (a server process)
-of its own, while this process walks the one before."""
-_NO_END = 2**62
-
-
 async def _step(
     store: Store,
     walk: ChainWalk,
@@ -528,54 +526,6 @@ async def _step(
             raise RegisterChainError(sequence, "content does not match its hash (edited)")
     _check_fixed(sequence, entry_hash, checkpoints, witnessed)
     walk.advance(sequence, entry_hash, digest)
-
-
-async def _chain_verified(
-    store: Store,
-    head_seq: int,
-    checkpoints: dict[int, Any],
-    witnessed: dict[int, list[Witness]],
-    progress: Callable[[int, int], None] | None,
-) -> tuple[int, str]:
-    """`_chain` on PostgreSQL: the server builds each entry's canonical form and hashes it
-    (Register.verified_rows), PG_READERS ranges of sequences at once up to the head, then
-    page by page beyond it until no entry is left; an entry the server found not to match,
-    and a range it could not hash, are decided by the Python encoding, which alone names a
-    fault."""
-    walk = ChainWalk()
-    fixed = checkpoints.keys() | witnessed.keys()
-    Page = Sequence[tuple[int, str, str, bool]]
-
-    async def page_at(after: int, upto: int) -> Page:
-        page = await store.register.verified_rows(after, upto, PAGE)
-        if page is not None:
-            return page
-        rows = await store.register.rows(after, PAGE)  # the reference encoding decides
-        return [(r[0], r[_PREV], r[_HASH], False) for r in rows if r[0] <= upto]
-
-    async def walk_page(page: Page) -> None:
-        i = walk.run_verified(page, 0, fixed)
-        while i < len(page):
-            await _step(store, walk, page[i][:3], None, checkpoints, witnessed)
-            i = walk.run_verified(page, i + 1, fixed)
-        if progress is not None:
-            progress(walk.sequence, head_seq)
-
-    ranges = deque((a, min(a + PAGE, head_seq)) for a in range(0, head_seq, PAGE))
-    ahead: deque[asyncio.Future[Page]] = deque()
-    try:
-        while ranges or ahead:
-            while ranges and len(ahead) < PG_READERS:
-                ahead.append(asyncio.ensure_future(page_at(*ranges.popleft())))
-            await walk_page(await ahead.popleft())
-        while page := await page_at(walk.sequence, _NO_END):  # beyond the head
-            await walk_page(page)
-    finally:
-        for pending in ahead:
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pending
-    return walk.sequence, walk.head or GENESIS_HASH
 
 
 CSV_COLUMNS = [*(name for name, _ in ENTRY_FIELDS), "hash", "receipt_time"]

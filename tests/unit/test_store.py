@@ -8,23 +8,32 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from cryptography import x509
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.core.register import RegisterChainError, verify_chain
+from gateway.core.pins import PinHistory
+from gateway.core.register import RegisterChainError, chain_hash, next_entry, verify_chain
+from gateway.pki.anchors import TrustAnchors
 from gateway.pki.certs import load_certificate
 from gateway.pki.demo import DemoNetwork
-from gateway.service.audit import verify_store
+from gateway.pki.signed_directory import directory_pins
+from gateway.service import audit
+from gateway.service.audit import Witness, verify_store
+from gateway.service.trust import checkpointer_for
 from gateway.store.records import DuplicateMessage, NewMessage
-from gateway.store.schema import metadata
+from gateway.store.schema import metadata, register, register_head
 from gateway.store.store import Store
+from gateway.xml.signature import Signer
 
 PG_ENV = "GATEWAY_TEST_POSTGRES_URL"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -373,8 +382,10 @@ async def test_art40_9_postgres_verification_hashes_in_the_server_and_names_edit
                     details=tricky if n != 3 else None,
                     principal="aïcha\u2028" if n == 4 else None,
                 )
-        rows = await store.register.verified_rows(0, 100, 100)
-        assert rows is not None and [r[3] for r in rows] == [True] * 6, "the server agrees"
+        every = await store.register.verified_rows(0, 100, 100, fixed=range(1, 7))
+        assert [(r[0], r[3]) for r in every] == [(n, True) for n in range(1, 7)], "it agrees"
+        sparse = await store.register.verified_rows(0, 100, 100)
+        assert [r[0] for r in sparse] == [1, 6], "and returns the range's ends only"
         assert (await verify_store(store, "BE-DU", ca)).entries == 6
     finally:
         await store.close()
@@ -406,3 +417,125 @@ async def test_art40_9_postgres_verification_hashes_in_the_server_and_names_edit
     assert await verdict() is None
     await edit("UPDATE register SET prev_hash = 'not hex' WHERE sequence = 5")
     assert await verdict() == 5
+
+
+def _gap(n: int) -> str:
+    return f"DELETE FROM register WHERE sequence = {n}"
+
+
+def _relink(n: int) -> str:
+    linked_elsewhere = "(SELECT hash FROM register WHERE sequence = 3)"
+    return f"UPDATE register SET prev_hash = {linked_elsewhere} WHERE sequence = {n}"
+
+
+def _edit(n: int) -> str:
+    return f"UPDATE register SET peer = 'FR-DU' WHERE sequence = {n}"
+
+
+def _garble(n: int) -> str:
+    return f"UPDATE register SET prev_hash = 'not hex' WHERE sequence = {n}"
+
+
+async def _rewrite_from(store: Store, n: int) -> None:
+    """Edit entry `n` and rehash the chain after it, the head too: a sound chain, but not the
+    one the checkpoints signed."""
+    entries = await store.register.query(after=n - 1, limit=1000)
+    head = entries[0].prev_hash
+    async with store.transaction() as tx:
+        for entry in entries:
+            changed = replace(
+                entry, prev_hash=head, peer="FR-DU" if entry.sequence == n else entry.peer
+            )
+            head = chain_hash(head, changed.canonical())
+            await tx.conn.execute(
+                update(register)
+                .where(register.c.sequence == entry.sequence)
+                .values(peer=changed.peer, prev_hash=changed.prev_hash, hash=head)
+            )
+        await tx.conn.execute(update(register_head).values(hash=head))
+
+
+@pytest.mark.parametrize("page", [10_000, 32], ids=["one-range", "ranges-of-32"])
+@pytest.mark.parametrize(
+    "tamper",
+    [None, _gap, _relink, _edit, _garble, "checkpoint", "witness", "beyond-head"],
+    ids=[
+        "intact",
+        "gap",
+        "relinked",
+        "edited",
+        "non-hex-link",
+        "checkpoint",
+        "witness",
+        "beyond-head",
+    ],
+)
+async def test_art40_9_postgres_verification_names_the_same_fault_as_sqlite_mid_range(
+    pg_url: str,
+    tmp_path: Path,
+    pki: DemoNetwork,
+    signers: dict[str, Signer],
+    monkeypatch: pytest.MonkeyPatch,
+    tamper: Any,
+    page: int,
+) -> None:
+    """PostgreSQL checks sequences, links and hashes in the server and returns only the
+    entries the verifier must see (issue 20); tampered entries in the middle of a range (a
+    gap, a changed or garbled link, an edited field, a history rewritten under a signed
+    checkpoint, a false witness, an entry past the recorded head) are named exactly as the
+    SQLite verifier names them: the same sequence and reason, or the same head."""
+    monkeypatch.setattr(audit, "PAGE", page)
+    ca = load_certificate(pki.ca_cert)
+    pins = PinHistory([directory_pins(pki.directory, TrustAnchors.load(pki.ca_cert))])
+    signer = signers["BE-DU"]
+    every_50 = SimpleNamespace(checkpoint_every=50)  # checkpoints at 50 and 100
+    config = SimpleNamespace(authority="BE-DU", register=every_50)
+    now = datetime.now(UTC)
+    witnesses = [Witness(70, "ab" * 32, "NL-DU")] if tamper == "witness" else []
+
+    async def verdict(url: str) -> tuple[object, ...]:
+        store = await Store.open(url)
+        store.checkpointer = checkpointer_for(config, signer)  # type: ignore[arg-type]
+        try:
+            for n in range(120):
+                async with store.transaction() as tx:
+                    await tx.register.append(
+                        time=now, event="received", direction="in", peer="NL-DU", details={"n": n}
+                    )
+            if tamper == "checkpoint":
+                await _rewrite_from(store, 30)
+            elif tamper == "beyond-head":  # written as a writer would, the head not yet
+                entry = next_entry(
+                    *await store.register.head(), time=now, event="received", direction="in"
+                )
+                row = entry.to_dict() | {"time": entry.time, "details": "{}"}
+                async with store.transaction() as tx:
+                    await tx.conn.execute(register.insert().values(row))
+            elif callable(tamper):
+                async with store.transaction() as tx:
+                    await tx.conn.execute(text(tamper(40)))
+            try:
+                report = await verify_store(store, "BE-DU", ca, witnesses=witnesses, pins=pins)
+                return ("ok", report.head_sequence, report.head_hash, report.checkpoints)
+            except RegisterChainError as exc:
+                return ("bad", exc.sequence, exc.reason)
+        finally:
+            await store.close()
+
+    on_sqlite = await verdict(sqlite_url(tmp_path))
+    on_postgres = await verdict(pg_url)
+    assert on_postgres == on_sqlite
+    expected = {
+        None: "ok",
+        _gap: (40, "missing (next entry found is 41)"),
+        _relink: (40, "previous-hash link does not match"),
+        _edit: (40, "content does not match its hash (edited)"),
+        _garble: (40, "previous-hash link does not match"),
+        "checkpoint": (50, "differs from its signed checkpoint"),
+        "witness": (70, "contradicts the head witnessed by NL-DU"),
+        "beyond-head": (
+            123,
+            "the recorded head does not match the chain (deleted or rewritten tail)",
+        ),
+    }[tamper]
+    assert (on_sqlite[0] == "ok") if expected == "ok" else (on_sqlite[1:] == expected)

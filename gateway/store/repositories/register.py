@@ -23,6 +23,7 @@ from gateway.core.register import (
     ENTRY_FIELDS,
     Event,
     RegisterEntry,
+    VerifiedRow,
     entry_time,
     next_entry,
 )
@@ -62,12 +63,12 @@ CANONICAL_SQL = (
     + " END FROM register WHERE sequence > ? ORDER BY sequence LIMIT ?"
 )  # fmt: skip
 
-# PostgreSQL builds the same canonical form as text and hashes it itself, next to the data:
-# the verifier then walks sequences and links and reads one flag per entry (issue 20: the
-# register's verification on PostgreSQL at least as fast as on SQLite). Every function is
-# named in pg_catalog, so that nothing placed earlier on the search path stands in for it.
-# A stored hash or previous hash that is not hex makes the query fail (decode): the verifier
-# then checks that page with the Python encoding, which names the entry.
+# PostgreSQL builds the same canonical form as text and hashes it itself, next to the data,
+# and checks sequences and links there too (issue 20: the register's verification on
+# PostgreSQL at least as fast as on SQLite; walking every row in Python was the limit). Every
+# function is named in pg_catalog, so that nothing placed earlier on the search path stands
+# in for it. A stored hash or previous hash that is not hex makes the query fail (decode):
+# the verifier then checks that page with the Python encoding, which names the entry.
 _PG_VALUE = {
     "sequence": "sequence::text",
     "time": """'"' || pg_catalog.to_char(time, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'""",
@@ -89,13 +90,33 @@ def _pg_json(pairs: list[tuple[str, str]]) -> str:
 
 _PG_V1 = sorted((key, name) for name, key in ENTRY_FIELDS if name != "principal")
 _PG_V2 = sorted([*_PG_V1, ("principal", "principal"), ("v", str(CANONICAL_VERSION))])
-PG_VERIFIED_SQL = (
-    "SELECT sequence, prev_hash, hash, pg_catalog.decode(hash, 'hex') = "
+_PG_MATCHES = (
+    "pg_catalog.decode(hash, 'hex') = "
     "pg_catalog.sha256(pg_catalog.decode(prev_hash, 'hex') || "
     "pg_catalog.convert_to(CASE WHEN principal IS NULL THEN " + _pg_json(_PG_V1)
-    + " ELSE " + _pg_json(_PG_V2) + " END, 'UTF8')) "
-    "FROM register WHERE sequence > $1 AND sequence <= $2 ORDER BY sequence LIMIT $3"
+    + " ELSE " + _pg_json(_PG_V2) + " END, 'UTF8'))"
 )  # fmt: skip
+# Of the (at most $3) entries after $1 up to $2, only those the verifier must see: the first
+# and the last, those whose sequence is in $4 (a checkpoint or witness fixes their hash),
+# and every one that does not follow the one before it in the range (sequence, link) or
+# whose hash does not match. Each comes with the sequence and hash of the entry before it in
+# the range: the entries in between are the ones the server found sound, so the verifier
+# moves its walk there without reading them (ChainWalk.run_verified). Built from constants.
+PG_VERIFIED_SQL = (
+    "SELECT sequence, prev_hash, hash, matches, lag_sequence, lag_hash FROM ("  # noqa: S608
+    "SELECT sequence, prev_hash, hash, " + _PG_MATCHES + " AS matches, "
+    "pg_catalog.lag(sequence) OVER w AS lag_sequence, pg_catalog.lag(hash) OVER w AS lag_hash, "
+    "pg_catalog.lead(sequence) OVER w AS lead_sequence "
+    "FROM (SELECT * FROM register WHERE sequence > $1 AND sequence <= $2 "
+    "ORDER BY sequence LIMIT $3) AS page WINDOW w AS (ORDER BY sequence)) AS checked "
+    "WHERE lag_sequence IS NULL OR lead_sequence IS NULL OR sequence = ANY($4::bigint[]) "
+    "OR sequence <> lag_sequence + 1 OR prev_hash IS DISTINCT FROM lag_hash "
+    "OR matches IS NOT TRUE ORDER BY sequence"
+)  # fmt: skip
+_UNVERIFIED_SQL = (
+    "SELECT sequence, prev_hash, hash FROM register WHERE sequence > $1 AND sequence <= $2 "
+    "ORDER BY sequence LIMIT $3"
+)
 _COLUMNS = ", ".join(COLUMNS)
 _HEAD = select(
     register_head.c.sequence,
@@ -407,14 +428,17 @@ class Register(Repository):
         return await self.engine.run_in_thread(fetch)
 
     async def verified_rows(
-        self, after: int, upto: int, limit: int
-    ) -> list[tuple[int, str, str, bool]] | None:
-        """Entries after `after` up to `upto` (at most `limit`): (sequence, prev_hash, hash,
-        whether the canonical form after the stored previous hash hashes to the hash), the
-        hashing done by PostgreSQL. None when the server cannot (a previous hash that is not
-        hex): the caller checks those entries with the Python encoding. A fast path only:
-        the verifier checks every false with the Python encoding, and the links and
-        sequences itself. PostgreSQL only."""
+        self, after: int, upto: int, limit: int, fixed: Sequence[int] = ()
+    ) -> list[VerifiedRow]:
+        """Of the entries after `after` up to `upto` (at most `limit`), those the server did
+        not find sound (PG_VERIFIED_SQL): (sequence, prev_hash, hash, whether the canonical
+        form after the stored previous hash hashes to the hash, and the sequence and hash of
+        the entry before it in the range, None for the first), always with the first, the
+        last and those at `fixed` sequences. Where the server cannot hash them (a hash or
+        previous hash that is not hex), every entry of the range with neither flag nor lag:
+        the verifier checks each with the Python encoding. A fast path only: the verifier
+        checks every flag not true with the Python encoding, and every returned entry's
+        sequence and link itself. PostgreSQL only."""
         import asyncpg  # type: ignore[import-untyped]  # the `postgres` extra's driver
 
         assert not isinstance(self.engine, InlineEngine), "PostgreSQL only"
@@ -422,11 +446,17 @@ class Register(Repository):
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
             try:
-                records = await driver.fetch(PG_VERIFIED_SQL, after, upto, limit)
+                records = await driver.fetch(PG_VERIFIED_SQL, after, upto, limit, list(fixed))
             except asyncpg.DataError:
-                return None
+                records = None
+        if records is None:
+            async with self.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection
+                records = await driver.fetch(_UNVERIFIED_SQL, after, upto, limit)
+            return [(r[0], r[1], r[2], None, None, None) for r in records]
         # asyncpg's records index and unpack as the tuples they stand for: not copied.
-        return cast(list[tuple[int, str, str, bool]], records)
+        return cast(list[VerifiedRow], records)
 
     async def case_events(
         self,
