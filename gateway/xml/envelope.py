@@ -29,16 +29,34 @@ def _el(parent: etree._Element, name: str, text: str | None = None) -> etree._El
     return child
 
 
-def _text(root: etree._Element, path: str) -> str | None:
-    found = root.find(path, _NS)
-    return None if found is None else (found.text or "")
+class _Fields:
+    """The child elements of one envelope element by local name, read in one pass: a
+    header's dozen fields each found by an ElementPath search cost more than the rest of
+    reading it (issue 20). The first of a name counts, as `find` would have it."""
+
+    def __init__(self, parent: etree._Element | None, where: str) -> None:
+        self._where = where
+        self._found: dict[str, etree._Element] = {}
+        for child in () if parent is None else parent:
+            tag = child.tag
+            if isinstance(tag, str) and tag.startswith(_PREFIX):
+                self._found.setdefault(tag[len(_PREFIX) :], child)
+
+    def element(self, name: str) -> etree._Element | None:
+        return self._found.get(name)
+
+    def text(self, name: str) -> str | None:
+        found = self._found.get(name)
+        return None if found is None else (found.text or "")
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise Rejection(Reason.SCHEMA_INVALID, f"missing {self._where}gw:{name}")
+        return value
 
 
-def _req(root: etree._Element, path: str) -> str:
-    value = _text(root, path)
-    if value is None:
-        raise Rejection(Reason.SCHEMA_INVALID, f"missing {path}")
-    return value
+_PREFIX = f"{{{ENVELOPE_NS}}}"
 
 
 def validate_envelope(root: etree._Element) -> None:
@@ -107,11 +125,14 @@ def build_transmission(
 def read_attachments(root: etree._Element) -> list[AttachmentFile]:
     out = []
     for a in root.iterfind("gw:Attachments/gw:Attachment", _NS):
+        fields = _Fields(a, "")
         try:
-            content = base64.b64decode(_req(a, "gw:Content"), validate=False)
+            content = base64.b64decode(fields.required("Content"), validate=False)
         except ValueError as exc:
             raise Rejection(Reason.ATTACHMENT_INVALID, "attachment content is not base64") from exc
-        out.append(AttachmentFile(_req(a, "gw:FileName"), _req(a, "gw:MediaType"), content))
+        out.append(
+            AttachmentFile(fields.required("FileName"), fields.required("MediaType"), content)
+        )
     return out
 
 
@@ -188,30 +209,27 @@ def check_attachments(
 def read_header(root: etree._Element) -> Header:
     if root.tag != f"{{{ENVELOPE_NS}}}Transmission":
         raise Rejection(Reason.SCHEMA_INVALID, "root element is not a gw:Transmission")
+    h = _Fields(root.find(f"{_PREFIX}Header"), "gw:Header/")
     try:
-        created = parse_utc(_req(root, "gw:Header/gw:Created"))
+        created = parse_utc(h.required("Created"))
     except ValueError as exc:
         raise Rejection(Reason.SCHEMA_INVALID, "Created is not a UTC time") from exc
+    basis = h.element("LegalBasis")
     return Header(
-        message_id=_req(root, "gw:Header/gw:MessageId"),
-        reference=_req(root, "gw:Header/gw:Reference"),
-        message_type=_req(root, "gw:Header/gw:Type"),
-        sender=_req(root, "gw:Header/gw:Sender"),
-        receiver=_req(root, "gw:Header/gw:Receiver"),
+        message_id=h.required("MessageId"),
+        reference=h.required("Reference"),
+        message_type=h.required("Type"),
+        sender=h.required("Sender"),
+        receiver=h.required("Receiver"),
         created=created,
-        in_reply_to=_text(root, "gw:Header/gw:InReplyTo"),
-        urgent=_req(root, "gw:Header/gw:Urgency") == "urgent",
-        case_reference=_text(root, "gw:Header/gw:Case"),
-        sender_role=_req(root, "gw:Header/gw:SenderRole"),
-        legal_basis=_text(root, "gw:Header/gw:LegalBasis"),
-        rules_version=_attr(root, "gw:Header/gw:LegalBasis", "rules"),
-        item_id=_text(root, "gw:Header/gw:ItemId"),
+        in_reply_to=h.text("InReplyTo"),
+        urgent=h.required("Urgency") == "urgent",
+        case_reference=h.text("Case"),
+        sender_role=h.required("SenderRole"),
+        legal_basis=h.text("LegalBasis"),
+        rules_version=None if basis is None else basis.get("rules"),
+        item_id=h.text("ItemId"),
     )
-
-
-def _attr(root: etree._Element, path: str, name: str) -> str | None:
-    el = root.find(path, _NS)
-    return None if el is None else el.get(name)
 
 
 def read_form(root: etree._Element) -> etree._Element:
@@ -292,22 +310,24 @@ def build_acknowledgement(ack: Acknowledgement) -> etree._Element:
 def read_acknowledgement(root: etree._Element) -> Acknowledgement:
     if root.tag != f"{{{ENVELOPE_NS}}}Acknowledgement":
         raise Rejection(Reason.SCHEMA_INVALID, "root element is not a gw:Acknowledgement")
-    reason = root.find("gw:Reason", _NS)
+    a = _Fields(root, "")
+    head = _Fields(a.element("RegisterHead"), "gw:RegisterHead/")
+    reason = a.element("Reason")
     try:
-        receipt = parse_utc(_req(root, "gw:ReceiptTime"))
-        sequence = int(_req(root, "gw:RegisterHead/gw:Sequence"))
+        receipt = parse_utc(a.required("ReceiptTime"))
+        sequence = int(head.required("Sequence"))
     except ValueError as exc:
         raise Rejection(Reason.SCHEMA_INVALID, "bad ReceiptTime or RegisterHead") from exc
     return Acknowledgement(
-        acknowledgement_id=_req(root, "gw:AcknowledgementId"),
-        message_id=_text(root, "gw:MessageId"),
-        sender=_req(root, "gw:Sender"),
-        receiver=_text(root, "gw:Receiver"),
-        digest=_req(root, "gw:Digest"),
+        acknowledgement_id=a.required("AcknowledgementId"),
+        message_id=a.text("MessageId"),
+        sender=a.required("Sender"),
+        receiver=a.text("Receiver"),
+        digest=a.required("Digest"),
         receipt_time=receipt,
-        status=_req(root, "gw:Status"),
+        status=a.required("Status"),
         reason_code=None if reason is None else reason.get("code"),
         reason_text=None if reason is None else (reason.text or ""),
         head_sequence=sequence,
-        head_hash=_req(root, "gw:RegisterHead/gw:Hash"),
+        head_hash=head.required("Hash"),
     )
