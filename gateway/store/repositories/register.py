@@ -101,14 +101,16 @@ _PG_MATCHES = (
 # and every one that does not follow the one before it in the range (sequence, link) or
 # whose hash does not match. Each comes with the sequence and hash of the entry before it in
 # the range: the entries in between are the ones the server found sound, so the verifier
-# moves its walk there without reading them (ChainWalk.run_verified). Built from constants.
+# moves its walk there without reading them (ChainWalk.run_verified). The hash is computed
+# below the window, which then buffers four columns, not whole rows. Built from constants.
 PG_VERIFIED_SQL = (
     "SELECT sequence, prev_hash, hash, matches, lag_sequence, lag_hash FROM ("  # noqa: S608
-    "SELECT sequence, prev_hash, hash, " + _PG_MATCHES + " AS matches, "
+    "SELECT sequence, prev_hash, hash, matches, "
     "pg_catalog.lag(sequence) OVER w AS lag_sequence, pg_catalog.lag(hash) OVER w AS lag_hash, "
     "pg_catalog.lead(sequence) OVER w AS lead_sequence "
-    "FROM (SELECT * FROM register WHERE sequence > $1 AND sequence <= $2 "
-    "ORDER BY sequence LIMIT $3) AS page WINDOW w AS (ORDER BY sequence)) AS checked "
+    "FROM (SELECT sequence, prev_hash, hash, " + _PG_MATCHES + " AS matches FROM register "
+    "WHERE sequence > $1 AND sequence <= $2 ORDER BY sequence LIMIT $3) AS page "
+    "WINDOW w AS (ORDER BY sequence)) AS checked "
     "WHERE lag_sequence IS NULL OR lead_sequence IS NULL OR sequence = ANY($4::bigint[]) "
     "OR sequence <> lag_sequence + 1 OR prev_hash IS DISTINCT FROM lag_hash "
     "OR matches IS NOT TRUE ORDER BY sequence"
