@@ -81,6 +81,7 @@ class Deliverer:
         # from the outbox, or handed over by a submission (reserved, then handed over).
         self._window = settings.concurrency * 2
         self._reserved = 0
+        self._slot_freed = asyncio.Event()
 
     def reserve(self) -> timedelta | None:
         """A place for a fresh submission; its outbox row is stored leased for `lease`."""
@@ -135,11 +136,24 @@ class Deliverer:
             # directly (hand_over); claims bring retries and what a restart or another node
             # left behind.
             ctx.handoff = self
+            loop = asyncio.get_running_loop()
+            look, due = True, 0.0  # whether the outbox may hold rows due now; when to look
             while True:
-                ctx.wake_delivery.clear()
                 free = self._window - len(self._inflight) - self._reserved
                 if free <= 0:
-                    await ctx.wake_delivery.wait()  # set as each delivery ends
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()  # set as each delivery ends
+                    continue
+                if ctx.wake_delivery.is_set():  # the outbox changed: a row may be due now
+                    ctx.wake_delivery.clear()
+                    look = True
+                if not look:
+                    # A delivery that ends frees a slot but adds nothing to claim: claiming
+                    # at each one was a writer transaction per message (issue 20). Look
+                    # again when the outbox changes, at the next due row, or after `poll`
+                    # (what another node or a restart left behind).
+                    await wait_set(ctx.wake_delivery, max(0.0, due - loop.time()))
+                    look = True
                     continue
                 try:
                     claimed = await ctx.store.claim_due(ctx.clock(), free, self._lease)
@@ -162,7 +176,7 @@ class Deliverer:
                     wait = max(0.0, min(poll, (next_due - ctx.clock()).total_seconds()))
                 if claimed and wait == 0:
                     wait = 0.01
-                await wait_set(ctx.wake_delivery, wait)
+                look, due = False, loop.time() + wait
         finally:
             # Submissions from now on wait in the outbox (a restart releases their leases on
             # SQLite; on PostgreSQL another node takes them once the lease ends).
@@ -175,7 +189,7 @@ class Deliverer:
 
     def _delivery_ended(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self.ctx.wake_delivery.set()
+        self._slot_freed.set()
 
     async def _reconcile_forever(self) -> None:
         interval = self.ctx.config.delivery.reconcile_interval_seconds
@@ -268,6 +282,7 @@ class Deliverer:
                 raise
             except Exception:
                 self.ctx.log.exception("delivery crashed", message_id=item.message_id)
+                self.ctx.wake_delivery.set()  # its row is due again once its lease ends
 
     async def deliver(self, item: OutboxItem) -> None:
         ctx = self.ctx
@@ -277,9 +292,11 @@ class Deliverer:
         except AcknowledgementRefused as exc:
             await self.outcomes.failed(item, attempt, str(exc), exc)
             self.outcomes.alert(item, exc.refused, reconciled=False)
+            ctx.wake_delivery.set()  # a retry is due later: the worker looks when
             return
         except DeliveryError as exc:
             await self.outcomes.failed(item, attempt, str(exc), retry_after=exc.retry_after)
+            ctx.wake_delivery.set()
             return
         await self.outcomes.record_ack(item, attempt, ack, ack_bytes)
         ctx.log.info(
