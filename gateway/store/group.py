@@ -4,9 +4,11 @@ A durable commit costs a disk flush (about 2 ms here), which is more than the wo
 submission or receipt. Units of work therefore run one after another on one writer connection,
 each inside its own SAVEPOINT, and the transaction is committed when no further unit is
 waiting (or `max_units` have joined). A unit that fails is rolled back to its savepoint and
-fails alone; the others are unaffected. A unit returns only after the commit that contains it
-is durable, so nothing is acknowledged before it is stored; if that commit fails, every unit
-in it fails with the commit's error and nothing of any of them is stored.
+fails alone; the others are unaffected. The first unit of a batch takes no savepoint: if it
+fails, the transaction, which holds nothing else yet, is rolled back whole. A unit returns
+only after the commit that contains it is durable, so nothing is acknowledged before it is
+stored; if that commit fails, every unit in it fails with the commit's error and nothing of
+any of them is stored.
 
 Under light load a batch holds a single unit (commit at once: no added latency); under heavy
 load batches grow by themselves, which is what removes the flush from each unit's cost.
@@ -164,7 +166,10 @@ class GroupCommitter:
             if batch is None:
                 batch = self._batch = await self._open()
             batch.units += 1
-            savepoint = await batch.trans.savepoint()
+            # The batch's first unit needs no savepoint: if it fails, the transaction holds
+            # nothing else and is rolled back whole (one round trip less per batch, which
+            # under light load is per unit; issue 20).
+            savepoint = await batch.trans.savepoint() if batch.units > 1 else None
             before = dict(batch.state)
         except BaseException as exc:
             if self._batch is not None and self._batch.units:
@@ -177,20 +182,35 @@ class GroupCommitter:
             batch.state.clear()
             batch.state.update(before)
             try:
-                await savepoint.rollback()
+                if savepoint is None:
+                    await self._abandon(batch)
+                else:
+                    await savepoint.rollback()
             except BaseException as exc:
                 batch.poisoned = exc
             finally:
                 self._release()
             raise
         try:
-            await savepoint.commit()
+            if savepoint is not None:
+                await savepoint.commit()
         except BaseException as exc:
             batch.poisoned = exc
             self._release()
             raise
         self._release()
         await asyncio.shield(batch.done)
+
+    async def _abandon(self, batch: _Batch) -> None:
+        """The batch's first unit failed: its transaction, which holds nothing else, is rolled
+        back, and the next unit begins a new one on the same connection."""
+        await batch.trans.rollback()
+        self._batch = None
+        if self._waiting():
+            self._spare = batch.conn
+        else:
+            with contextlib.suppress(Exception):
+                await batch.conn.close()
 
     async def barrier(self) -> None:
         """Wait until everything that joined a batch before this call is committed."""

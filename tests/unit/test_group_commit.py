@@ -109,6 +109,29 @@ async def test_a_failing_unit_leaves_nothing_and_keeps_the_others(url: str) -> N
         await store.close()
 
 
+async def test_a_batchs_first_unit_fails_alone_without_a_savepoint(url: str) -> None:
+    """The first unit of a batch takes no savepoint (issue 20): when it fails, its whole
+    transaction is rolled back, and the units waiting behind it commit in a new one."""
+    store = await Store.open(url)
+    try:
+        results = await asyncio.gather(
+            append(store, 0, fail=True), *(append(store, n) for n in range(1, 6)),
+            return_exceptions=True,
+        )  # fmt: skip
+        assert isinstance(results[0], RuntimeError)
+        assert results[1:] == [1, 2, 3, 4, 5]
+        entries = await store.register.query(limit=10)
+        assert [e.peer for e in entries] == ["P1", "P2", "P3", "P4", "P5"]
+        verify_chain(entries)
+        assert await committed_count(url) == 5
+        with pytest.raises(RuntimeError):
+            await append(store, 6, fail=True)  # alone: the first and only unit of its batch
+        assert await append(store, 7) == 6
+        assert await committed_count(url) == 6
+    finally:
+        await store.close()
+
+
 async def test_a_failed_commit_fails_every_unit_in_it_and_stores_nothing(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
