@@ -92,6 +92,7 @@ class Deliverer:
 
     def release(self) -> None:
         self._reserved -= 1
+        self._slot_freed.set()
 
     def hand_over(self, item: OutboxItem) -> None:
         """Deliver a durable, leased submission now (see gateway.context.Handoff)."""
@@ -142,7 +143,8 @@ class Deliverer:
                 free = self._window - len(self._inflight) - self._reserved
                 if free <= 0:
                     self._slot_freed.clear()
-                    await self._slot_freed.wait()  # set as each delivery ends
+                    # Set as each delivery ends and as a reserved place is given back.
+                    await wait_set(self._slot_freed, poll)
                     continue
                 if ctx.wake_delivery.is_set():  # the outbox changed: a row may be due now
                     ctx.wake_delivery.clear()
