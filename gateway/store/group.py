@@ -206,11 +206,15 @@ class GroupCommitter:
         back, and the next unit begins a new one on the same connection."""
         await batch.trans.rollback()
         self._batch = None
+        await self._keep_or_close(batch.conn)
+
+    async def _keep_or_close(self, writer: DbConnection) -> None:
+        """Keep the writer connection for the next batch while units wait, else return it."""
         if self._waiting():
-            self._spare = batch.conn
+            self._spare = writer
         else:
             with contextlib.suppress(Exception):
-                await batch.conn.close()
+                await writer.close()
 
     async def barrier(self) -> None:
         """Wait until everything that joined a batch before this call is committed."""
@@ -300,10 +304,6 @@ class GroupCommitter:
             self.stats.commits += 1
             self.stats.units += batch.units
             self.stats.largest = max(self.stats.largest, batch.units)
-            if self._waiting():
-                self._spare = batch.conn
-            else:
-                with contextlib.suppress(Exception):
-                    await batch.conn.close()
+            await self._keep_or_close(batch.conn)
         finally:
             self._grant_next()

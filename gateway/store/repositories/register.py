@@ -115,10 +115,6 @@ PG_VERIFIED_SQL = (
     "OR sequence <> lag_sequence + 1 OR prev_hash IS DISTINCT FROM lag_hash "
     "OR matches IS NOT TRUE ORDER BY sequence"
 )  # fmt: skip
-_UNVERIFIED_SQL = (
-    "SELECT sequence, prev_hash, hash FROM register WHERE sequence > $1 AND sequence <= $2 "
-    "ORDER BY sequence LIMIT $3"
-)
 _COLUMNS = ", ".join(COLUMNS)
 _HEAD = select(
     register_head.c.sequence,
@@ -451,12 +447,9 @@ class Register(Repository):
                 records = await driver.fetch(PG_VERIFIED_SQL, after, upto, limit, list(fixed))
             except asyncpg.DataError:
                 records = None
-        if records is None:
-            async with self.engine.connect() as conn:
-                raw = await conn.get_raw_connection()
-                driver = raw.driver_connection
-                records = await driver.fetch(_UNVERIFIED_SQL, after, upto, limit)
-            return [(r[0], r[1], r[2], None, None, None) for r in records]
+        if records is None:  # (..., prev_hash, hash) last in the raw rows
+            rows = await self.rows(after, limit)
+            return [(r[0], r[-2], r[-1], None, None, None) for r in rows if r[0] <= upto]
         # asyncpg's records index and unpack as the tuples they stand for: not copied.
         return cast(list[VerifiedRow], records)
 
