@@ -266,6 +266,8 @@ class Outcomes:
                 claimed = await tx.outbox.reschedule(item.message_id, attempt, next_at, error)
             if not claimed:
                 return
+            if not give_up:  # a retry is due later: the delivery worker looks when it is
+                tx.after_commit(ctx.wake_delivery.set)
             tx.after_commit(ctx.metrics.deliveries.labels(outcome="failed").inc)
             if refused is not None:
                 await self.register_refusal(

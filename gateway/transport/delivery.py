@@ -294,11 +294,9 @@ class Deliverer:
         except AcknowledgementRefused as exc:
             await self.outcomes.failed(item, attempt, str(exc), exc)
             self.outcomes.alert(item, exc.refused, reconciled=False)
-            ctx.wake_delivery.set()  # a retry is due later: the worker looks when
             return
         except DeliveryError as exc:
             await self.outcomes.failed(item, attempt, str(exc), retry_after=exc.retry_after)
-            ctx.wake_delivery.set()
             return
         await self.outcomes.record_ack(item, attempt, ack, ack_bytes)
         ctx.log.info(
