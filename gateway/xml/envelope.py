@@ -29,6 +29,9 @@ def _el(parent: etree._Element, name: str, text: str | None = None) -> etree._El
     return child
 
 
+_PREFIX = f"{{{ENVELOPE_NS}}}"
+
+
 class _Fields:
     """The child elements of one envelope element by local name, read in one pass: a
     header's dozen fields each found by an ElementPath search cost more than the rest of
@@ -54,9 +57,6 @@ class _Fields:
         if value is None:
             raise Rejection(Reason.SCHEMA_INVALID, f"missing {self._where}gw:{name}")
         return value
-
-
-_PREFIX = f"{{{ENVELOPE_NS}}}"
 
 
 def validate_envelope(root: etree._Element) -> None:
