@@ -332,8 +332,8 @@ def main() -> None:
             meta["bodies_when"] = saved["bodies_when"]
         render(saved["runs"], meta, bodies, saved.get("registers", {}))
         return
-    results = measure_runs(runs(args.quick), args.rounds)
     no_postgres = postgres_missing()
+    results = measure_runs(runs(args.quick), args.rounds, no_postgres)
     registers = measure_registers(args.quick, no_postgres)
     bodies = measure_bodies()
     meta = {"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
@@ -344,21 +344,30 @@ def main() -> None:
     render(results, meta, bodies, registers)
 
 
-def key_figure(r: dict[str, Any]) -> float:
-    """What a configuration's rounds are ranked by: throughput unpaced, p99 paced, p50 one
-    message at a time (the figures the targets compare)."""
+_KEY_FIGURES = {
+    "sequential": ("latency_p50_ms", "ms p50"),
+    "paced": ("latency_p99_ms", "ms p99"),
+    "unpaced": ("acknowledged_per_s", "msg/s"),
+}
+"""What a configuration's rounds are ranked by, by kind of run: the figures the targets
+compare (p50 one message at a time, p99 paced, throughput unpaced), and their unit."""
+
+
+def _key(r: dict[str, Any]) -> tuple[str, str]:
     e = r["e2e"]
-    if e.get("sequential"):
-        return float(e["latency_p50_ms"])
-    if e["paced_rate"] is not None:
-        return float(e["latency_p99_ms"])
-    return float(e["acknowledged_per_s"])
+    kind = "sequential" if e.get("sequential") else "paced" if e["paced_rate"] else "unpaced"
+    return _KEY_FIGURES[kind]
 
 
-def measure_runs(plan: dict[str, list[str]], rounds: int) -> dict[str, Any]:
+def key_figure(r: dict[str, Any]) -> float:
+    return float(r["e2e"][_key(r)[0]])
+
+
+def measure_runs(
+    plan: dict[str, list[str]], rounds: int, no_postgres: str | None
+) -> dict[str, Any]:
     """Every configuration `rounds` times, round by round; for each, its median round (by
     key_figure) with every round's key figure beside it."""
-    no_postgres = postgres_missing()
     measured: dict[str, list[dict[str, Any]]] = {name: [] for name in plan}
     results: dict[str, Any] = {}
     total = len(plan) * rounds
@@ -498,11 +507,8 @@ def round_lines(results: dict[str, Any]) -> list[str]:
         "",
     ]
     for name, r in measured.items():
-        unit = "ms p50" if r["e2e"].get("sequential") else "ms p99"
-        if r["e2e"]["paced_rate"] is None and not r["e2e"].get("sequential"):
-            unit = "msg/s"
         figures = ", ".join(f"{v:g}" for v in r["rounds"])
-        lines.append(f"- {name}: {figures} {unit}")
+        lines.append(f"- {name}: {figures} {_key(r)[1]}")
     return lines
 
 
