@@ -38,7 +38,7 @@ from gateway.xml.envelope import (
     Acknowledgement,
     build_acknowledgement,
     check_attachments,
-    read_attachments,
+    read_carried_files,
     read_form,
     read_header,
     validate_envelope,
@@ -46,7 +46,7 @@ from gateway.xml.envelope import (
 from gateway.xml.forms import FormError, form_from_element
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.sealed import check_envelope, is_sealed, pinned_certificates, read_sealed
-from gateway.xml.signature import verify
+from gateway.xml.signature import signed_content
 
 LEGACY_BASIS = "com-2020-610"
 """What every case ran under before each message named its basis."""
@@ -78,8 +78,12 @@ class Reception:
             limit = ctx.config.peer.max_body_bytes
             root = parse_untrusted(body, max_bytes=limit, max_depth=ctx.config.peer.max_depth)
             validate_envelope(root)
-            verified = verify(root, ctx.signer_authority, state.signing_check(ctx.clock()))
-            del root  # only the signed bytes are read from here on; a large tree goes now
+            signed = signed_content(root, ctx.signer_authority, state.signing_check(ctx.clock()))
+            # Only the signed bytes are read from here on: a large received tree goes before
+            # they are parsed, and they go once parsed.
+            del root
+            verified = signed.read()
+            del signed
             header = read_header(verified.root)
             if verified.signer_authority != header.sender or verified.signer_authority != peer:
                 raise Rejection(
@@ -133,7 +137,7 @@ class Reception:
         )
         form_el = read_form(signed_root)
         check_attachments(
-            form_el, read_attachments(signed_root), ctx.config.peer.max_attachment_bytes
+            form_el, read_carried_files(signed_root), ctx.config.peer.max_attachment_bytes
         )
         try:
             body_type, form = form_from_element(form_el)

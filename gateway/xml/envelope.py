@@ -6,6 +6,7 @@ built ourselves); the transport makes sure of that."""
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -88,6 +89,25 @@ class AttachmentFile:
     content: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class CarriedFile:
+    """What the checks need of an attachment: its name, media type, size and SHA-256 (hex),
+    without its content."""
+
+    file_name: str
+    media_type: str
+    size: int
+    sha256: str
+
+
+def carried_file(f: AttachmentFile | CarriedFile) -> CarriedFile:
+    if isinstance(f, CarriedFile):
+        return f
+    return CarriedFile(
+        f.file_name, f.media_type, len(f.content), hashlib.sha256(f.content).hexdigest()
+    )
+
+
 def build_transmission(
     header: Header, form: etree._Element, attachments: Sequence[AttachmentFile] = ()
 ) -> etree._Element:
@@ -122,17 +142,43 @@ def build_transmission(
     return root
 
 
+def _decoded(fields: _Fields) -> bytes:
+    try:
+        # The text as it is (ASCII): b64decode would first copy it into bytes.
+        return binascii.a2b_base64(fields.required("Content"))
+    except ValueError as exc:
+        raise Rejection(Reason.ATTACHMENT_INVALID, "attachment content is not base64") from exc
+
+
 def read_attachments(root: etree._Element) -> list[AttachmentFile]:
     out = []
     for a in root.iterfind("gw:Attachments/gw:Attachment", _NS):
         fields = _Fields(a, "")
-        try:
-            content = base64.b64decode(fields.required("Content"), validate=False)
-        except ValueError as exc:
-            raise Rejection(Reason.ATTACHMENT_INVALID, "attachment content is not base64") from exc
         out.append(
-            AttachmentFile(fields.required("FileName"), fields.required("MediaType"), content)
+            AttachmentFile(
+                fields.required("FileName"), fields.required("MediaType"), _decoded(fields)
+            )
         )
+    return out
+
+
+def read_carried_files(root: etree._Element) -> list[CarriedFile]:
+    """The attachments' names, media types, sizes and digests, each file decoded and hashed
+    in turn and dropped before the next: what checking a received transmission needs, without
+    holding all its files decoded at once (megabytes each)."""
+    out = []
+    for a in root.iterfind("gw:Attachments/gw:Attachment", _NS):
+        fields = _Fields(a, "")
+        content = _decoded(fields)
+        out.append(
+            CarriedFile(
+                fields.required("FileName"),
+                fields.required("MediaType"),
+                len(content),
+                hashlib.sha256(content).hexdigest(),
+            )
+        )
+        del content
     return out
 
 
@@ -164,11 +210,12 @@ def duplicate_descriptor(form: etree._Element) -> etree._Element | None:
 
 def check_attachments(
     form: etree._Element,
-    files: Sequence[AttachmentFile],
+    attachments: Sequence[AttachmentFile] | Sequence[CarriedFile],
     max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
 ) -> None:
     """The files carried must be exactly those the form describes, each described once: same
     names, media types, SHA-256 digests and sizes, each within the size limit."""
+    files = [carried_file(f) for f in attachments]
     c = f"{{{COMMON_NS}}}"
     if duplicate_descriptor(form) is not None:
         raise Rejection(Reason.ATTACHMENT_INVALID, DESCRIBED_TWICE)
@@ -196,13 +243,13 @@ def check_attachments(
                 Reason.ATTACHMENT_INVALID, f"attachment {i} is not described by the form"
             )
         media_type, digest, size = described[f.file_name]
-        if len(f.content) > max_bytes:
+        if f.size > max_bytes:
             raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {i} exceeds {max_bytes} bytes")
         if f.media_type != media_type:
             raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {i}: media type differs")
-        if hashlib.sha256(f.content).hexdigest() != digest:
+        if f.sha256 != digest:
             raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {i}: SHA-256 differs")
-        if len(f.content) != size:
+        if f.size != size:
             raise Rejection(Reason.ATTACHMENT_INVALID, f"attachment {i}: size differs")
 
 

@@ -179,11 +179,35 @@ class _Certificates:
 _CERTIFICATES = _Certificates()
 
 
+@dataclass(frozen=True)
+class SignedContent:
+    """The bytes a verified signature covers (exclusive canonical form) and who signed them,
+    apart from the received tree, so that a caller can drop that tree (megabytes for a large
+    transmission) before the signed bytes are parsed."""
+
+    content: bytes
+    signer: x509.Certificate
+    signer_authority: str
+
+    def read(self) -> VerifiedDocument:
+        return VerifiedDocument(parse_trusted(self.content), self.signer, self.signer_authority)
+
+
 def verify(
     root: etree._Element,
     resolve_signer: Callable[[str], str | None],
     check_certificate: Callable[[x509.Certificate], None] | None = None,
 ) -> VerifiedDocument:
+    """Verify the single enveloped signature of `root` (`signed_content`) and read the
+    signed bytes."""
+    return signed_content(root, resolve_signer, check_certificate).read()
+
+
+def signed_content(
+    root: etree._Element,
+    resolve_signer: Callable[[str], str | None],
+    check_certificate: Callable[[x509.Certificate], None] | None = None,
+) -> SignedContent:
     """Verify the single enveloped signature of `root`. `resolve_signer` maps the fingerprint
     of the certificate in KeyInfo to the authority that pinned it (else None); the signature
     is then checked with that certificate's key alone, never with a chain found in the
@@ -233,7 +257,7 @@ def verify(
     # bytes the signer signed, or nothing is read at all.
     if base64.b64encode(hashlib.sha256(signed).digest()).decode() != digest_value:
         raise Rejection(Reason.SIGNATURE_INVALID, "the signed content could not be isolated")
-    return VerifiedDocument(parse_trusted(signed), cert, authority)
+    return SignedContent(signed, cert, authority)
 
 
 def _signed_bytes(root: etree._Element, sig: etree._Element) -> bytes:

@@ -4,6 +4,7 @@ loss (Art. 29 take charge request, Art. 30 reply)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,12 +13,28 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.core.forms import FORM_TYPES, form_type
+from gateway.core.policy import Header, Reason, Rejection
 from gateway.examples import EXAMPLES
+from gateway.xml.envelope import (
+    AttachmentFile,
+    build_transmission,
+    carried_file,
+    read_attachments,
+    read_carried_files,
+)
 from gateway.xml.forms import FormError, form_from_element, form_json_schema, form_to_element
-from gateway.xml.schemas import SCHEMA_DIR
+from gateway.xml.schemas import ENVELOPE_NS, SCHEMA_DIR
 
 TCR = form_type("take-charge-request")
 REPLY = form_type("take-charge-reply")
+HEADER = Header(
+    "6f1d2c0e-0000-4000-8000-000000000001",
+    "BE01F-ATT1",
+    "take-charge-request",
+    "BE-DU",
+    "NL-DU",
+    datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+)
 
 
 def example(name: str) -> dict[str, Any]:
@@ -198,3 +215,37 @@ def test_art29_any_valid_take_charge_request_round_trips(data: dict[str, Any]) -
     # and survives serialisation, as it does on the wire
     parsed = etree.fromstring(etree.tostring(el))
     assert form_from_element(parsed)[1] == data
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    contents=st.lists(st.binary(max_size=3000), min_size=1, max_size=4),
+    wrap=st.sampled_from([0, 64, 76]),
+)
+def test_art29_attachments_read_for_checking_are_the_files_carried(
+    contents: list[bytes], wrap: int
+) -> None:
+    """Art. 29 evidence: the receiver checks each attachment by name, media type, size and
+    SHA-256 without keeping the decoded files (read_carried_files); what it reads is what
+    decoding the files whole gives, whitespace-wrapped base64 included."""
+    files = [AttachmentFile(f"f{i}.pdf", "application/pdf", c) for i, c in enumerate(contents)]
+    root = build_transmission(
+        HEADER, form_to_element(TCR, example("take-charge-request.json")), files
+    )
+    if wrap:
+        for content in root.iter(f"{{{ENVELOPE_NS}}}Content"):
+            text = content.text or ""
+            content.text = "\n".join(text[i : i + wrap] for i in range(0, len(text), wrap))
+    assert read_carried_files(root) == [carried_file(f) for f in read_attachments(root)]
+    assert [f.content for f in read_attachments(root)] == contents
+
+
+def test_an_attachment_that_is_not_base64_is_refused_when_checked() -> None:
+    files = [AttachmentFile("scan.pdf", "application/pdf", b"%PDF")]
+    root = build_transmission(
+        HEADER, form_to_element(TCR, example("take-charge-request.json")), files
+    )
+    next(root.iter(f"{{{ENVELOPE_NS}}}Content")).text = "not base64 é"
+    with pytest.raises(Rejection) as err:
+        read_carried_files(root)
+    assert err.value.reason is Reason.ATTACHMENT_INVALID

@@ -31,6 +31,7 @@ from gateway.service import audit
 from gateway.service.audit import Witness, verify_store
 from gateway.service.trust import checkpointer_for
 from gateway.store.records import DuplicateMessage, NewMessage
+from gateway.store.repositories.messages import BLOB_IO_BYTES
 from gateway.store.schema import metadata, register, register_head
 from gateway.store.store import Store
 from gateway.xml.signature import Signer
@@ -151,6 +152,48 @@ async def _message(store: Store, message_id: str) -> None:
     async with store.transaction() as tx:
         await tx.messages.insert(_new_message(message_id))
         await tx.outbox.enqueue(message_id, NOW)
+
+
+async def _large_message_checks(store: Store) -> None:
+    """Signed bytes of megabytes (SQLite writes them into the row in place, not as a bound
+    value) come back byte for byte, go with a unit of work that fails, and a repeat of the
+    message id is refused without touching the first."""
+    body = os.urandom(BLOB_IO_BYTES + 12_345)
+    big = replace(_new_message(str(uuid.uuid4())), signed_xml=body)
+    async with store.transaction() as tx:
+        await tx.messages.insert(big)
+        await tx.outbox.enqueue(big.message_id, NOW)
+    stored = await store.messages.get(big.message_id)
+    assert stored is not None and stored.signed_xml == body
+    [item] = await store.claim_due(NOW + timedelta(seconds=1), 5, timedelta(minutes=1))
+    assert item.signed_xml == body
+    with pytest.raises(DuplicateMessage):
+        async with store.transaction() as tx:
+            await tx.messages.insert(replace(big, signed_xml=os.urandom(BLOB_IO_BYTES)))
+    stored = await store.messages.get(big.message_id)
+    assert stored is not None and stored.signed_xml == body
+    lost = replace(big, message_id=str(uuid.uuid4()))
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.messages.insert(lost)
+            raise RuntimeError("crash after the bytes were written")
+    assert await store.messages.get(lost.message_id) is None
+
+
+async def test_large_signed_bytes_are_stored_whole_or_not_at_all_sqlite(tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path))
+    try:
+        await _large_message_checks(store)
+    finally:
+        await store.close()
+
+
+async def test_large_signed_bytes_are_stored_whole_or_not_at_all_postgres(pg_url: str) -> None:
+    store = await Store.open(pg_url)
+    try:
+        await _large_message_checks(store)
+    finally:
+        await store.close()
 
 
 async def _concurrency_checks(url: str, ca: x509.Certificate, other: Store | None = None) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 from datetime import datetime
 from typing import Unpack
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.store.driver import Prepared
@@ -30,6 +31,21 @@ _UPDATE = update(messages).where(messages.c.message_id == bindparam("b_message_i
 _GET = select(messages).where(messages.c.message_id == bindparam("b_message_id"))
 _INSERT_PG = Prepared(_INSERT, list(NewMessage.__dataclass_fields__))
 
+BLOB_IO_BYTES = 256 * 1024
+"""On SQLite, signed bytes from this size on are written into the row in place (incremental
+BLOB I/O) instead of being bound to the INSERT: Python's sqlite3 keeps a statement's bound
+values until the statement runs again, so each connection's cached INSERT held a copy of the
+last large transmission (9 MB each, benchmarks/bodies.py)."""
+_MAKE_ROOM = text(
+    "UPDATE messages SET signed_xml = zeroblob(:size) WHERE message_id = :message_id RETURNING id"
+)
+
+
+def _sqlite3_connection(conn: Connection) -> sqlite3.Connection:
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw
+
 
 @functools.cache
 def _update_pg(columns: frozenset[str]) -> Prepared:
@@ -44,10 +60,28 @@ class Messages(Repository):
         return None if row is None else message_of(row)
 
     async def insert(self, message: NewMessage) -> None:
+        row = message.row()
+        signed = message.signed_xml
+        in_place = not self.postgres and signed is not None and len(signed) >= BLOB_IO_BYTES
+        if in_place:
+            row["signed_xml"] = None
         try:
-            await self._write(_INSERT_PG, message.row())
+            await self._write(_INSERT_PG, row)
         except IntegrityError as exc:
             raise DuplicateMessage(message.message_id) from exc
+        if in_place:
+            assert signed is not None
+            await self._write_in_place(message.message_id, signed)
+
+    async def _write_in_place(self, message_id: str, signed: bytes) -> None:
+        """The signed bytes into the row just inserted, in this unit of work (SQLite): room
+        of their size, then written through the connection's BLOB handle, with no bound copy."""
+        conn = self.conn
+        result = await conn.execute(_MAKE_ROOM, {"size": len(signed), "message_id": message_id})
+        rowid = result.scalar_one()
+        raw = await conn.run_sync(_sqlite3_connection)
+        with raw.blobopen("messages", "signed_xml", rowid) as blob:
+            blob.write(signed)
 
     async def update(self, message_id: str, **changes: Unpack[MessageChanges]) -> None:
         await self._write(_update_pg(frozenset(changes)), {"b_message_id": message_id, **changes})
