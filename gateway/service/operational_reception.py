@@ -172,16 +172,17 @@ async def accept(
             digest=digest,
             status="accepted",
             details={"item_id": item_id, "network": network},
-        )
-        ack = sign_ack(
-            Acknowledgement.of_acceptance(
-                header.message_id,
-                ctx.config.authority,
-                peer,
-                digest,
-                receipt,
-                (entry.sequence, entry.hash),
-            )
+            # Signed once the entry's place in the register is fixed, at the commit.
+            acknowledge=lambda fixed: sign_ack(
+                Acknowledgement.of_acceptance(
+                    header.message_id,
+                    ctx.config.authority,
+                    peer,
+                    digest,
+                    receipt,
+                    (fixed.sequence, fixed.hash),
+                )
+            ),
         )
         await tx.messages.insert(
             NewMessage(
@@ -198,7 +199,7 @@ async def accept(
                 signed_xml=body,
                 state="received",
                 receipt_time=receipt,
-                ack_xml=ack,
+                ack_xml=None,  # the acknowledgement, once made (write_head)
                 item_id=item_id,
             )
         )
@@ -211,7 +212,7 @@ async def accept(
         peer=peer,
         register_seq=entry.sequence,
     )
-    return ack
+    return entry.acknowledgement()
 
 
 async def _record_item(

@@ -177,18 +177,20 @@ class Reception:
                     digest=digest,
                     status="accepted",
                     details=(self._rules_versions(header) or {}) | form_reference or None,
+                    # Signed once the entry's place in the register is fixed, at the commit:
+                    # the acknowledgement states it as the head (the peer's witness).
+                    acknowledge=lambda fixed: self._sign_ack(
+                        Acknowledgement.of_acceptance(
+                            header.message_id,
+                            ctx.config.authority,
+                            peer,
+                            digest,
+                            receipt,
+                            (fixed.sequence, fixed.hash),
+                        )
+                    ),
                 )
                 tx.after_commit(ctx.metrics.transmissions_received.labels("accepted", "").inc)
-                ack = self._sign_ack(
-                    Acknowledgement.of_acceptance(
-                        header.message_id,
-                        ctx.config.authority,
-                        peer,
-                        digest,
-                        receipt,
-                        (entry.sequence, entry.hash),
-                    )
-                )
                 # Last: a concurrent copy of this message id fails here (DuplicateMessage) and
                 # everything above is rolled back with it.
                 await tx.messages.insert(
@@ -207,7 +209,7 @@ class Reception:
                         state="received",
                         receipt_time=receipt,
                         case_reference=header.case,
-                        ack_xml=ack,
+                        ack_xml=None,  # the acknowledgement, once made (write_head)
                         reason_code="late-reply" if late else None,
                     )
                 )
@@ -228,7 +230,7 @@ class Reception:
             peer=peer,
             register_seq=entry.sequence,
         )
-        return Answer(ack)
+        return Answer(entry.acknowledgement())
 
     async def _accept_operational(
         self, examined: operational.Examined, header: Header, body: bytes, digest: str, peer: str

@@ -22,7 +22,7 @@ from gateway.core.deadlines import pack_named
 from gateway.core.forms import FormType, UnknownFormType, form_type
 from gateway.core.policy import Header, Reason, Rejection, check_outbound, check_sender_role
 from gateway.core.references import ART5, InvalidReference
-from gateway.core.register import Event, RegisterEntry, filed_under
+from gateway.core.register import Event, filed_under
 from gateway.pki.certs import CertificateError
 from gateway.pki.purposes import HEALTH_ENCRYPTION
 from gateway.service.advice import (
@@ -33,7 +33,13 @@ from gateway.service.advice import (
 )
 from gateway.service.cases import record_step
 from gateway.service.deadline_keeper import record_request_limit, rule_set
-from gateway.store.records import DuplicateMessage, NewMessage, OutboxItem, StoredMessage
+from gateway.store.records import (
+    DuplicateMessage,
+    NewMessage,
+    OutboxItem,
+    PendingEntry,
+    StoredMessage,
+)
 from gateway.store.store import Transaction
 from gateway.xml.envelope import (
     DESCRIBED_TWICE,
@@ -528,7 +534,7 @@ async def _store_submission(
     lease: timedelta | None,
     information_case: str | None = None,
     principal: str | None = None,
-) -> tuple[RegisterEntry, str | None]:
+) -> tuple[PendingEntry, str | None]:
     """Message, outbox row and `submitted` entry: one unit of work, durable on return."""
     now, receiver, reference = header.created, header.receiver, header.reference
     basis = header.legal_basis or ctx.config.deadlines.legal_basis

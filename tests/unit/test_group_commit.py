@@ -160,6 +160,72 @@ async def test_a_failed_commit_fails_every_unit_in_it_and_stores_nothing(
         await store.close()
 
 
+async def test_art40_9_an_entry_read_back_in_a_failing_unit_leaves_the_others_chained(
+    url: str,
+) -> None:
+    """Entries take their place in the chain at the commit, or at once when the unit reads the
+    register. A unit that fixed its batch's places that way and then failed is rolled back
+    with what it fixed: the other units' entries are placed again after the head, one chain
+    without gap (Art. 40(9))."""
+    store = await Store.open(url)
+    try:
+        gate = asyncio.Event()
+
+        async def first() -> int:
+            async with store.transaction() as tx:
+                entry = await tx.register.append(time=NOW, event="received", direction="in")
+                await gate.wait()  # the others join this batch meanwhile
+            return entry.sequence
+
+        async def reads_then_fails() -> None:
+            async with store.transaction() as tx:
+                await tx.register.append(time=NOW, event="received", direction="in", peer="X")
+                seen = await tx.register.query(limit=10)
+                assert [e.sequence for e in seen] == [1, 2], "its own and the batch's first"
+                raise RuntimeError("the unit fails after reading its entry back")
+
+        opened = asyncio.create_task(first())
+        await asyncio.sleep(0.01)
+        tasks = [asyncio.create_task(reads_then_fails()), asyncio.create_task(append(store, 3))]
+        await asyncio.sleep(0.01)
+        gate.set()
+        results = await asyncio.wait_for(
+            asyncio.gather(opened, *tasks, return_exceptions=True), timeout=30
+        )
+        assert results[0] == 1 and isinstance(results[1], RuntimeError) and results[2] == 2
+        entries = await store.register.query(limit=10)
+        assert [(e.sequence, e.peer) for e in entries] == [(1, None), (2, "P3")]
+        verify_chain(entries)
+        assert await store.register.head() == (2, entries[-1].hash)
+    finally:
+        await store.close()
+
+
+async def test_art40_9_a_nodes_open_unit_does_not_hold_the_register_for_another_node(
+    url: str,
+) -> None:
+    """Two nodes of one authority share the register on PostgreSQL. A unit of work that has
+    appended an entry but not yet committed does not lock the register head: the head is
+    locked only by a batch's last statements before its commit, so the other node commits
+    meanwhile (issue 20: locking it at the first append made the nodes wait for each other),
+    and the chain stays one, in commit order."""
+    if not url.startswith("postgresql"):
+        pytest.skip("several nodes share a database on PostgreSQL only")
+    one, two = await Store.open(url), await Store.open(url)
+    try:
+        async with one.transaction() as tx:
+            held = await tx.register.append(time=NOW, event="received", direction="in", peer="A")
+            # Before, this waited for the head until this unit committed, which it never would.
+            assert await asyncio.wait_for(append(two, 2), timeout=30) == 1
+        assert held.sequence == 2
+        entries = await one.register.query(limit=10)
+        assert [e.peer for e in entries] == ["P2", "A"]
+        verify_chain(entries)
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_a_unit_cancelled_while_waiting_does_not_stall_the_others(url: str) -> None:
     store = await Store.open(url)
     try:

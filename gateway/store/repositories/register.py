@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -30,7 +30,7 @@ from gateway.core.register import (
 from gateway.core.times import utc_text
 from gateway.store.driver import Prepared
 from gateway.store.inline import DbConnection, DbEngine, InlineEngine
-from gateway.store.records import Checkpointer, entry_of
+from gateway.store.records import Checkpointer, PendingEntry, entry_of
 from gateway.store.repositories.base import Repository
 from gateway.store.schema import (
     conversations,
@@ -131,19 +131,119 @@ _SET_HEAD = Prepared(
     .where(register_head.c.id == 1)
     .values(sequence=bindparam("b_sequence"), hash=bindparam("b_hash"))
 )
+_SET_ACK = Prepared(
+    update(messages)
+    .where(messages.c.message_id == bindparam("b_id"))
+    .values(ack_xml=bindparam("b_ack"))
+)
 HEAD_KEY = "register_head"
 """Where a batch's units keep the head their appends advanced to (see write_head)."""
 ROWS_KEY = "register_rows"
-"""Where a batch's units keep the entries they appended and that are not written yet: a
-tuple, replaced on each append, so that a unit rolled back leaves those before it."""
+"""Where a batch's units keep the entries whose place is fixed and that are not written yet: a
+tuple, replaced on each change, so that a unit rolled back leaves those before it."""
+PENDING_KEY = "register_pending"
+"""Where a batch's units keep the entries they appended whose place in the chain is not fixed
+yet (PendingEntry), likewise a tuple."""
+ACKS_KEY = "register_acks"
+"""The acknowledgements made once their entries' places were fixed, to be stored with their
+messages before the commit, likewise a tuple."""
+
+
+class _Chain:
+    """The fixing of a batch's pending entries after the head (see PendingEntry)."""
+
+    def __init__(self, conn: DbConnection, shared: dict[str, Any]) -> None:
+        self.conn = conn
+        self.shared = shared
+        self.rows: list[dict[str, Any]] = list(shared.get(ROWS_KEY, ()))
+        self.acks: list[dict[str, Any]] = list(shared.get(ACKS_KEY, ()))
+        self.head: tuple[int, str, datetime | None] | None = shared.get(HEAD_KEY)
+
+    async def fix(self, pending: Sequence[PendingEntry]) -> None:
+        for item in pending:
+            entry = await self.link(item.postgres, item.event, dict(item.fields))
+            item.entry = entry
+            cp = item.checkpointer
+            if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
+                await self.checkpoint(item.postgres, cp, entry)
+            if item.acknowledge is not None:
+                item.ack = item.acknowledge(entry)
+                self.acks.append({"b_id": entry.message_id, "b_ack": item.ack})
+        self.shared[ROWS_KEY] = tuple(self.rows)
+        self.shared[ACKS_KEY] = tuple(self.acks)
+        if self.head is not None:
+            self.shared[HEAD_KEY] = self.head
+
+    async def link(self, postgres: bool, event: Event, fields: dict[str, Any]) -> RegisterEntry:
+        head = self.head
+        if head is None:
+            row = (await self.conn.execute(_HEAD_FOR_UPDATE if postgres else _HEAD)).one()
+            head = (row.sequence, row.hash, row.time)
+        # The register's time never goes backwards along the chain (a unit that read the clock
+        # before another one but is appended after it); the event's own time stays in details.
+        time, fields["details"] = entry_time(fields.pop("time"), head[2], fields.get("details"))
+        entry = next_entry(head[0], head[1], time=time, event=event, **fields)
+        values = entry.to_dict()
+        values["time"] = entry.time
+        # Compact, sorted, UTF-8: the same bytes the canonical encoding embeds.
+        values["details"] = orjson.dumps(entry.details, option=orjson.OPT_SORT_KEYS).decode()
+        # Written with the batch's other entries before its commit (write_head): one
+        # statement for them all instead of one each, which was a fifth of a message's
+        # statements on PostgreSQL (issue 20).
+        self.rows.append(values)
+        self.head = (entry.sequence, entry.hash, entry.time)
+        return entry
+
+    async def checkpoint(self, postgres: bool, cp: Checkpointer, entry: RegisterEntry) -> None:
+        """Sign (sequence, hash) of `entry` and name the checkpoint in the next entry, in the
+        same unit of work: the chain then says which checkpoints exist, so deleting their
+        rows is detected (gateway.service.audit). The naming entry is never itself
+        checkpointed."""
+        payload = checkpoint_payload(cp.authority, entry.sequence, entry.hash, entry.time)
+        await self.conn.execute(
+            register_checkpoints.insert().values(
+                sequence=entry.sequence,
+                hash=entry.hash,
+                time=entry.time,
+                signer=cp.signer_pem,
+                signature=base64.b64encode(cp.sign(payload)).decode(),
+            )
+        )
+        await self.link(
+            postgres,
+            Event.CHECKPOINT,
+            {
+                "time": entry.time,
+                "direction": "in",
+                "details": {
+                    "sequence": entry.sequence,
+                    "hash": entry.hash,
+                    "signer": cp.signer_fingerprint,
+                },
+            },
+        )
+
+
+async def fix_pending(conn: DbConnection, shared: dict[str, Any]) -> None:
+    """Fix the places of the batch's pending entries after the head, which the first one locks
+    (on PostgreSQL) until the commit."""
+    pending: tuple[PendingEntry, ...] = shared.pop(PENDING_KEY, ())
+    if pending:
+        await _Chain(conn, shared).fix(pending)
 
 
 async def write_head(conn: DbConnection, shared: dict[str, Any], driver: Any = None) -> None:
-    """Write the entries the batch's units appended, in one statement, and the head they
-    advanced to, once, before the batch's commit: the entries commit with the units that
-    made them or not at all, as when each was written at once (the head row, locked by the
-    batch's first append on PostgreSQL, keeps their sequences free of any other writer)."""
+    """Fix the places of the entries the batch's units appended, write them in one statement,
+    the acknowledgements made from them with their messages, and the head they advanced to,
+    once, just before the batch's commit: the entries commit with the units that made them
+    or not at all, as when each was written at once (the head row, locked here on
+    PostgreSQL, keeps their sequences free of any other writer until the commit). If an
+    acknowledgement cannot be made, the batch fails whole, as when its commit fails."""
+    await fix_pending(conn, shared)
     await _write_rows(conn, shared, driver)
+    acks: tuple[dict[str, Any], ...] = shared.pop(ACKS_KEY, ())
+    if acks:
+        await _SET_ACK.run(conn, driver, list(acks))
     head: tuple[int, str, datetime | None] | None = shared.get(HEAD_KEY)
     if head is None:
         return
@@ -190,10 +290,8 @@ class Register(Repository):
     ) -> None:
         super().__init__(engine, postgres, conn, driver)
         self._checkpointer = checkpointer
-        # The batch's register head (see write_head): read (and on PostgreSQL locked) by its
-        # first append, kept here by the next ones, written once before the commit.
+        # The batch's pending entries, fixed head and rows (see PendingEntry and write_head).
         self._shared = {} if shared is None else shared
-        self.appended: list[RegisterEntry] = []
 
     async def append(
         self,
@@ -210,74 +308,38 @@ class Register(Repository):
         reason: str | None = None,
         details: dict[str, Any] | None = None,
         principal: str | None = None,
-    ) -> RegisterEntry:
-        """Extend the chain by one entry (and by a checkpoint's, every `every` entries);
-        `principal`: the named user who caused it (version 2 of the canonical form)."""
-        entry = await self._append(
-            time=time,
-            event=event,
-            direction=direction,
-            peer=peer,
-            message_id=message_id,
-            message_type=message_type,
-            reference=reference,
-            digest=digest,
-            status=status,
-            reason=reason,
-            details=details,
-            principal=principal,
-        )
-        cp = self._checkpointer
-        if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
-            await self._checkpoint(cp, entry, entry.time)
-        return entry
-
-    async def _append(self, *, time: datetime, event: Event, **fields: Any) -> RegisterEntry:
-        head: tuple[int, str, datetime | None] | None = self._shared.get(HEAD_KEY)
-        if head is None:
-            row = (await self.conn.execute(_HEAD_FOR_UPDATE if self.postgres else _HEAD)).one()
-            head = (row.sequence, row.hash, row.time)
-        # The register's time never goes backwards along the chain (a unit that read the clock
-        # before another one but is appended after it); the event's own time stays in details.
-        time, fields["details"] = entry_time(time, head[2], fields.get("details"))
-        entry = next_entry(head[0], head[1], time=time, event=event, **fields)
-        values = entry.to_dict()
-        values["time"] = entry.time
-        # Compact, sorted, UTF-8: the same bytes the canonical encoding embeds.
-        values["details"] = orjson.dumps(entry.details, option=orjson.OPT_SORT_KEYS).decode()
-        # Written with the batch's other entries before its commit (write_head): one
-        # statement for them all instead of one each, which was a fifth of a message's
-        # statements on PostgreSQL (issue 20). A read of the register in this unit writes
-        # them first (connect).
-        self._shared[ROWS_KEY] = (*self._shared.get(ROWS_KEY, ()), values)
-        self._shared[HEAD_KEY] = (entry.sequence, entry.hash, entry.time)
-        self.appended.append(entry)
-        return entry
-
-    async def _checkpoint(self, cp: Checkpointer, entry: RegisterEntry, time: datetime) -> None:
-        """Sign (sequence, hash) of `entry` and name the checkpoint in the next entry, in the
-        same unit of work: the chain then says which checkpoints exist, so deleting their
-        rows is detected (gateway.service.audit). The naming entry is never itself checkpointed."""
-        payload = checkpoint_payload(cp.authority, entry.sequence, entry.hash, time)
-        await self.conn.execute(
-            register_checkpoints.insert().values(
-                sequence=entry.sequence,
-                hash=entry.hash,
-                time=time,
-                signer=cp.signer_pem,
-                signature=base64.b64encode(cp.sign(payload)).decode(),
-            )
-        )
-        await self._append(
-            time=time,
-            event=Event.CHECKPOINT,
-            direction="in",
-            details={
-                "sequence": entry.sequence,
-                "hash": entry.hash,
-                "signer": cp.signer_fingerprint,
+        acknowledge: Callable[[RegisterEntry], bytes] | None = None,
+    ) -> PendingEntry:
+        """Extend the chain by one entry (and by a checkpoint's, every `every` entries), whose
+        place is fixed as the unit of work commits (PendingEntry); `principal`: the named user
+        who caused it (version 2 of the canonical form). `acknowledge`: makes the signed
+        acknowledgement that states this entry as the register head, once its place is
+        fixed; it is stored as the `ack_xml` of message `message_id` (inserted in this unit
+        of work) and read with `acknowledgement()` after the commit."""
+        if acknowledge is not None and message_id is None:
+            raise ValueError("an acknowledgement names the message it acknowledges")
+        _ = self.conn  # a write needs a unit of work: raises outside one
+        item = PendingEntry(
+            time,
+            event,
+            {
+                "direction": direction,
+                "peer": peer,
+                "message_id": message_id,
+                "message_type": message_type,
+                "reference": reference,
+                "digest": digest,
+                "status": status,
+                "reason": reason,
+                "details": details,
+                "principal": principal,
             },
+            self._checkpointer,
+            self.postgres,
+            acknowledge,
         )
+        self._shared[PENDING_KEY] = (*self._shared.get(PENDING_KEY, ()), item)
+        return item
 
     async def record_witnesses(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Keep heads of our register that peers witnessed (holder, sequence, hash, signer,
@@ -293,6 +355,7 @@ class Register(Repository):
         """As Repository.connect; in a unit of work, the entries appended so far in its batch
         are written first, so that what it reads includes them."""
         if self._conn is not None:
+            await fix_pending(self._conn, self._shared)
             await _write_rows(self._conn, self._shared, self._driver)
         async with super().connect() as conn:
             yield conn
