@@ -140,6 +140,38 @@ PROFILE = [
     "as one), which on this 2-core machine made it worse (p50 28 -> 47 ms, PostgreSQL unpaced "
     "188 -> 158 msg/s, 0.9 ms more CPU per message on the sender).",
     "",
+    "Two nodes (2026-12-06): with BE-DU on two nodes the lock on the register head "
+    "(`SELECT ... FOR UPDATE` on register_head) was waited for 2,381 ms over 188 batches of "
+    "1,500 messages: a batch locked the head at its first append and held "
+    "it through its other units to the commit, because the acknowledgement signs the new "
+    "entry's sequence and hash, so the two nodes' batches ran one after the other. Entries "
+    "now take their place in the chain just before the commit (the head read, locked and "
+    "written in the batch's last statements; the acknowledgement signed then and stored with "
+    "its message), and a test commits on one node while a unit of the other is open. The "
+    "ratio did not follow on this machine (one node 175/164/199, two nodes 144/155/173 msg/s, "
+    "back to back): the statement log counts the same statements for 600 messages on one node "
+    "and on two (14,403 and 14,542), yet the server's CPU per message goes from 1.7 to 3.1-3.7 "
+    "ms and the sender's from 3.0-3.9 to 3.9-4.5 (both nodes): two more busy processes on two "
+    "cores shared with the receiver, the database and the load generator add contention, not "
+    "capacity. The gain of a second node needs cores for it. Its cost on one node: a "
+    "received message's row is written again with its acknowledgement before the commit "
+    "(one UPDATE more per message on the receiver); PostgreSQL at 100/s, four runs of the "
+    "commit before and after, paired: p99 57/77, 68/84, 43/63, 25/34 ms, the server's CPU "
+    "2.1-2.5 against 2.3-2.5 ms per message, within this machine's noise but mostly higher.",
+    "",
+    "The crypto floor step by step (2026-12-06, per message, us): building the form 245, "
+    "signing the transmission 215, verifying it 329, signing the acknowledgement 132, "
+    "verifying it 194, the two safe parses 66 + 41, the envelope schemas 59 + 19, reading the "
+    "header and the acknowledgement 31 + 20: 1,449 against xmlsec's own 468. Reaching 0.6 "
+    "would remove about 670 of the 980 us around xmlsec: the re-parse of the signed bytes, "
+    "the schema validation, the canonical form and the pin checks, which are the guarantees.",
+    "",
+    "SQLite end to end against the crypto floor: the two gateways spend about 5.6 ms of CPU "
+    "per message together (the HTTP and TLS of two hops, the API, the store and the register, "
+    "the events feed) against the floor's 1.45 ms of signing and parsing; with both on the "
+    "same two cores the run cannot pass about half of the floor even with the cores always "
+    "busy.",
+    "",
 ]
 
 
