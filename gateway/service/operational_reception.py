@@ -10,7 +10,7 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from lxml import etree
@@ -27,12 +27,11 @@ from gateway.core.operational import (
     summary_of,
 )
 from gateway.core.policy import Header, Reason, Rejection, check_sender_role
-from gateway.core.register import Event
+from gateway.core.register import Event, RegisterEntry
 from gateway.service.operational import GONE, form_of, personal_data_in
 from gateway.store.records import NewMessage, OperationalItem, StoredMessage
 from gateway.store.store import Transaction
 from gateway.xml.envelope import (
-    Acknowledgement,
     AttachmentFile,
     check_attachments,
     read_attachments,
@@ -152,11 +151,12 @@ async def accept(
     body: bytes,
     digest: str,
     peer: str,
-    sign_ack: Callable[[Acknowledgement], bytes],
+    receipt: datetime,
+    acknowledge: Callable[[RegisterEntry], bytes],
 ) -> bytes:
     """Store a received message of the family, its item and lifecycle, the register entry
-    and the acknowledgement, in one unit of work; the signed acknowledgement."""
-    receipt = ctx.clock()
+    and the acknowledgement (made by `acknowledge` once the entry's place in the register is
+    fixed), in one unit of work; the signed acknowledgement."""
     ft, form = examined.ft, examined.form
     item_id = str(header.item_id)
     async with ctx.store.transaction() as tx:
@@ -172,17 +172,7 @@ async def accept(
             digest=digest,
             status="accepted",
             details={"item_id": item_id, "network": network},
-            # Signed once the entry's place in the register is fixed, at the commit.
-            acknowledge=lambda fixed: sign_ack(
-                Acknowledgement.of_acceptance(
-                    header.message_id,
-                    ctx.config.authority,
-                    peer,
-                    digest,
-                    receipt,
-                    (fixed.sequence, fixed.hash),
-                )
-            ),
+            acknowledge=acknowledge,
         )
         await tx.messages.insert(
             NewMessage(

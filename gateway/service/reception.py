@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from lxml import etree
@@ -28,7 +29,7 @@ from gateway.core.conversations import (
 from gateway.core.deadlines import pack_named
 from gateway.core.operational import is_operational
 from gateway.core.policy import Header, Reason, Rejection, check_inbound
-from gateway.core.register import Event, filed_under
+from gateway.core.register import Event, RegisterEntry, filed_under
 from gateway.service import operational_reception as operational
 from gateway.service.cases import erase_payload, record_step
 from gateway.service.deadline_keeper import DeadlineKeeper
@@ -177,18 +178,7 @@ class Reception:
                     digest=digest,
                     status="accepted",
                     details=(self._rules_versions(header) or {}) | form_reference or None,
-                    # Signed once the entry's place in the register is fixed, at the commit:
-                    # the acknowledgement states it as the head (the peer's witness).
-                    acknowledge=lambda fixed: self._sign_ack(
-                        Acknowledgement.of_acceptance(
-                            header.message_id,
-                            ctx.config.authority,
-                            peer,
-                            digest,
-                            receipt,
-                            (fixed.sequence, fixed.hash),
-                        )
-                    ),
+                    acknowledge=self._acceptance(header, peer, digest, receipt),
                 )
                 tx.after_commit(ctx.metrics.transmissions_received.labels("accepted", "").inc)
                 # Last: a concurrent copy of this message id fails here (DuplicateMessage) and
@@ -237,8 +227,16 @@ class Reception:
     ) -> Answer:
         """A message of the operational family (no case, no limits), stored with its item."""
         try:
+            receipt = self.ctx.clock()
             ack = await operational.accept(
-                self.ctx, examined, header, body, digest, peer, self._sign_ack
+                self.ctx,
+                examined,
+                header,
+                body,
+                digest,
+                peer,
+                receipt,
+                self._acceptance(header, peer, digest, receipt),
             )
         except DuplicateMessage:
             await self.ctx.store.committed()
@@ -361,6 +359,19 @@ class Reception:
             )
         )
         return Answer(ack, rejection.reason)
+
+    def _acceptance(
+        self, header: Header, peer: str, digest: str, receipt: datetime
+    ) -> Callable[[RegisterEntry], bytes]:
+        """Makes the signed acknowledgement of `header`'s message once its `received` entry's
+        place in the register is fixed, at the commit: it states that entry as our head, the
+        peer's witness of our register."""
+        authority = self.ctx.config.authority
+        return lambda fixed: self._sign_ack(
+            Acknowledgement.of_acceptance(
+                header.message_id, authority, peer, digest, receipt, (fixed.sequence, fixed.hash)
+            )
+        )
 
     def _sign_ack(self, ack: Acknowledgement) -> bytes:
         return self.ctx.signer.sign(build_acknowledgement(ack))
