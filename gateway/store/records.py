@@ -284,7 +284,7 @@ class PendingEntry:
     Once the unit of work has returned (or a read fixed it), `entry` is the entry as stored,
     and `sequence` and `hash` read it; before, they raise."""
 
-    __slots__ = ("ack", "acknowledge", "checkpointer", "entry", "event", "fields", "postgres")
+    __slots__ = ("ack", "acknowledge", "checkpointer", "entry", "event", "fields")
 
     def __init__(
         self,
@@ -292,13 +292,11 @@ class PendingEntry:
         event: Event,
         fields: dict[str, Any],
         checkpointer: Checkpointer | None,
-        postgres: bool,
         acknowledge: Callable[[RegisterEntry], bytes] | None,
     ) -> None:
         self.fields = {"time": time, **fields}
         self.event = event
         self.checkpointer = checkpointer
-        self.postgres = postgres
         self.acknowledge = acknowledge
         self.entry: RegisterEntry | None = None
         self.ack: bytes | None = None

@@ -158,14 +158,15 @@ class _Chain:
         self.rows: list[dict[str, Any]] = list(shared.get(ROWS_KEY, ()))
         self.acks: list[dict[str, Any]] = list(shared.get(ACKS_KEY, ()))
         self.head: tuple[int, str, datetime | None] | None = shared.get(HEAD_KEY)
+        self.postgres = conn.dialect.name == "postgresql"
 
     async def fix(self, pending: Sequence[PendingEntry]) -> None:
         for item in pending:
-            entry = await self.link(item.postgres, item.event, dict(item.fields))
+            entry = await self.link(item.event, dict(item.fields))
             item.entry = entry
             cp = item.checkpointer
             if cp is not None and cp.every > 0 and entry.sequence % cp.every == 0:
-                await self.checkpoint(item.postgres, cp, entry)
+                await self.checkpoint(cp, entry)
             if item.acknowledge is not None:
                 item.ack = item.acknowledge(entry)
                 self.acks.append({"b_id": entry.message_id, "b_ack": item.ack})
@@ -174,10 +175,10 @@ class _Chain:
         if self.head is not None:
             self.shared[HEAD_KEY] = self.head
 
-    async def link(self, postgres: bool, event: Event, fields: dict[str, Any]) -> RegisterEntry:
+    async def link(self, event: Event, fields: dict[str, Any]) -> RegisterEntry:
         head = self.head
         if head is None:
-            row = (await self.conn.execute(_HEAD_FOR_UPDATE if postgres else _HEAD)).one()
+            row = (await self.conn.execute(_HEAD_FOR_UPDATE if self.postgres else _HEAD)).one()
             head = (row.sequence, row.hash, row.time)
         # The register's time never goes backwards along the chain (a unit that read the clock
         # before another one but is appended after it); the event's own time stays in details.
@@ -194,7 +195,7 @@ class _Chain:
         self.head = (entry.sequence, entry.hash, entry.time)
         return entry
 
-    async def checkpoint(self, postgres: bool, cp: Checkpointer, entry: RegisterEntry) -> None:
+    async def checkpoint(self, cp: Checkpointer, entry: RegisterEntry) -> None:
         """Sign (sequence, hash) of `entry` and name the checkpoint in the next entry, in the
         same unit of work: the chain then says which checkpoints exist, so deleting their
         rows is detected (gateway.service.audit). The naming entry is never itself
@@ -210,7 +211,6 @@ class _Chain:
             )
         )
         await self.link(
-            postgres,
             Event.CHECKPOINT,
             {
                 "time": entry.time,
@@ -335,7 +335,6 @@ class Register(Repository):
                 "principal": principal,
             },
             self._checkpointer,
-            self.postgres,
             acknowledge,
         )
         self._shared[PENDING_KEY] = (*self._shared.get(PENDING_KEY, ()), item)
