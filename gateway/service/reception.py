@@ -93,16 +93,23 @@ class Reception:
                     f"{header.sender} and the TLS peer is {peer}",
                 )
             digest = hashlib.sha256(body).hexdigest()
-            existing = await ctx.store.messages.get(header.message_id)
-            if existing is not None:
-                return self._duplicate(existing, digest)
-            if is_operational(header.message_type):
-                examined = operational.examine(ctx, header, verified.root, peer)
-                del verified
-                return await self._accept_operational(examined, header, body, digest, peer)
-            form = self._examine(header, verified.root, peer)
-            del verified  # the form is read: the signed tree (megabytes) goes before storing
-            return await self._accept(header, form, body, digest, peer)
+            # A repeat of a stored message is not looked for ahead (a read of its own for
+            # every transmission, issue 20): it is found where the first copy's answer is
+            # needed, when this copy is refused (its clock, say, is too old by now) or when
+            # the unit of work meets its message id or its case moved on (_accept).
+            try:
+                if is_operational(header.message_type):
+                    examined = operational.examine(ctx, header, verified.root, peer)
+                    del verified
+                    return await self._accept_operational(examined, header, body, digest, peer)
+                form = self._examine(header, verified.root, peer)
+                del verified  # the form is read: the signed tree (megabytes) goes first
+                return await self._accept(header, form, body, digest, peer)
+            except (DuplicateMessage, Rejection):
+                repeat = await self._repeat(header.message_id, digest)
+                if repeat is None:
+                    raise
+                return repeat
         except Rejection as rejection:
             return await self.refuse(rejection, body, peer, header)
         except STORAGE_ERRORS:
@@ -158,61 +165,50 @@ class Reception:
     ) -> Answer:
         ctx = self.ctx
         receipt = ctx.clock()
-        try:
-            async with ctx.store.transaction() as tx:
-                conv = await tx.conversations.get(header.case)
-                basis = kept_basis(conv, self._basis(header, conv))
-                after, outcome = await record_step(tx, header, form, receipt, basis_label(basis))
-                late = await self.keeper.on_message(tx, header, form, outcome, after, receipt)
-                if header.message_type == "erasure-notice" and header.in_reply_to is not None:
-                    await erase_payload(tx, header.in_reply_to, receipt, header.message_id)
-                filed, form_reference = filed_under(header.reference, header.case)
-                entry = await tx.register.append(
-                    time=receipt,
-                    event=Event.RECEIVED,
+        async with ctx.store.transaction() as tx:
+            conv = await tx.conversations.get(header.case)
+            basis = kept_basis(conv, self._basis(header, conv))
+            after, outcome = await record_step(tx, header, form, receipt, basis_label(basis))
+            late = await self.keeper.on_message(tx, header, form, outcome, after, receipt)
+            if header.message_type == "erasure-notice" and header.in_reply_to is not None:
+                await erase_payload(tx, header.in_reply_to, receipt, header.message_id)
+            filed, form_reference = filed_under(header.reference, header.case)
+            entry = await tx.register.append(
+                time=receipt,
+                event=Event.RECEIVED,
+                direction="in",
+                peer=peer,
+                message_id=header.message_id,
+                message_type=header.message_type,
+                reference=filed,
+                digest=digest,
+                status="accepted",
+                details=(self._rules_versions(header) or {}) | form_reference or None,
+                acknowledge=self._acceptance(header, peer, digest, receipt),
+            )
+            tx.after_commit(ctx.metrics.transmissions_received.labels("accepted", "").inc)
+            # Last: a repeat of this message id, or a concurrent copy, fails here
+            # (DuplicateMessage) and everything above is rolled back with it.
+            await tx.messages.insert(
+                NewMessage(
+                    message_id=header.message_id,
                     direction="in",
                     peer=peer,
-                    message_id=header.message_id,
                     message_type=header.message_type,
-                    reference=filed,
+                    reference=header.reference,
+                    in_reply_to=header.in_reply_to,
+                    urgent=header.urgent,
+                    created_at=header.created,
+                    stored_at=receipt,
                     digest=digest,
-                    status="accepted",
-                    details=(self._rules_versions(header) or {}) | form_reference or None,
-                    acknowledge=self._acceptance(header, peer, digest, receipt),
+                    signed_xml=body,
+                    state="received",
+                    receipt_time=receipt,
+                    case_reference=header.case,
+                    ack_xml=None,  # the acknowledgement, once made (write_head)
+                    reason_code="late-reply" if late else None,
                 )
-                tx.after_commit(ctx.metrics.transmissions_received.labels("accepted", "").inc)
-                # Last: a concurrent copy of this message id fails here (DuplicateMessage) and
-                # everything above is rolled back with it.
-                await tx.messages.insert(
-                    NewMessage(
-                        message_id=header.message_id,
-                        direction="in",
-                        peer=peer,
-                        message_type=header.message_type,
-                        reference=header.reference,
-                        in_reply_to=header.in_reply_to,
-                        urgent=header.urgent,
-                        created_at=header.created,
-                        stored_at=receipt,
-                        digest=digest,
-                        signed_xml=body,
-                        state="received",
-                        receipt_time=receipt,
-                        case_reference=header.case,
-                        ack_xml=None,  # the acknowledgement, once made (write_head)
-                        reason_code="late-reply" if late else None,
-                    )
-                )
-        except (DuplicateMessage, Rejection):
-            # A concurrent copy of the same transmission may have won the race: its message id
-            # is taken (DuplicateMessage), or it moved the case on, so that this one breaks the
-            # conversation rules. Then this is a repeat, answered as the copy was answered once
-            # that answer is durable; otherwise the refusal stands.
-            await ctx.store.committed()
-            existing = await ctx.store.messages.get(header.message_id)
-            if existing is None:
-                raise
-            return self._duplicate(existing, digest)
+            )
         ctx.log.info(
             "transmission received",
             message_id=header.message_id,
@@ -226,24 +222,17 @@ class Reception:
         self, examined: operational.Examined, header: Header, body: bytes, digest: str, peer: str
     ) -> Answer:
         """A message of the operational family (no case, no limits), stored with its item."""
-        try:
-            receipt = self.ctx.clock()
-            ack = await operational.accept(
-                self.ctx,
-                examined,
-                header,
-                body,
-                digest,
-                peer,
-                receipt,
-                self._acceptance(header, peer, digest, receipt),
-            )
-        except DuplicateMessage:
-            await self.ctx.store.committed()
-            existing = await self.ctx.store.messages.get(header.message_id)
-            if existing is None:
-                raise
-            return self._duplicate(existing, digest)
+        receipt = self.ctx.clock()
+        ack = await operational.accept(
+            self.ctx,
+            examined,
+            header,
+            body,
+            digest,
+            peer,
+            receipt,
+            self._acceptance(header, peer, digest, receipt),
+        )
         return Answer(ack)
 
     def _basis(self, header: Header, conv: Conversation | None) -> str:
@@ -297,6 +286,16 @@ class Reception:
             )
         sender = self.ctx.directory.get(peer)
         check_envelope(sealed, ours | (pinned_certificates(sender) if sender else {}))
+
+    async def _repeat(self, message_id: str, digest: str) -> Answer | None:
+        """The answer to a repeat of a stored message, as the first copy was answered once
+        that answer is durable: a copy whose message id is taken (DuplicateMessage), or that
+        the first moved the case past (a Rejection), or whose check failed where the first
+        passed (its clock is older now). None if no message has this id: the refusal stands.
+        Raises MESSAGE_ID_REUSED for other bytes under the same id."""
+        await self.ctx.store.committed()
+        existing = await self.ctx.store.messages.get(message_id)
+        return None if existing is None else self._duplicate(existing, digest)
 
     def _duplicate(self, existing: StoredMessage, digest: str) -> Answer:
         """The answer given the first time, to a repeat of the same bytes."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from gateway.core.register import verify_chain
@@ -115,6 +115,33 @@ async def test_same_message_id_again_returns_the_original_acknowledgement_and_st
                 assert await resp.read() == original.ack_xml
     assert await nl_store.messages.count() == count
     assert await nl_store.register.head() == head
+
+
+async def test_a_repeat_after_the_clock_window_gets_the_original_acknowledgement(
+    harness: Harness,
+) -> None:
+    """1560/2003 Art. 19: the acknowledgement is the proof of receipt, so a sender that lost
+    it and sends the same bytes again, even a day later, when a new transmission created
+    then would be refused for its clock, gets the first acknowledgement back, and the
+    receiver stores and registers nothing more."""
+    await harness.start("BE-DU", "NL-DU")
+    be = harness.api("BE-DU")
+    sent = await send_request(be, case_number="D-2")
+    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
+    original = await harness.ctx("BE-DU").store.messages.get(sent["message_id"])
+    nl_ctx = harness.ctx("NL-DU")
+    nl_ctx.clock.offset += timedelta(days=1)  # type: ignore[attr-defined]
+    count, head = await nl_ctx.store.messages.count(), await nl_ctx.store.register.head()
+    async with harness.session_as("BE-DU") as session:
+        async with session.post(
+            harness.net.gateways["NL-DU"].peer_url + "/v1/transmissions",
+            data=original.signed_xml,
+            headers={"Content-Type": "application/xml"},
+        ) as resp:
+            assert resp.status == 200
+            assert await resp.read() == original.ack_xml
+    assert await nl_ctx.store.messages.count() == count
+    assert await nl_ctx.store.register.head() == head
 
 
 async def test_receiver_down_for_a_while_then_delivered_once_it_is_back(
