@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from gateway.core.register import verify_chain
+from gateway.store.records import StoredMessage
 from gateway.xml.envelope import read_acknowledgement
 from gateway.xml.parser import parse_untrusted
 from gateway.xml.signature import verify
@@ -94,18 +95,24 @@ async def test_acknowledgement_is_signed_by_the_receiver_and_names_the_digest(
     assert ack.sender == "NL-DU" and ack.receiver == "BE-DU"
 
 
-async def test_same_message_id_again_returns_the_original_acknowledgement_and_stores_nothing(
-    harness: Harness,
-) -> None:
+async def _delivered(harness: Harness, case_number: str) -> StoredMessage:
+    """A take charge request BE-DU has delivered to NL-DU, as BE-DU stored it."""
     await harness.start("BE-DU", "NL-DU")
     be = harness.api("BE-DU")
-    sent = await send_request(be, case_number="D-1")
+    sent = await send_request(be, case_number=case_number)
     await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
-    original = await harness.ctx("BE-DU").store.messages.get(sent["message_id"])
-    nl_store = harness.ctx("NL-DU").store
-    count, head = await nl_store.messages.count(), await nl_store.register.head()
+    stored = await harness.ctx("BE-DU").store.messages.get(sent["message_id"])
+    assert stored is not None
+    return stored
+
+
+async def _sent_again(harness: Harness, original: StoredMessage, times: int) -> None:
+    """BE-DU posts the same signed bytes `times` times: NL-DU answers each with the original
+    acknowledgement, and stores and registers nothing."""
+    store = harness.ctx("NL-DU").store
+    count, head = await store.messages.count(), await store.register.head()
     async with harness.session_as("BE-DU") as session:
-        for _ in range(3):
+        for _ in range(times):
             async with session.post(
                 harness.net.gateways["NL-DU"].peer_url + "/v1/transmissions",
                 data=original.signed_xml,
@@ -113,8 +120,14 @@ async def test_same_message_id_again_returns_the_original_acknowledgement_and_st
             ) as resp:
                 assert resp.status == 200
                 assert await resp.read() == original.ack_xml
-    assert await nl_store.messages.count() == count
-    assert await nl_store.register.head() == head
+    assert await store.messages.count() == count
+    assert await store.register.head() == head
+
+
+async def test_same_message_id_again_returns_the_original_acknowledgement_and_stores_nothing(
+    harness: Harness,
+) -> None:
+    await _sent_again(harness, await _delivered(harness, "D-1"), 3)
 
 
 async def test_a_repeat_after_the_clock_window_gets_the_original_acknowledgement(
@@ -124,24 +137,9 @@ async def test_a_repeat_after_the_clock_window_gets_the_original_acknowledgement
     it and sends the same bytes again, even a day later, when a new transmission created
     then would be refused for its clock, gets the first acknowledgement back, and the
     receiver stores and registers nothing more."""
-    await harness.start("BE-DU", "NL-DU")
-    be = harness.api("BE-DU")
-    sent = await send_request(be, case_number="D-2")
-    await be.wait_for_state(sent["message_id"], {"delivered"}, within=20)
-    original = await harness.ctx("BE-DU").store.messages.get(sent["message_id"])
-    nl_ctx = harness.ctx("NL-DU")
-    nl_ctx.clock.offset += timedelta(days=1)  # type: ignore[attr-defined]
-    count, head = await nl_ctx.store.messages.count(), await nl_ctx.store.register.head()
-    async with harness.session_as("BE-DU") as session:
-        async with session.post(
-            harness.net.gateways["NL-DU"].peer_url + "/v1/transmissions",
-            data=original.signed_xml,
-            headers={"Content-Type": "application/xml"},
-        ) as resp:
-            assert resp.status == 200
-            assert await resp.read() == original.ack_xml
-    assert await nl_ctx.store.messages.count() == count
-    assert await nl_ctx.store.register.head() == head
+    original = await _delivered(harness, "D-2")
+    harness.ctx("NL-DU").clock.offset += timedelta(days=1)  # type: ignore[attr-defined]
+    await _sent_again(harness, original, 1)
 
 
 async def test_receiver_down_for_a_while_then_delivered_once_it_is_back(
