@@ -244,11 +244,16 @@ async def test_2025_2055_art26_3_silence_on_an_escort_form_sends_the_transfer_to
         )
         await be.wait_for_state(group["message_id"], {"delivered"}, within=20)
         grouped = await _accepted_case(h, "AMMR-ESCORT-GROUP", "transfer-notice-decision-taken")
+        # A group transfer form nobody sent: the announced one's reference with one person
+        # more (a fixed text was the announced reference itself on the day the example's
+        # moved intended date fell on it, 1 January 2027).
+        unsent = group["reference"].replace("G12", "G13", 1)
+        assert unsent != group["reference"]
         with pytest.raises(ApiError) as refused:
             await be.submit(
                 "transfer-notice",
                 "NL-DU",
-                form | {"groupTransferReference": "BE09G1201/01/2027"},
+                form | {"groupTransferReference": unsent},
                 case=grouped,
             )
         assert "2025/2055 Art. 26(2)" in refused.value.problem["detail"]
