@@ -13,27 +13,33 @@ any of them is stored.
 Under light load a batch holds a single unit (commit at once: no added latency); under heavy
 load batches grow by themselves, which is what removes the flush from each unit's cost.
 
-On PostgreSQL the batch's transaction and the units' savepoints are sent to asyncpg as plain
-statements (BEGIN, SAVEPOINT, ROLLBACK TO SAVEPOINT, COMMIT) on a connection SQLAlchemy keeps
-in autocommit, so that it starts no transaction of its own: SQLAlchemy's nested transaction
-cost about 0.5 ms of CPU per unit (SAVEPOINT and RELEASE through its machinery, measured
-against 0.06 ms sent directly; issue 20). A unit that succeeds leaves its savepoint in place
-(its changes belong to the transaction either way; RELEASE would be one more round trip),
-and one that fails rolls back to its own, the newest of that name."""
+The units' savepoints are sent to the driver as plain statements (SAVEPOINT, ROLLBACK TO
+SAVEPOINT): SQLAlchemy's nested transaction cost about 0.5 ms of CPU per unit on PostgreSQL
+(SAVEPOINT and RELEASE through its machinery, measured against 0.06 ms sent directly; issue
+20), and on SQLite, where the statements themselves take microseconds, it was about a tenth
+of each gateway's busy time under load. A unit that succeeds leaves its savepoint in place
+(its changes belong to the transaction either way; RELEASE would be one more statement, and
+COMMIT releases them all), and one that fails rolls back to its own, the newest of that name.
+On PostgreSQL the batch's BEGIN and COMMIT go to asyncpg too, on a connection SQLAlchemy
+keeps in autocommit, so that it starts no transaction of its own; on SQLite SQLAlchemy begins
+(BEGIN IMMEDIATE, gateway.store.store) and commits the transaction, on a worker thread
+(gateway.store.inline), and the units' statements run on its sqlite3 connection inside it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.inline import DbConnection, DbEngine, InlineTransaction
+from gateway.store.driver import SqliteDriver
+from gateway.store.inline import DbConnection, DbEngine, InlineConnection, InlineTransaction
 
 
 class CommitAborted(Exception):
@@ -42,20 +48,23 @@ class CommitAborted(Exception):
 
 
 class _Transaction:
-    """SQLAlchemy's transaction and savepoints on the writer connection (SQLite)."""
+    """SQLAlchemy's transaction on the writer connection (SQLite), and the units' savepoints
+    on its sqlite3 connection."""
 
-    driver: Any = None  # statements go through SQLAlchemy
-
-    def __init__(self, conn: DbConnection, trans: AsyncTransaction | InlineTransaction) -> None:
-        self._conn = conn
+    def __init__(self, trans: InlineTransaction, driver: SqliteDriver) -> None:
         self._trans = trans
+        self.driver = driver  # the sqlite3 connection (gateway.store.driver runs on it)
 
     @classmethod
     async def begin(cls, conn: DbConnection) -> _Transaction:
-        return cls(conn, await conn.begin())
+        assert isinstance(conn, InlineConnection)
+        raw = conn.sync_connection.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        return cls(await conn.begin(), SqliteDriver(raw))
 
-    async def savepoint(self) -> AsyncTransaction | InlineTransaction | _PostgresSavepoint:
-        return await self._conn.begin_nested()
+    async def savepoint(self) -> _Savepoint:
+        await self.driver.execute(f"SAVEPOINT {_UNIT}")
+        return _Savepoint(self.driver)
 
     async def commit(self) -> None:
         await self._trans.commit()
@@ -64,7 +73,7 @@ class _Transaction:
         await self._trans.rollback()
 
 
-class _PostgresSavepoint:
+class _Savepoint:
     def __init__(self, driver: Any) -> None:
         self._driver = driver
 
@@ -95,9 +104,9 @@ class _PostgresTransaction:
         await driver.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         return cls(driver)
 
-    async def savepoint(self) -> AsyncTransaction | InlineTransaction | _PostgresSavepoint:
+    async def savepoint(self) -> _Savepoint:
         await self.driver.execute(f"SAVEPOINT {_UNIT}")
-        return _PostgresSavepoint(self.driver)
+        return _Savepoint(self.driver)
 
     async def commit(self) -> None:
         await self.driver.execute("COMMIT")
@@ -158,8 +167,8 @@ class GroupCommitter:
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[tuple[DbConnection, dict[str, Any], Any]]:
         """Run the body as one unit of the current batch; returns once it is durable. Yields
-        the connection, the batch's shared state and, on PostgreSQL, the asyncpg connection
-        under it (None on SQLite)."""
+        the connection, the batch's shared state and the driver connection under it
+        (asyncpg's on PostgreSQL, sqlite3's in a SqliteDriver on SQLite)."""
         await self._acquire()
         try:
             batch = self._batch

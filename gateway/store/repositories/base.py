@@ -26,8 +26,9 @@ class Repository:
         self.engine = engine
         self.postgres = postgres
         self._conn = conn
-        # The unit of work's asyncpg connection on PostgreSQL (None on SQLite, or outside a
-        # unit of work): the hot path's writes go to it directly (gateway.store.driver).
+        # The unit of work's driver connection (asyncpg's, or sqlite3's in a SqliteDriver;
+        # None outside a unit of work): the hot path's statements go to it directly
+        # (gateway.store.driver).
         self._driver = driver
 
     async def _write(self, statement: Prepared, params: Mapping[str, Any]) -> int:

@@ -41,7 +41,7 @@ class Conversations(Repository):
     async def get(self, reference: str) -> Conversation | None:
         if self._conn is not None and reference in self._seen:
             return self._seen[reference]
-        if self._driver is not None:  # the unit of work's asyncpg connection
+        if self._driver is not None:  # the unit of work's driver connection
             record = await _GET_PG.fetchrow(
                 self._driver, self.engine.dialect, {"b_reference": reference}
             )
