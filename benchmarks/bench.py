@@ -174,20 +174,17 @@ PROFILE = [
     "same two cores the run cannot pass about half of the floor even with the cores always "
     "busy.",
     "",
-    "The run above (2026-12-06 23:40-00:05) is on another machine than the runs before it: "
-    "its native floor is 1,000-1,340 messages/s against 2,600-2,950 there, its crypto floor "
-    "330-500 against 900-980, SQLite end to end 128-139 msg/s against 224-320, and the same "
-    "timeit of one function moves by up to half between two runs. Two verdicts turned: "
-    "PostgreSQL against SQLite 0.65 -> 0.84 and two nodes against one 0.98 -> 1.24, mostly "
-    "by the machine, not the code: SQLite's sender spends 6.8 ms per message here against "
-    "3.1 there (its writes, commits and checkpoints run in its own process; why this machine "
-    "makes them dearer was not measured), PostgreSQL's 6.2 with 2.8 in the server (the "
-    "receiver's change below took about 0.5 ms off PostgreSQL's side); and one node leaves the "
-    "machine idle part of the time (12.8 ms of CPU per message at 109/s: 1.4 of 2 cores), "
-    "which two nodes fill (the same 12.7 ms at 135/s). 100 msg/s is 75-90 % of what the "
-    "gateways take here, so the paced runs queue: PostgreSQL's paced rounds (p99 273, 4,523 "
-    "and 1,164 ms) are a queue near saturation, not a pause. A verdict holds for the machine "
-    "that measured it.",
+    "The run above (2026-12-07 03:10-03:35) is on a third machine: its native floor is "
+    "1,340-1,860 messages/s and its crypto floor 520-650, against 1,000-1,340 and 330-500 on "
+    "the machine of the run before (2026-12-06 23:40-00:05) and 2,600-2,950 and 900-980 on "
+    "the one before that, and the same code's throughput moves by a fifth between two runs. "
+    "On the 2026-12-06 machine two verdicts turned by the machine, not the code: PostgreSQL "
+    "against SQLite 0.65 -> 0.84 and two nodes against one 0.98 -> 1.24 (SQLite's sender "
+    "spent 6.8 ms per message there against 3.1 on the first machine, and one node left the "
+    "machine idle part of the time, which two nodes filled). 100 msg/s was 75-90 % of what "
+    "the gateways took there, so its paced rounds were a queue near saturation; here it is "
+    "about half of what SQLite takes and two thirds of what PostgreSQL takes. A verdict holds "
+    "for the machine that measured it.",
     "",
     "What a PostgreSQL statement costs (2026-12-06, asyncpg on loopback, measured by the "
     "CPU time of the client and of the server's backend over 5,000 statements): each "
@@ -220,6 +217,31 @@ PROFILE = [
     "canonical form 110 + 77, parsing the signed bytes 51 + 25. Reading the signature's "
     "parts in one pass instead of one search each saved about 10 us per verification in "
     "some runs and nothing in others: not kept, since this machine cannot tell it from noise.",
+    "",
+    "The store's statements on SQLite (2026-12-07): py-spy of both gateways under load "
+    "(SQLite, unpaced, 12 s each) found SQLAlchemy's execution machinery around the hot "
+    "path's statements (the execution context, parameter processing, the result object, the "
+    "nested transaction's SAVEPOINT and RELEASE) in 27 % of the sender's and 29 % of the "
+    "receiver's samples holding the interpreter, while sqlite3's own calls inside were under "
+    "3 %. Those statements and the units' savepoints now go to the sqlite3 connection "
+    "directly, as they go to asyncpg on PostgreSQL (`gateway/store/driver.py`), compiled once "
+    "per dialect with the dialect's own bind processors (the generic ones wrote SQLite's "
+    "times in another format and broke the register's hashes in the first attempt; a test "
+    "now compares the stored bytes). `benchmarks/store_units.py` (the store alone: a "
+    "submission's and an acknowledgement's units per message, 32 at a time), two pairs "
+    "before/after: 895/932 -> 717/728 us of CPU per message on SQLite; PostgreSQL's path is "
+    "unchanged (1,025-1,216 us in the same runs, noise). End to end on SQLite, three "
+    "alternating pairs unpaced (msg/s before/after): 224/214, 185/217, 227/283, where the "
+    "machine's drift is as large as the change. What it did to the ratios: PostgreSQL's gap "
+    "is its round trips (above), which this does not touch, so PostgreSQL against SQLite "
+    "went from about 0.79 (142 against 181 msg/s, two runs back to back before the change, "
+    "on this machine) to 0.67 in this run, not met; SQLite end to end against its crypto "
+    "floor rose (0.27 in those runs, 0.38 here), and SQLite's p99 at 100 msg/s came to 3.1 "
+    "times its sequential p50 (rounds 58, 44 and 38 ms against 14-15). A py-spy of the "
+    "PostgreSQL sender after the change: asyncpg's protocol code (binding, sending and "
+    "reading each statement) is 19 % of its samples holding the interpreter, SQLAlchemy 6 %; "
+    "what would close the gap is fewer round trips per unit (its writes sent together), as "
+    "above.",
     "",
 ]
 
