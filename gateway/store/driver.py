@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -40,16 +40,37 @@ class _Compiled:
 
 class SqliteDriver:
     """The unit of work's sqlite3 connection (the writer's, inside the batch's transaction),
-    with the part of asyncpg's API the batch's own statements use (gateway.store.group). The
-    calls run where they are made, as every SQLite statement of the store does
-    (gateway.store.inline)."""
+    with the part of asyncpg's API that `Prepared` and the batch's savepoints
+    (gateway.store.group) use, so that they run the same on both databases. The calls run
+    where they are made, as every SQLite statement of the store does (gateway.store.inline),
+    and raise SQLAlchemy's errors, as SQLAlchemy's nested transaction did."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
 
-    async def execute(self, sql: str) -> None:
+    async def execute(self, sql: str, *args: Any) -> str:
+        """Run it; a status ending in the number of rows it changed, as asyncpg's does."""
         with _as_sqlalchemy_errors(sql):
-            self.connection.execute(sql)
+            changed = self.connection.execute(sql, args).rowcount
+        return f"{sql.split(None, 1)[0].upper()} {max(changed, 0)}"
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with _as_sqlalchemy_errors(sql):
+            self.connection.executemany(sql, rows)
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        with _as_sqlalchemy_errors(sql):
+            cursor = self.connection.execute(sql, args)
+            try:
+                found = cursor.fetchone()
+                names = [d[0] for d in cursor.description]
+            finally:
+                cursor.close()
+        return None if found is None else dict(zip(names, found, strict=True))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else next(iter(row.values()))
 
 
 class Prepared:
@@ -107,9 +128,6 @@ class Prepared:
         """Run it; the number of rows it changed."""
         compiled = self._compile(dialect)
         with _as_sqlalchemy_errors(compiled.sql):
-            if isinstance(driver, SqliteDriver):
-                cursor = driver.connection.execute(compiled.sql, self._arguments(compiled, params))
-                return max(cursor.rowcount, 0)
             status: str = await driver.execute(compiled.sql, *self._arguments(compiled, params))
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
@@ -118,12 +136,8 @@ class Prepared:
         self, driver: Any, dialect: Dialect, rows: Sequence[Mapping[str, Any]]
     ) -> None:
         compiled = self._compile(dialect)
-        arguments = [self._arguments(compiled, r) for r in rows]
         with _as_sqlalchemy_errors(compiled.sql):
-            if isinstance(driver, SqliteDriver):
-                driver.connection.executemany(compiled.sql, arguments)
-            else:
-                await driver.executemany(compiled.sql, arguments)
+            await driver.executemany(compiled.sql, [self._arguments(compiled, r) for r in rows])
 
     async def fetchrow(
         self, driver: Any, dialect: Dialect, params: Mapping[str, Any]
@@ -132,12 +146,6 @@ class Prepared:
         processing: for columns whose driver value is the value itself), or None."""
         compiled = self._compile(dialect)
         with _as_sqlalchemy_errors(compiled.sql):
-            if isinstance(driver, SqliteDriver):
-                cursor = driver.connection.execute(compiled.sql, self._arguments(compiled, params))
-                found = cursor.fetchone()
-                names = [d[0] for d in cursor.description]
-                cursor.close()
-                return None if found is None else dict(zip(names, found, strict=True))
             row: Mapping[str, Any] | None = await driver.fetchrow(
                 compiled.sql, *self._arguments(compiled, params)
             )
@@ -146,19 +154,17 @@ class Prepared:
     async def fetchval(self, driver: Any, dialect: Dialect, params: Mapping[str, Any]) -> Any:
         compiled = self._compile(dialect)
         with _as_sqlalchemy_errors(compiled.sql):
-            if isinstance(driver, SqliteDriver):
-                cursor = driver.connection.execute(compiled.sql, self._arguments(compiled, params))
-                found = cursor.fetchone()
-                cursor.close()
-                return None if found is None else found[0]
             return await driver.fetchval(compiled.sql, *self._arguments(compiled, params))
 
 
 @contextmanager
 def _as_sqlalchemy_errors(sql: str) -> Iterator[None]:
-    """The driver's errors raised as SQLAlchemy would have raised them."""
+    """The driver's errors raised as SQLAlchemy would have raised them (one raised as such
+    already, by SqliteDriver, goes on unchanged)."""
     try:
         yield
+    except SQLAlchemyError:
+        raise
     except Exception as exc:
         raise _translated(exc, sql) from exc
 
@@ -171,7 +177,10 @@ def _translated(exc: Exception, sql: str) -> Exception:
         return OperationalError(sql, None, exc)
     if isinstance(exc, sqlite3.Error):
         return DBAPIError(sql, None, exc)
-    import asyncpg  # type: ignore[import-untyped]  # the `postgres` extra's driver
+    try:
+        import asyncpg  # type: ignore[import-untyped]  # the `postgres` extra's driver
+    except ImportError:  # installed for SQLite alone: no error of asyncpg's to translate
+        return exc
 
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityError(sql, None, exc)

@@ -9,6 +9,7 @@ message id (DuplicateMessage) and a storage failure (STORAGE_ERRORS) are recogni
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -100,5 +101,24 @@ async def test_a_database_error_is_sqlalchemys_operational_error(tmp_path: Path)
         with pytest.raises(OperationalError):
             async with store._writer.unit() as (conn, _, driver):
                 await Prepared(missing.insert(), ["n"]).run(conn, driver, {"n": 1})
+    finally:
+        await store.close()
+
+
+async def test_an_error_not_the_databases_comes_out_as_it_is_without_the_postgres_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value the store refuses itself (a time without its zone) is that refusal, on an
+    installation for SQLite alone too (no asyncpg to look its errors up in)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # `import asyncpg` fails, as uninstalled
+    naive = replace(message("naive"), created_at=datetime(2026, 12, 7, 10, 30))
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}")
+    try:
+        with pytest.raises(ValueError, match="naive datetimes are refused"):
+            async with store.transaction() as tx:
+                await tx.messages.insert(naive)
+        assert await store.messages.get("naive") is None
     finally:
         await store.close()
