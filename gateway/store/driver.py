@@ -12,12 +12,28 @@ SQLAlchemy would have sent. It runs on the unit of work's own driver connection 
 or sqlite3's wrapped in `SqliteDriver`), inside the batch's transaction
 (gateway.store.group), and the driver's errors come out as SQLAlchemy's (IntegrityError for a
 constraint, OperationalError or DBAPIError for the rest), which is what the callers and
-STORAGE_ERRORS expect. Outside a unit of work statements go through SQLAlchemy."""
+STORAGE_ERRORS expect. Outside a unit of work statements go through SQLAlchemy.
+
+On PostgreSQL every statement is a round trip to the server, about 0.17 ms of CPU between
+client and server on loopback, and a message cost about 17 of them (issue 20). A write whose
+result the unit does not need (a message, its outbox row, a case created, a time limit) is
+therefore deferred (`Prepared.defer`): it is sent with the unit's next statement, as a
+data-modifying WITH in front of it (`WITH gw_0 AS (INSERT ...) SELECT ...`), or at the end of
+the unit, all of them in one statement. PostgreSQL runs every part of such a statement to
+completion or fails the statement whole, but in an order of its own, and the parts do not
+see each other's rows: a statement that touches a table a deferred write touches is
+therefore sent after it, not with it. A deferred write's constraint error comes out where
+it is sent, mapped by the table PostgreSQL names to the error its caller asked for
+(DuplicateMessage for a message id taken), and fails the unit (gateway.store.group) as it
+did when it was sent at once. A failed unit's deferred writes are dropped with it. On SQLite,
+in process, a deferred write runs at once."""
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +54,13 @@ class _Compiled:
     fixed: dict[str, Any]  # the values the statement carries itself (`WHERE id = 1`)
 
 
+Tables = frozenset[str] | None
+"""The tables a statement reads or writes; None: not known (it goes alone, after the writes
+deferred before it)."""
+OnConflict = Callable[[], Exception] | None
+"""What a deferred write's constraint error is raised as (None: IntegrityError itself)."""
+
+
 class SqliteDriver:
     """The unit of work's sqlite3 connection (the writer's, inside the batch's transaction),
     with the part of asyncpg's API that `Prepared` and the batch's savepoints
@@ -48,17 +71,36 @@ class SqliteDriver:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
 
-    async def execute(self, sql: str, *args: Any) -> str:
+    async def execute(self, sql: str, *args: Any, tables: Tables = None) -> str:
         """Run it; a status ending in the number of rows it changed, as asyncpg's does."""
         with _as_sqlalchemy_errors(sql):
             changed = self.connection.execute(sql, args).rowcount
         return f"{sql.split(None, 1)[0].upper()} {max(changed, 0)}"
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    async def executemany(
+        self, sql: str, rows: Sequence[Sequence[Any]], tables: Tables = None
+    ) -> None:
         with _as_sqlalchemy_errors(sql):
             self.connection.executemany(sql, rows)
 
-    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+    async def defer(
+        self, sql: str, args: Sequence[Any], tables: Tables, conflict: OnConflict = None
+    ) -> None:
+        """In process a statement costs no round trip: it runs now."""
+        try:
+            await self.execute(sql, *args)
+        except IntegrityError as exc:
+            if conflict is None:
+                raise
+            raise conflict() from exc
+
+    async def flush(self) -> None:
+        """Nothing is deferred on SQLite."""
+
+    def discard(self) -> None:
+        """Nothing is deferred on SQLite."""
+
+    async def fetchrow(self, sql: str, *args: Any, tables: Tables = None) -> dict[str, Any] | None:
         with _as_sqlalchemy_errors(sql):
             cursor = self.connection.execute(sql, args)
             try:
@@ -68,9 +110,171 @@ class SqliteDriver:
                 cursor.close()
         return None if found is None else dict(zip(names, found, strict=True))
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
+    async def fetchval(self, sql: str, *args: Any, tables: Tables = None) -> Any:
         row = await self.fetchrow(sql, *args)
         return None if row is None else next(iter(row.values()))
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    sql: str
+    args: Sequence[Any]
+    tables: Tables
+    conflict: OnConflict
+
+
+MAX_DEFERRED = 16
+"""Deferred writes sent together at most (a unit of work defers three or four)."""
+_MAX_ARGUMENTS = 30_000
+"""PostgreSQL takes at most 32,767 parameters in one statement."""
+
+
+class PostgresDriver:
+    """The unit of work's asyncpg connection, which sends the writes the unit deferred with
+    its next statement (see the module's docstring); errors come out as SQLAlchemy's."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self._pending: list[_Deferred] = []
+
+    async def execute(self, sql: str, *args: Any, tables: Tables = None) -> str:
+        status: str = await self._now(self.connection.execute, sql, args, tables)
+        return status
+
+    async def executemany(
+        self, sql: str, rows: Sequence[Sequence[Any]], tables: Tables = None
+    ) -> None:
+        await self.flush()
+        await self._send(self.connection.executemany, sql, (rows,), ())
+
+    async def fetchrow(self, sql: str, *args: Any, tables: Tables = None) -> Any:
+        return await self._now(self.connection.fetchrow, sql, args, tables)
+
+    async def fetchval(self, sql: str, *args: Any, tables: Tables = None) -> Any:
+        return await self._now(self.connection.fetchval, sql, args, tables)
+
+    async def defer(
+        self, sql: str, args: Sequence[Any], tables: Tables, conflict: OnConflict = None
+    ) -> None:
+        if not _combinable(sql):
+            await self.flush()
+            alone = _Deferred(sql, args, tables, conflict)
+            await self._send(self.connection.execute, sql, args, (alone,))
+            return
+        if self._pending and (
+            self._overlaps(tables)
+            or len(self._pending) >= MAX_DEFERRED
+            or sum(len(d.args) for d in self._pending) + len(args) > _MAX_ARGUMENTS
+        ):
+            await self.flush()
+        self._pending.append(_Deferred(sql, args, tables, conflict))
+
+    async def flush(self) -> None:
+        """Send the deferred writes (one statement), in the order they were made."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        *before, last = pending
+        sql, args = _carried(tuple(d.sql for d in before), last.sql, before, last.args)
+        await self._send(self.connection.execute, sql, args, pending)
+
+    def discard(self) -> None:
+        """Drop the deferred writes: their unit of work is being rolled back."""
+        self._pending = []
+
+    def _overlaps(self, tables: Tables) -> bool:
+        return tables is None or any(
+            d.tables is None or not d.tables.isdisjoint(tables) for d in self._pending
+        )
+
+    async def _now(
+        self, call: Callable[..., Awaitable[Any]], sql: str, args: Sequence[Any], tables: Tables
+    ) -> Any:
+        """Run a statement now, with the deferred writes in front of it when it touches none
+        of their tables, else after them."""
+        if self._pending and (self._overlaps(tables) or not _combinable(sql)):
+            await self.flush()
+        pending, self._pending = self._pending, []
+        if pending:
+            sql, args = _carried(tuple(d.sql for d in pending), sql, pending, args)
+        return await self._send(call, sql, (*args,), pending)
+
+    async def _send(
+        self,
+        call: Callable[..., Awaitable[Any]],
+        sql: str,
+        args: Sequence[Any],
+        deferred: Sequence[_Deferred],
+    ) -> Any:
+        try:
+            return await call(sql, *args)
+        except Exception as exc:
+            error = _translated(exc, sql)
+            if isinstance(error, IntegrityError):
+                table = getattr(exc, "table_name", None)
+                for d in deferred:
+                    if d.conflict is not None and d.tables is not None and table in d.tables:
+                        raise d.conflict() from error
+            if error is exc:
+                raise
+            raise error from exc
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _combinable(sql: str) -> bool:
+    """A statement that can take deferred writes in front of it (one that has a WITH of its
+    own, or is no DML or SELECT, goes alone)."""
+    return sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE", "SELECT")
+
+
+def _carried(
+    sqls: tuple[str, ...], sql: str, deferred: Sequence[_Deferred], args: Sequence[Any]
+) -> tuple[str, list[Any]]:
+    """`sql` with the deferred writes in front of it, and the parameters of them all."""
+    text = _carried_text(sqls, sql, tuple(len(d.args) for d in deferred))
+    values: list[Any] = []
+    for d in deferred:
+        values.extend(d.args)
+    values.extend(args)
+    return text, values
+
+
+@functools.lru_cache(maxsize=256)
+def _carried_text(sqls: tuple[str, ...], sql: str, counts: tuple[int, ...]) -> str:
+    """The statement's text: each part's parameters ($1, $2, ...) numbered after the parts'
+    before it. The texts are compiled from SQLAlchemy's constructs, whose values are all
+    parameters: a `$` is a placeholder."""
+    if not sqls:
+        return sql
+    parts, offset = [], 0
+    for i, (part, count) in enumerate(zip(sqls, counts, strict=True)):
+        parts.append(f"gw_{i} AS ({_shifted(part, offset)})")
+        offset += count
+    return f"WITH {', '.join(parts)} {_shifted(sql, offset)}"
+
+
+def _shifted(sql: str, offset: int) -> str:
+    if not offset:
+        return sql
+    return _PLACEHOLDER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)
+
+
+def _tables(statement: Executable) -> Tables:
+    """The tables a hot-path statement touches: an INSERT's, UPDATE's or DELETE's own, a
+    SELECT's FROM list; None for anything else."""
+    table = getattr(statement, "table", None)
+    if table is not None:
+        return frozenset({table.name})
+    froms = getattr(statement, "get_final_froms", None)
+    if froms is None:
+        return None
+    names = [getattr(f, "name", None) for f in froms()]
+    found = {n for n in names if isinstance(n, str)}
+    if not names or len(found) != len(set(names)):
+        return None
+    return frozenset(found)
 
 
 class Prepared:
@@ -80,6 +284,7 @@ class Prepared:
         """`keys`: the columns an INSERT or UPDATE without .values() sets (as SQLAlchemy's
         column_keys), which are the parameters it is executed with."""
         self.statement = statement
+        self.tables = _tables(statement)
         self._keys = list(keys) if keys is not None else None
         self._compiled: dict[str, _Compiled] = {}
 
@@ -128,7 +333,9 @@ class Prepared:
         """Run it; the number of rows it changed."""
         compiled = self._compile(dialect)
         with _as_sqlalchemy_errors(compiled.sql):
-            status: str = await driver.execute(compiled.sql, *self._arguments(compiled, params))
+            status: str = await driver.execute(
+                compiled.sql, *self._arguments(compiled, params), tables=self.tables
+            )
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
@@ -137,7 +344,9 @@ class Prepared:
     ) -> None:
         compiled = self._compile(dialect)
         with _as_sqlalchemy_errors(compiled.sql):
-            await driver.executemany(compiled.sql, [self._arguments(compiled, r) for r in rows])
+            await driver.executemany(
+                compiled.sql, [self._arguments(compiled, r) for r in rows], tables=self.tables
+            )
 
     async def fetchrow(
         self, driver: Any, dialect: Dialect, params: Mapping[str, Any]
@@ -147,14 +356,37 @@ class Prepared:
         compiled = self._compile(dialect)
         with _as_sqlalchemy_errors(compiled.sql):
             row: Mapping[str, Any] | None = await driver.fetchrow(
-                compiled.sql, *self._arguments(compiled, params)
+                compiled.sql, *self._arguments(compiled, params), tables=self.tables
             )
         return row
 
     async def fetchval(self, driver: Any, dialect: Dialect, params: Mapping[str, Any]) -> Any:
         compiled = self._compile(dialect)
         with _as_sqlalchemy_errors(compiled.sql):
-            return await driver.fetchval(compiled.sql, *self._arguments(compiled, params))
+            return await driver.fetchval(
+                compiled.sql, *self._arguments(compiled, params), tables=self.tables
+            )
+
+    async def defer(
+        self,
+        conn: DbConnection,
+        driver: Any,
+        params: Mapping[str, Any],
+        conflict: OnConflict = None,
+    ) -> None:
+        """Run it in a unit of work when the unit's next statement goes, or at its end (on
+        PostgreSQL; see the module's docstring); `conflict`: what its constraint error is
+        raised as."""
+        if driver is None:
+            try:
+                await conn.execute(self.statement, params)
+            except IntegrityError as exc:
+                if conflict is None:
+                    raise
+                raise conflict() from exc
+            return
+        compiled = self._compile(conn.dialect)
+        await driver.defer(compiled.sql, self._arguments(compiled, params), self.tables, conflict)
 
 
 @contextmanager
@@ -166,7 +398,10 @@ def _as_sqlalchemy_errors(sql: str) -> Iterator[None]:
     except SQLAlchemyError:
         raise
     except Exception as exc:
-        raise _translated(exc, sql) from exc
+        error = _translated(exc, sql)
+        if error is exc:  # not the driver's: as it is
+            raise
+        raise error from exc
 
 
 def _translated(exc: Exception, sql: str) -> Exception:
@@ -184,6 +419,9 @@ def _translated(exc: Exception, sql: str) -> Exception:
 
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityError(sql, None, exc)
-    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+    # InternalClientError: asyncpg's connection in a state it cannot go on from (seen when
+    # the server ended the connection under a statement): the database cannot be used.
+    failed = asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError
+    if isinstance(exc, failed | OSError):
         return DBAPIError(sql, None, exc)
     return exc

@@ -23,7 +23,13 @@ COMMIT releases them all), and one that fails rolls back to its own, the newest 
 On PostgreSQL the batch's BEGIN and COMMIT go to asyncpg too, on a connection SQLAlchemy
 keeps in autocommit, so that it starts no transaction of its own; on SQLite SQLAlchemy begins
 (BEGIN IMMEDIATE, gateway.store.store) and commits the transaction, on a worker thread
-(gateway.store.inline), and the units' statements run on its sqlite3 connection inside it."""
+(gateway.store.inline), and the units' statements run on its sqlite3 connection inside it.
+
+On PostgreSQL a unit's writes whose result it does not need are deferred and sent with its
+next statement (gateway.store.driver); what is still deferred when its body ends is sent
+then, as part of the unit: if that fails, the unit fails and is rolled back like any other,
+and a unit rolled back drops what it deferred. The batch's own statements (BEGIN, SAVEPOINT,
+ROLLBACK, COMMIT) go through the same driver, so their errors are SQLAlchemy's too."""
 
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.driver import SqliteDriver
+from gateway.store.driver import PostgresDriver, SqliteDriver
 from gateway.store.inline import DbConnection, DbEngine, InlineConnection, InlineTransaction
 
 
@@ -74,13 +80,14 @@ class _Transaction:
 
 
 class _Savepoint:
-    def __init__(self, driver: Any) -> None:
+    def __init__(self, driver: SqliteDriver | PostgresDriver) -> None:
         self._driver = driver
 
     async def commit(self) -> None:
         """Nothing to send: the unit's changes stay in the batch's transaction."""
 
     async def rollback(self) -> None:
+        self._driver.discard()
         await self._driver.execute(f"ROLLBACK TO SAVEPOINT {_UNIT}")
 
 
@@ -94,13 +101,13 @@ class _PostgresTransaction:
     connection is in autocommit for SQLAlchemy, which then never begins or ends a transaction
     on it, and its statements run inside this one."""
 
-    def __init__(self, driver: Any) -> None:
+    def __init__(self, driver: PostgresDriver) -> None:
         self.driver = driver  # the asyncpg connection (gateway.store.driver runs on it)
 
     @classmethod
     async def begin(cls, conn: DbConnection) -> _PostgresTransaction:
         assert isinstance(conn, AsyncConnection)
-        driver: Any = (await conn.get_raw_connection()).driver_connection
+        driver = PostgresDriver((await conn.get_raw_connection()).driver_connection)
         await driver.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         return cls(driver)
 
@@ -112,6 +119,7 @@ class _PostgresTransaction:
         await self.driver.execute("COMMIT")
 
     async def rollback(self) -> None:
+        self.driver.discard()
         await self.driver.execute("ROLLBACK")
 
 
@@ -187,7 +195,11 @@ class GroupCommitter:
             raise
         try:
             yield batch.conn, batch.state, batch.trans.driver
+            # The writes the unit deferred (gateway.store.driver), still part of the unit: if
+            # they fail, it is rolled back as if its body had raised.
+            await batch.trans.driver.flush()
         except BaseException:
+            batch.trans.driver.discard()
             batch.state.clear()
             batch.state.update(before)
             try:

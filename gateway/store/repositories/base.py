@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Executable
+from sqlalchemy import CursorResult, Executable
 
-from gateway.store.driver import Prepared
+from gateway.store.driver import OnConflict, Prepared
 from gateway.store.inline import DbConnection, DbEngine, InlineEngine
 
 
@@ -32,13 +32,33 @@ class Repository:
         self._driver = driver
 
     async def _write(self, statement: Prepared, params: Mapping[str, Any]) -> int:
-        """Run a write of the unit of work; the number of rows it changed."""
+        """Run a write of the unit of work now; the number of rows it changed."""
         return await statement.run(self.conn, self._driver, params)
+
+    async def _defer(
+        self, statement: Prepared, params: Mapping[str, Any], conflict: OnConflict = None
+    ) -> None:
+        """A write of the unit of work whose result it does not need: sent with the unit's
+        next statement or at its end (gateway.store.driver); `conflict`: what its
+        constraint error is raised as."""
+        await statement.defer(self.conn, self._driver, params, conflict)
+
+    async def _unit_conn(self) -> DbConnection:
+        """The unit of work's connection for a statement through SQLAlchemy, once the writes
+        the unit deferred are sent: they go before it, in the order they were made."""
+        conn = self.conn
+        if self._driver is not None:
+            await self._driver.flush()
+        return conn
+
+    async def _execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
+        """Run a statement of the unit of work through SQLAlchemy, after what it deferred."""
+        return await (await self._unit_conn()).execute(statement, params)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[DbConnection]:
         if self._conn is not None:
-            yield self._conn
+            yield await self._unit_conn()
             return
         async with self.engine.connect() as conn:
             yield conn

@@ -66,13 +66,16 @@ class Conversations(Repository):
             "updated_at": now,
         }
         self._seen.pop(conv.reference, None)  # read again should this statement fail
-        if new is not True:
+        if new is False:  # no need to know whether a row changed: deferred (driver.py)
+            await self._defer(_UPDATE_PG, {"b_reference": conv.reference} | values)
+            self._seen[conv.reference] = conv
+            return
+        if new is None:
             changed = await self._write(_UPDATE_PG, {"b_reference": conv.reference} | values)
             if changed == 1:
                 self._seen[conv.reference] = conv
-            if changed == 1 or new is False:
                 return
-        await self._write(_INSERT_PG, {"reference": conv.reference, "opened_at": now} | values)
+        await self._defer(_INSERT_PG, {"reference": conv.reference, "opened_at": now} | values)
         self._seen[conv.reference] = conv
 
     async def times(self, reference: str) -> tuple[datetime, datetime] | None:

@@ -12,21 +12,13 @@ from gateway.store.repositories.base import Repository
 from gateway.store.schema import conversations, deadlines
 
 _INSERT = deadlines.insert()
-_INSERT_PG = Prepared(
-    deadlines.insert().returning(deadlines.c.id),
-    [*NewDeadline.__dataclass_fields__, "reminders_sent"],
-)
+_INSERT_PG = Prepared(_INSERT, [*NewDeadline.__dataclass_fields__, "reminders_sent"])
 
 
 class Deadlines(Repository):
-    async def open(self, deadline: NewDeadline) -> int:
-        """Record a time limit; its id."""
-        if self._driver is not None:
-            return int(await _INSERT_PG.fetchval(self._driver, self.engine.dialect, deadline.row()))
-        result = await self.conn.execute(_INSERT, deadline.row())
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0])
+    async def open(self, deadline: NewDeadline) -> None:
+        """Record a time limit (deferred: sent with the unit's next statement, driver.py)."""
+        await self._defer(_INSERT_PG, deadline.row())
 
     async def close(
         self, case: str, rules: frozenset[str], by: str | None, at: datetime, state: str
@@ -37,9 +29,9 @@ class Deadlines(Repository):
             deadlines.c.state == "open",
             deadlines.c.rule.in_(sorted(rules)),
         )
-        rows = list(await self.conn.execute(q))
+        rows = list(await self._execute(q))
         if rows:
-            await self.conn.execute(
+            await self._execute(
                 update(deadlines)
                 .where(deadlines.c.id.in_([r.id for r in rows]))
                 .values(state=state, closed_by=by, closed_at=at, next_event_at=None)
@@ -48,7 +40,7 @@ class Deadlines(Repository):
 
     async def take(self, deadline_id: int, next_event_at: datetime | None) -> bool:
         """Move an open deadline's next event on; False if another worker already did."""
-        done = await self.conn.execute(
+        done = await self._execute(
             update(deadlines)
             .where(deadlines.c.id == deadline_id, deadlines.c.state == "open")
             .values(next_event_at=next_event_at, reminders_sent=deadlines.c.reminders_sent + 1)
@@ -57,7 +49,7 @@ class Deadlines(Repository):
 
     async def expire(self, deadline_id: int, consequence: str | None, at: datetime) -> bool:
         """Mark an open deadline expired, once; False if it was not open any more."""
-        done = await self.conn.execute(
+        done = await self._execute(
             update(deadlines)
             .where(deadlines.c.id == deadline_id, deadlines.c.state == "open")
             .values(state="expired", consequence=consequence, closed_at=at, next_event_at=None)

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Unpack
 
 from sqlalchemy import Connection, bindparam, func, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 from gateway.store.driver import Prepared
 from gateway.store.records import (
@@ -65,10 +64,10 @@ class Messages(Repository):
         in_place = not self.postgres and signed is not None and len(signed) >= BLOB_IO_BYTES
         if in_place:
             row["signed_xml"] = None
-        try:
-            await self._write(_INSERT_PG, row)
-        except IntegrityError as exc:
-            raise DuplicateMessage(message.message_id) from exc
+        # Deferred (gateway.store.driver): a message id or idempotency key taken fails the
+        # unit of work with DuplicateMessage where the insert is sent, at the latest as the
+        # unit ends.
+        await self._defer(_INSERT_PG, row, lambda: DuplicateMessage(message.message_id))
         if in_place:
             assert signed is not None
             await self._write_in_place(message.message_id, signed)
@@ -76,7 +75,7 @@ class Messages(Repository):
     async def _write_in_place(self, message_id: str, signed: bytes) -> None:
         """The signed bytes into the row just inserted, in this unit of work (SQLite): room
         of their size, then written through the connection's BLOB handle, with no bound copy."""
-        conn = self.conn
+        conn = await self._unit_conn()
         result = await conn.execute(_MAKE_ROOM, {"size": len(signed), "message_id": message_id})
         rowid = result.scalar_one()
         raw = await conn.run_sync(_sqlite3_connection)
@@ -84,7 +83,7 @@ class Messages(Repository):
             blob.write(signed)
 
     async def update(self, message_id: str, **changes: Unpack[MessageChanges]) -> None:
-        await self._write(_update_pg(frozenset(changes)), {"b_message_id": message_id, **changes})
+        await self._defer(_update_pg(frozenset(changes)), {"b_message_id": message_id, **changes})
 
     async def by_idempotency_key(self, key: str) -> StoredMessage | None:
         q = select(messages).where(messages.c.idempotency_key == key)

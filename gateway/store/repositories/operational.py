@@ -15,12 +15,12 @@ from gateway.store.schema import messages, operational_items
 class OperationalItems(Repository):
     async def insert(self, item: OperationalItem) -> int:
         """Store an item; its row id (a number unique across nodes, used in references)."""
-        done = await self.conn.execute(operational_items.insert().values(**item.row()))
+        done = await self._execute(operational_items.insert().values(**item.row()))
         key = done.inserted_primary_key
         return int(key[0]) if key else 0
 
     async def set_reference(self, item_id: str, reference: str) -> None:
-        await self.conn.execute(
+        await self._execute(
             update(operational_items)
             .where(operational_items.c.item_id == item_id)
             .values(reference=reference)
@@ -33,7 +33,7 @@ class OperationalItems(Repository):
         return None if row is None else item_of(row)
 
     async def set_state(self, item_id: str, state: str, at: datetime) -> bool:
-        done = await self.conn.execute(
+        done = await self._execute(
             update(operational_items)
             .where(operational_items.c.item_id == item_id)
             .values(state=state, state_changed_at=at)
@@ -73,7 +73,7 @@ class OperationalItems(Repository):
     async def erase(self, item_id: str, state: str, at: datetime) -> int:
         """Erase the payloads of every transmission of the item (their register entries and
         digests stay) and set its state; how many payloads were erased."""
-        done = await self.conn.execute(
+        done = await self._execute(
             update(messages)
             .where(messages.c.item_id == item_id, messages.c.signed_xml.is_not(None))
             .values(signed_xml=None)

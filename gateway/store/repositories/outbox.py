@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, select, update
 
 from gateway.store.driver import Prepared
-from gateway.store.records import OutboxItem
+from gateway.store.records import DuplicateMessage, OutboxItem
 from gateway.store.repositories.base import Repository
 from gateway.store.schema import messages, outbox
 
@@ -22,8 +22,12 @@ class Outbox(Repository):
     async def enqueue(
         self, message_id: str, now: datetime, leased_until: datetime | None = None
     ) -> None:
-        """Queue a delivery; `leased_until`: claimed at once, by the worker it is handed to."""
-        await self._write(
+        """Queue a delivery; `leased_until`: claimed at once, by the worker it is handed to.
+        Deferred (gateway.store.driver), usually sent with the message's own insert: an
+        outbox row is keyed by a stored message's id (a foreign key), so one already there
+        means the message id is taken, and the unit fails with DuplicateMessage whichever of
+        the two PostgreSQL checks first."""
+        await self._defer(
             _ENQUEUE_PG,
             {
                 "message_id": message_id,
@@ -31,6 +35,7 @@ class Outbox(Repository):
                 "next_attempt_at": now,
                 "leased_until": leased_until,
             },
+            lambda: DuplicateMessage(message_id),
         )
 
     async def finish(self, message_id: str) -> bool:
@@ -39,7 +44,7 @@ class Outbox(Repository):
 
     async def reschedule(self, message_id: str, attempts: int, at: datetime, error: str) -> bool:
         """Set the next attempt; False if the row is gone (the outcome is recorded)."""
-        done = await self.conn.execute(
+        done = await self._execute(
             update(outbox)
             .where(outbox.c.message_id == message_id)
             .values(attempts=attempts, next_attempt_at=at, leased_until=None, last_error=error)
@@ -68,9 +73,9 @@ class Outbox(Repository):
         )
         if self.postgres:
             q = q.with_for_update(skip_locked=True, of=outbox)
-        rows = list(await self.conn.execute(q))
+        rows = list(await self._execute(q))
         if rows:
-            await self.conn.execute(
+            await self._execute(
                 update(outbox)
                 .where(outbox.c.message_id.in_([r.message_id for r in rows]))
                 .values(leased_until=now + lease)
@@ -92,7 +97,7 @@ class Outbox(Repository):
         ]
 
     async def release_all_leases(self) -> None:
-        await self.conn.execute(update(outbox).values(leased_until=None))
+        await self._execute(update(outbox).values(leased_until=None))
 
     async def next_due(self, now: datetime) -> datetime | None:
         """When the next outbox row can be claimed: a leased row (being sent, here or on
@@ -143,7 +148,7 @@ class Outbox(Repository):
     async def retry_now(self, message_id: str, now: datetime) -> bool:
         """Make a queued delivery due now, unless a worker holds it (on any node): False
         when there is no such row or it is leased (being delivered right now)."""
-        done = await self.conn.execute(
+        done = await self._execute(
             update(outbox)
             .where(outbox.c.message_id == message_id)
             .where((outbox.c.leased_until.is_(None)) | (outbox.c.leased_until < now))
@@ -154,7 +159,7 @@ class Outbox(Repository):
     async def withdraw(self, message_id: str, now: datetime) -> bool:
         """Remove a queued delivery that no worker holds; False when there is no such row or
         it is leased (being delivered right now, here or on another node)."""
-        done = await self.conn.execute(
+        done = await self._execute(
             outbox.delete()
             .where(outbox.c.message_id == message_id)
             .where((outbox.c.leased_until.is_(None)) | (outbox.c.leased_until < now))
@@ -165,7 +170,7 @@ class Outbox(Repository):
         """Whether the message has an outbox row, and until when a worker holds it (read
         inside the transaction)."""
         row = (
-            await self.conn.execute(
+            await self._execute(
                 select(outbox.c.leased_until).where(outbox.c.message_id == message_id)
             )
         ).first()

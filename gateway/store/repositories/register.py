@@ -345,7 +345,7 @@ class Register(Repository):
         signed_at, recorded_at); one row per distinct claim, so disagreeing ones all stay."""
         insert = postgresql_insert if self.postgres else sqlite_insert
         if rows:
-            await self.conn.execute(
+            await self._execute(
                 insert(register_witnesses).values(list(rows)).on_conflict_do_nothing()
             )
 
@@ -354,6 +354,7 @@ class Register(Repository):
         """As Repository.connect; in a unit of work, the entries appended so far in its batch
         are written first, so that what it reads includes them."""
         if self._conn is not None:
+            await self._unit_conn()  # what the unit deferred goes first
             await fix_pending(self._conn, self._shared)
             await _write_rows(self._conn, self._shared, self._driver)
         async with super().connect() as conn:

@@ -20,7 +20,7 @@ class Trust(Repository):
         nodes starting together on one PostgreSQL database may both record it."""
         insert = postgresql_insert if self.postgres else sqlite_insert
         values = {"version": version, "sha256": sha256, "accepted_at": at}
-        await self.conn.execute(
+        await self._execute(
             insert(trust_marks)
             .values(name=name, **values)
             .on_conflict_do_update(index_elements=[trust_marks.c.name], set_=values)
@@ -47,7 +47,7 @@ class Trust(Repository):
             for fp in sorted(fps)
         ]
         if rows:
-            await self.conn.execute(insert(directory_pins).values(rows).on_conflict_do_nothing())
+            await self._execute(insert(directory_pins).values(rows).on_conflict_do_nothing())
 
     async def pin_history(self) -> list[PinSnapshot]:
         """Every directory version's signing pins this gateway recorded, oldest first."""
