@@ -94,6 +94,10 @@ class SqliteDriver:
                 raise
             raise conflict() from exc
 
+    async def defer_rows(self, sql: str, rows: Sequence[Sequence[Any]], tables: Tables) -> None:
+        """In process: executed now, once per row."""
+        await self.executemany(sql, rows)
+
     async def flush(self) -> None:
         """Nothing is deferred on SQLite."""
 
@@ -168,6 +172,17 @@ class PostgresDriver:
         ):
             await self.flush()
         self._pending.append(_Deferred(sql, args, tables, conflict))
+
+    async def defer_rows(self, sql: str, rows: Sequence[Sequence[Any]], tables: Tables) -> None:
+        """One statement run for many rows, deferred as one statement: the rows' values go as
+        one array per parameter, read back row by row with unnest (one execution on the
+        server instead of one per row). A statement that cannot be so written (one with
+        RETURNING) is run for each row now."""
+        many = _unnested(sql)
+        if many is None or not rows:
+            await self.executemany(sql, rows)
+            return
+        await self.defer(many, [list(column) for column in zip(*rows, strict=True)], tables)
 
     async def flush(self) -> None:
         """Send the deferred writes (one statement), in the order they were made."""
@@ -259,6 +274,36 @@ def _shifted(sql: str, offset: int) -> str:
     if not offset:
         return sql
     return _PLACEHOLDER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)
+
+
+_TYPED = re.compile(r"\$(\d+)::([A-Z]+(?: (?:WITHOUT|WITH|TIME|ZONE|PRECISION|VARYING))*)")
+_VALUES = re.compile(r" VALUES \((.*)\)$")
+
+
+@functools.lru_cache(maxsize=64)
+def _unnested(sql: str) -> str | None:
+    """An INSERT ... VALUES or an UPDATE ... WHERE as SQLAlchemy compiles it for asyncpg
+    (every parameter cast to its type: `$2::TIMESTAMP WITHOUT TIME ZONE`), taking one array
+    per parameter instead: the parameters become the columns of `unnest` over the arrays
+    (`gw_rows.c2`), one row of them per row to write. None for any other shape."""
+    typed = {int(n): t for n, t in _TYPED.findall(sql)}
+    if not typed or sorted(typed) != list(range(1, len(typed) + 1)) or " RETURNING " in sql:
+        return None
+    if sql.count("$") != len(typed):  # a parameter without its type, or another `$`
+        return None
+    arrays = ", ".join(f"${n}::{t}[]" for n, t in sorted(typed.items()))
+    names = ", ".join(f"c{n}" for n in sorted(typed))
+    source = f"unnest({arrays}) AS gw_rows({names})"
+    columns = _TYPED.sub(lambda m: f"gw_rows.c{m.group(1)}", sql)
+    if sql.startswith("INSERT INTO "):
+        values = _VALUES.search(columns)
+        if values is None:
+            return None
+        # Built from the compiled statement's own text: no value is in it.
+        return f"{columns[: values.start()]} SELECT {values.group(1)} FROM {source}"  # noqa: S608
+    if sql.startswith("UPDATE ") and columns.count(" WHERE ") == 1:
+        return columns.replace(" WHERE ", f" FROM {source} WHERE ")
+    return None
 
 
 def _tables(statement: Executable) -> Tables:
@@ -366,6 +411,19 @@ class Prepared:
             return await driver.fetchval(
                 compiled.sql, *self._arguments(compiled, params), tables=self.tables
             )
+
+    async def defer_rows(
+        self, conn: DbConnection, driver: Any, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Run it once for each of `rows` in a unit of work: on PostgreSQL deferred as one
+        statement for them all (PostgresDriver.defer_rows); on SQLite now."""
+        if driver is None:
+            await conn.execute(self.statement, list(rows))
+            return
+        compiled = self._compile(conn.dialect)
+        args = [self._arguments(compiled, r) for r in rows]
+        with _as_sqlalchemy_errors(compiled.sql):
+            await driver.defer_rows(compiled.sql, args, self.tables)
 
     async def defer(
         self,

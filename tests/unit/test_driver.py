@@ -26,7 +26,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.core.conversations import Conversation, State
-from gateway.store.driver import PostgresDriver, Prepared, SqliteDriver, _carried_text
+from gateway.store.driver import (
+    PostgresDriver,
+    Prepared,
+    SqliteDriver,
+    _carried_text,
+    _unnested,
+)
 from gateway.store.records import DuplicateMessage, NewDeadline, NewMessage
 from gateway.store.schema import deadlines, messages, outbox
 from gateway.store.store import STORAGE_ERRORS, Store, Transaction
@@ -335,3 +341,57 @@ async def test_a_lost_connection_is_a_storage_error(pg_store: Store) -> None:
         await tx.messages.insert(message("after"))
     assert await pg_store.messages.get("after") is not None
     assert await pg_store.messages.get("lost") is None
+
+
+def test_many_rows_become_one_statement_over_arrays() -> None:
+    """An INSERT's or UPDATE's parameters as arrays read back by unnest (one execution for a
+    batch's register entries, Art. 40(9)); a statement of any other shape is not rewritten."""
+    assert _unnested(
+        "INSERT INTO t (a, b) VALUES ($1::BIGINT, $2::TIMESTAMP WITHOUT TIME ZONE)"
+    ) == (
+        "INSERT INTO t (a, b) SELECT gw_rows.c1, gw_rows.c2 FROM unnest($1::BIGINT[], "
+        "$2::TIMESTAMP WITHOUT TIME ZONE[]) AS gw_rows(c1, c2)"
+    )
+    assert _unnested("UPDATE m SET x=$1::BYTEA WHERE m.id = $2::VARCHAR") == (
+        "UPDATE m SET x=gw_rows.c1 FROM unnest($1::BYTEA[], $2::VARCHAR[]) AS gw_rows(c1, c2) "
+        "WHERE m.id = gw_rows.c2"
+    )
+    assert _unnested("INSERT INTO t (a) VALUES ($1::BIGINT) RETURNING t.id") is None
+    assert _unnested("INSERT INTO t (a, b) VALUES ($1::BIGINT, $2)") is None
+    assert _unnested("DELETE FROM t WHERE a = $1::BIGINT") is None
+
+
+async def test_art40_9_a_batchs_register_entries_acknowledgements_and_head_go_in_one_statement(
+    pg_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Units committed together: their entries, in one statement with the head they advance to,
+    form a chain that verifies, in the order the units appended them."""
+    from gateway.core.register import Event
+    from gateway.store.schema import register
+
+    async def append(n: int) -> None:
+        async with pg_store.transaction() as tx:
+            await tx.register.append(
+                time=CREATED, event=Event.SUBMITTED, direction="out", peer="NL-DU",
+                message_id=f"m-{n}", reference=f"BE1F-{n}",
+            )  # fmt: skip
+
+    sent: list[str] = []
+    original = PostgresDriver.flush
+
+    async def flush(driver: PostgresDriver) -> None:
+        sent.extend(d.sql for d in driver._pending)
+        await original(driver)
+
+    monkeypatch.setattr(PostgresDriver, "flush", flush)
+    await asyncio.gather(*(append(n) for n in range(20)))
+    inserts = [sql for sql in sent if sql.startswith("INSERT INTO register ")]
+    assert inserts and all("unnest(" in sql for sql in inserts)
+    assert len(inserts) < 20  # batches, not one per entry
+    async with pg_store.engine.connect() as conn:
+        rows = (await conn.execute(select(register.c.sequence, register.c.message_id)
+                                   .order_by(register.c.sequence))).all()  # fmt: skip
+    entries = [r.message_id for r in rows if r.message_id is not None]
+    assert sorted(entries) == sorted(f"m-{n}" for n in range(20))
+    assert [r.sequence for r in rows] == list(range(rows[0].sequence, rows[-1].sequence + 1))
+    assert (await pg_store.register.head())[0] == rows[-1].sequence

@@ -235,7 +235,8 @@ async def fix_pending(conn: DbConnection, shared: dict[str, Any]) -> None:
 async def write_head(conn: DbConnection, shared: dict[str, Any], driver: Any = None) -> None:
     """Fix the places of the entries the batch's units appended, write them in one statement,
     the acknowledgements made from them with their messages, and the head they advanced to,
-    once, just before the batch's commit: the entries commit with the units that made them
+    once, just before the batch's commit (on PostgreSQL the three go as one statement, sent
+    just before the COMMIT: gateway.store.driver): the entries commit with the units that made them
     or not at all, as when each was written at once (the head row, locked here on
     PostgreSQL, keeps their sequences free of any other writer until the commit). If an
     acknowledgement cannot be made, the batch fails whole, as when its commit fails."""
@@ -243,17 +244,17 @@ async def write_head(conn: DbConnection, shared: dict[str, Any], driver: Any = N
     await _write_rows(conn, shared, driver)
     acks: tuple[dict[str, Any], ...] = shared.pop(ACKS_KEY, ())
     if acks:
-        await _SET_ACK.run(conn, driver, list(acks))
+        await _SET_ACK.defer_rows(conn, driver, acks)
     head: tuple[int, str, datetime | None] | None = shared.get(HEAD_KEY)
     if head is None:
         return
-    await _SET_HEAD.run(conn, driver, {"b_sequence": head[0], "b_hash": head[1]})
+    await _SET_HEAD.defer(conn, driver, {"b_sequence": head[0], "b_hash": head[1]})
 
 
 async def _write_rows(conn: DbConnection, shared: dict[str, Any], driver: Any) -> None:
     rows: tuple[dict[str, Any], ...] = shared.pop(ROWS_KEY, ())
     if rows:
-        await _INSERT.run(conn, driver, list(rows))
+        await _INSERT.defer_rows(conn, driver, rows)
 
 
 def _a_strangers_refusal() -> ColumnElement[bool]:
