@@ -11,7 +11,9 @@ import asyncio
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
@@ -75,3 +77,17 @@ class PostgresDatabases:
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             pool.submit(asyncio.run, run()).result(timeout=120)
+
+
+@contextmanager
+def scratch_database(code: str) -> Iterator[str]:
+    """A fresh database for one test's gateway `code` (the test skips without a server to
+    create it on); dropped when the block ends."""
+    server = server_url()
+    if server is None:
+        pytest.skip(SKIP_REASON)
+    databases = PostgresDatabases(server)
+    try:
+        yield databases.create(code)
+    finally:
+        databases.drop_all()

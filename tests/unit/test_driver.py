@@ -36,7 +36,7 @@ from gateway.store.driver import (
 from gateway.store.records import DuplicateMessage, NewDeadline, NewMessage
 from gateway.store.schema import deadlines, messages, outbox
 from gateway.store.store import STORAGE_ERRORS, Store, Transaction
-from tests.postgres import SKIP_REASON, PostgresDatabases, server_url
+from tests.postgres import scratch_database
 
 # Not UTC and with microseconds: the bind processors (UtcDateTime's, then SQLite's text
 # format) must both run.
@@ -142,14 +142,8 @@ async def test_an_error_not_the_databases_comes_out_as_it_is_without_the_postgre
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    server = server_url()
-    if server is None:
-        pytest.skip(SKIP_REASON)
-    databases = PostgresDatabases(server)
-    try:
-        yield databases.create("driver")
-    finally:
-        databases.drop_all()
+    with scratch_database("driver") as url:
+        yield url
 
 
 @pytest.fixture

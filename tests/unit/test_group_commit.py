@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from gateway.core.register import verify_chain
 from gateway.store.schema import register
 from gateway.store.store import Store
-from tests.postgres import SKIP_REASON, PostgresDatabases, server_url
+from tests.postgres import scratch_database
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -28,14 +28,8 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
         return
-    server = server_url()
-    if server is None:
-        pytest.skip(SKIP_REASON)
-    databases = PostgresDatabases(server)
-    try:
-        yield databases.create("group")
-    finally:
-        databases.drop_all()
+    with scratch_database("group") as database:
+        yield database
 
 
 async def append(store: Store, n: int, *, fail: bool = False) -> int:
