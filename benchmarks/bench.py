@@ -270,6 +270,36 @@ PROFILE = [
     "and 49 ms in the three rounds against a sequential p50 of 13-16 ms (the second round "
     "paused, as traced above).",
     "",
+    "PostgreSQL's p99 at 100/s, traced again (2026-12-07, a fourth machine, single runs "
+    "outside `make bench`): seven paced runs gave p50/p99 of 35/116, 39/107, 17/66, 23/75, "
+    "28/108, 54/129 and 25/63 ms against a sequential p50 of 15-18 ms (SQLite in the same "
+    "minutes: 16/38 against 12). A collector callback in both gateways: each runs five full "
+    "collections of 50-130 ms while it starts, all before `gateway serve` freezes what "
+    "start-up built (`gc.freeze`), and none after it over 13 ms; none of the slowest "
+    "messages fell on one (an earlier match of a slow commit with a collection was the "
+    "warm-up, before the measured window). A timer in the group committer: at 100/s a unit "
+    "holds the writer 1.2-1.9 ms (median; 4-11 ms at the 99th percentile) and waits 2-4 ms "
+    "for its commit, but in the slow runs the sender's batches stay at 10-16 units for "
+    "seconds. py-spy of the sender at 100/s: busy in 77 % of its samples (the submission "
+    "20 %, the delivery 20 %, of which recording the acknowledgement 11 %, the events feed "
+    "3 %). Idle, each gateway spends 14-17 ms of CPU per second; a read of the events feed "
+    "with nothing new costs the sender 2.5 ms (SQLite) to 3.2 ms (PostgreSQL), a quarter of "
+    "it SQLAlchemy building the query on every call, a tenth the head read, a sixth writing "
+    "the response, which is 0.5-0.6 ms per message at 100/s with 20 reads a second. So the "
+    "tail is the queue in front of a single-threaded sender 60-77 % busy on two cores it "
+    "shares with the receiver, the server and the load generator, not a pause: the ratio "
+    "needs less CPU per message on the sender, or a core of its own.",
+    "",
+    "What the two crypto targets would take, from the per-operation medians above (per "
+    "message): the native work is 686 us, so 0.6 allows 457 us for everything around it. The "
+    "steps that are the guarantees alone take more: the two safe parses 91, the envelope "
+    "schemas 54, the form's schema 28, verification's own checks and the canonical form 187, "
+    "parsing the signed bytes again (only what was signed is trusted) 76: 436 us, before the "
+    "form is written and parsed (83) or a header read. End to end, 0.7 of this run's crypto "
+    "floor is 459 msg/s, which on two cores leaves 4.4 ms of CPU per message for everything "
+    "on the machine; the two gateways alone spend 5.3 (3.2 + 2.1, unpaced), of which the "
+    "signing and parsing is 1.5, and the load generator runs beside them.",
+    "",
 ]
 
 
