@@ -362,8 +362,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     case = request.query.get("case")
     # The head first: every entry up to it is committed, so a short page means nothing of
     # interest lies between the last item and the head, and the cursor may jump there.
-    head, _ = await ctx.store.register.head()
-    entries = await ctx.store.register.case_events(after, limit, CASE_EVENTS, case=case, upto=head)
+    head, entries = await ctx.store.register.feed_page(after, limit, CASE_EVENTS, case=case)
     next_cursor = entries[-1].sequence if entries else after
     if len(entries) < limit:
         next_cursor = max(next_cursor, head)

@@ -582,3 +582,45 @@ async def test_art40_9_postgres_verification_names_the_same_fault_as_sqlite_mid_
         ),
     }[tamper]
     assert (on_sqlite[0] == "ok") if expected == "ok" else (on_sqlite[1:] == expected)
+
+
+async def _feed_page_checks(url: str) -> None:
+    store = await Store.open(url)
+    try:
+        async with store.transaction() as tx:
+            for n in range(5):
+                await tx.register.append(
+                    time=NOW, event="delivered", direction="out", peer="NL-DU", reference="R1"
+                )
+                # neither a case event nor of this case: never in the page, but the head moves
+                await tx.register.append(time=NOW, event="received", direction="in")
+                await tx.register.append(
+                    time=NOW, event="delivered", direction="out", peer="NL-DU", reference=f"X{n}"
+                )
+            await tx.register.append(time=NOW, event="received", direction="in")
+        head, _ = await store.register.head()
+        events = ["delivered"]
+        top, first = await store.register.feed_page(0, 2, events, case="R1")
+        assert top == head
+        assert [e.reference for e in first] == ["R1", "R1"]
+        top, rest = await store.register.feed_page(first[-1].sequence, 10, events, case="R1")
+        assert top == head and len(rest) == 3
+        assert [e.sequence for e in first + rest] == sorted(e.sequence for e in first + rest)
+        # the same entries as the query the message and case views make
+        assert first + rest == await store.register.case_events(0, 10, events, case="R1")
+        top, everything = await store.register.feed_page(0, 100, events)
+        assert len(everything) == 10 and everything[-1].sequence < top == head
+        assert await store.register.feed_page(0, 10, events, case="R2") == (head, [])
+    finally:
+        await store.close()
+
+
+async def test_the_events_feed_page_ends_at_the_head_it_read(tmp_path: Path) -> None:
+    """The events feed (one connection: the head, then the case's events up to it): pages
+    follow each other without gaps, the case filter holds, and the head is returned for the
+    cursor to jump to when a page comes short."""
+    await _feed_page_checks(sqlite_url(tmp_path))
+
+
+async def test_the_events_feed_page_ends_at_the_head_it_read_on_postgres(pg_url: str) -> None:
+    await _feed_page_checks(pg_url)
