@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
 from gateway.context import GatewayContext
 from gateway.core.acknowledgements import Refusal, refusal
 from gateway.core.conversations import outcome_of
 from gateway.core.forms import FORM_TYPES
-from gateway.core.policy import Reason, Rejection
+from gateway.core.policy import Header, Reason, Rejection
 from gateway.core.register import Event
 from gateway.service.cases import record_step
 from gateway.service.deadline_keeper import DeadlineKeeper
@@ -158,6 +159,9 @@ class Outcomes:
         reconciled: bool = False,
     ) -> None:
         state = "delivered" if ack.accepted else "refused"
+        # What the message says, read before the unit of work: units run one after another
+        # on the writer, and parsing there made every unit behind this one wait (issue 20).
+        sent = _sent(item) if ack.accepted else None
         async with self.ctx.store.transaction() as tx:
             # The outbox row is this delivery's claim. Gone means the outcome is recorded
             # already: by another node whose claim outlived ours (several nodes on one
@@ -181,8 +185,8 @@ class Outcomes:
             )
             outcome = "accepted" if ack.accepted else "refused"
             tx.after_commit(self.ctx.metrics.deliveries.labels(outcome=outcome).inc)
-            if ack.accepted:
-                await self._start_deadlines(tx, item, ack)
+            if sent is not None:
+                await self._start_deadlines(tx, item, sent, ack)
             await tx.register.append(
                 time=self.ctx.clock(),
                 event=Event.DELIVERED if ack.accepted else Event.REFUSED_BY_PEER,
@@ -205,14 +209,16 @@ class Outcomes:
             )
 
     async def _start_deadlines(
-        self, tx: Transaction, item: OutboxItem, ack: Acknowledgement
+        self,
+        tx: Transaction,
+        item: OutboxItem,
+        sent: tuple[Header, dict[str, Any]],
+        ack: Acknowledgement,
     ) -> None:
         """The message moves our case now that the receiver has it (a form that opens a case
         opened it when submitted), and its time limits run from the receipt time in the
         acknowledgement: on both sides the same step at the same instant."""
-        root = parse_trusted(item.signed_xml)
-        header = read_header(root)
-        _, form = form_from_element(read_form(root))
+        header, form = sent
         conv = await tx.conversations.get(header.case)
         if conv is None:
             return
@@ -305,3 +311,10 @@ class Outcomes:
             error=error,
             gave_up=give_up,
         )
+
+
+def _sent(item: OutboxItem) -> tuple[Header, dict[str, Any]]:
+    """The header and form of a message we signed and stored (trusted bytes)."""
+    root = parse_trusted(item.signed_xml)
+    _, form = form_from_element(read_form(root))
+    return read_header(root), form
