@@ -168,8 +168,10 @@ class GroupCommitter:
         self._batch: _Batch | None = None
         self._finishing: set[asyncio.Task[None]] = set()
         # The writer connection, kept from one batch to the next while units are waiting
-        # (under load batches follow each other); returned to the pool when idle.
+        # (under load batches follow each other); on SQLite returned to the pool when idle,
+        # on PostgreSQL kept (see _keep_or_close, and _open for one whose session ended).
         self._spare: DbConnection | None = None
+        self._keep_idle = engine.dialect.name == "postgresql"
         self.stats = GroupStats()
 
     @asynccontextmanager
@@ -230,8 +232,11 @@ class GroupCommitter:
         await self._keep_or_close(batch.conn)
 
     async def _keep_or_close(self, writer: DbConnection) -> None:
-        """Keep the writer connection for the next batch while units wait, else return it."""
-        if self._waiting():
+        """Keep the writer connection for the next batch while units wait, and on PostgreSQL
+        always (taking it from the pool again cost a checkout and a liveness check, one
+        round trip, per batch, which under light load is per unit; issue 20); else return
+        it to the pool."""
+        if self._waiting() or self._keep_idle:
             self._spare = writer
         else:
             with contextlib.suppress(Exception):
@@ -251,21 +256,36 @@ class GroupCommitter:
             await spare.close()
 
     async def _open(self) -> _Batch:
-        writer, self._spare = self._spare, None
-        if writer is None:
-            conn = await self._engine.connect()
-            writer = await conn.execution_options(**self._options)
+        kept, self._spare = self._spare, None
         try:
-            trans = await self._begin(writer)
+            writer, trans = await self._begin_on(kept or await self._connect())
+        except Exception:
+            if kept is None:
+                raise
+            # The writer kept since the last batch has lost its session (the server ended
+            # it or restarted): BEGIN did nothing, so the batch begins on a fresh connection
+            # from the pool, checked before use as every pooled one is, and its units see
+            # nothing of it.
+            writer, trans = await self._begin_on(await self._connect())
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batch = _Batch(writer, trans, done)
+        done.add_done_callback(batch._observe)
+        return batch
+
+    async def _connect(self) -> DbConnection:
+        conn = await self._engine.connect()
+        return await conn.execution_options(**self._options)
+
+    async def _begin_on(
+        self, writer: DbConnection
+    ) -> tuple[DbConnection, _Transaction | _PostgresTransaction]:
+        try:
+            return writer, await self._begin(writer)
         except BaseException:
             with contextlib.suppress(BaseException):
                 await writer.invalidate()
             await writer.close()
             raise
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        batch = _Batch(writer, trans, done)
-        done.add_done_callback(batch._observe)
-        return batch
 
     async def _acquire(self) -> None:
         if not self._busy and not self._queue:
