@@ -5,7 +5,6 @@ verifier, a case's events)."""
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -14,13 +13,9 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    Select,
-    and_,
     bindparam,
     func,
-    or_,
     select,
     update,
 )
@@ -43,8 +38,8 @@ from gateway.store.driver import Prepared
 from gateway.store.inline import DbConnection, DbEngine, InlineEngine
 from gateway.store.records import Checkpointer, PendingEntry, entry_of
 from gateway.store.repositories.base import Repository
+from gateway.store.repositories.feed import HEAD_ONLY, case_events_query
 from gateway.store.schema import (
-    conversations,
     messages,
     register,
     register_checkpoints,
@@ -268,57 +263,6 @@ async def _write_rows(conn: DbConnection, shared: dict[str, Any], driver: Any) -
         await _INSERT.defer_rows(conn, driver, rows)
 
 
-def _a_strangers_refusal() -> ColumnElement[bool]:
-    """A register row (joined with the case its reference names and the message its id
-    names) recording our refusal of a transmission from an authority that is a party of
-    neither."""
-    return and_(
-        register.c.event == Event.REJECTED.value,
-        register.c.direction == "in",
-        or_(
-            and_(
-                conversations.c.reference.is_not(None),
-                register.c.peer.is_distinct_from(conversations.c.requesting),
-                register.c.peer.is_distinct_from(conversations.c.requested),
-            ),
-            and_(
-                messages.c.message_id.is_not(None),
-                register.c.peer.is_distinct_from(messages.c.peer),
-            ),
-        ),
-    )
-
-
-_HEAD_ONLY = select(register_head.c.sequence, register_head.c.hash).where(register_head.c.id == 1)
-
-
-@functools.cache
-def _case_events_query(of_case: bool, of_message: bool) -> Select[Any]:
-    """The events feed's query (Register.case_events), built once for each of its four
-    shapes, its values bound at execution: building it on every read was a quarter of an
-    events-feed read's CPU (py-spy, issue 20), and a case system reads the feed all day."""
-    q = (
-        select(register)
-        .select_from(
-            register.outerjoin(
-                conversations, conversations.c.reference == register.c.reference
-            ).outerjoin(messages, messages.c.message_id == register.c.message_id)
-        )
-        .where(
-            register.c.sequence > bindparam("after"),
-            register.c.sequence <= bindparam("upto"),
-            register.c.event.in_(bindparam("events", expanding=True)),
-            register.c.reference.is_not(None),
-            ~_a_strangers_refusal(),
-        )
-    )
-    if of_case:
-        q = q.where(register.c.reference == bindparam("case"))
-    if of_message:
-        q = q.where(register.c.message_id == bindparam("message_id"))
-    return q.order_by(register.c.sequence).limit(bindparam("limit"))
-
-
 class Register(Repository):
     def __init__(
         self,
@@ -404,7 +348,7 @@ class Register(Repository):
 
     async def head(self) -> tuple[int, str]:
         async with self.connect() as conn:
-            row = (await conn.execute(_HEAD_ONLY)).one()
+            row = (await conn.execute(HEAD_ONLY)).one()
             return row.sequence, row.hash
 
     async def query(
@@ -575,7 +519,7 @@ class Register(Repository):
         reference names nor of the message its id names is left out: a case's and a
         message's events are their parties' events, and a third authority's attempt on them
         stays in the register (for auditors) but never reaches the case system's views."""
-        q = _case_events_query(case is not None, message_id is not None)
+        q = case_events_query(case is not None, message_id is not None)
         params: dict[str, Any] = {
             "after": after,
             "upto": upto if upto is not None else 2**62,
@@ -594,9 +538,9 @@ class Register(Repository):
         connection (one checkout and liveness check instead of two: the events feed's read,
         which a case system repeats all day). Every entry up to the head is committed, so a
         page shorter than `limit` means nothing of interest lies between it and the head."""
-        q = _case_events_query(case is not None, False)
+        q = case_events_query(case is not None, False)
         async with self.connect() as conn:
-            head = (await conn.execute(_HEAD_ONLY)).one()
+            head = (await conn.execute(HEAD_ONLY)).one()
             params = {"after": after, "upto": head.sequence, "events": list(events)}
             rows = await conn.execute(q, params | {"limit": limit, "case": case})
             return int(head.sequence), [entry_of(r) for r in rows]
