@@ -174,7 +174,7 @@ PROFILE = [
     "same two cores the run cannot pass about half of the floor even with the cores always "
     "busy.",
     "",
-    "The run above (2026-12-07 03:10-03:35) is on a third machine: its native floor is "
+    "The run of 2026-12-07 03:10-03:35 was on a third machine: its native floor was "
     "1,340-1,860 messages/s and its crypto floor 520-650, against 1,000-1,340 and 330-500 on "
     "the machine of the run before (2026-12-06 23:40-00:05) and 2,600-2,950 and 900-980 on "
     "the one before that, and the same code's throughput moves by a fifth between two runs. "
@@ -235,7 +235,7 @@ PROFILE = [
     "machine's drift is as large as the change. What it did to the ratios: PostgreSQL's gap "
     "is its round trips (above), which this does not touch, so PostgreSQL against SQLite "
     "went from about 0.79 (142 against 181 msg/s, two runs back to back before the change, "
-    "on this machine) to 0.67 in this run, not met; SQLite end to end against its crypto "
+    "on this machine) to 0.67 in that run, not met; SQLite end to end against its crypto "
     "floor rose (0.27 in those runs, 0.38 here), and SQLite's p99 at 100 msg/s came to 3.1 "
     "times its sequential p50 (rounds 58, 44 and 38 ms against 14-15). A py-spy of the "
     "PostgreSQL sender after the change: asyncpg's protocol code (binding, sending and "
@@ -243,7 +243,7 @@ PROFILE = [
     "what would close the gap is fewer round trips per unit (its writes sent together), as "
     "above.",
     "",
-    "Deferred writes on PostgreSQL (2026-12-07, the run above). A unit of work's writes "
+    "Deferred writes on PostgreSQL (2026-12-07, run 06:30-06:54). A unit of work's writes "
     "whose result it does not need (the message, its outbox row, a case, a time limit, a "
     "message's new state) now wait for its next statement and go in front of it as a "
     "data-modifying WITH, or together when the unit ends; a batch's register entries, the "
@@ -260,7 +260,7 @@ PROFILE = [
     "end, PostgreSQL unpaced, two pairs before/after the units' writes (msg/s): 180/176 and "
     "169/170, the server's CPU 1.73 -> 1.66 and 1.82 -> 1.74 ms per message: within the "
     "noise; after both, alternating with SQLite (msg/s, SQLite/PostgreSQL): 229/195 and "
-    "250/187, and in this run's medians 264/215 (0.82, met; the rounds 0.88, 0.75, 0.73). "
+    "250/187, and in that run's medians 264/215 (0.82, met; the rounds 0.88, 0.75, 0.73). "
     "The ratio is bounded by the CPU per message on two shared cores: SQLite's two gateways "
     "about 5.3 ms, PostgreSQL's about 4.9 plus the server's 1.4. The same change made the "
     "batch's BEGIN, SAVEPOINT, ROLLBACK and COMMIT go through the driver that turns "
@@ -295,9 +295,10 @@ PROFILE = [
     "steps that are the guarantees alone take more: the two safe parses 91, the envelope "
     "schemas 54, the form's schema 28, verification's own checks and the canonical form 187, "
     "parsing the signed bytes again (only what was signed is trusted) 76: 436 us, before the "
-    "form is written and parsed (83) or a header read. End to end, 0.7 of this run's crypto "
-    "floor is 459 msg/s, which on two cores leaves 4.4 ms of CPU per message for everything "
-    "on the machine; the two gateways alone spend 5.3 (3.2 + 2.1, unpaced), of which the "
+    "form is written and parsed (83) or a header read. End to end, 0.7 of the crypto floor "
+    "of the run of 06:30-06:54 (655 msg/s) is 459 msg/s, which on two cores leaves 4.4 ms "
+    "of CPU per message for everything on the machine; the two gateways alone spend 5.3 "
+    "(3.2 + 2.1, unpaced), of which the "
     "signing and parsing is 1.5, and the load generator runs beside them.",
     "",
 ]
