@@ -4,11 +4,14 @@ case system sees (Register.case_events, Register.feed_page), as statements built
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 
-from gateway.core.register import Event
+from gateway.core.register import Event, RegisterEntry
+from gateway.store.inline import DbConnection
+from gateway.store.records import entry_of
 from gateway.store.schema import conversations, messages, register, register_head
 
 
@@ -61,3 +64,25 @@ def case_events_query(of_case: bool, of_message: bool) -> Select[Any]:
     if of_message:
         q = q.where(register.c.message_id == bindparam("message_id"))
     return q.order_by(register.c.sequence).limit(bindparam("limit"))
+
+
+async def read_case_events(
+    conn: DbConnection,
+    after: int,
+    upto: int | None,
+    events: Sequence[str],
+    limit: int,
+    case: str | None,
+    message_id: str | None,
+) -> list[RegisterEntry]:
+    """Run the feed's query on `conn` (Register.case_events says which entries it gives)."""
+    q = case_events_query(case is not None, message_id is not None)
+    params = {
+        "after": after,
+        "upto": upto if upto is not None else 2**62,
+        "events": list(events),
+        "limit": limit,
+        "case": case,
+        "message_id": message_id,
+    }
+    return [entry_of(r) for r in await conn.execute(q, params)]

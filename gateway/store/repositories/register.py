@@ -12,13 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import (
-    Connection,
-    bindparam,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -38,7 +32,7 @@ from gateway.store.driver import Prepared
 from gateway.store.inline import DbConnection, DbEngine, InlineEngine
 from gateway.store.records import Checkpointer, PendingEntry, entry_of
 from gateway.store.repositories.base import Repository
-from gateway.store.repositories.feed import HEAD_ONLY, case_events_query
+from gateway.store.repositories.feed import HEAD_ONLY, read_case_events
 from gateway.store.schema import (
     messages,
     register,
@@ -519,17 +513,8 @@ class Register(Repository):
         reference names nor of the message its id names is left out: a case's and a
         message's events are their parties' events, and a third authority's attempt on them
         stays in the register (for auditors) but never reaches the case system's views."""
-        q = case_events_query(case is not None, message_id is not None)
-        params: dict[str, Any] = {
-            "after": after,
-            "upto": upto if upto is not None else 2**62,
-            "events": list(events),
-            "limit": limit,
-            "case": case,
-            "message_id": message_id,
-        }
         async with self.connect() as conn:
-            return [entry_of(r) for r in await conn.execute(q, params)]
+            return await read_case_events(conn, after, upto, events, limit, case, message_id)
 
     async def feed_page(
         self, after: int, limit: int, events: Sequence[str], *, case: str | None = None
@@ -538,12 +523,9 @@ class Register(Repository):
         connection (one checkout and liveness check instead of two: the events feed's read,
         which a case system repeats all day). Every entry up to the head is committed, so a
         page shorter than `limit` means nothing of interest lies between it and the head."""
-        q = case_events_query(case is not None, False)
         async with self.connect() as conn:
-            head = (await conn.execute(HEAD_ONLY)).one()
-            params = {"after": after, "upto": head.sequence, "events": list(events)}
-            rows = await conn.execute(q, params | {"limit": limit, "case": case})
-            return int(head.sequence), [entry_of(r) for r in rows]
+            head = int((await conn.execute(HEAD_ONLY)).one().sequence)
+            return head, await read_case_events(conn, after, head, events, limit, case, None)
 
     async def checkpoints(self) -> list[dict[str, Any]]:
         q = select(register_checkpoints).order_by(register_checkpoints.c.sequence)
